@@ -1,0 +1,109 @@
+"""Building replies with dnslib on the slow path: once per cache entry, never per hit."""
+from __future__ import annotations
+
+import random
+import struct
+from dataclasses import dataclass
+from typing import Optional
+
+from dnslib import QTYPE, RD, RR, SOA, DNSHeader, DNSLabel, DNSQuestion, DNSRecord, EDNS0, EDNSOption
+
+from .wire import KEY_CD, KEY_DO, KEY_EDNS, KEY_RD
+
+TYPE_HINFO = 13
+
+
+@dataclass
+class ClientQuery:
+    """The slow path's view of a query: dnslib's parse plus what the reply must mirror."""
+
+    msg: DNSRecord
+    name: str          # normalised: lower case, no trailing dot
+    qtype: int
+    qclass: int
+    edns: bool
+    do: bool
+    udp_size: int      # the client's advertised size (512 without EDNS)
+    edns_version: int
+
+    @classmethod
+    def parse(cls, data: bytes) -> "ClientQuery":
+        """dnslib parse; raises DNSError/ValueError/IndexError/struct.error on garbage."""
+        msg = DNSRecord.parse(data)
+        opts = [r for r in msg.ar if r.rtype == QTYPE.OPT]
+        q = msg.questions[0] if msg.questions else None
+        name = str(q.qname).rstrip(".").lower() if q else ""
+        if opts:
+            opt = opts[0]
+            return cls(msg, name, q.qtype if q else 0, q.qclass if q else 0, True, bool(opt.ttl & 0x8000),
+                       max(512, opt.rclass), (opt.ttl >> 16) & 0xFF)
+        return cls(msg, name, q.qtype if q else 0, q.qclass if q else 0, False, False, 512, 0)
+
+    @property
+    def key_flags(self) -> int:
+        h = self.msg.header
+        return (KEY_RD if h.rd else 0) | (KEY_CD if h.cd else 0) | (KEY_EDNS if self.edns else 0) | (
+            KEY_DO if self.do else 0)
+
+
+def reply_skeleton(cq: ClientQuery, rcode: int = 0, *, aa: bool = False) -> DNSRecord:
+    """A reply header mirroring the client's ID, RD, CD and question."""
+    h = cq.msg.header
+    out = DNSRecord(DNSHeader(id=h.id, qr=1, aa=int(aa), rd=h.rd, ra=1, cd=h.cd, rcode=rcode & 0x0F),
+                    questions=list(cq.msg.questions))
+    return out
+
+
+def finish(out: DNSRecord, cq: ClientQuery, edns_size: int, ede: Optional[tuple[int, str]] = None,
+           ext_rcode: int = 0) -> bytes:
+    """Add our OPT (if the client sent one) and pack."""
+    if cq.edns:
+        opts = [EDNSOption(15, struct.pack(">H", ede[0]) + ede[1].encode("utf-8")[:200])] if ede else []
+        out.add_ar(EDNS0(udp_len=edns_size, flags="do" if cq.do else "", ext_rcode=ext_rcode, opts=opts))
+    return out.pack()
+
+
+def upstream_query(name_wire: bytes, qtype: int, qclass: int, *, do: bool, cd: bool, edns_size: int) -> bytes:
+    """A fresh query for the upstreams: random ID, RD, our EDNS size, the client's DO and CD."""
+    header = struct.pack(">HBBHHHH", random.getrandbits(16), 0x01, 0x10 if cd else 0x00, 1, 0, 0, 1)
+    opt = b"\x00\x00\x29" + struct.pack(">HBBHH", edns_size, 0, 0, 0x8000 if do else 0, 0)
+    return header + name_wire + struct.pack(">HH", qtype, qclass) + opt
+
+
+def rfc8482_any(cq: ClientQuery, edns_size: int) -> bytes:
+    """RFC 8482: answer ANY with one synthesized HINFO instead of everything we know."""
+    out = reply_skeleton(cq)
+    out.add_answer(RR(cq.msg.q.qname, TYPE_HINFO, rdata=RD(b"\x07RFC8482\x00"), ttl=3600))
+    return finish(out, cq, edns_size)
+
+
+def local_answer(cq: ClientQuery, rrs: list[RR], edns_size: int, soa_name: str) -> bytes:
+    """Authoritative answer for a local name; empty ``rrs`` gives NODATA with an SOA."""
+    out = reply_skeleton(cq, aa=True)
+    for rr in rrs:
+        rr = RR(rr.rname, rr.rtype, rclass=rr.rclass, ttl=rr.ttl, rdata=rr.rdata)
+        if str(rr.rname).rstrip(".").lower() == cq.name:
+            rr.rname = cq.msg.q.qname  # keep the client's spelling
+        out.add_answer(rr)
+    if not rrs:
+        out.add_auth(local_soa(soa_name))
+    return finish(out, cq, edns_size)
+
+
+def local_soa(name: str, ttl: int = 60) -> RR:
+    return RR(DNSLabel(name), QTYPE.SOA, ttl=ttl,
+              rdata=SOA(DNSLabel("hearth."), DNSLabel("hostmaster.hearth."), (1, 3600, 600, 86400, ttl)))
+
+
+def summarise(rrs: list[RR], limit: int = 3) -> str:
+    """A short text of the answers for the query log: ``A 192.0.2.1, CNAME x.example``."""
+    parts = []
+    for rr in rrs[:limit]:
+        try:
+            rdata = rr.rdata.toZone() if hasattr(rr.rdata, "toZone") else str(rr.rdata)
+        except Exception:  # an odd rdata must not stop logging
+            rdata = "?"
+        parts.append(f"{QTYPE.get(rr.rtype, rr.rtype)} {rdata}"[:120])
+    if len(rrs) > limit:
+        parts.append(f"+{len(rrs) - limit}")
+    return ", ".join(parts)

@@ -1,0 +1,177 @@
+"""The `hearth` command."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Optional
+
+from . import __version__
+from .config import ConfigError, config_path, load_config
+
+log = logging.getLogger("hearth")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _load(args: argparse.Namespace):
+    """The config for a daemon command; prints the problems and exits 2 when it is broken."""
+    path = config_path(args.config)
+    try:
+        return load_config(path), path
+    except ConfigError as exc:
+        print(f"hearth: refusing to start, the configuration has errors:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = args.file or config_path(args.config)
+    if path is None:
+        print("hearth check-config: give a FILE (or --config / $HEARTH_CONFIG)", file=sys.stderr)
+        return 2
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        print(exc)
+        return 1
+    print("ok")
+    return 0
+
+
+def cmd_dns(args: argparse.Namespace) -> int:
+    config, path = _load(args)
+    _setup_logging(config.log_level)
+    from .engine import run_engine
+
+    return run_engine(config, path)
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    config, _path = _load(args)
+    _setup_logging(config.log_level)
+    from webui import serve
+
+    log.info("web UI on http://%s/", config.web.listen)
+    return serve(config)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config, path = _load(args)
+    _setup_logging(config.log_level)
+    from .supervisor import Child, Supervisor, child_argv
+
+    children = [Child("dns engine", child_argv("dns", path))]
+    if config.web.enabled:
+        children.append(Child("web ui", child_argv("web", path)))
+    return Supervisor(children).run()
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    config, _path = _load(args)
+    from .control import call
+
+    try:
+        reply = call(config.control_socket, "stats")
+    except OSError as exc:
+        print(f"hearth stats: the DNS engine is not running (no answer on {config.control_socket}: {exc})",
+              file=sys.stderr)
+        return 1
+    stats = reply["stats"]
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    for key, value in stats.items():
+        if key == "upstreams":
+            for u in value:
+                print(f"upstream {u['url']}: {'up' if u.get('healthy') else 'DOWN'}, {u.get('queries', 0)} queries, "
+                      f"{u.get('errors', 0)} errors, ewma {u.get('ewma_ms') or 0:.1f} ms"
+                      + (f", last error: {u['last_error']}" if u.get("last_error") else ""))
+        elif key == "latency_histogram":
+            print("latency (slow path): " + ", ".join(f"{k} {v}" for k, v in value.items()))
+        else:
+            print(f"{key}: {value}")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    config, _path = _load(args)
+    from .control import call
+
+    try:
+        reply = call(config.control_socket, "reload")
+    except OSError as exc:
+        print(f"hearth reload: the DNS engine is not running ({exc})", file=sys.stderr)
+        return 1
+    print(reply.get("message", ""))
+    return 0 if reply.get("ok") else 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from . import config as cfg
+
+    text = cfg.reference() if args.what == "reference" else cfg.example()
+    if args.write:
+        with open(args.write, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_version(_args: argparse.Namespace) -> int:
+    print(f"hearth {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", metavar="FILE",
+                        help="configuration file (default: $HEARTH_CONFIG, else embedded defaults)")
+    parser = argparse.ArgumentParser(prog="hearth", description="Hearth parental-filter DNS appliance",
+                                     parents=[common])
+    # Sub-commands take -c too; SUPPRESS keeps their default from hiding a -c given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="configuration file (default: $HEARTH_CONFIG, else embedded defaults)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
+        p.set_defaults(func=func)
+        return p
+
+    add("run", cmd_run, "run the DNS engine and the web UI, supervised (restarted if they crash)")
+    add("dns", cmd_dns, "run the DNS engine alone")
+    add("web", cmd_web, "run the web UI alone")
+    p = add("check-config", cmd_check_config, "check a configuration file: prints ok, or FILE:LINE: key: problem")
+    p.add_argument("file", nargs="?", metavar="FILE")
+    p = add("stats", cmd_stats, "show the running engine's counters")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add("reload", cmd_reload, "make the running engine re-read its configuration (like SIGHUP)")
+    p = add("config", cmd_config, "print the configuration reference or a commented example file")
+    p.add_argument("what", choices=("reference", "example"))
+    p.add_argument("--write", metavar="FILE", help="write to FILE instead of standard output")
+    add("version", cmd_version, "print the version")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""The engine's local control socket: ``stats``, ``reload``, ``ping`` as one JSON line each.
+
+A Unix socket in ``data_dir`` (mode 0660), so only the appliance's own user
+and admins reach it; the CLI (`hearth stats`) and the web UI process use it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from typing import Any, Optional
+
+log = logging.getLogger("hearth.control")
+
+
+class ControlServer:
+    def __init__(self, engine: Any):
+        self.engine = engine
+        self.server: Optional[asyncio.AbstractServer] = None
+        self.path = ""
+
+    async def start(self, path: str) -> None:
+        self.path = path
+        if len(path.encode()) > 100:  # AF_UNIX path limit: run without the socket rather than fail
+            log.warning("control socket path too long, `hearth stats` will not work: %s", path)
+            return
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self.server = await asyncio.start_unix_server(self._serve, path=path)
+        os.chmod(path, 0o660)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5)
+            command = line.decode("utf-8", "replace").strip()
+            if command == "stats":
+                reply: dict = {"ok": True, "stats": self.engine.snapshot()}
+            elif command == "reload":
+                ok, message = await self.engine.reload()
+                reply = {"ok": ok, "message": message}
+            elif command == "ping":
+                reply = {"ok": True, "pid": os.getpid()}
+            else:
+                reply = {"ok": False, "message": f"unknown command {command!r}"}
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def call(path: str, command: str, timeout: float = 5.0) -> dict:
+    """Send one command to a running engine (blocking client for the CLI)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(command.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)

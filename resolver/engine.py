@@ -1,0 +1,258 @@
+"""The DNS engine process: builds the stages from config, owns sockets, jobs, signals and reloads."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from typing import Optional
+
+from .access import ClientAccess
+from .cache import AnswerCache
+from .config import Config, ConfigError, load_config
+from .control import ControlServer
+from .dnsconfig import parse_listen
+from .listener import Listeners
+from .localrecords import LocalZone
+from .pipeline import Pipeline
+from .querylog import QueryLog
+from .stats import Stats
+from .store_sqlite import open_store
+from .upstream import UpstreamPool
+
+log = logging.getLogger("hearth.engine")
+
+
+def build_pool(cfg: Config) -> UpstreamPool:
+    d = cfg.dns
+    return UpstreamPool(d.upstreams, strategy=d.upstream_strategy, timeout=d.upstream_timeout,
+                        attempts=d.upstream_attempts, ca_file=d.upstream_ca_file or None,
+                        health_interval=d.health_check_interval)
+
+
+def _pool_settings(cfg: Config) -> tuple:
+    d = cfg.dns
+    return (tuple(d.upstreams), d.upstream_strategy, d.upstream_timeout, d.upstream_attempts, d.upstream_ca_file,
+            d.health_check_interval)
+
+
+class Engine:
+    def __init__(self, config: Config, config_file: Optional[str]):
+        self.config = config
+        self.config_file = config_file
+        self.stats = Stats()
+        os.makedirs(config.data_dir, exist_ok=True)
+        store = open_store(config.data_dir)  # migrate now, so a broken store stops start-up loudly
+        store.close()
+        self.querylog = QueryLog(config.querylog, lambda: open_store(config.data_dir))
+        self.pool = build_pool(config)
+        self.cache = AnswerCache(config.cache)
+        self.pipeline = Pipeline(
+            access=ClientAccess(config.dns.allow_clients, config.dns.rate_limit),
+            cache=self.cache,
+            local=LocalZone(config.local_records),
+            upstreams=self.pool,
+            querylog=self.querylog,
+            stats=self.stats,
+            edns_size=config.dns.edns_udp_size,
+            max_pending=config.dns.max_pending,
+        )
+        self.listeners = Listeners(self.pipeline, self.stats, idle_timeout=config.dns.tcp_idle_timeout,
+                                   max_connections=config.dns.tcp_max_connections)
+        self.control = ControlServer(self)
+        self.scheduler = None
+        self._stopping: Optional[asyncio.Event] = None
+        self._background: list[asyncio.Task] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._stopping = asyncio.Event()
+        await self.pool.start()
+        for text in self.config.dns.listen:
+            host, port = parse_listen(text)
+            await self.listeners.open(host, port)
+        self._background.append(asyncio.ensure_future(self.querylog.run()))
+        await self.control.start(self.config.control_socket)
+        self._start_scheduler()
+        self._write_state()
+        self._log_settings()
+        log.info("Hearth DNS ready on %s", ", ".join(_fmt(a) for a in self.listeners.addresses))
+        _sd_notify("READY=1")
+
+    def _start_scheduler(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.scheduler = AsyncIOScheduler(timezone=self.config.timezone)
+        self.scheduler.add_job(self.purge_query_log, "interval", hours=6, id="querylog-retention",
+                               next_run_time=_soon(60))
+        self.scheduler.add_job(self.cache.expire_stale, "interval", minutes=10, id="cache-expire-stale")
+        self.scheduler.start()
+
+    async def purge_query_log(self) -> int:
+        cutoff = time.time() - self.config.querylog.retention
+        n = await asyncio.get_running_loop().run_in_executor(None, self.querylog.purge, cutoff)
+        if n:
+            log.info("query log: deleted %d entries older than %s", n, time.strftime("%Y-%m-%d %H:%M",
+                                                                                    time.localtime(cutoff)))
+        return n
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop), (signal.SIGHUP, self._on_hup)):
+            try:
+                loop.add_signal_handler(sig, handler)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await self.start()
+        await self._stopping.wait()
+        await self.shutdown()
+
+    def stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+
+    def _on_hup(self) -> None:
+        asyncio.ensure_future(self.reload())
+
+    async def shutdown(self) -> None:
+        log.info("stopping")
+        _sd_notify("STOPPING=1")
+        await self.listeners.close()
+        await self.pipeline.drain(timeout=1.0)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        await self.control.close()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.pool.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.querylog.close)
+        try:
+            os.unlink(self._state_path())
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------ reload
+
+    async def reload(self) -> tuple[bool, str]:
+        """Re-read the config file and apply it without closing sockets that stay."""
+        try:
+            new = load_config(self.config_file)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config:\n%s", exc)
+            return False, str(exc)
+        old, p = self.config, self.pipeline
+        logging.getLogger().setLevel(new.log_level.upper())
+        p.access = ClientAccess(new.dns.allow_clients, new.dns.rate_limit)
+        p.local = LocalZone(new.local_records)
+        p.edns_size = new.dns.edns_udp_size
+        p.max_pending = new.dns.max_pending
+        self.cache.config = new.cache
+        self.cache.purge(lambda _k, e: e.synthesized)
+        self.querylog.config = new.querylog
+        if _pool_settings(new) != _pool_settings(old):
+            old_pool, self.pool = self.pool, build_pool(new)
+            await self.pool.start()
+            p.upstreams = self.pool
+            grace = old.dns.upstream_timeout * old.dns.upstream_attempts + 1
+            asyncio.get_running_loop().call_later(grace, lambda: asyncio.ensure_future(old_pool.close()))
+        tcp = self.listeners.tcp
+        tcp.idle_timeout, tcp.max_connections = new.dns.tcp_idle_timeout, new.dns.tcp_max_connections
+        wanted = [parse_listen(t) for t in new.dns.listen]
+        for addr in self.listeners.addresses:
+            if addr not in wanted and not (addr[0], 0) in wanted:
+                await self.listeners.close(addr)
+        for host, port in wanted:
+            if port == 0 and any(a[0] == host for a in self.listeners.addresses):
+                continue
+            if (host, port) not in self.listeners.addresses:
+                try:
+                    await self.listeners.open(host, port)
+                except OSError as exc:
+                    log.error("reload: cannot listen on %s: %s", _fmt((host, port)), exc)
+        self.config = new
+        self._write_state()
+        log.info("configuration reloaded from %s", self.config_file or "embedded defaults")
+        return True, "reloaded"
+
+    # ------------------------------------------------------------ state
+
+    def _state_path(self) -> str:
+        return os.path.join(self.config.data_dir, "engine.json")
+
+    def _write_state(self) -> None:
+        """Bound addresses and pid, for `hearth stats` and tests that listen on port 0."""
+        state = {"pid": os.getpid(), "dns": [_fmt(a) for a in self.listeners.addresses],
+                 "control": self.config.control_socket, "started": self.stats.started}
+        tmp = self._state_path() + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(state, fh)
+        os.replace(tmp, self._state_path())
+
+    def snapshot(self) -> dict:
+        out = self.stats.snapshot()
+        out["cache_entries"] = len(self.cache)
+        out["cache_evictions"] = self.cache.evictions
+        out["pending"] = self.pipeline.pending
+        out["querylog_written"] = self.querylog.written
+        out["querylog_dropped"] = self.querylog.dropped
+        out["querylog_write_errors"] = self.querylog.write_errors
+        out["upstreams"] = self.pool.status()
+        return out
+
+    def _log_settings(self) -> None:
+        c = self.config
+        log.info("config: %s", self.config_file or "embedded defaults")
+        log.info("upstreams (%s): %s; timeout %.2gs x %d attempts", c.dns.upstream_strategy,
+                 ", ".join(c.dns.upstreams), c.dns.upstream_timeout, c.dns.upstream_attempts)
+        log.info("clients allowed: %s; rate limit: %s", ", ".join(c.dns.allow_clients),
+                 f"{c.dns.rate_limit.qps:g}/s burst {c.dns.rate_limit.burst}" if c.dns.rate_limit.qps else "off")
+        log.info("cache: %d entries, ttl %g..%gs, serve-stale %s, prefetch %s", c.cache.size, c.cache.min_ttl,
+                 c.cache.max_ttl, f"{c.cache.serve_stale:g}s" if c.cache.serve_stale else "off",
+                 "on" if c.cache.prefetch else "off")
+        log.info("local records: %d; query log: %s (kept %gd)", len(c.local_records),
+                 "on" if c.querylog.enabled else "off", c.querylog.retention / 86400)
+
+
+def _fmt(addr: tuple[str, int]) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def _soon(seconds: float):
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+
+
+def _sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) without depending on python-systemd."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    import socket
+
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(message.encode(), path)
+    except OSError:
+        pass
+
+
+def run_engine(config: Config, config_file: Optional[str]) -> int:
+    """Entry point of `hearth dns`: run until SIGTERM/SIGINT."""
+    engine = Engine(config, config_file)
+    try:
+        import uvloop  # optional extra: about twice the packet rate of the default loop
+
+        runner = uvloop.run
+        log.info("event loop: uvloop %s", uvloop.__version__)
+    except ImportError:
+        runner = asyncio.run
+        log.info("event loop: asyncio (install hearth-dns[fast] for uvloop)")
+    runner(engine.run_forever())
+    return 0

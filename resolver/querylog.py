@@ -1,0 +1,113 @@
+"""The query log: a bounded ring buffer on the hot path, written to the store in batches.
+
+Appending is one tuple into a ``deque``; a background task hands batches to a
+single writer thread. A locked or slow store therefore never delays an
+answer: the ring keeps the newest entries, the oldest are dropped and counted.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+from .configspec import option
+from .store import QueryRow, Store
+from .wire import key_name, key_qtype
+
+log = logging.getLogger("hearth.querylog")
+
+
+@dataclass(frozen=True)
+class QueryLogConfig:
+    enabled: bool = option(True, "Keep a log of answered queries in the store (for the UI and reports).")
+    buffer_size: int = option(20000, "Entries held in memory while waiting to be written; when the store "
+                              "falls behind, the oldest are dropped (and counted).", minimum=100)
+    flush_interval: float = option(1.0, "How often buffered entries are written.", duration=True, minimum=0.05)
+    batch_size: int = option(5000, "Most entries written in one transaction.", minimum=1)
+    retention: float = option(7 * 86400, "Entries older than this are deleted (daily job).", duration=True,
+                              minimum=3600)
+
+
+# (ts, client, key-or-(name, qtype), rcode, answer, upstream, latency_ms, cached, reason)
+Entry = tuple
+
+
+class QueryLog:
+    def __init__(self, config: QueryLogConfig, store_factory: Optional[Callable[[], Store]]):
+        self.config = config
+        self.ring: deque[Entry] = deque(maxlen=config.buffer_size)
+        self.dropped = 0
+        self.written = 0
+        self.write_errors = 0
+        self._store_factory = store_factory
+        self._store: Optional[Store] = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog")
+        self._busy = False
+
+    def record(self, client: str, question: Union[bytes, tuple[str, int]], rcode: int, answer: str,
+               upstream: str, latency_ms: float, cached: bool, reason: Optional[str]) -> None:
+        """Hot path: one append. ``question`` is a cache key (bytes) or (name, qtype)."""
+        if not self.config.enabled:
+            return
+        ring = self.ring
+        if len(ring) == ring.maxlen:
+            self.dropped += 1
+        ring.append((time.time(), client, question, rcode, answer, upstream, latency_ms, cached, reason))
+
+    async def run(self) -> None:
+        """Flush forever (cancel to stop; :meth:`close` writes what is left)."""
+        while True:
+            await asyncio.sleep(self.config.flush_interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._busy or not self.ring or self._store_factory is None:
+            return
+        batch = self._take()
+        self._busy = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._write, batch)
+        finally:
+            self._busy = False
+
+    def _take(self) -> list[Entry]:
+        ring, n = self.ring, min(len(self.ring), self.config.batch_size)
+        return [ring.popleft() for _ in range(n)]
+
+    def _write(self, batch: list[Entry]) -> None:
+        rows = []
+        for ts, client, q, rcode, answer, upstream, latency, cached, reason in batch:
+            if isinstance(q, bytes):
+                name, qtype = key_name(q), key_qtype(q)
+            else:
+                name, qtype = q
+            rows.append(QueryRow(ts, client, name, qtype, rcode, answer, upstream, round(latency, 3), cached, reason))
+        try:
+            if self._store is None:
+                self._store = self._store_factory()
+            self._store.add_queries(rows)
+            self.written += len(rows)
+        except Exception as exc:  # locked, disk full, …: answers go on, the batch is counted lost
+            self.write_errors += 1
+            self.dropped += len(rows)
+            log.warning("query log: could not write %d entries: %s", len(rows), exc)
+
+    def purge(self, older_than: float) -> int:
+        """Delete old entries (runs in the writer thread via the scheduler)."""
+        if self._store is None and self._store_factory is not None:
+            self._store = self._store_factory()
+        return self._store.purge_queries(older_than) if self._store else 0
+
+    def close(self) -> None:
+        """Write whatever is buffered, then release the store."""
+        self._pool.shutdown(wait=True)
+        if self._store_factory is not None:
+            while self.ring:
+                self._write(self._take())
+        if self._store is not None:
+            self._store.close()
+            self._store = None

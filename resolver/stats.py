@@ -1,0 +1,43 @@
+"""Engine counters: plain attributes bumped on the hot path, read as a snapshot."""
+from __future__ import annotations
+
+import bisect
+import time
+
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+class Stats:
+    """Counters since the engine started. Cache hits are answered in microseconds and are
+    counted in ``cache_hits``; the histogram covers queries that took the slow path."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.queries = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.stale_answers = 0
+        self.prefetches = 0
+        self.local_answers = 0
+        self.upstream_queries = 0
+        self.upstream_errors = 0
+        self.servfail = 0
+        self.formerr = 0
+        self.refused = 0
+        self.rate_limited = 0
+        self.dropped = 0
+        self.tcp_connections = 0
+        self.tcp_rejected = 0
+        self.latency = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+
+    def observe_latency(self, ms: float) -> None:
+        self.latency[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
+
+    def snapshot(self) -> dict:
+        out = {k: v for k, v in vars(self).items() if isinstance(v, int) and not isinstance(v, bool)}
+        out["uptime_s"] = round(time.time() - self.started, 1)
+        labels = [f"<={b}ms" for b in LATENCY_BUCKETS_MS] + [f">{LATENCY_BUCKETS_MS[-1]}ms"]
+        out["latency_histogram"] = dict(zip(labels, self.latency))
+        answered = self.cache_hits + self.cache_misses
+        out["cache_hit_ratio"] = round(self.cache_hits / answered, 4) if answered else 0.0
+        return out

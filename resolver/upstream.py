@@ -1,0 +1,344 @@
+"""Upstream pool: forward one DNS query (wire bytes) to the configured resolvers.
+
+Upstreams are URLs: ``udp://``, ``tcp://``, ``tls://`` (DNS-over-TLS) and ``https://``
+(DNS-over-HTTPS, RFC 8484). There is no bootstrap resolver, so every upstream names an IP
+address to connect to; see ``parse_upstream``. The transports live in
+``resolver.upstream_transports``; this module owns the choice of upstream (failover or fastest),
+attempts and time-outs, and health.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import random
+import re
+import ssl
+import struct
+from dataclasses import dataclass
+
+from .upstream_transports import (
+    DoHTransport,
+    ProtocolError,
+    QKey,
+    StreamTransport,
+    UDPTransport,
+    question_key,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORTS = {"udp": 53, "tcp": 53, "tls": 853, "https": 443}
+STRATEGIES = ("failover", "fastest")
+EWMA_ALPHA = 0.3
+_SERVFAIL, _REFUSED = 2, 5
+_HOSTNAME = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*$")
+
+
+class UpstreamError(Exception):
+    """Every attempt at every upstream failed or timed out; the message says why."""
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """One parsed upstream URL."""
+
+    url: str               # as configured
+    scheme: str            # "udp" | "tcp" | "tls" | "https"
+    host: str              # IP address to connect to
+    port: int
+    tls_name: str | None   # name the certificate must match (tls, https); None = the IP
+    path: str              # https request path, "" for the others
+
+
+def _ip(text: str) -> str | None:
+    """Normalised IP literal, or None if ``text`` is not one."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _split_netloc(netloc: str, default_port: int) -> tuple[str, int]:
+    if netloc.startswith("["):
+        end = netloc.find("]")
+        if end < 0:
+            raise ValueError(f"missing ']' in {netloc!r}")
+        host, tail = netloc[1:end], netloc[end + 1:]
+        if tail and tail[0] != ":":
+            raise ValueError(f"bad host {netloc!r}")
+        port = tail[1:] if tail else None
+        if ":" not in host or _ip(host) is None:
+            raise ValueError(f"bad IPv6 address {host!r}")
+    elif netloc.count(":") > 1:  # bare IPv6 literal, no port
+        host, port = netloc, None
+    else:
+        host, sep, port = netloc.partition(":")
+        port = port if sep else None
+    if not host:
+        raise ValueError("missing host")
+    if port is None:
+        return host, default_port
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"bad port {port!r}")
+    return host, int(port)
+
+
+def parse_upstream(url: str) -> UpstreamSpec:
+    """Parse an upstream URL; raise ValueError with a short reason if it is unusable.
+
+    ``1.2.3.4``, ``1.2.3.4:5353``, ``udp://[::1]:5399``, ``tcp://9.9.9.9``,
+    ``tls://1.1.1.1#cloudflare-dns.com`` (certificate name after '#', else the IP is checked),
+    ``https://1.1.1.1/dns-query``, ``https://dns.example/dns-query#192.0.2.1`` (host name for
+    TLS and HTTP, bootstrap IP after '#'). A path-less https URL uses ``/dns-query``.
+    """
+    raw = url.strip()
+    if not raw:
+        raise ValueError("empty upstream URL")
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = "udp", raw
+    scheme = scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(f"unsupported scheme {scheme!r} (use udp://, tcp://, tls:// or https://)")
+    rest, hashmark, frag = rest.partition("#")
+    frag = frag.strip()
+    if hashmark and not frag:
+        raise ValueError("nothing after '#'")
+    netloc, slash, path = rest.partition("/")
+    path = slash + path
+    if "@" in netloc:
+        raise ValueError("user names in upstream URLs are not supported")
+    host, port = _split_netloc(netloc, DEFAULT_PORTS[scheme])
+    ip = _ip(host)
+
+    if scheme != "https":
+        if path not in ("", "/"):
+            raise ValueError(f"a path is only allowed for https:// (got {path!r})")
+        if ip is None:
+            raise ValueError(f"{scheme}:// needs an IP address, not the host name {host!r} "
+                             "(there is no bootstrap resolver)")
+        tls_name = None
+        if frag:
+            if scheme != "tls":
+                raise ValueError(f"'#{frag}' (certificate name) is only for tls:// and https://")
+            tls_name = _ip(frag) or _hostname(frag)
+        return UpstreamSpec(raw, scheme, ip, port, tls_name, "")
+
+    path = path or "/dns-query"
+    if ip is not None:
+        if frag:
+            raise ValueError(f"'#{frag}' (bootstrap address) is only needed when the URL "
+                             "names a host, not an IP address")
+        return UpstreamSpec(raw, scheme, ip, port, ip, path)
+    name = _hostname(host)
+    if not frag:
+        raise ValueError(f"https:// with the host name {host!r} needs its IP address after '#', "
+                         f"e.g. https://{host}{path}#192.0.2.1 (there is no bootstrap resolver)")
+    boot = _ip(frag[1:-1] if frag.startswith("[") and frag.endswith("]") else frag)
+    if boot is None:
+        raise ValueError(f"bootstrap address {frag!r} is not an IP address")
+    return UpstreamSpec(raw, scheme, boot, port, name, path)
+
+
+def _hostname(text: str) -> str:
+    name = text.lower().rstrip(".")
+    if len(name) > 253 or not _HOSTNAME.match(name):
+        raise ValueError(f"bad host name {text!r}")
+    return name
+
+
+def _ssl_context(ca_file: str | None, alpn: list[str] | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()  # system CAs, hostname checking, TLS >= 1.2
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"TLS certificate check failed: {e.verify_message or e}"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, asyncio.IncompleteReadError):
+        return "connection closed by upstream"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    if isinstance(e, (ProtocolError, ConnectionError)) and str(e):
+        return str(e)
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+class _Upstream:
+    __slots__ = ("spec", "index", "transport", "tcp", "healthy", "ewma", "queries", "errors",
+                 "last_error")
+
+    def __init__(self, spec: UpstreamSpec, index: int, transport, tcp) -> None:
+        self.spec, self.index, self.transport, self.tcp = spec, index, transport, tcp
+        self.healthy = True
+        self.ewma: float | None = None  # ms
+        self.queries = self.errors = 0
+        self.last_error: str | None = None
+
+
+class UpstreamPool:
+    """Forwards queries to a list of upstreams with failover or fastest-first selection."""
+
+    def __init__(self, urls: list[str], *, strategy: str = "failover", timeout: float = 2.0,
+                 attempts: int = 3, ca_file: str | None = None,
+                 health_interval: float = 10.0) -> None:
+        if not urls:
+            raise ValueError("at least one upstream is needed")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r} (use failover or fastest)")
+        if timeout <= 0 or attempts < 1 or health_interval <= 0:
+            raise ValueError("timeout and health_interval must be > 0 and attempts >= 1")
+        self.strategy, self.timeout, self.attempts = strategy, timeout, attempts
+        self.health_interval = health_interval
+        self._ca_file = ca_file
+        self._ctx: dict[str, ssl.SSLContext] = {}
+        self._ups = [self._build(parse_upstream(u), i) for i, u in enumerate(urls)]
+        self._health: asyncio.Task | None = None
+        self._closed = False
+
+    def _context(self, scheme: str) -> ssl.SSLContext:
+        if scheme not in self._ctx:
+            self._ctx[scheme] = _ssl_context(self._ca_file, ["http/1.1"] if scheme == "https" else None)
+        return self._ctx[scheme]
+
+    def _build(self, s: UpstreamSpec, index: int) -> _Upstream:
+        if s.scheme == "udp":  # the TCP transport is for truncated (TC) replies
+            return _Upstream(s, index, UDPTransport(s.host, s.port), StreamTransport(s.host, s.port))
+        if s.scheme == "tcp":
+            return _Upstream(s, index, StreamTransport(s.host, s.port), None)
+        if s.scheme == "tls":
+            t = StreamTransport(s.host, s.port, self._context("tls"), s.tls_name or s.host)
+            return _Upstream(s, index, t, None)
+        t = DoHTransport(s.host, s.port, self._context("https"), s.tls_name or s.host, s.path)
+        return _Upstream(s, index, t, None)
+
+    @property
+    def specs(self) -> list[UpstreamSpec]:
+        return [u.spec for u in self._ups]
+
+    async def start(self) -> None:
+        """Start the background health checks (idempotent)."""
+        if self._health is None and not self._closed:
+            self._health = asyncio.get_running_loop().create_task(
+                self._health_loop(), name="hearth-upstream-health")
+
+    async def close(self) -> None:
+        """Stop health checks and close every socket; in-flight queries fail."""
+        self._closed = True
+        task, self._health = self._health, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+        for u in self._ups:
+            await u.transport.close()
+            if u.tcp is not None:
+                await u.tcp.close()
+
+    def _order(self) -> list[_Upstream]:
+        """Healthy upstreams first (configured order, or lowest EWMA for fastest), then the
+        unhealthy ones in the same order: a query is never refused for lack of a healthy one."""
+        if self.strategy == "fastest":
+            return sorted(self._ups, key=lambda u: (not u.healthy, u.ewma or 0.0, u.index))
+        return sorted(self._ups, key=lambda u: (not u.healthy, u.index))
+
+    async def _exchange(self, u: _Upstream, packet: bytes, key: QKey) -> bytes:
+        reply = await u.transport.exchange(packet, key)
+        if u.tcp is not None and reply[2] & 0x02:  # TC over UDP: ask again over TCP
+            reply = await u.tcp.exchange(packet, key)
+        return reply
+
+    async def query(self, packet: bytes) -> tuple[bytes, str]:
+        """Send ``packet`` (a DNS query with its ID set) and return (reply, upstream URL).
+
+        At most ``attempts`` tries, each bounded by ``timeout``; SERVFAIL and REFUSED count as
+        failures. Raises UpstreamError when every try failed."""
+        if self._closed:
+            raise UpstreamError("upstream pool is closed")
+        key = question_key(packet)
+        if key is None or len(packet) > 65535:
+            raise ValueError("malformed DNS query")
+        loop = asyncio.get_running_loop()
+        order, errors = self._order(), []
+        for i in range(self.attempts):
+            u = order[i % len(order)]
+            u.queries += 1
+            t0 = loop.time()
+            try:
+                reply = await asyncio.wait_for(self._exchange(u, packet, key), self.timeout)
+            except asyncio.TimeoutError:
+                err = f"timed out after {self.timeout:g}s"
+                self._sample(u, self.timeout)
+            except Exception as e:  # noqa: BLE001 - any failure moves on to the next try
+                err = _describe(e)
+            else:
+                rcode = reply[3] & 0x0F
+                if rcode not in (_SERVFAIL, _REFUSED):
+                    self._success(u, loop.time() - t0)
+                    return reply, u.spec.url
+                err = "SERVFAIL" if rcode == _SERVFAIL else "REFUSED"
+            u.errors += 1
+            self._failure(u, err)
+            errors.append(f"{u.spec.url}: {err}")
+            if self._closed:
+                break
+        raise UpstreamError(f"all upstream attempts failed ({'; '.join(errors)})")
+
+    def _sample(self, u: _Upstream, seconds: float) -> None:
+        ms = seconds * 1000.0
+        u.ewma = ms if u.ewma is None else u.ewma + EWMA_ALPHA * (ms - u.ewma)
+
+    def _success(self, u: _Upstream, seconds: float) -> None:
+        self._sample(u, seconds)
+        if not u.healthy:
+            log.info("upstream %s is healthy again", u.spec.url)
+            u.healthy = True
+
+    def _failure(self, u: _Upstream, err: str) -> None:
+        u.last_error = err
+        if u.healthy:
+            log.warning("upstream %s failed (%s): marked unhealthy", u.spec.url, err)
+            u.healthy = False
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            await self.check_health()
+
+    async def check_health(self) -> None:
+        """Probe every upstream once with '. IN NS': an answer marks it healthy, a failure
+        unhealthy. Runs every ``health_interval`` seconds after ``start()``."""
+        await asyncio.gather(*(self._probe(u) for u in self._ups))
+        for u in self._ups:
+            if isinstance(u.transport, DoHTransport):
+                u.transport.reap()
+
+    async def _probe(self, u: _Upstream) -> None:
+        packet = struct.pack("!6H", random.getrandbits(16), 0x0100, 1, 0, 0, 0) + b"\0\0\x02\0\x01"
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        try:
+            reply = await asyncio.wait_for(
+                self._exchange(u, packet, question_key(packet)), self.timeout)
+        except asyncio.TimeoutError:
+            self._failure(u, f"health check timed out after {self.timeout:g}s")
+        except Exception as e:  # noqa: BLE001
+            self._failure(u, f"health check: {_describe(e)}")
+        else:
+            if reply[3] & 0x0F in (_SERVFAIL, _REFUSED):
+                self._failure(u, "health check: " + ("SERVFAIL" if reply[3] & 0x0F == 2 else "REFUSED"))
+            else:
+                self._success(u, loop.time() - t0)
+
+    def status(self) -> list[dict]:
+        """Per upstream: url, healthy, ewma_ms, queries, errors, last_error."""
+        return [{"url": u.spec.url, "healthy": u.healthy,
+                 "ewma_ms": None if u.ewma is None else round(u.ewma, 3),
+                 "queries": u.queries, "errors": u.errors, "last_error": u.last_error}
+                for u in self._ups]

@@ -1,0 +1,202 @@
+"""Raw DNS wire handling for the fast path: no dnslib objects per packet.
+
+The fast path parses only the 12-byte header, the single question and an
+optional OPT record, and answers cache hits by splicing the query's ID and
+question (exact case) into pre-packed reply bytes. Everything unusual returns
+``None`` so the caller falls back to the dnslib-based slow path.
+"""
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple, Optional
+
+TYPE_OPT = 41
+RCODE_NOERROR, RCODE_FORMERR, RCODE_SERVFAIL, RCODE_NXDOMAIN, RCODE_NOTIMP, RCODE_REFUSED = 0, 1, 2, 3, 4, 5
+RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
+               16: "BADVERS"}
+
+# Flag bits folded into the last byte of a cache key: replies differ in these.
+KEY_RD, KEY_CD, KEY_EDNS, KEY_DO = 0x01, 0x02, 0x04, 0x08
+
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+
+
+class Question(NamedTuple):
+    """What the fast path learns from a query."""
+
+    key: bytes      # lower-cased wire name + qtype + qclass + flag byte: the answer-cache key
+    qend: int       # offset just past the question section
+    limit: int      # largest UDP reply the client accepts (512 without EDNS)
+
+
+def parse_question(data: bytes, edns_cap: int = 1232) -> Optional[Question]:
+    """Header + question + optional OPT of a plain standard query, or None.
+
+    None means "not for the fast path" (malformed, several questions, a
+    response, another opcode, EDNS version != 0, TSIG …); it is not an error.
+    """
+    n = len(data)
+    if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00":
+        return None  # QR set or opcode != QUERY, or not exactly one question and no answers
+    i = 12
+    while True:
+        ln = data[i]
+        if ln == 0:
+            break
+        if ln > 63:
+            return None  # compression pointer or reserved label type in a question
+        i += ln + 1
+        if i >= n:
+            return None
+    qend = i + 5
+    if qend > n or i - 12 > 254:
+        return None
+    flags = (data[2] & 0x01) | ((data[3] & 0x10) >> 3)  # RD, CD
+    arcount = data[10] << 8 | data[11]
+    if arcount == 0:
+        if qend != n:
+            return None
+        limit = 512
+    elif arcount == 1:
+        # OPT: root name, type 41, class = UDP size, ttl = ext-rcode, version, DO|Z, rdlength
+        if n < qend + 11 or data[qend] != 0 or data[qend + 1] != 0 or data[qend + 2] != TYPE_OPT:
+            return None
+        if data[qend + 6] != 0:
+            return None  # EDNS version other than 0: slow path answers BADVERS
+        if qend + 11 + (data[qend + 9] << 8 | data[qend + 10]) != n:
+            return None
+        flags |= KEY_EDNS | (KEY_DO if data[qend + 7] & 0x80 else 0)
+        udp = data[qend + 3] << 8 | data[qend + 4]
+        limit = 512 if udp < 512 else (edns_cap if udp > edns_cap else udp)
+    else:
+        return None
+    return Question(data[12:i + 1].lower() + data[i + 1:qend] + bytes((flags,)), qend, limit)
+
+
+def key_name(key: bytes) -> str:
+    """Presentation form (lower case, no trailing dot) of the name in a cache key."""
+    labels, i = [], 0
+    while key[i]:
+        ln = key[i]
+        labels.append(key[i + 1:i + 1 + ln].decode("ascii", "backslashreplace"))
+        i += ln + 1
+    return ".".join(labels)
+
+
+def key_qtype(key: bytes) -> int:
+    return key[-5] << 8 | key[-4]
+
+
+def skip_name(data: bytes, i: int) -> int:
+    """Offset just past the (possibly compressed) name at ``i``; IndexError if cut short."""
+    while True:
+        ln = data[i]
+        if ln == 0:
+            return i + 1
+        if ln >= 0xC0:
+            return i + 2
+        if ln > 63:
+            raise ValueError("bad label type")
+        i += ln + 1
+
+
+def ttl_offsets(packet: bytes) -> list[int]:
+    """Offsets of the TTL field of every RR except OPT, in order."""
+    qd, an, ns, ar = struct.unpack_from(">4H", packet, 4)
+    i = 12
+    for _ in range(qd):
+        i = skip_name(packet, i) + 4
+    out = []
+    for _ in range(an + ns + ar):
+        i = skip_name(packet, i)
+        rtype, rdlen = _U16.unpack_from(packet, i)[0], _U16.unpack_from(packet, i + 8)[0]
+        if rtype != TYPE_OPT:
+            out.append(i + 4)
+        i += 10 + rdlen
+    if i > len(packet):
+        raise ValueError("truncated message")
+    return out
+
+
+def opt_record(udp_size: int, do: bool, options: bytes = b"") -> bytes:
+    """An OPT pseudo-RR advertising ``udp_size``."""
+    return (b"\x00\x00\x29" + _U16.pack(udp_size) + b"\x00\x00" + (b"\x80\x00" if do else b"\x00\x00")
+            + _U16.pack(len(options)) + options)
+
+
+def ede_option(code: int, text: str = "") -> bytes:
+    """Extended DNS Error (RFC 8914) option: code 15, info-code, UTF-8 text."""
+    body = _U16.pack(code) + text.encode("utf-8")[:200]
+    return _U16.pack(15) + _U16.pack(len(body)) + body
+
+
+def truncated(reply: bytes, qend: int, key_flags: int, edns_size: int) -> bytes:
+    """The TC=1 form of ``reply``: header and question only (plus OPT if the client sent one)."""
+    edns = key_flags & KEY_EDNS
+    head = bytearray(reply[:qend])
+    head[2] |= 0x02
+    head[6:12] = b"\x00\x00\x00\x00\x00\x01" if edns else b"\x00\x00\x00\x00\x00\x00"
+    if edns:
+        head += opt_record(edns_size, bool(key_flags & KEY_DO))
+    return bytes(head)
+
+
+def error_reply(query: bytes, rcode: int, edns_size: int = 1232, ede: Optional[tuple[int, str]] = None) -> Optional[bytes]:
+    """A reply with ``rcode`` echoing the query's question when it can be found.
+
+    Built from raw bytes so it works for packets dnslib cannot parse. Returns
+    None when even the header is unreadable (then the packet is dropped).
+    """
+    if len(query) < 12 or query[2] & 0x80:
+        return None  # too short, or itself a response: never answer those (no loops)
+    flags2 = 0x80 | (query[2] & 0x79)  # QR, keep opcode and RD
+    q = parse_question(query, edns_cap=edns_size)
+    if q is not None:
+        body = query[12:q.qend]
+        counts = b"\x00\x01\x00\x00\x00\x00"
+        opt = b""
+        if q.key[-1] & KEY_EDNS:
+            opt = opt_record(edns_size, bool(q.key[-1] & KEY_DO), ede_option(*ede) if ede else b"")
+            counts = b"\x00\x01\x00\x00\x00\x01"
+        return query[:2] + bytes((flags2, 0x80 | (rcode & 0x0F))) + counts + body + opt
+    return query[:2] + bytes((flags2, 0x80 | (rcode & 0x0F))) + b"\x00" * 8
+
+
+def patch_ttls(tail: bytearray, offsets: list[int], ttls: list[int], age: int) -> None:
+    """Write ``ttl - age`` (floored at 0) at each offset of ``tail``."""
+    pack = _U32.pack_into
+    for off, ttl in zip(offsets, ttls):
+        pack(tail, off, ttl - age if ttl > age else 0)
+
+
+def add_option(reply: bytes, option: bytes) -> bytes:
+    """Append an EDNS option to the OPT record that ends ``reply`` (as ours always do)."""
+    if len(reply) < 23 or reply[-11:-8] != b"\x00\x00\x29":
+        return reply
+    rdlen = reply[-2] << 8 | reply[-1]
+    if rdlen:  # OPT already carries options: it is not the last 11 bytes, leave the reply alone
+        return reply
+    return reply[:-2] + _U16.pack(len(option)) + option
+
+
+def name_labels(name_wire: bytes) -> list[bytes]:
+    """Labels of an uncompressed wire name."""
+    labels, i = [], 0
+    while name_wire[i]:
+        ln = name_wire[i]
+        labels.append(name_wire[i + 1:i + 1 + ln])
+        i += ln + 1
+    return labels
+
+
+def canonical_query(data: bytes, cq) -> bytes:
+    """The plain form of a query dnslib could parse but the fast parser declined:
+    the same ID, flags and question (case kept), and the client's OPT only."""
+    labels = cq.msg.q.qname.label
+    wire_name = b"".join(bytes((len(lbl),)) + lbl for lbl in labels) + b"\x00"
+    out = data[:4] + (b"\x00\x01\x00\x00\x00\x00\x00\x01" if cq.edns else b"\x00\x01\x00\x00\x00\x00\x00\x00")
+    out += wire_name + _U16.pack(cq.qtype) + _U16.pack(cq.qclass)
+    if cq.edns:
+        out += opt_record(cq.udp_size, cq.do)
+    return out

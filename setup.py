@@ -1,0 +1,42 @@
+"""Packaging for Hearth, the parental-filter DNS appliance."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "resolver" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="hearth-dns",
+    version=VERSION,
+    description="Parental-filter DNS appliance for homes and schools",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="GPL-3.0-or-later",
+    python_requires=">=3.9",
+    packages=find_packages(include=["resolver", "resolver.*", "blocklists", "blocklists.*", "webui", "webui.*"]),
+    include_package_data=True,
+    package_data={"blocklists": ["data/*", "data/**/*"], "webui": ["templates/**/*", "static/**/*"]},
+    install_requires=[
+        "dnslib>=0.9.24",
+        "pyyaml>=5.4",
+        "flask>=2.2",
+        "apscheduler>=3.9,<4",
+        "requests>=2.25",
+        # Production WSGI server for the web UI process: Flask's own server is for development only.
+        "waitress>=2.1",
+        # zoneinfo database on systems without /usr/share/zoneinfo (and Python < 3.9 backport not needed).
+        "tzdata; platform_system == 'Windows'",
+    ],
+    extras_require={
+        "fast": ["uvloop>=0.17"],
+        "test": ["pytest>=7", "pytest-timeout", "ruff", "cryptography>=3.4", "uvloop>=0.17"],
+    },
+    entry_points={"console_scripts": ["hearth = resolver.cli:main"]},
+    classifiers=[
+        "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)",
+        "Programming Language :: Python :: 3",
+        "Topic :: Internet :: Name Service (DNS)",
+    ],
+)
