@@ -27,11 +27,12 @@ from .upstream_transports import (
 )
 
 log = logging.getLogger(__name__)
+Transport = UDPTransport | StreamTransport | DoHTransport
 
 DEFAULT_PORTS = {"udp": 53, "tcp": 53, "tls": 853, "https": 443}
 STRATEGIES = ("failover", "fastest")
 EWMA_ALPHA = 0.3
-_SERVFAIL, _REFUSED = 2, 5
+_FAILING_RCODES = {2: "SERVFAIL", 5: "REFUSED"}  # the upstream could not answer
 _HOSTNAME = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*$")
 
 
@@ -172,10 +173,11 @@ def _describe(e: BaseException) -> str:
 
 
 class _Upstream:
-    __slots__ = ("spec", "index", "transport", "tcp", "healthy", "ewma", "queries", "errors",
-                 "last_error")
+    __slots__ = ("errors", "ewma", "healthy", "index", "last_error", "queries", "spec", "tcp",
+                 "transport")
 
-    def __init__(self, spec: UpstreamSpec, index: int, transport, tcp) -> None:
+    def __init__(self, spec: UpstreamSpec, index: int, transport: Transport,
+                 tcp: StreamTransport | None) -> None:
         self.spec, self.index, self.transport, self.tcp = spec, index, transport, tcp
         self.healthy = True
         self.ewma: float | None = None  # ms
@@ -205,12 +207,14 @@ class UpstreamPool:
 
     def _context(self, scheme: str) -> ssl.SSLContext:
         if scheme not in self._ctx:
-            self._ctx[scheme] = _ssl_context(self._ca_file, ["http/1.1"] if scheme == "https" else None)
+            alpn = ["http/1.1"] if scheme == "https" else None
+            self._ctx[scheme] = _ssl_context(self._ca_file, alpn)
         return self._ctx[scheme]
 
     def _build(self, s: UpstreamSpec, index: int) -> _Upstream:
         if s.scheme == "udp":  # the TCP transport is for truncated (TC) replies
-            return _Upstream(s, index, UDPTransport(s.host, s.port), StreamTransport(s.host, s.port))
+            tcp = StreamTransport(s.host, s.port)
+            return _Upstream(s, index, UDPTransport(s.host, s.port), tcp)
         if s.scheme == "tcp":
             return _Upstream(s, index, StreamTransport(s.host, s.port), None)
         if s.scheme == "tls":
@@ -278,11 +282,10 @@ class UpstreamPool:
             except Exception as e:  # noqa: BLE001 - any failure moves on to the next try
                 err = _describe(e)
             else:
-                rcode = reply[3] & 0x0F
-                if rcode not in (_SERVFAIL, _REFUSED):
+                err = _FAILING_RCODES.get(reply[3] & 0x0F)
+                if err is None:
                     self._success(u, loop.time() - t0)
                     return reply, u.spec.url
-                err = "SERVFAIL" if rcode == _SERVFAIL else "REFUSED"
             u.errors += 1
             self._failure(u, err)
             errors.append(f"{u.spec.url}: {err}")
@@ -309,12 +312,16 @@ class UpstreamPool:
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(self.health_interval)
-            await self.check_health()
+            try:
+                await self.check_health()
+            except Exception:  # a bug here must not stop future checks
+                log.exception("upstream health check failed")
 
     async def check_health(self) -> None:
-        """Probe every upstream once with '. IN NS': an answer marks it healthy, a failure
-        unhealthy. Runs every ``health_interval`` seconds after ``start()``."""
-        await asyncio.gather(*(self._probe(u) for u in self._ups))
+        """Probe every upstream marked down with '. IN NS'; any reply but SERVFAIL marks it
+        healthy again (a forwarder may REFUSE the root yet answer everything else). Healthy
+        upstreams are judged by real queries. Runs every ``health_interval`` s after ``start()``."""
+        await asyncio.gather(*(self._probe(u) for u in self._ups if not u.healthy))
         for u in self._ups:
             if isinstance(u.transport, DoHTransport):
                 u.transport.reap()
@@ -331,10 +338,10 @@ class UpstreamPool:
         except Exception as e:  # noqa: BLE001
             self._failure(u, f"health check: {_describe(e)}")
         else:
-            if reply[3] & 0x0F in (_SERVFAIL, _REFUSED):
-                self._failure(u, "health check: " + ("SERVFAIL" if reply[3] & 0x0F == 2 else "REFUSED"))
-            else:
+            if reply[3] & 0x0F != 2:
                 self._success(u, loop.time() - t0)
+            else:
+                self._failure(u, "health check: SERVFAIL")
 
     def status(self) -> list[dict]:
         """Per upstream: url, healthy, ewma_ms, queries, errors, last_error."""

@@ -8,6 +8,7 @@ bounds every ``exchange`` with its own time-out (cancellation cleans up after it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import ssl
 import struct
@@ -65,18 +66,14 @@ def is_reply_to(msg: bytes, qid: int, key: QKey) -> bool:
 
 
 def _close_writer(writer: asyncio.StreamWriter) -> None:
-    try:
+    with contextlib.suppress(Exception):  # an already broken transport: nothing more to do
         writer.close()
-    except Exception:  # noqa: BLE001 - already broken transport: nothing more to do
-        pass
 
 
 async def _wait_closed(writer: asyncio.StreamWriter) -> None:
     _close_writer(writer)
-    try:
+    with contextlib.suppress(Exception):  # best effort on shutdown, time-out included
         await asyncio.wait_for(writer.wait_closed(), 0.5)
-    except Exception:  # noqa: BLE001 - best effort on shutdown (includes the time-out)
-        pass
 
 
 # --------------------------------------------------------------------------------------------- UDP
@@ -197,7 +194,7 @@ class UDPTransport:
 # ------------------------------------------------------------------------------------- TCP / TLS
 
 class _StreamConn:
-    __slots__ = ("reader", "writer", "pending", "task", "closed", "idle")
+    __slots__ = ("closed", "idle", "pending", "reader", "task", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -302,6 +299,8 @@ class StreamTransport:
         raise AssertionError("unreachable")
 
     async def _send(self, c: _StreamConn, packet: bytes, key: QKey) -> bytes:
+        if c.closed:
+            raise ConnectionError("connection closed by upstream")
         qid = wid = packet[0] << 8 | packet[1]
         while wid in c.pending:  # ID already outstanding on this connection: use another one
             wid = random.getrandbits(16)

@@ -154,11 +154,11 @@ def error_reply(query: bytes, rcode: int, edns_size: int = 1232, ede: Optional[t
     q = parse_question(query, edns_cap=edns_size)
     if q is not None:
         body = query[12:q.qend]
-        counts = b"\x00\x01\x00\x00\x00\x00"
+        counts = b"\x00\x01\x00\x00\x00\x00\x00\x00"
         opt = b""
         if q.key[-1] & KEY_EDNS:
             opt = opt_record(edns_size, bool(q.key[-1] & KEY_DO), ede_option(*ede) if ede else b"")
-            counts = b"\x00\x01\x00\x00\x00\x01"
+            counts = b"\x00\x01\x00\x00\x00\x00\x00\x01"
         return query[:2] + bytes((flags2, 0x80 | (rcode & 0x0F))) + counts + body + opt
     return query[:2] + bytes((flags2, 0x80 | (rcode & 0x0F))) + b"\x00" * 8
 

@@ -28,6 +28,7 @@ import ssl
 import struct
 import threading
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 from dnslib import QTYPE, RCODE, RR, DNSRecord
@@ -116,7 +117,7 @@ class FakeDNS:
         return out
 
     # ------------------------------------------------------------------------------ lifecycle
-    def start(self) -> FakeDNS:
+    def start(self) -> Self:
         ready, err = threading.Event(), []
 
         def run() -> None:
@@ -148,7 +149,7 @@ class FakeDNS:
         self._thread.join(10)
         self._thread = None
 
-    def __enter__(self) -> FakeDNS:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -292,8 +293,9 @@ def _http_response(status: int, ctype: str, body: bytes, chunked: bool, close: b
     if not chunked:
         return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     half = len(body) // 2
-    parts = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in (body[:half], body[half:]) if p)
-    return (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + parts + b"0\r\nX-Trailer: 1\r\n\r\n"
+    chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in (body[:half], body[half:]) if p)
+    head += "Transfer-Encoding: chunked\r\n\r\n"
+    return head.encode() + chunks + b"0\r\nX-Trailer: 1\r\n\r\n"
 
 
 def _norm(name: str) -> str:
@@ -313,7 +315,7 @@ def make_test_certs(directory: str | Path, names: tuple[str, ...] = ("dns.test",
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     d = Path(directory)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Hearth test CA")])
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
@@ -350,7 +352,8 @@ def make_test_certs(directory: str | Path, names: tuple[str, ...] = ("dns.test",
     return tuple(str(p) for p in paths)  # type: ignore[return-value]
 
 
-def server_tls_context(cert_file: str, key_file: str, alpn: list[str] | None = None) -> ssl.SSLContext:
+def server_tls_context(cert_file: str, key_file: str,
+                       alpn: list[str] | None = None) -> ssl.SSLContext:
     """Server-side TLS context for FakeDNS (DoT, or DoH with ``alpn=["http/1.1"]``)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert_file, key_file)

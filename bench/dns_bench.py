@@ -1,0 +1,779 @@
+#!/usr/bin/env python3
+"""Hearth vs dnsmasq, side by side, in one run.
+
+Starts an upstream dnsmasq that answers every name itself (no cache), then for
+each case starts a fresh engine under test (Hearth, then dnsmasq as a caching
+forwarder, alternating on --repeat), drives it with dnsperf and reads the
+engine's CPU time from /proc. Everything listens on and talks to 127.0.0.1
+only. Prints a Markdown report on stdout (progress goes to stderr) and writes
+the same data as JSON. See bench/README.md.
+
+    python bench/dns_bench.py [--duration 10] [--repeat 1] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+QUERY_FILE = Path("queries") / "dnsperf_queries_100k.tsv"
+DEFAULT_JSON = REPO / "bench" / "results" / "dns_bench.json"
+HOST = "127.0.0.1"  # the only address this benchmark ever talks to
+
+UPSTREAM_A = "192.0.2.1"
+UPSTREAM_AAAA = "2001:db8::1"
+PROBE_TYPES = ("A", "AAAA", "MX", "PTR", "SRV")
+ENGINES = ("hearth", "dnsmasq")
+CASES = ("cached hits", "cache misses")
+
+
+def log(msg: str) -> None:
+    print(f"[dns_bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    """A problem that ends the benchmark with a clear message."""
+
+
+# ---------------------------------------------------------------- processes
+
+class Procs:
+    """Every process this script starts, so that all of them are stopped in the end."""
+
+    def __init__(self) -> None:
+        self.live: list[subprocess.Popen] = []
+
+    def start(self, argv: list[str], *, log_path: Optional[Path] = None, cwd: Optional[Path] = None,
+              env: Optional[dict] = None, capture: bool = False) -> subprocess.Popen:
+        out: Any
+        if capture:
+            out = subprocess.PIPE
+        elif log_path is not None:
+            out = open(log_path, "ab")  # noqa: SIM115 - closed right after Popen (the child keeps it)
+        else:
+            out = subprocess.DEVNULL
+        try:
+            # Own session: a Ctrl-C in the terminal reaches only this script, which then
+            # stops the children itself (in order, in the finally blocks).
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                                    start_new_session=True)
+        finally:
+            if not capture and log_path is not None:
+                out.close()
+        self.live.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 5.0) -> Optional[int]:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            except ProcessLookupError:
+                pass
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if proc in self.live:
+            self.live.remove(proc)
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.live)):
+            try:
+                self.stop(proc, timeout=3.0)
+            except Exception as exc:  # keep going: every child must be stopped
+                log(f"could not stop pid {proc.pid}: {exc}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of ``pid`` (all its threads: /proc/PID/stat fields 14+15) and its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/stat", encoding="ascii") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # fields 14, 15 (1-based, after pid and comm)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children", encoding="ascii") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total / tick
+
+
+# ---------------------------------------------------------------- DNS helpers
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free for both UDP and TCP on 127.0.0.1."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < n:
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.bind((HOST, 0))
+            held.append(tcp)
+            port = tcp.getsockname()[1]
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                udp.bind((HOST, port))
+            except OSError:
+                udp.close()
+                continue
+            held.append(udp)
+            ports.append(port)
+    finally:
+        for s in held:
+            s.close()
+    return ports
+
+
+def udp_probe(port: int, name: str, timeout: float = 0.3) -> bool:
+    """True when an A query for ``name`` sent to 127.0.0.1:port gets any reply."""
+    qid = random.randrange(65536)
+    qname = b"".join(bytes([len(label)]) + label.encode() for label in name.strip(".").split("."))
+    msg = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + b"\0" + struct.pack("!HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(msg, (HOST, port))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                data = s.recv(4096)
+                if data[:2] == msg[:2]:
+                    return True
+        except OSError:  # timeout, or ICMP port unreachable while nothing listens yet
+            return False
+    return False
+
+
+def random_name(kind: str = "A") -> str:
+    tag = "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
+    if kind == "PTR":
+        return ".".join(str(random.randrange(1, 255)) for _ in range(4)) + ".in-addr.arpa."
+    if kind == "SRV":
+        return f"_bench{tag}._tcp.example.com."
+    return f"bench-{tag}.example.com."
+
+
+def dig(port: int, name: str, qtype: str) -> dict:
+    """Ask 127.0.0.1:port with dig; status, answer records and whether an SOA came along."""
+    argv = ["dig", f"@{HOST}", "-p", str(port), "+tries=1", "+time=2", "+noall", "+comments",
+            "+answer", "+authority", name, qtype]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+    m = re.search(r"status: (\w+)", out)
+    section = ""
+    answers: list[str] = []
+    soa = False
+    for line in out.splitlines():
+        if line.startswith(";; ANSWER SECTION"):
+            section = "answer"
+        elif line.startswith(";; AUTHORITY SECTION"):
+            section = "authority"
+        elif line.startswith(";") or not line.strip():
+            continue
+        else:
+            parts = line.split()
+            if section == "answer" and len(parts) >= 5:
+                answers.append(f"{parts[3]} {' '.join(parts[4:])}")
+            elif section == "authority" and len(parts) >= 4 and parts[3] == "SOA":
+                soa = True
+    return {"status": m.group(1) if m else "NO ANSWER", "answers": answers, "soa": soa}
+
+
+def cacheable(reply: dict) -> bool:
+    """NOERROR with an answer, or a negative answer (NXDOMAIN / no data) carrying an SOA."""
+    if reply["status"] == "NOERROR" and reply["answers"]:
+        return True
+    return reply["status"] in ("NOERROR", "NXDOMAIN") and not reply["answers"] and reply["soa"]
+
+
+# ---------------------------------------------------------------- dnsperf
+
+_DNSPERF = {
+    "sent": r"Queries sent:\s+(\d+)",
+    "completed": r"Queries completed:\s+(\d+)",
+    "lost": r"Queries lost:\s+(\d+)",
+    "lost_pct": r"Queries lost:\s+\d+ \(([\d.]+)%\)",
+    "run_time_s": r"Run time \(s\):\s+([\d.]+)",
+    "qps": r"Queries per second:\s+([\d.]+)",
+    "avg_latency_s": r"Average Latency \(s\):\s+([\d.]+)",
+    "min_latency_s": r"Average Latency \(s\):\s+[\d.]+ \(min ([\d.]+)",
+    "max_latency_s": r"Average Latency \(s\):.*max ([\d.]+)\)",
+    "latency_stddev_s": r"Latency StdDev \(s\):\s+([\d.]+)",
+}
+
+
+def parse_dnsperf(text: str) -> dict:
+    res: dict[str, Any] = {}
+    for key, pattern in _DNSPERF.items():
+        m = re.search(pattern, text)
+        if m:
+            res[key] = float(m.group(1)) if "." in m.group(1) or key.endswith("_s") else int(m.group(1))
+    m = re.search(r"Response codes:\s+(.*)", text)
+    if m:
+        res["rcodes"] = {code: int(n) for code, n in re.findall(r"([A-Z]+) (\d+) \(", m.group(1))}
+    return res
+
+
+class Dnsperf:
+    def __init__(self, procs: Procs, cpu: int, clients: int, outstanding: int, timeout: float):
+        self.procs, self.cpu = procs, cpu
+        self.clients, self.outstanding, self.timeout = clients, outstanding, timeout
+
+    def argv(self, port: int, datafile: Path, *, duration: Optional[float] = None,
+             passes: Optional[int] = None, clients: Optional[int] = None,
+             outstanding: Optional[int] = None) -> list[str]:
+        argv = ["taskset", "-c", str(self.cpu), "dnsperf", "-s", HOST, "-p", str(port),
+                "-d", str(datafile), "-c", str(clients or self.clients),
+                "-q", str(outstanding or self.outstanding), "-t", f"{self.timeout:g}"]
+        if duration is not None:
+            argv += ["-l", f"{duration:g}"]
+        if passes is not None:
+            argv += ["-n", str(passes)]
+        return argv  # no -Q: the query rate is never capped
+
+    def run(self, argv: list[str], limit: float) -> dict:
+        before = os.times()
+        proc = self.procs.start(argv, capture=True)
+        try:
+            out, _ = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            self.procs.stop(proc)
+            raise BenchError(f"dnsperf did not finish within {limit:.0f} s: {' '.join(argv)}") from None
+        finally:
+            self.procs.stop(proc)
+        after = os.times()
+        text = out.decode(errors="replace")
+        if proc.returncode != 0:
+            raise BenchError(f"dnsperf failed (exit {proc.returncode}): {' '.join(argv)}\n{text[-2000:]}")
+        res = parse_dnsperf(text)
+        if "qps" not in res:
+            raise BenchError(f"could not read dnsperf's output:\n{text[-2000:]}")
+        # dnsperf is the only child reaped between the two os.times() calls.
+        res["client_cpu_s"] = round((after.children_user + after.children_system)
+                                    - (before.children_user + before.children_system), 3)
+        return res
+
+
+# ---------------------------------------------------------------- engines
+
+class Engine:
+    name = ""
+
+    def __init__(self, procs: Procs, workdir: Path, cpu: int, port: int, upstream_port: int):
+        self.procs, self.workdir, self.cpu = procs, workdir, cpu
+        self.port, self.upstream_port = port, upstream_port
+        self.proc: Optional[subprocess.Popen] = None
+        self.log_path: Optional[Path] = None
+        self.starts = 0
+
+    def argv(self, rundir: Path) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> Optional[dict]:
+        return None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, wait: float = 30.0) -> None:
+        self.starts += 1
+        rundir = self.workdir / f"{self.name}-{self.starts}"
+        rundir.mkdir(parents=True)
+        self.log_path = rundir / "server.log"
+        argv = ["taskset", "-c", str(self.cpu)] + self.argv(rundir)
+        self.proc = self.procs.start(argv, log_path=self.log_path, cwd=REPO, env=self.env())
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.name} exited with code {self.proc.returncode} while starting:\n"
+                                 + self.log_tail())
+            if udp_probe(self.port, random_name()):
+                return
+            time.sleep(0.05)
+        raise BenchError(f"{self.name} did not answer on {HOST}:{self.port} within {wait:.0f} s:\n"
+                         + self.log_tail())
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> Optional[int]:
+        if self.proc is None:
+            return None
+        code = self.procs.stop(self.proc)
+        self.proc = None
+        return code
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:]) or "(empty log)"
+
+
+class HearthEngine(Engine):
+    name = "hearth"
+
+    def argv(self, rundir: Path) -> list[str]:
+        cfg = rundir / "hearth.yaml"
+        cfg.write_text(
+            f"data_dir: {rundir / 'hearth-data'}\n"
+            "log_level: warning\n"
+            "dns:\n"
+            f'  listen: ["{HOST}:{self.port}"]\n'
+            f'  upstreams: ["udp://{HOST}:{self.upstream_port}"]\n'
+            "  rate_limit: {qps: 0}\n"
+            "cache: {size: 200000}\n", encoding="utf-8")
+        # The repo's own code: python -m resolver.cli from the repo root, repo first on the path.
+        return [sys.executable, "-m", "resolver.cli", "dns", "-c", str(cfg)]
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env.pop("HEARTH_CONFIG", None)
+        env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        return env
+
+
+DNSMASQ_BASE = ["--conf-file=/dev/null", "--pid-file=", "--log-facility=-", "--keep-in-foreground",
+                "--no-resolv", "--no-hosts", "--bind-interfaces", f"--listen-address={HOST}"]
+
+
+class DnsmasqEngine(Engine):
+    name = "dnsmasq"
+    cache_size = 150000
+
+    def argv(self, rundir: Path) -> list[str]:
+        return ["dnsmasq", *DNSMASQ_BASE, f"--port={self.port}",
+                f"--server={HOST}#{self.upstream_port}", f"--cache-size={self.cache_size}",
+                "--dns-forward-max=1000"]
+
+
+def start_upstream(procs: Procs, workdir: Path, cpu: int, port: int) -> subprocess.Popen:
+    argv = ["taskset", "-c", str(cpu), "dnsmasq", *DNSMASQ_BASE, f"--port={port}",
+            "--local-ttl=3600", "--neg-ttl=3600", "--cache-size=0",
+            f"--address=/#/{UPSTREAM_A}", f"--address=/#/{UPSTREAM_AAAA}"]
+    proc = procs.start(argv, log_path=workdir / "upstream.log", cwd=workdir)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"upstream dnsmasq exited with code {proc.returncode}:\n"
+                             + (workdir / "upstream.log").read_text(errors="replace")[-2000:])
+        if udp_probe(port, random_name()):
+            return proc
+        time.sleep(0.05)
+    raise BenchError("upstream dnsmasq did not answer within 10 s")
+
+
+# ---------------------------------------------------------------- query sets
+
+def read_queries(path: Path, types: set[str]) -> list[tuple[int, str, str]]:
+    """(1-based line number, name, type) of every line whose type is in ``types``."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].upper() in types:
+                out.append((lineno, parts[0], parts[1].upper()))
+    return out
+
+
+def build_sets(lines: list[tuple[int, str, str]], hits_n: int, miss_from: int, miss_to: int
+               ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The cached-hit set (first ``hits_n`` distinct lines) and the miss set (lines
+    ``miss_from``..``miss_to`` deduplicated, minus anything in the hit set)."""
+    seen: set[tuple[str, str]] = set()
+    hits: list[tuple[str, str]] = []
+    for _n, name, qtype in lines:
+        key = (name.lower().rstrip("."), qtype)
+        if key not in seen:
+            seen.add(key)
+            hits.append((name, qtype))
+            if len(hits) == hits_n:
+                break
+    asked = set(seen)
+    misses: list[tuple[str, str]] = []
+    for n, name, qtype in lines:
+        if miss_from <= n <= miss_to:
+            key = (name.lower().rstrip("."), qtype)
+            if key not in asked:
+                asked.add(key)
+                misses.append((name, qtype))
+    return hits, misses
+
+
+def write_queries(path: Path, queries: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(f"{name}\t{qtype}\n" for name, qtype in queries), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- the runs
+
+def sanity_check(port: int) -> dict:
+    """A and AAAA of a fresh name, asked twice (miss, then hit): the upstream's addresses?"""
+    name = random_name()
+    out: dict[str, Any] = {"name": name, "ok": True, "replies": {}}
+    for attempt in ("miss", "hit"):
+        for qtype, want in (("A", UPSTREAM_A), ("AAAA", UPSTREAM_AAAA)):
+            reply = dig(port, name, qtype)
+            out["replies"][f"{qtype} {attempt}"] = f"{reply['status']} {'; '.join(reply['answers'])}"
+            if reply["status"] != "NOERROR" or not any(a.split()[-1] == want for a in reply["answers"]):
+                out["ok"] = False
+    return out
+
+
+def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], args) -> dict:
+    """Start ``engine`` fresh, run one case, stop it. Returns the numbers."""
+    t0 = time.monotonic()
+    engine.start()
+    res: dict[str, Any] = {"case": case, "engine": engine.name, "startup_s": round(time.monotonic() - t0, 2)}
+    try:
+        if case == "cached hits":
+            res["sanity"] = sanity_check(engine.port)
+            if not res["sanity"]["ok"]:
+                log(f"WARNING: {engine.name} gave unexpected answers: {res['sanity']['replies']}")
+            warm = []
+            for _ in range(3):  # one pass normally; again if the warm-up lost queries
+                w = perf.run(perf.argv(engine.port, files["hits"], passes=1, clients=1, outstanding=50),
+                             limit=120)
+                warm.append({k: w.get(k) for k in ("completed", "lost", "qps", "rcodes")})
+                if not w.get("lost"):
+                    break
+            res["warmup"] = warm
+            argv = perf.argv(engine.port, files["hits"], duration=args.duration)
+            limit = args.duration + perf.timeout + 30
+        else:
+            argv = perf.argv(engine.port, files["misses"], passes=1)
+            limit = 300
+        cpu0 = cpu_seconds(engine.pid)
+        run = perf.run(argv, limit=limit)
+        cpu1 = cpu_seconds(engine.pid)
+        res["dnsperf_argv"] = argv[3:]  # without the taskset prefix
+        res.update(run)
+        res["server_cpu_s"] = round(cpu1 - cpu0, 3)
+        completed = run.get("completed") or 0
+        res["cpu_us_per_query"] = round(1e6 * (cpu1 - cpu0) / completed, 2) if completed else None
+        wall = run.get("run_time_s") or 0
+        res["server_cpu_busy_pct"] = round(100 * (cpu1 - cpu0) / wall, 1) if wall else None
+        res["client_cpu_busy_pct"] = round(100 * run["client_cpu_s"] / wall, 1) if wall else None
+        bad = {k: v for k, v in run.get("rcodes", {}).items() if k != "NOERROR"}
+        if bad:
+            log(f"WARNING: {engine.name} answered {case} with non-NOERROR codes: {bad}")
+        if not engine.alive():
+            res["error"] = f"{engine.name} exited (code {engine.proc.returncode}) during the run"
+    finally:
+        alive = engine.alive()
+        code = engine.stop()
+        if not alive:
+            res.setdefault("error", f"{engine.name} exited (code {code}) during the run")
+            res["server_log_tail"] = engine.log_tail()
+            log(f"ERROR: {res['error']}:\n{res['server_log_tail']}")
+        elif code not in (0, -signal.SIGTERM):
+            res["stop_exit_code"] = code
+            res["server_log_tail"] = engine.log_tail()
+            log(f"WARNING: {engine.name} exited with code {code} on SIGTERM")
+        warnings = [line for line in (engine.log_path.read_text(errors="replace").splitlines()
+                                      if engine.log_path and engine.log_path.exists() else [])
+                    if " WARNING " in line or " ERROR " in line or "Traceback" in line]
+        if warnings:
+            res["server_warnings"] = {"count": len(warnings), "first": warnings[:5]}
+    return res
+
+
+def median_row(runs: list[dict]) -> dict:
+    ok = [r for r in runs if "qps" in r]
+    row: dict[str, Any] = {"runs": len(runs), "ok_runs": len(ok)}
+    for key in ("qps", "cpu_us_per_query", "lost_pct", "avg_latency_s", "server_cpu_busy_pct",
+                "client_cpu_busy_pct", "completed"):
+        vals = [r[key] for r in ok if r.get(key) is not None]
+        row[key] = statistics.median(vals) if vals else None
+    errors = [r["error"] for r in runs if r.get("error")]
+    if errors:
+        row["errors"] = errors
+    return row
+
+
+# ---------------------------------------------------------------- report
+
+def fmt(value: Any, spec: str, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:{spec}}{suffix}"
+
+
+def markdown(report: dict) -> str:
+    meta = report["meta"]
+    lines = [f"# Hearth vs dnsmasq DNS benchmark ({meta['date']})", ""]
+    lines += [f"Command: `{meta['command']}`", ""]
+    v = meta["versions"]
+    lines += [f"- dnsmasq: {v['dnsmasq']}", f"- dnsperf: {v['dnsperf']}",
+              f"- Python: {v['python']} ({meta['python_executable']}); uvloop: {v['uvloop'] or 'not installed'}",
+              f"- Hearth: {v['hearth']} (git {v['git']})",
+              f"- Host: {meta['host']}",
+              f"- Pinning: engines on CPU {meta['engine_cpu']}; dnsperf and upstream dnsmasq on "
+              f"CPU {meta['client_cpu']}",
+              f"- dnsperf: `{meta['dnsperf_flags']}` (hits: `-l {meta['duration']:g}`; misses: `-n 1`, "
+              "no `-Q`)",
+              f"- Query types: {', '.join(meta['query_types'])}"
+              + (f" — {meta['query_types_note']}" if meta.get("query_types_note") else ""),
+              f"- Query sets: {meta['hits_queries']} distinct cached-hit queries; "
+              f"{meta['miss_queries']} distinct miss queries (file lines {meta['miss_lines']})",
+              f"- Repeats: {meta['repeat']} (median shown)", ""]
+    lines += ["| case | engine | qps | ratio vs dnsmasq | CPU µs/query | lost | avg latency ms "
+              "| server CPU busy |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for row in report["summary"]:
+        lines.append(
+            f"| {row['case']} | {row['engine']} | {fmt(row['qps'], ',.0f')} "
+            f"| {fmt(row.get('ratio_vs_dnsmasq'), '.2f')} | {fmt(row['cpu_us_per_query'], '.1f')} "
+            f"| {fmt(row['lost_pct'], '.2f', '%')} "
+            f"| {fmt(None if row['avg_latency_s'] is None else row['avg_latency_s'] * 1000, '.2f')} "
+            f"| {fmt(row['server_cpu_busy_pct'], '.0f', '%')} |")
+    notes = []
+    for row in report["summary"]:
+        for err in row.get("errors", []):
+            notes.append(f"- ERROR {row['case']} / {row['engine']}: {err}")
+    for run in report["runs"]:
+        if run.get("sanity") and not run["sanity"]["ok"]:
+            notes.append(f"- WRONG ANSWERS from {run['engine']}: {run['sanity']['replies']}")
+        bad = {k: v for k, v in run.get("rcodes", {}).items() if k != "NOERROR"}
+        if bad:
+            notes.append(f"- {run['engine']} / {run['case']}: non-NOERROR responses {bad}")
+        if run.get("server_warnings"):
+            notes.append(f"- {run['engine']} / {run['case']}: {run['server_warnings']['count']} "
+                         f"warning lines in its log, first: `{run['server_warnings']['first'][0]}`")
+        if run.get("client_cpu_busy_pct") is not None and run["client_cpu_busy_pct"] > 90:
+            notes.append(f"- {run['engine']} / {run['case']}: dnsperf used "
+                         f"{run['client_cpu_busy_pct']:.0f}% of its core; the client may be the limit")
+    lines += [""]
+    lines += ["ratio = engine qps / dnsmasq qps for the same case (higher is better for Hearth). "
+              "CPU µs/query = server utime+stime during the measured run / queries completed. "
+              "server CPU busy = that CPU time / dnsperf run time (100% = the engine's core is "
+              "saturated)."]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+def first_line(argv: list[str]) -> str:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc})"
+    text = (p.stdout + p.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+def versions() -> dict:
+    dnsperf = "unknown"
+    p = subprocess.run(["dnsperf", "-h"], capture_output=True, text=True, timeout=10)
+    m = re.search(r"Version\s+(\S+)", p.stdout + p.stderr)
+    if m:
+        dnsperf = m.group(1)
+    uv = None
+    if importlib.util.find_spec("uvloop") is not None:
+        uv = first_line([sys.executable, "-c", "import uvloop; print(uvloop.__version__)"])
+    git = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return {"dnsmasq": first_line(["dnsmasq", "--version"]), "dnsperf": dnsperf,
+            "python": platform.python_version(), "uvloop": uv,
+            "hearth": first_line([sys.executable, "-m", "resolver.cli", "version"]),
+            "git": git + ("+uncommitted changes" if dirty else "")}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Benchmark Hearth's DNS engine against dnsmasq (127.0.0.1 only).")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of the cached-hits run (default 10)")
+    p.add_argument("--repeat", type=int, default=1, help="runs per case and engine, median reported (default 1)")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"JSON output (default {DEFAULT_JSON})")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                   help=f"shared data directory holding {QUERY_FILE} (default {DEFAULT_DATA})")
+    p.add_argument("--clients", type=int, default=4, help="dnsperf -c: client sockets (default 4)")
+    p.add_argument("--outstanding", type=int, default=200, help="dnsperf -q: queries in flight (default 200)")
+    p.add_argument("--timeout", type=float, default=2.0, help="dnsperf -t: seconds before a query is lost (default 2)")
+    p.add_argument("--hits", type=int, default=10000, help="distinct queries in the cached-hit set (default 10000)")
+    p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of hearth,dnsmasq")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, server logs)")
+    args = p.parse_args(argv)
+    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not args.engines or set(args.engines) - set(ENGINES):
+        p.error(f"--engines: choose from {', '.join(ENGINES)}")
+    if args.duration <= 0 or args.repeat < 1 or args.clients < 1 or args.outstanding < 1:
+        p.error("--duration, --repeat, --clients and --outstanding must be positive")
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    missing = [tool for tool in ("dnsmasq", "dnsperf", "dig", "taskset") if shutil.which(tool) is None]
+    if missing:
+        print(f"dns_bench: required tool(s) not found on PATH: {', '.join(missing)} "
+              "(install dnsmasq, dnsperf, dnsutils/bind9-dnsutils and util-linux)", file=sys.stderr)
+        return 2
+    qfile = args.data / QUERY_FILE
+    if not qfile.is_file():
+        print(f"dns_bench: query file not found: {qfile} (give the data directory with --data DIR)",
+              file=sys.stderr)
+        return 2
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("dns_bench: needs at least 2 CPUs (engines on one, dnsperf + upstream on another)",
+              file=sys.stderr)
+        return 2
+    client_cpu, engine_cpu = cpus[0], cpus[1]
+
+    # SIGTERM / SIGHUP end the run like Ctrl-C does, so the finally blocks stop the children.
+    def _interrupt(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+
+    procs = Procs()
+    tmp = Path(tempfile.mkdtemp(prefix="hearth-dns-bench-"))
+    started = time.monotonic()
+    try:
+        upstream_port, hearth_port, dnsmasq_port = free_ports(3)
+        log(f"ports: upstream {upstream_port}, hearth {hearth_port}, dnsmasq {dnsmasq_port}; temp dir {tmp}")
+        start_upstream(procs, tmp, client_cpu, upstream_port)
+
+        probes = {}
+        for qtype in PROBE_TYPES:
+            reply = dig(upstream_port, random_name(qtype), qtype)
+            probes[qtype] = {**reply, "cacheable": cacheable(reply)}
+        types = [t for t in PROBE_TYPES if probes[t]["cacheable"]]
+        dropped = [t for t in PROBE_TYPES if t not in types]
+        note = ""
+        if dropped:
+            note = ("upstream gives uncacheable answers for " + ", ".join(
+                f"{t} ({probes[t]['status']}{', no SOA' if not probes[t]['soa'] else ''})" for t in dropped)
+                + f"; query sets restricted to {'/'.join(types)}")
+            log(note)
+        if not types:
+            raise BenchError(f"the upstream dnsmasq gives no cacheable answer for any type: {probes}")
+
+        lines = read_queries(qfile, set(types))
+        hits, misses = build_sets(lines, args.hits, 20001, 100000)
+        if len(hits) < args.hits:
+            log(f"only {len(hits)} distinct queries available for the cached-hit set")
+        files = {"hits": write_queries(tmp / "hits.txt", hits),
+                 "misses": write_queries(tmp / "misses.txt", misses)}
+        log(f"query sets: {len(hits)} cached-hit queries, {len(misses)} miss queries")
+
+        perf = Dnsperf(procs, client_cpu, args.clients, args.outstanding, args.timeout)
+        engines: dict[str, Engine] = {
+            "hearth": HearthEngine(procs, tmp, engine_cpu, hearth_port, upstream_port),
+            "dnsmasq": DnsmasqEngine(procs, tmp, engine_cpu, dnsmasq_port, upstream_port),
+        }
+        runs: list[dict] = []
+        for rep in range(args.repeat):
+            order = args.engines if rep % 2 == 0 else list(reversed(args.engines))
+            for case in CASES:
+                for name in order:
+                    log(f"repeat {rep + 1}/{args.repeat}: {case} / {name}")
+                    try:
+                        res = measure(engines[name], case, perf, files, args)
+                    except BenchError as exc:
+                        log(f"ERROR: {exc}")
+                        res = {"case": case, "engine": name, "error": str(exc).splitlines()[0],
+                               "detail": str(exc)}
+                    res["repeat"] = rep + 1
+                    runs.append(res)
+                    if "qps" in res:
+                        log(f"  {res['qps']:,.0f} qps, {fmt(res['cpu_us_per_query'], '.1f')} µs CPU/query, "
+                            f"lost {res.get('lost_pct', 0):.2f}%, server busy "
+                            f"{fmt(res['server_cpu_busy_pct'], '.0f')}%, dnsperf busy "
+                            f"{fmt(res['client_cpu_busy_pct'], '.0f')}%")
+
+        summary = []
+        for case in CASES:
+            base = median_row([r for r in runs if r["case"] == case and r["engine"] == "dnsmasq"])
+            for name in ENGINES:
+                if name not in args.engines:
+                    continue
+                row = {"case": case, "engine": name,
+                       **median_row([r for r in runs if r["case"] == case and r["engine"] == name])}
+                if row["qps"] is not None and base.get("qps"):
+                    row["ratio_vs_dnsmasq"] = round(row["qps"] / base["qps"], 3)
+                summary.append(row)
+
+        report = {
+            "meta": {
+                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "python_executable": sys.executable,
+                "versions": versions(),
+                "host": f"{platform.system()} {platform.release()}, {cpu_model()}, "
+                        f"{os.cpu_count()} CPUs",
+                "engine_cpu": engine_cpu, "client_cpu": client_cpu,
+                "duration": args.duration, "repeat": args.repeat,
+                "dnsperf_flags": f"-c {args.clients} -q {args.outstanding} -t {args.timeout:g}",
+                "upstream_probe": probes, "query_types": types, "query_types_note": note,
+                "hits_queries": len(hits), "miss_queries": len(misses), "miss_lines": "20001-100000",
+                "dnsmasq_cache_size": DnsmasqEngine.cache_size, "hearth_cache_size": 200000,
+                "elapsed_s": round(time.monotonic() - started, 1),
+            },
+            "summary": summary,
+            "runs": runs,
+        }
+        text = markdown(report)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        args.json.with_suffix(".md").write_text(text, encoding="utf-8")
+        print(text)
+        log(f"wrote {args.json} and {args.json.with_suffix('.md')} in {report['meta']['elapsed_s']} s")
+        return 1 if any(r.get("error") for r in runs) else 0
+    except BenchError as exc:
+        print(f"dns_bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dns_bench: interrupted; stopping every process it started", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish the cleanup even if signalled again
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        procs.stop_all()
+        if args.keep_tmp:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

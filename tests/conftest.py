@@ -1,0 +1,113 @@
+"""Shared fixtures: the shared data folder, a running `hearth dns`, fake upstreams."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("HEARTH_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.fail(f"shared test data not found at {path} (set HEARTH_SHARED_DATA)")
+    return path
+
+
+class RunningEngine:
+    """`hearth dns` in a subprocess, listening on 127.0.0.1 (and ::1) on a free port."""
+
+    def __init__(self, tmp: Path, config: dict, command: str = "dns"):
+        self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.data_dir = tmp / "data"
+        config = {"data_dir": str(self.data_dir), "log_level": "debug", **config}
+        config.setdefault("dns", {}).setdefault("listen", ["127.0.0.1:0"])
+        self.config_path = tmp / "hearth.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log_path = tmp / "engine.log"
+        self.command = command
+        self.proc: Optional[subprocess.Popen] = None
+        self.ports: list[tuple[str, int]] = []
+
+    def start(self, timeout: float = 15.0) -> "RunningEngine":
+        state = self.data_dir / "engine.json"
+        if state.exists():
+            state.unlink()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "resolver.cli", self.command, "-c", str(self.config_path)],
+                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=str(self.tmp))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"hearth exited with {self.proc.returncode}:\n{self.log()}")
+            if state.exists():
+                data = json.loads(state.read_text())
+                self.ports = [_split(a) for a in data["dns"]]
+                return self
+            time.sleep(0.05)
+        raise AssertionError(f"hearth did not start in {timeout}s:\n{self.log()}")
+
+    @property
+    def port(self) -> int:
+        return self.ports[0][1]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def rewrite_config(self, config: dict) -> None:
+        config = {"data_dir": str(self.data_dir), "log_level": "debug", **config}
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+
+def _split(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@pytest.fixture
+def start_engine(tmp_path):
+    """Factory: start_engine(config_dict) -> RunningEngine (stopped at teardown)."""
+    engines: list[RunningEngine] = []
+
+    def factory(config: dict, command: str = "dns") -> RunningEngine:
+        eng = RunningEngine(tmp_path / f"engine{len(engines)}", config, command)
+        engines.append(eng)
+        return eng.start()
+
+    yield factory
+    for eng in engines:
+        eng.stop()

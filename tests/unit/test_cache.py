@@ -1,0 +1,81 @@
+"""The answer cache without sockets: TTL decrement, case echo, LRU, stale."""
+from __future__ import annotations
+
+from dnslib import RR, DNSRecord
+
+from resolver.cache import AnswerCache, CacheConfig, CacheEntry
+from resolver.wire import parse_question
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _reply(name="www.example.com", ttl=300):
+    q = DNSRecord.question(name, "A")
+    r = q.reply()
+    r.add_answer(*RR.fromZone(f"{name}. {ttl} IN A 192.0.2.1"))
+    r.add_answer(*RR.fromZone(f"{name}. {ttl + 100} IN A 192.0.2.2"))
+    return bytes(q.pack()), bytes(r.pack())
+
+
+def test_hit_patches_id_case_and_ttl():
+    clock = Clock()
+    cache = AnswerCache(CacheConfig(), clock)
+    query, reply = _reply()
+    q = parse_question(query)
+    cache.put(q.key, CacheEntry(reply, q.qend, 300, clock()))
+    clock.now += 42.7
+    other = DNSRecord.question("WWW.example.COM", "A")
+    other.header.id = 4242
+    data = bytes(other.pack())
+    q2 = parse_question(data)
+    entry = cache.get(q2.key)
+    out = DNSRecord.parse(entry.reply(data, q2.qend, clock()))
+    assert out.header.id == 4242
+    assert str(out.q.qname) == "WWW.example.COM."
+    assert [r.ttl for r in out.rr] == [258, 358]
+    clock.now += 1000
+    out = DNSRecord.parse(entry.reply(data, q2.qend, clock()))
+    assert [r.ttl for r in out.rr] == [0, 0]  # floored, never wraps
+
+
+def test_lru_eviction_keeps_recently_used():
+    clock = Clock()
+    cache = AnswerCache(CacheConfig(size=2), clock)
+    keys = []
+    for name in ("a.test", "b.test", "c.test"):
+        query, reply = _reply(name)
+        q = parse_question(query)
+        keys.append(q.key)
+        if name == "c.test":
+            cache.get(keys[0])  # touch a.test so b.test is the least recently used
+        cache.put(q.key, CacheEntry(reply, q.qend, 300, clock()))
+    assert cache.get(keys[0]) is not None and cache.get(keys[1]) is None and cache.get(keys[2]) is not None
+    assert cache.evictions == 1
+
+
+def test_clamps_and_stale_window():
+    cache = AnswerCache(CacheConfig(min_ttl=60, max_ttl=3600, negative_max_ttl=600))
+    assert cache.clamp(5) == 60 and cache.clamp(100000) == 3600 and cache.negative_ttl(86400) == 600
+    clock = Clock()
+    query, reply = _reply()
+    q = parse_question(query)
+    entry = CacheEntry(reply, q.qend, 300, clock(), stale_for=86400)
+    assert entry.stale_until == clock() + 300 + 86400
+    stale = DNSRecord.parse(entry.stale_reply(query, q.qend, 30))
+    assert [r.ttl for r in stale.rr] == [30, 30]
+    cache = AnswerCache(CacheConfig(), clock)
+    cache.put(q.key, entry)
+    clock.now += 300 + 86400 + 1
+    assert cache.expire_stale() == 1 and len(cache) == 0
+
+
+def test_min_ttl_above_max_ttl_is_rejected():
+    import pytest
+    with pytest.raises(ValueError):
+        CacheConfig(min_ttl=100, max_ttl=10)
