@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass
 from typing import Optional
 
-from dnslib import QTYPE, RD, RR, SOA, DNSHeader, DNSLabel, DNSQuestion, DNSRecord, EDNS0, EDNSOption
+from dnslib import QTYPE, RD, RR, SOA, DNSHeader, DNSLabel, DNSRecord, EDNS0, EDNSOption
 
 from .wire import KEY_CD, KEY_DO, KEY_EDNS, KEY_RD
 
@@ -27,7 +27,7 @@ class ClientQuery:
     edns_version: int
 
     @classmethod
-    def parse(cls, data: bytes) -> "ClientQuery":
+    def parse(cls, data: bytes) -> ClientQuery:
         """dnslib parse; raises DNSError/ValueError/IndexError/struct.error on garbage."""
         msg = DNSRecord.parse(data)
         opts = [r for r in msg.ar if r.rtype == QTYPE.OPT]

@@ -154,10 +154,10 @@ class _Builder:
                     if dataclasses.is_dataclass(item):
                         out.append(self.section(item, child, sub))
                     else:
-                        v = self.convert(item, meta, self.scalar(child), child, sub)
+                        v = self.checked(meta, self.convert(item, meta, self.scalar(child), child, sub), child, sub)
                         if v is not _BAD:
                             out.append(v)
-                return self.checked(meta, out, node, dotted, whole=True)
+                return out
             raw = self.scalar(node)
             return self.checked(meta, self.convert(hint, meta, raw, node, dotted), node, dotted)
         except ValueError as exc:
@@ -199,15 +199,13 @@ class _Builder:
             self.problem(node, dotted, str(exc))
             return _BAD
 
-    def checked(self, meta: Any, value: Any, node: yaml.Node, dotted: str, whole: bool = False) -> Any:
+    def checked(self, meta: Any, value: Any, node: yaml.Node, dotted: str) -> Any:
         if value is _BAD:
             return _BAD
         check = meta.get("check")
         if check is None:
             return value
         try:
-            if whole:
-                return [check(v) for v in value]
             return check(value)
         except ValueError as exc:
             self.problem(node, dotted, str(exc))
@@ -285,7 +283,8 @@ def reference_markdown(cls: type, title: str, intro: str) -> str:
         if section:
             out += [f"{'#' * min(2 + depth, 4)} `{dotted}`", "", meta.get("help", ""), ""]
             continue
-        out.append(f"- **`{dotted}`** ({_type_name(hint, meta)}, default `{_yaml_value(_default_text(f, meta), meta)}`)  ")
+        default = _yaml_value(_default_text(f, meta), meta)
+        out.append(f"- **`{dotted}`** ({_type_name(hint, meta)}, default `{default}`)  ")
         out.append(f"  {meta.get('help', '')}")
         if meta.get("choices"):
             out.append(f"  One of: {', '.join(f'`{c}`' for c in meta['choices'])}.")
@@ -293,10 +292,11 @@ def reference_markdown(cls: type, title: str, intro: str) -> str:
             out.append(f"  See also: {meta['related']}.")
         item = typing.get_args(hint)[0] if typing.get_origin(hint) is list and typing.get_args(hint) else None
         if item is not None and dataclasses.is_dataclass(item):
-            out.append(f"  Each item has these keys:")
+            out.append("  Each item has these keys:")
             for sub, sf, shint, _ in iter_options(item):
-                out.append(f"  - `{sub}` ({_type_name(shint, sf.metadata)}, default "
-                           f"`{_yaml_value(_default_text(sf, sf.metadata), sf.metadata)}`): {sf.metadata.get('help', '')}")
+                sub_default = _yaml_value(_default_text(sf, sf.metadata), sf.metadata)
+                out.append(f"  - `{sub}` ({_type_name(shint, sf.metadata)}, default `{sub_default}`): "
+                           f"{sf.metadata.get('help', '')}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

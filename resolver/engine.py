@@ -163,7 +163,7 @@ class Engine:
         tcp.idle_timeout, tcp.max_connections = new.dns.tcp_idle_timeout, new.dns.tcp_max_connections
         wanted = [parse_listen(t) for t in new.dns.listen]
         for addr in self.listeners.addresses:
-            if addr not in wanted and not (addr[0], 0) in wanted:
+            if addr not in wanted and (addr[0], 0) not in wanted:
                 await self.listeners.close(addr)
         for host, port in wanted:
             if port == 0 and any(a[0] == host for a in self.listeners.addresses):

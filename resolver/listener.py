@@ -44,7 +44,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 class TcpConnection(asyncio.Protocol):
     """One client connection: 2-byte length framing, pipelined queries, idle time-out."""
 
-    def __init__(self, server: "TcpServer"):
+    def __init__(self, server: TcpServer):
         self.server = server
         self.pipeline = server.pipeline
         self.buf = bytearray()

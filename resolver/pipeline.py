@@ -27,9 +27,9 @@ from .localrecords import LocalZone
 from .querylog import QueryLog
 from .stats import Stats
 from .upstream import UpstreamError, UpstreamPool
-from .wire import (KEY_CD, KEY_DO, KEY_EDNS, KEY_RD, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED,
-                   RCODE_SERVFAIL, TYPE_OPT, Question, add_option, canonical_query, ede_option, error_reply, name_labels,
-                   parse_question, truncated)
+from .wire import (KEY_CD, KEY_DO, KEY_EDNS, KEY_RD, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN,
+                   RCODE_REFUSED, RCODE_SERVFAIL, TYPE_OPT, Question, add_option, canonical_query, ede_option,
+                   error_reply, name_labels, parse_question, truncated)
 
 log = logging.getLogger("hearth.pipeline")
 

@@ -142,7 +142,8 @@ def truncated(reply: bytes, qend: int, key_flags: int, edns_size: int) -> bytes:
     return bytes(head)
 
 
-def error_reply(query: bytes, rcode: int, edns_size: int = 1232, ede: Optional[tuple[int, str]] = None) -> Optional[bytes]:
+def error_reply(query: bytes, rcode: int, edns_size: int = 1232,
+                ede: Optional[tuple[int, str]] = None) -> Optional[bytes]:
     """A reply with ``rcode`` echoing the query's question when it can be found.
 
     Built from raw bytes so it works for packets dnslib cannot parse. Returns

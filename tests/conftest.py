@@ -45,7 +45,7 @@ class RunningEngine:
         self.proc: Optional[subprocess.Popen] = None
         self.ports: list[tuple[str, int]] = []
 
-    def start(self, timeout: float = 15.0) -> "RunningEngine":
+    def start(self, timeout: float = 15.0) -> RunningEngine:
         state = self.data_dir / "engine.json"
         if state.exists():
             state.unlink()

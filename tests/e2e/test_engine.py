@@ -250,7 +250,8 @@ def test_query_log_reaches_the_store_and_stats_are_readable(upstream, start_engi
     while time.monotonic() < deadline and len(rows) < 3:
         time.sleep(0.2)
         with sqlite3.connect(eng.data_dir / "hearth.db") as db:
-            rows = db.execute("SELECT qname, qtype, rcode, cached, client, answer FROM query_log ORDER BY id").fetchall()
+            rows = db.execute("SELECT qname, qtype, rcode, cached, client, answer FROM query_log"
+                              " ORDER BY id").fetchall()
     assert [(r[0], r[2], r[3]) for r in rows] == [("www.example.com", 0, 0), ("www.example.com", 0, 1),
                                                    ("nothing.example.com", 3, 0)]
     assert rows[0][4] == "127.0.0.1" and rows[0][5] == "A 192.0.2.10"

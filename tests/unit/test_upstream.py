@@ -7,16 +7,9 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # plain `pytest` from anywhere, without an installed package
-    sys.path.insert(0, str(ROOT))
-
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from resolver.upstream import (

@@ -84,7 +84,7 @@ def test_truncated_keeps_question_and_opt():
     data = q.pack()
     parsed = parse_question(data)
     reply = q.reply()
-    for i in range(40):
+    for _ in range(40):
         reply.add_answer(*DNSRecord.parse(DNSRecord.question("big.example", "TXT").pack()).rr)
     packed = data[:2] + b"\x81\x80" + data[4:]
     tc = DNSRecord.parse(wire.truncated(packed, parsed.qend, parsed.key[-1], 1232))

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install what the tests need (Debian packages, a venv with Hearth and test tools), then lint and test.
+# Usage: bash tests/run.sh [pytest args]   — runs as root or with sudo for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+need=()
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
+command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+
+.venv/bin/ruff check .
+set +e
+.venv/bin/python -m pytest "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi
+exit "$code"
