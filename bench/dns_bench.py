@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -61,28 +61,24 @@ class Procs:
     def __init__(self) -> None:
         self.live: list[subprocess.Popen] = []
 
-    def start(self, argv: list[str], *, log_path: Optional[Path] = None, cwd: Optional[Path] = None,
-              env: Optional[dict] = None, capture: bool = False) -> subprocess.Popen:
-        out: Any
-        if capture:
-            out = subprocess.PIPE
-        elif log_path is not None:
-            out = open(log_path, "ab")  # noqa: SIM115 - closed right after Popen (the child keeps it)
-        else:
-            out = subprocess.DEVNULL
+    def start(self, argv: list[str], *, log_path: Path | None = None, cwd: Path | None = None,
+              env: dict | None = None) -> subprocess.Popen:
+        """Start ``argv`` with stdout and stderr to ``log_path`` (or nowhere)."""
+        out = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
         try:
             # Own session: a Ctrl-C in the terminal reaches only this script, which then
-            # stops the children itself (in order, in the finally blocks).
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+            # stops the children itself (in the finally blocks).
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                    stdout=out if out is not None else subprocess.DEVNULL,
                                     stderr=subprocess.STDOUT, cwd=cwd, env=env,
                                     start_new_session=True)
         finally:
-            if not capture and log_path is not None:
-                out.close()
+            if out is not None:
+                out.close()  # the child has its own copy
         self.live.append(proc)
         return proc
 
-    def stop(self, proc: subprocess.Popen, timeout: float = 5.0) -> Optional[int]:
+    def stop(self, proc: subprocess.Popen, timeout: float = 5.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
         if proc.poll() is None:
             try:
@@ -93,8 +89,6 @@ class Procs:
                 proc.wait(5)
             except ProcessLookupError:
                 pass
-        if proc.stdout is not None:
-            proc.stdout.close()
         if proc in self.live:
             self.live.remove(proc)
         return proc.returncode
@@ -103,7 +97,7 @@ class Procs:
         for proc in reversed(list(self.live)):
             try:
                 self.stop(proc, timeout=3.0)
-            except Exception as exc:  # keep going: every child must be stopped
+            except (OSError, subprocess.SubprocessError) as exc:  # keep going with the others
                 log(f"could not stop pid {proc.pid}: {exc}")
 
 
@@ -184,7 +178,7 @@ def dig(port: int, name: str, qtype: str) -> dict:
     """Ask 127.0.0.1:port with dig; status, answer records and whether an SOA came along."""
     argv = ["dig", f"@{HOST}", "-p", str(port), "+tries=1", "+time=2", "+noall", "+comments",
             "+answer", "+authority", name, qtype]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout
     m = re.search(r"status: (\w+)", out)
     section = ""
     answers: list[str] = []
@@ -245,9 +239,9 @@ class Dnsperf:
         self.procs, self.cpu = procs, cpu
         self.clients, self.outstanding, self.timeout = clients, outstanding, timeout
 
-    def argv(self, port: int, datafile: Path, *, duration: Optional[float] = None,
-             passes: Optional[int] = None, clients: Optional[int] = None,
-             outstanding: Optional[int] = None) -> list[str]:
+    def argv(self, port: int, datafile: Path, *, duration: float | None = None,
+             passes: int | None = None, clients: int | None = None,
+             outstanding: int | None = None) -> list[str]:
         argv = ["taskset", "-c", str(self.cpu), "dnsperf", "-s", HOST, "-p", str(port),
                 "-d", str(datafile), "-c", str(clients or self.clients),
                 "-q", str(outstanding or self.outstanding), "-t", f"{self.timeout:g}"]
@@ -257,27 +251,46 @@ class Dnsperf:
             argv += ["-n", str(passes)]
         return argv  # no -Q: the query rate is never capped
 
-    def run(self, argv: list[str], limit: float) -> dict:
-        before = os.times()
-        proc = self.procs.start(argv, capture=True)
+    def run(self, argv: list[str], limit: float, out_path: Path) -> dict:
+        """Run dnsperf to the end; its numbers, plus how busy its core was meanwhile."""
+        out_path.unlink(missing_ok=True)
+        proc = self.procs.start(argv, log_path=out_path)
+        t0 = time.monotonic()
+        samples: list[tuple[float, tuple[int, int]]] = []
         try:
-            out, _ = proc.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            self.procs.stop(proc)
-            raise BenchError(f"dnsperf did not finish within {limit:.0f} s: {' '.join(argv)}") from None
+            while proc.poll() is None:
+                now = time.monotonic() - t0
+                if now > limit:
+                    raise BenchError(f"dnsperf did not finish within {limit:.0f} s: {' '.join(argv)}")
+                samples.append((now, core_jiffies(self.cpu)))
+                time.sleep(0.1)
         finally:
             self.procs.stop(proc)
-        after = os.times()
-        text = out.decode(errors="replace")
+        text = out_path.read_text(errors="replace")
         if proc.returncode != 0:
             raise BenchError(f"dnsperf failed (exit {proc.returncode}): {' '.join(argv)}\n{text[-2000:]}")
         res = parse_dnsperf(text)
         if "qps" not in res:
             raise BenchError(f"could not read dnsperf's output:\n{text[-2000:]}")
-        # dnsperf is the only child reaped between the two os.times() calls.
-        res["client_cpu_s"] = round((after.children_user + after.children_system)
-                                    - (before.children_user + before.children_system), 3)
+        # Load of the client core (dnsperf, plus the upstream on misses) while queries flow:
+        # from 0.3 s after the start (file read) to the end of dnsperf's run time. dnsperf
+        # spins while it waits for the last answers, so its own CPU time would overstate it.
+        window = [s for t, s in samples if 0.3 <= t <= res.get("run_time_s", 0)]
+        res["client_core_busy_pct"] = None
+        if len(window) >= 5:
+            (b0, t0_), (b1, t1_) = window[0], window[-1]
+            res["client_core_busy_pct"] = round(100 * (b1 - b0) / (t1_ - t0_), 1) if t1_ > t0_ else None
         return res
+
+
+def core_jiffies(cpu: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one CPU from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(f"cpu{cpu} "):
+                v = [int(x) for x in line.split()[1:9]]  # user nice system idle iowait irq softirq steal
+                return sum(v) - v[3] - v[4], sum(v)
+    raise BenchError(f"cpu{cpu} not in /proc/stat")
 
 
 # ---------------------------------------------------------------- engines
@@ -288,14 +301,14 @@ class Engine:
     def __init__(self, procs: Procs, workdir: Path, cpu: int, port: int, upstream_port: int):
         self.procs, self.workdir, self.cpu = procs, workdir, cpu
         self.port, self.upstream_port = port, upstream_port
-        self.proc: Optional[subprocess.Popen] = None
-        self.log_path: Optional[Path] = None
+        self.proc: subprocess.Popen | None = None
+        self.log_path: Path | None = None
         self.starts = 0
 
     def argv(self, rundir: Path) -> list[str]:
         raise NotImplementedError
 
-    def env(self) -> Optional[dict]:
+    def env(self) -> dict | None:
         return None
 
     @property
@@ -310,6 +323,14 @@ class Engine:
         self.log_path = rundir / "server.log"
         argv = ["taskset", "-c", str(self.cpu)] + self.argv(rundir)
         self.proc = self.procs.start(argv, log_path=self.log_path, cwd=REPO, env=self.env())
+        try:
+            self._wait_ready(wait)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, wait: float) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -324,7 +345,7 @@ class Engine:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self) -> Optional[int]:
+    def stop(self) -> int | None:
         if self.proc is None:
             return None
         code = self.procs.stop(self.proc)
@@ -448,11 +469,18 @@ def sanity_check(port: int) -> dict:
     return out
 
 
-def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], args) -> dict:
+def odd_names_check(port: int, queries: list[tuple[str, str]]) -> dict[str, str]:
+    """Status of every query whose name needs escapes (binary or special bytes in a label)."""
+    return {f"{name} {qtype}": dig(port, name, qtype)["status"] for name, qtype in queries}
+
+
+def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], odd: list[tuple[str, str]],
+            args: argparse.Namespace) -> dict:
     """Start ``engine`` fresh, run one case, stop it. Returns the numbers."""
     t0 = time.monotonic()
     engine.start()
     res: dict[str, Any] = {"case": case, "engine": engine.name, "startup_s": round(time.monotonic() - t0, 2)}
+    out_path = engine.workdir / f"dnsperf-{engine.name}-{engine.starts}.txt"
     try:
         if case == "cached hits":
             res["sanity"] = sanity_check(engine.port)
@@ -461,7 +489,7 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], ar
             warm = []
             for _ in range(3):  # one pass normally; again if the warm-up lost queries
                 w = perf.run(perf.argv(engine.port, files["hits"], passes=1, clients=1, outstanding=50),
-                             limit=120)
+                             limit=120, out_path=out_path)
                 warm.append({k: w.get(k) for k in ("completed", "lost", "qps", "rcodes")})
                 if not w.get("lost"):
                     break
@@ -472,7 +500,7 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], ar
             argv = perf.argv(engine.port, files["misses"], passes=1)
             limit = 300
         cpu0 = cpu_seconds(engine.pid)
-        run = perf.run(argv, limit=limit)
+        run = perf.run(argv, limit=limit, out_path=out_path)
         cpu1 = cpu_seconds(engine.pid)
         res["dnsperf_argv"] = argv[3:]  # without the taskset prefix
         res.update(run)
@@ -481,36 +509,39 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], ar
         res["cpu_us_per_query"] = round(1e6 * (cpu1 - cpu0) / completed, 2) if completed else None
         wall = run.get("run_time_s") or 0
         res["server_cpu_busy_pct"] = round(100 * (cpu1 - cpu0) / wall, 1) if wall else None
-        res["client_cpu_busy_pct"] = round(100 * run["client_cpu_s"] / wall, 1) if wall else None
         bad = {k: v for k, v in run.get("rcodes", {}).items() if k != "NOERROR"}
         if bad:
             log(f"WARNING: {engine.name} answered {case} with non-NOERROR codes: {bad}")
-        if not engine.alive():
-            res["error"] = f"{engine.name} exited (code {engine.proc.returncode}) during the run"
+        if case == "cached hits" and odd and engine.alive():
+            res["odd_names"] = odd_names_check(engine.port, odd)
     finally:
         alive = engine.alive()
         code = engine.stop()
         if not alive:
-            res.setdefault("error", f"{engine.name} exited (code {code}) during the run")
+            res["error"] = f"{engine.name} exited (code {code}) during the run"
             res["server_log_tail"] = engine.log_tail()
             log(f"ERROR: {res['error']}:\n{res['server_log_tail']}")
         elif code not in (0, -signal.SIGTERM):
             res["stop_exit_code"] = code
             res["server_log_tail"] = engine.log_tail()
             log(f"WARNING: {engine.name} exited with code {code} on SIGTERM")
-        warnings = [line for line in (engine.log_path.read_text(errors="replace").splitlines()
-                                      if engine.log_path and engine.log_path.exists() else [])
+        log_lines = (engine.log_path.read_text(errors="replace").splitlines()
+                     if engine.log_path and engine.log_path.exists() else [])
+        warnings = [line for line in log_lines
                     if " WARNING " in line or " ERROR " in line or "Traceback" in line]
         if warnings:
             res["server_warnings"] = {"count": len(warnings), "first": warnings[:5]}
     return res
 
 
+SUMMARY_KEYS = ("qps", "cpu_us_per_query", "lost_pct", "avg_latency_s", "server_cpu_busy_pct",
+                "client_core_busy_pct", "completed")
+
+
 def median_row(runs: list[dict]) -> dict:
     ok = [r for r in runs if "qps" in r]
     row: dict[str, Any] = {"runs": len(runs), "ok_runs": len(ok)}
-    for key in ("qps", "cpu_us_per_query", "lost_pct", "avg_latency_s", "server_cpu_busy_pct",
-                "client_cpu_busy_pct", "completed"):
+    for key in SUMMARY_KEYS:
         vals = [r[key] for r in ok if r.get(key) is not None]
         row[key] = statistics.median(vals) if vals else None
     errors = [r["error"] for r in runs if r.get("error")]
@@ -527,53 +558,74 @@ def fmt(value: Any, spec: str, suffix: str = "") -> str:
 
 def markdown(report: dict) -> str:
     meta = report["meta"]
-    lines = [f"# Hearth vs dnsmasq DNS benchmark ({meta['date']})", ""]
-    lines += [f"Command: `{meta['command']}`", ""]
     v = meta["versions"]
-    lines += [f"- dnsmasq: {v['dnsmasq']}", f"- dnsperf: {v['dnsperf']}",
-              f"- Python: {v['python']} ({meta['python_executable']}); uvloop: {v['uvloop'] or 'not installed'}",
-              f"- Hearth: {v['hearth']} (git {v['git']})",
-              f"- Host: {meta['host']}",
-              f"- Pinning: engines on CPU {meta['engine_cpu']}; dnsperf and upstream dnsmasq on "
-              f"CPU {meta['client_cpu']}",
-              f"- dnsperf: `{meta['dnsperf_flags']}` (hits: `-l {meta['duration']:g}`; misses: `-n 1`, "
-              "no `-Q`)",
-              f"- Query types: {', '.join(meta['query_types'])}"
-              + (f" — {meta['query_types_note']}" if meta.get("query_types_note") else ""),
-              f"- Query sets: {meta['hits_queries']} distinct cached-hit queries; "
-              f"{meta['miss_queries']} distinct miss queries (file lines {meta['miss_lines']})",
-              f"- Repeats: {meta['repeat']} (median shown)", ""]
-    lines += ["| case | engine | qps | ratio vs dnsmasq | CPU µs/query | lost | avg latency ms "
-              "| server CPU busy |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    types = ", ".join(meta["query_types"])
+    if meta.get("query_types_note"):
+        types += f" ({meta['query_types_note']})"
+    lines = [
+        f"# Hearth vs dnsmasq DNS benchmark ({meta['date']})",
+        "",
+        f"Command: `{meta['command']}`",
+        "",
+        f"- dnsmasq: {v['dnsmasq']}",
+        f"- dnsperf: {v['dnsperf']}",
+        f"- Python: {v['python']} ({meta['python_executable']}); uvloop: {v['uvloop'] or 'not installed'}",
+        f"- Hearth: {v['hearth']} (git {v['git']})",
+        f"- Host: {meta['host']}",
+        (f"- Pinning: engines under test on CPU {meta['engine_cpu']}; dnsperf and the upstream "
+         f"dnsmasq on CPU {meta['client_cpu']}"),
+        (f"- dnsperf: `{meta['dnsperf_flags']}`; hits: warm-up `-n 1 -c 1 -q 50`, then "
+         f"`-l {meta['duration']:g}`; misses: `-n 1`; never `-Q`"),
+        f"- Query types: {types}",
+        (f"- Query sets: {meta['hits_queries']} distinct cached-hit queries; {meta['miss_queries']} "
+         f"distinct miss queries (file lines {meta['miss_lines']}, minus the hit set)"),
+        f"- Repeats: {meta['repeat']} per case and engine, alternating; median shown",
+        "",
+        ("| case | engine | qps | ratio vs dnsmasq | CPU µs/query | lost | avg latency ms "
+         "| engine core busy | client core busy |"),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in report["summary"]:
+        latency = None if row["avg_latency_s"] is None else row["avg_latency_s"] * 1000
         lines.append(
             f"| {row['case']} | {row['engine']} | {fmt(row['qps'], ',.0f')} "
             f"| {fmt(row.get('ratio_vs_dnsmasq'), '.2f')} | {fmt(row['cpu_us_per_query'], '.1f')} "
-            f"| {fmt(row['lost_pct'], '.2f', '%')} "
-            f"| {fmt(None if row['avg_latency_s'] is None else row['avg_latency_s'] * 1000, '.2f')} "
-            f"| {fmt(row['server_cpu_busy_pct'], '.0f', '%')} |")
+            f"| {fmt(row['lost_pct'], '.2f', '%')} | {fmt(latency, '.2f')} "
+            f"| {fmt(row['server_cpu_busy_pct'], '.0f', '%')} "
+            f"| {fmt(row['client_core_busy_pct'], '.0f', '%')} |")
+    lines += [
+        "",
+        ("ratio = engine qps / dnsmasq qps, same case. CPU µs/query = the engine process's "
+         "utime+stime over the measured run / queries completed. engine core busy = that CPU "
+         "time / dnsperf's run time (about 100% = the engine is the bottleneck). client core "
+         "busy = load of the dnsperf core while queries flowed (dnsperf, plus the upstream on "
+         "misses)."),
+    ]
     notes = []
     for row in report["summary"]:
         for err in row.get("errors", []):
             notes.append(f"- ERROR {row['case']} / {row['engine']}: {err}")
+    odd: dict[str, dict[str, str]] = {}
     for run in report["runs"]:
+        where = f"{run['engine']} / {run['case']} (repeat {run.get('repeat')})"
         if run.get("sanity") and not run["sanity"]["ok"]:
-            notes.append(f"- WRONG ANSWERS from {run['engine']}: {run['sanity']['replies']}")
-        bad = {k: v for k, v in run.get("rcodes", {}).items() if k != "NOERROR"}
+            notes.append(f"- WRONG ANSWERS from {where}: {run['sanity']['replies']}")
+        bad = {k: n for k, n in run.get("rcodes", {}).items() if k != "NOERROR"}
         if bad:
-            notes.append(f"- {run['engine']} / {run['case']}: non-NOERROR responses {bad}")
+            notes.append(f"- {where}: non-NOERROR responses {bad}")
         if run.get("server_warnings"):
-            notes.append(f"- {run['engine']} / {run['case']}: {run['server_warnings']['count']} "
-                         f"warning lines in its log, first: `{run['server_warnings']['first'][0]}`")
-        if run.get("client_cpu_busy_pct") is not None and run["client_cpu_busy_pct"] > 90:
-            notes.append(f"- {run['engine']} / {run['case']}: dnsperf used "
-                         f"{run['client_cpu_busy_pct']:.0f}% of its core; the client may be the limit")
-    lines += [""]
-    lines += ["ratio = engine qps / dnsmasq qps for the same case (higher is better for Hearth). "
-              "CPU µs/query = server utime+stime during the measured run / queries completed. "
-              "server CPU busy = that CPU time / dnsperf run time (100% = the engine's core is "
-              "saturated)."]
+            notes.append(f"- {where}: {run['server_warnings']['count']} warning/error lines in "
+                         f"the engine's log, first: `{run['server_warnings']['first'][0]}`")
+        client, engine = run.get("client_core_busy_pct"), run.get("server_cpu_busy_pct")
+        if client is not None and engine is not None and client > 95 and engine < 90:
+            notes.append(f"- {where}: the client core was {client:.0f}% busy and the engine only "
+                         f"{engine:.0f}%: dnsperf (or the upstream) limited this run, not the engine")
+        for query, status in run.get("odd_names", {}).items():
+            odd.setdefault(query, {})[run["engine"]] = status
+    differing = {q: st for q, st in odd.items() if len(set(st.values())) > 1}
+    for query, st in differing.items():
+        notes.append(f"- engines disagree on `{query}`: "
+                     + ", ".join(f"{e} {s}" for e, s in sorted(st.items())))
     if notes:
         lines += ["", "Notes:", *notes]
     return "\n".join(lines) + "\n"
@@ -583,7 +635,7 @@ def markdown(report: dict) -> str:
 
 def first_line(argv: list[str]) -> str:
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unknown ({exc})"
     text = (p.stdout + p.stderr).strip()
@@ -592,7 +644,7 @@ def first_line(argv: list[str]) -> str:
 
 def versions() -> dict:
     dnsperf = "unknown"
-    p = subprocess.run(["dnsperf", "-h"], capture_output=True, text=True, timeout=10)
+    p = subprocess.run(["dnsperf", "-h"], capture_output=True, text=True, timeout=10, check=False)
     m = re.search(r"Version\s+(\S+)", p.stdout + p.stderr)
     if m:
         dnsperf = m.group(1)
@@ -601,7 +653,7 @@ def versions() -> dict:
         uv = first_line([sys.executable, "-c", "import uvloop; print(uvloop.__version__)"])
     git = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+                           capture_output=True, text=True, check=False).stdout.strip()
     return {"dnsmasq": first_line(["dnsmasq", "--version"]), "dnsperf": dnsperf,
             "python": platform.python_version(), "uvloop": uv,
             "hearth": first_line([sys.executable, "-m", "resolver.cli", "version"]),
@@ -618,15 +670,15 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Benchmark Hearth's DNS engine against dnsmasq (127.0.0.1 only).")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of the cached-hits run (default 10)")
     p.add_argument("--repeat", type=int, default=1, help="runs per case and engine, median reported (default 1)")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"JSON output (default {DEFAULT_JSON})")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA,
                    help=f"shared data directory holding {QUERY_FILE} (default {DEFAULT_DATA})")
-    p.add_argument("--clients", type=int, default=4, help="dnsperf -c: client sockets (default 4)")
-    p.add_argument("--outstanding", type=int, default=200, help="dnsperf -q: queries in flight (default 200)")
+    p.add_argument("--clients", type=int, default=8, help="dnsperf -c: client sockets (default 8)")
+    p.add_argument("--outstanding", type=int, default=500, help="dnsperf -q: most queries in flight (default 500)")
     p.add_argument("--timeout", type=float, default=2.0, help="dnsperf -t: seconds before a query is lost (default 2)")
     p.add_argument("--hits", type=int, default=10000, help="distinct queries in the cached-hit set (default 10000)")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of hearth,dnsmasq")
@@ -640,7 +692,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     missing = [tool for tool in ("dnsmasq", "dnsperf", "dig", "taskset") if shutil.which(tool) is None]
     if missing:
@@ -662,8 +714,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     # SIGTERM / SIGHUP end the run like Ctrl-C does, so the finally blocks stop the children.
     def _interrupt(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)  # also when started with SIGINT ignored (e.g. `cmd &`)
 
     procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="hearth-dns-bench-"))
@@ -695,6 +747,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         files = {"hits": write_queries(tmp / "hits.txt", hits),
                  "misses": write_queries(tmp / "misses.txt", misses)}
         log(f"query sets: {len(hits)} cached-hit queries, {len(misses)} miss queries")
+        odd = [q for q in hits + misses if "\\" in q[0]]
 
         perf = Dnsperf(procs, client_cpu, args.clients, args.outstanding, args.timeout)
         engines: dict[str, Engine] = {
@@ -708,7 +761,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 for name in order:
                     log(f"repeat {rep + 1}/{args.repeat}: {case} / {name}")
                     try:
-                        res = measure(engines[name], case, perf, files, args)
+                        res = measure(engines[name], case, perf, files, odd, args)
                     except BenchError as exc:
                         log(f"ERROR: {exc}")
                         res = {"case": case, "engine": name, "error": str(exc).splitlines()[0],
@@ -718,8 +771,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     if "qps" in res:
                         log(f"  {res['qps']:,.0f} qps, {fmt(res['cpu_us_per_query'], '.1f')} µs CPU/query, "
                             f"lost {res.get('lost_pct', 0):.2f}%, server busy "
-                            f"{fmt(res['server_cpu_busy_pct'], '.0f')}%, dnsperf busy "
-                            f"{fmt(res['client_cpu_busy_pct'], '.0f')}%")
+                            f"{fmt(res['server_cpu_busy_pct'], '.0f')}%, client core busy "
+                            f"{fmt(res['client_core_busy_pct'], '.0f')}%")
 
         summary = []
         for case in CASES:
@@ -735,7 +788,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         report = {
             "meta": {
-                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "command": " ".join([Path(sys.executable).name, *sys.argv]),
                 "python_executable": sys.executable,
                 "versions": versions(),
@@ -766,8 +819,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("dns_bench: interrupted; stopping every process it started", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish the cleanup even if signalled again
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # finish the cleanup even if signalled again
         procs.stop_all()
         if args.keep_tmp:
             log(f"kept {tmp}")

@@ -16,6 +16,7 @@ import re
 import ssl
 import struct
 from dataclasses import dataclass
+from typing import Union
 
 from .upstream_transports import (
     DoHTransport,
@@ -27,7 +28,7 @@ from .upstream_transports import (
 )
 
 log = logging.getLogger(__name__)
-Transport = UDPTransport | StreamTransport | DoHTransport
+Transport = Union[UDPTransport, StreamTransport, DoHTransport]
 
 DEFAULT_PORTS = {"udp": 53, "tcp": 53, "tls": 853, "https": 443}
 STRATEGIES = ("failover", "fastest")

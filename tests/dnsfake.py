@@ -28,7 +28,6 @@ import ssl
 import struct
 import threading
 from pathlib import Path
-from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 from dnslib import QTYPE, RCODE, RR, DNSRecord
@@ -117,7 +116,7 @@ class FakeDNS:
         return out
 
     # ------------------------------------------------------------------------------ lifecycle
-    def start(self) -> Self:
+    def start(self) -> FakeDNS:
         ready, err = threading.Event(), []
 
         def run() -> None:
@@ -149,7 +148,7 @@ class FakeDNS:
         self._thread.join(10)
         self._thread = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> FakeDNS:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -315,7 +314,7 @@ def make_test_certs(directory: str | Path, names: tuple[str, ...] = ("dns.test",
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     d = Path(directory)
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Hearth test CA")])
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
@@ -355,7 +354,7 @@ def make_test_certs(directory: str | Path, names: tuple[str, ...] = ("dns.test",
 def server_tls_context(cert_file: str, key_file: str,
                        alpn: list[str] | None = None) -> ssl.SSLContext:
     """Server-side TLS context for FakeDNS (DoT, or DoH with ``alpn=["http/1.1"]``)."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert_file, key_file)
     ctx.num_tickets = 0  # TLS 1.3 tickets sent after the handshake add ~40 ms (delayed ACK)
     if alpn:
