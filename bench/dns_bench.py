@@ -122,6 +122,22 @@ def cpu_seconds(pid: int) -> float:
 
 # ---------------------------------------------------------------- DNS helpers
 
+def udp_drops(port: int) -> int:
+    """Datagrams dropped so far by the UDP sockets bound to 127.0.0.1:port (full receive buffer)."""
+    want = f"0100007F:{port:04X}"
+    drops = 0
+    try:
+        with open("/proc/net/udp", encoding="ascii") as fh:
+            next(fh)
+            for line in fh:
+                fields = line.split()
+                if fields[1] == want:
+                    drops += int(fields[-1])
+    except OSError:
+        pass
+    return drops
+
+
 def free_ports(n: int) -> list[int]:
     """``n`` distinct ports free for both UDP and TCP on 127.0.0.1."""
     held: list[socket.socket] = []
@@ -499,9 +515,11 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], od
         else:
             argv = perf.argv(engine.port, files["misses"], passes=1)
             limit = 300
+        drops0 = udp_drops(engine.port)
         cpu0 = cpu_seconds(engine.pid)
         run = perf.run(argv, limit=limit, out_path=out_path)
         cpu1 = cpu_seconds(engine.pid)
+        res["engine_socket_drops"] = udp_drops(engine.port) - drops0
         res["dnsperf_argv"] = argv[3:]  # without the taskset prefix
         res.update(run)
         res["server_cpu_s"] = round(cpu1 - cpu0, 3)
@@ -613,6 +631,9 @@ def markdown(report: dict) -> str:
         bad = {k: n for k, n in run.get("rcodes", {}).items() if k != "NOERROR"}
         if bad:
             notes.append(f"- {where}: non-NOERROR responses {bad}")
+        if run.get("engine_socket_drops"):
+            notes.append(f"- {where}: {run['engine_socket_drops']} queries dropped by the engine's "
+                         "full UDP receive buffer (/proc/net/udp drops)")
         if run.get("server_warnings"):
             notes.append(f"- {where}: {run['server_warnings']['count']} warning/error lines in "
                          f"the engine's log, first: `{run['server_warnings']['first'][0]}`")
