@@ -64,6 +64,7 @@ class Engine:
         self.control = ControlServer(self)
         self.scheduler = None
         self._stopping: Optional[asyncio.Event] = None
+        self._reload_lock: Optional[asyncio.Lock] = None
         self._background: list[asyncio.Task] = []
 
     # ------------------------------------------------------------ lifecycle
@@ -138,7 +139,15 @@ class Engine:
     # ------------------------------------------------------------ reload
 
     async def reload(self) -> tuple[bool, str]:
-        """Re-read the config file and apply it without closing sockets that stay."""
+        """Re-read the config file and apply it without closing sockets that stay.
+
+        Reloads run one at a time: two SIGHUPs in a row must not interleave."""
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:
+            return await self._reload()
+
+    async def _reload(self) -> tuple[bool, str]:
         try:
             new = load_config(self.config_file)
         except ConfigError as exc:

@@ -203,6 +203,10 @@ def test_garbage_and_mutations_leave_the_server_answering(upstream, start_engine
     assert answers(ask("www.example.com", "A", eng.port, tcp=True)) == ["192.0.2.10"]
     log = eng.log()
     assert "Traceback" not in log, log[-3000:]
+    from resolver.control import call
+    stats = call(str(eng.data_dir / "hearth.sock"), "stats")["stats"]
+    assert stats["pending"] == 0  # no task left behind
+    assert stats["formerr"] > 1000
 
 
 def test_formerr_for_readable_header(upstream, start_engine):
@@ -260,3 +264,48 @@ def test_query_log_reaches_the_store_and_stats_are_readable(upstream, start_engi
     assert out.returncode == 0, out.stderr
     stats = json.loads(out.stdout)
     assert stats["queries"] == 3 and stats["cache_hits"] == 1 and stats["upstream_queries"] == 2
+
+
+def test_tcp_connection_cap_and_idle_timeout(upstream, start_engine):
+    eng = start_engine(_cfg(upstream, tcp_max_connections=2, tcp_idle_timeout=0.5))
+    held = [socket.create_connection(("127.0.0.1", eng.port), timeout=2) for _ in range(2)]
+    time.sleep(0.1)
+    extra = socket.create_connection(("127.0.0.1", eng.port), timeout=2)
+    try:
+        extra.sendall(struct.pack(">H", 33) + bytes(make_query("www.example.com", edns=None).pack()))
+        assert extra.recv(100) == b""  # closed without an answer: over the cap
+    except ConnectionResetError:
+        pass  # aborted: also no answer
+    extra.close()
+    time.sleep(1.2)
+    for s in held:  # both idle past the time-out: the server has closed them
+        s.settimeout(2)
+        assert s.recv(100) == b""
+        s.close()
+    assert answers(ask("www.example.com", "A", eng.port, tcp=True)) == ["192.0.2.10"]
+
+
+def test_reload_under_load_drops_no_query(upstream, start_engine):
+    import threading
+    cfg = _cfg(upstream)
+    eng = start_engine(cfg)
+    results = []
+
+    def hammer():
+        for i in range(300):
+            reply = ask("www.example.com" if i % 2 else f"n{i}.example.com", "A", eng.port, timeout=2)
+            results.append(reply is not None)
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    for _ in range(3):
+        time.sleep(0.15)
+        cfg["dns"]["upstream_timeout"] = cfg["dns"]["upstream_timeout"] + 0.1  # forces a new upstream pool
+        eng.rewrite_config(cfg)
+        eng.signal(signal.SIGHUP)
+    t.join()
+    assert len(results) == 300 and all(results)
+    deadline = time.monotonic() + 5
+    while eng.log().count("configuration reloaded") < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert eng.log().count("configuration reloaded") == 3
