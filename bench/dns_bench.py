@@ -557,7 +557,7 @@ SUMMARY_KEYS = ("qps", "cpu_us_per_query", "lost_pct", "avg_latency_s", "server_
 
 
 def median_row(runs: list[dict]) -> dict:
-    ok = [r for r in runs if "qps" in r]
+    ok = [r for r in runs if "qps" in r and not r.get("error")]  # a crashed run's numbers don't count
     row: dict[str, Any] = {"runs": len(runs), "ok_runs": len(ok)}
     for key in SUMMARY_KEYS:
         vals = [r[key] for r in ok if r.get(key) is not None]
@@ -656,7 +656,7 @@ def markdown(report: dict) -> str:
 
 def first_line(argv: list[str]) -> str:
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False, cwd=REPO)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unknown ({exc})"
     text = (p.stdout + p.stderr).strip()
@@ -792,8 +792,8 @@ def main(argv: list[str] | None = None) -> int:
                     if "qps" in res:
                         log(f"  {res['qps']:,.0f} qps, {fmt(res['cpu_us_per_query'], '.1f')} µs CPU/query, "
                             f"lost {res.get('lost_pct', 0):.2f}%, server busy "
-                            f"{fmt(res['server_cpu_busy_pct'], '.0f')}%, client core busy "
-                            f"{fmt(res['client_core_busy_pct'], '.0f')}%")
+                            f"{fmt(res['server_cpu_busy_pct'], '.0f', '%')}, client core busy "
+                            f"{fmt(res['client_core_busy_pct'], '.0f', '%')}")
 
         summary = []
         for case in CASES:

@@ -30,48 +30,67 @@ class Question(NamedTuple):
     limit: int      # largest UDP reply the client accepts (512 without EDNS)
 
 
-def parse_question(data: bytes, edns_cap: int = 1232) -> Optional[Question]:
-    """Header + question + optional OPT of a plain standard query, or None.
+_FLAG_BYTES = [bytes((i,)) for i in range(256)]
+_ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
 
-    None means "not for the fast path" (malformed, several questions, a
-    response, another opcode, EDNS version != 0, TSIG …); it is not an error.
+
+def lookup_key(data: bytes, edns_cap: int = 1232) -> Optional[tuple[bytes, int, int]]:
+    """(key, qend, limit) of a plain query for a cache *lookup*, or None.
+
+    The name's end is found with one C-speed search for its zero byte instead
+    of walking the labels. A name with a zero byte inside a label or a
+    compression pointer is then cut wrongly, but such a key can never equal a
+    cached key: every cached key went through :func:`parse_question`'s label
+    walk, and a prefix with valid label structure would have ended there too.
+    So a hit is always right, and a miss goes to the slow path, which checks.
     """
     n = len(data)
-    if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00":
-        return None  # QR set or opcode != QUERY, or not exactly one question and no answers
-    i = 12
-    while True:
-        ln = data[i]
-        if ln == 0:
-            break
-        if ln > 63:
-            return None  # compression pointer or reserved label type in a question
-        i += ln + 1
-        if i >= n:
-            return None
-    qend = i + 5
-    if qend > n or i - 12 > 254:
+    if n < 17 or data[2] & 0xF8 or data[4:10] != _ONE_QUESTION or data[10]:
+        return None  # QR set or opcode != QUERY, not exactly one question, answers present
+    z = data.find(0, 12)
+    qend = z + 5
+    if z < 0 or qend > n:
         return None
-    flags = (data[2] & 0x01) | ((data[3] & 0x10) >> 3)  # RD, CD
-    arcount = data[10] << 8 | data[11]
+    arcount = data[11]
     if arcount == 0:
         if qend != n:
             return None
-        limit = 512
-    elif arcount == 1:
-        # OPT: root name, type 41, class = UDP size, ttl = ext-rcode, version, DO|Z, rdlength
-        if n < qend + 11 or data[qend] != 0 or data[qend + 1] != 0 or data[qend + 2] != TYPE_OPT:
-            return None
-        if data[qend + 6] != 0:
-            return None  # EDNS version other than 0: slow path answers BADVERS
-        if qend + 11 + (data[qend + 9] << 8 | data[qend + 10]) != n:
-            return None
-        flags |= KEY_EDNS | (KEY_DO if data[qend + 7] & 0x80 else 0)
-        udp = data[qend + 3] << 8 | data[qend + 4]
-        limit = 512 if udp < 512 else (edns_cap if udp > edns_cap else udp)
-    else:
+        return data[12:z + 1].lower() + data[z + 1:qend] + _FLAG_BYTES[(data[2] & 0x01) | ((data[3] & 0x10) >> 3)], \
+            qend, 512
+    # one OPT: root name, type 41, class = UDP size, ttl = ext-rcode, version, DO|Z; rdlength
+    if arcount != 1 or n < qend + 11 or data[qend:qend + 3] != b"\x00\x00\x29" or data[qend + 6] \
+            or qend + 11 + (data[qend + 9] << 8 | data[qend + 10]) != n:
+        return None  # not OPT, EDNS version != 0 (slow path answers BADVERS), or trailing bytes
+    udp = data[qend + 3] << 8 | data[qend + 4]
+    flags = (data[2] & 0x01) | ((data[3] & 0x10) >> 3) | KEY_EDNS | (KEY_DO if data[qend + 7] & 0x80 else 0)
+    return data[12:z + 1].lower() + data[z + 1:qend] + _FLAG_BYTES[flags], qend, \
+        512 if udp < 512 else (edns_cap if udp > edns_cap else udp)
+
+
+def parse_question(data: bytes, edns_cap: int = 1232) -> Optional[Question]:
+    """Header + question + optional OPT of a plain standard query, or None.
+
+    Like :func:`lookup_key`, and the question's labels are walked and checked,
+    so the key may be stored. None means "not a plain query" (malformed,
+    several questions, a response, another opcode, EDNS version != 0, TSIG …);
+    it is not an error by itself.
+    """
+    found = lookup_key(data, edns_cap)
+    if found is None:
         return None
-    return Question(data[12:i + 1].lower() + data[i + 1:qend] + bytes((flags,)), qend, limit)
+    key, qend, limit = found
+    end = qend - 5
+    if end - 12 > 254:
+        return None
+    i = 12
+    while i < end:
+        ln = data[i]
+        if ln > 63:
+            return None  # compression pointer or reserved label type in a question
+        i += ln + 1
+    if i != end:
+        return None  # a zero byte inside a label: the name really ends elsewhere
+    return Question(key, qend, limit)
 
 
 def key_name(key: bytes) -> str:
