@@ -107,3 +107,13 @@ def summarise(rrs: list[RR], limit: int = 3) -> str:
     if len(rrs) > limit:
         parts.append(f"+{len(rrs) - limit}")
     return ", ".join(parts)
+
+
+def describe(entry) -> str:
+    """The query-log summary of a cache entry's answers (computed once, off the hot path)."""
+    if entry.summary is None:
+        try:
+            entry.summary = summarise(DNSRecord.parse(entry.packet()).rr)
+        except Exception:  # noqa: BLE001 - an answer we cannot describe is still logged
+            entry.summary = "?"
+    return entry.summary

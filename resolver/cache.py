@@ -41,34 +41,43 @@ class CacheConfig:
 
 
 class CacheEntry:
-    """One cached reply. ``reply`` bytes start after the 2-byte ID."""
+    """One cached reply, split around the question: ``head`` is the 10 bytes after the ID,
+    ``tail`` everything after the question."""
 
-    __slots__ = ("head", "tail", "qend", "offsets", "ttls", "stored", "expires", "stale_until",
-                 "prefetch_at", "hits", "age", "patched", "rcode", "summary", "upstream", "reason", "refreshing",
-                 "synthesized")
+    __slots__ = ("key", "head", "tail", "offsets", "ttls", "stored", "expires", "stale_until", "prefetch_at",
+                 "hits", "seen", "age", "patched", "rcode", "summary", "upstream", "reason", "refreshing",
+                 "synthesized", "aliases")
 
     def __init__(self, reply: bytes, qend: int, ttl: int, now: float, *, stale_for: float = 0.0,
-                 rcode: int = 0, summary: str = "", upstream: str = "", reason: Optional[str] = None,
-                 synthesized: bool = False, prefetch_fraction: float = 0.9):
-        offsets = ttl_offsets(reply)
+                 rcode: int = 0, summary: Optional[str] = None, upstream: str = "", reason: Optional[str] = None,
+                 synthesized: bool = False, prefetch_fraction: float = 0.9,
+                 offsets: Optional[list[int]] = None, ttls: Optional[list[int]] = None):
+        if offsets is None:
+            offsets = ttl_offsets(reply)
+        if ttls is None:
+            ttls = [int.from_bytes(reply[o:o + 4], "big") for o in offsets]
+        self.key = b""
         self.head = reply[2:12]
         self.tail = reply[qend:]
-        self.qend = qend
         self.offsets = [o - qend for o in offsets]
-        self.ttls = [int.from_bytes(reply[o:o + 4], "big") for o in offsets]
+        self.ttls = ttls
         self.stored = now
         self.expires = now + ttl
         self.stale_until = self.expires + stale_for
         self.prefetch_at = now + ttl * prefetch_fraction if ttl >= 10 else self.expires
         self.hits = 0
+        self.seen = 0
+        tail = bytearray(self.tail)
+        patch_ttls(tail, self.offsets, ttls, 0)
+        self.patched = self.tail = bytes(tail)
         self.age = 0
-        self.patched = self.tail
         self.rcode = rcode
         self.summary = summary
         self.upstream = upstream
         self.reason = reason
         self.refreshing = False
         self.synthesized = synthesized
+        self.aliases: list[bytes] = []
 
     def reply(self, query: bytes, qend: int, now: float) -> bytes:
         """The reply for ``query`` (ID and question copied from it) at time ``now``."""
@@ -86,35 +95,69 @@ class CacheEntry:
         patch_ttls(tail, self.offsets, [ttl] * len(self.ttls), 0)
         return query[:2] + self.head + query[12:qend] + bytes(tail)
 
+    def packet(self) -> bytes:
+        """The whole reply as stored (ID 0, lower-case question), e.g. to describe it."""
+        return b"\x00\x00" + self.head + self.key[:-1] + self.tail
+
 
 class AnswerCache:
-    """Bounded LRU of :class:`CacheEntry` keyed by :func:`wire.parse_question` keys."""
+    """Bounded cache of :class:`CacheEntry` keyed by :func:`wire.parse_question` keys.
+
+    Besides the key index there is an *alias* index: the exact bytes of a query after its
+    ID (``data[2:]``) → (entry, qend, limit). A client repeats its queries byte for byte, so
+    a repeat is answered with one slice and one dict lookup, without parsing. Aliases are
+    only added for packets whose key already hit, so they inherit the key's validation.
+
+    Eviction is CLOCK (second chance), an LRU approximation that costs a hit nothing but a
+    counter: the oldest entry is dropped unless it was hit since it was last looked at.
+    """
+
+    MAX_ALIASES_PER_ENTRY = 8
 
     def __init__(self, config: CacheConfig, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.clock = clock
         self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
+        self.aliases: dict[bytes, tuple[CacheEntry, int, int]] = {}
         self.evictions = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: bytes) -> Optional[CacheEntry]:
-        """The entry, fresh or stale (callers compare ``expires``), and mark it used."""
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
+        """The entry, fresh or stale (callers compare ``expires``)."""
+        return self._entries.get(key)
+
+    def alias(self, packet_tail: bytes, entry: CacheEntry, qend: int, limit: int) -> None:
+        """Remember that the query bytes ``packet_tail`` (after the ID) are answered by ``entry``."""
+        if len(entry.aliases) < self.MAX_ALIASES_PER_ENTRY and entry.key in self._entries:
+            entry.aliases.append(packet_tail)
+            self.aliases[packet_tail] = (entry, qend, limit)
 
     def put(self, key: bytes, entry: CacheEntry) -> None:
         if self.config.size <= 0:
             return
         entries = self._entries
+        old = entries.pop(key, None)
+        if old is not None:
+            self._unalias(old)
+        entry.key = key
         entries[key] = entry
-        entries.move_to_end(key)
         while len(entries) > self.config.size:
-            entries.popitem(last=False)
+            oldest_key, oldest = entries.popitem(last=False)
+            if oldest.hits != oldest.seen and oldest.expires > self.clock():
+                oldest.seen = oldest.hits  # used since last time: second chance
+                entries[oldest_key] = oldest
+                continue
+            self._unalias(oldest)
             self.evictions += 1
+
+    def _unalias(self, entry: CacheEntry) -> None:
+        aliases = self.aliases
+        for a in entry.aliases:
+            if aliases.get(a, (None,))[0] is entry:
+                del aliases[a]
+        entry.aliases = []
 
     def clamp(self, ttl: int) -> int:
         """A positive answer's TTL after the min/max clamps."""
@@ -128,7 +171,7 @@ class AnswerCache:
         """Drop entries for which ``predicate(key, entry)`` is true; returns how many."""
         doomed = [k for k, e in self._entries.items() if predicate(k, e)]
         for k in doomed:
-            del self._entries[k]
+            self._unalias(self._entries.pop(k))
         return len(doomed)
 
     def expire_stale(self, now: Optional[float] = None) -> int:
@@ -138,6 +181,7 @@ class AnswerCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self.aliases.clear()
 
     def items(self):
         return self._entries.items()

@@ -51,6 +51,8 @@ class LocalZone:
             self._add(rec.name, rec.type, rec.value, rec.ttl)
             if rec.type in ("A", "AAAA") and rec.ptr:
                 self._add(ipaddress.ip_address(rec.value).reverse_pointer, "PTR", rec.name, rec.ttl)
+        self._wire_names = {b"".join(bytes((len(p),)) + p.encode() for p in n.split(".")) + b"\x00"
+                            for n in self.rrs}
 
     def _add(self, name: str, rtype: str, value: str, ttl: int) -> None:
         rdata = {"A": A, "AAAA": AAAA, "CNAME": lambda v: CNAME(DNSLabel(v)), "PTR": lambda v: PTR(DNSLabel(v))}
@@ -58,6 +60,10 @@ class LocalZone:
 
     def __bool__(self) -> bool:
         return bool(self.rrs)
+
+    def has_wire_name(self, name_wire: bytes) -> bool:
+        """Is this (lower-case, uncompressed wire form) name one of ours? Cheap: for the miss path."""
+        return bool(self.rrs) and name_wire in self._wire_names
 
     def lookup(self, name: str, qtype: int) -> Optional[list[RR]]:
         """RRs answering (name, qtype), following local CNAMEs; [] for no data; None if not local."""

@@ -2,20 +2,22 @@
 
     socket (listener.py)
       → who is asking: allow-list and rate limit     (access.py)   refuse or drop early, before any work
-      → fast path: raw header + question             (wire.py)     no dnslib object per packet
-      → answer cache hit                             (cache.py)    patch ID, question case, TTLs; send
-      ── slow path, one task per query ──
-      → parse with dnslib, sanity rules              (answers.py)  FORMERR / NOTIMP / BADVERS / REFUSED
-      → local records                                (localrecords.py)
-      → upstream pool, coalesced per key             (upstream.py) serve stale when it fails (RFC 8767)
-      → cache the packed reply                       (cache.py)
-      → query log                                    (querylog.py) one deque append
+      → answer cache: exact-bytes alias or key       (cache.py)    patch ID, question case, TTLs; send
+      ── miss of a plain query: no task, no dnslib ──
+      → local names go to the slow path              (localrecords.py)
+      → upstream pool, coalesced per key             (upstream.py) callbacks; serve stale when it fails
+      → reply rewritten from the upstream's bytes    (wire.py)     cached, then sent to every waiter
+      ── anything unusual: one task, dnslib ──
+      → parse, sanity rules                          (answers.py)  FORMERR / NOTIMP / BADVERS / REFUSED / ANY
+      → local records, else the same upstream fetch
+      → query log                                    (querylog.py) one deque append per answer
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import Callable, Optional
 
 from dnslib import QTYPE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
@@ -26,15 +28,18 @@ from .cache import AnswerCache, CacheEntry
 from .localrecords import LocalZone
 from .querylog import QueryLog
 from .stats import Stats
-from .upstream import UpstreamError, UpstreamPool
+from .upstream import UpstreamPool
 from .wire import (KEY_CD, KEY_DO, KEY_EDNS, KEY_RD, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN,
                    RCODE_REFUSED, RCODE_SERVFAIL, TYPE_OPT, Question, add_option, canonical_query, ede_option,
-                   error_reply, name_labels, parse_question, truncated)
+                   error_reply, lookup_key, name_labels, parse_question, rewrite_reply, truncated)
 
 log = logging.getLogger("hearth.pipeline")
 
-EDE_STALE_ANSWER, EDE_NOT_SUPPORTED, EDE_PROHIBITED, EDE_NO_REACHABLE_AUTHORITY = 3, 21, 18, 22
+EDE_STALE_ANSWER, EDE_PROHIBITED, EDE_NOT_SUPPORTED, EDE_NO_REACHABLE_AUTHORITY = 3, 18, 21, 22
 DROP = b""
+# Types the raw miss path never forwards: ANY (RFC 8482), zone transfers, MAILA/MAILB.
+_SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
+_CLASS_IN = b"\x00\x01"
 
 
 class Pipeline:
@@ -53,191 +58,180 @@ class Pipeline:
         self.max_pending = max_pending
         self.clock = clock
         self._tasks: set[asyncio.Task] = set()
-        self._inflight: dict[bytes, asyncio.Future] = {}
+        self._waiting: dict[bytes, list[Callable[[Optional[CacheEntry], Optional[str]], None]]] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
 
-    # ------------------------------------------------------------ fast path
+    # ------------------------------------------------------------ fast path: cache hits
 
     def answer_cached(self, data: bytes, client: str, udp: bool) -> Optional[bytes]:
-        """The reply if the fast path can give it; ``DROP`` (b"") to send nothing; None for the slow path."""
-        access = self.access
-        st = access.states.get(client)
-        if st is None:
-            st = access.state(client)
-        if st.tokens >= 0 and not access.admit(st):
-            self.stats.rate_limited += 1
-            return DROP
-        self.stats.queries += 1
-        if not st.allowed:
-            self.stats.refused += 1
-            return error_reply(data, RCODE_REFUSED, self.edns_size, (EDE_PROHIBITED, "client not allowed")) or DROP
-        q = parse_question(data, self.edns_size)
-        if q is None:
-            return None
-        entry = self.cache.get(q.key)
-        if entry is None:
-            return None
+        """The reply if the cache has it; ``DROP`` (b"") to send nothing; None for :meth:`resolve_later`."""
+        st = self.access.states.get(client)
+        if st is None or st.tokens >= 0 or not st.allowed:
+            gate = self._gate(data, client)
+            if gate is not None:
+                return gate
+        cache = self.cache
+        hit = cache.aliases.get(data[2:])
+        if hit is not None:
+            entry, qend, limit = hit
+        else:
+            found = lookup_key(data, self.edns_size)
+            if found is None:
+                return None
+            key, qend, limit = found
+            entry = cache.get(key)
+            if entry is None:
+                return None
+            cache.alias(data[2:], entry, qend, limit)
         now = self.clock()
         if now >= entry.expires:
             return None
-        out = entry.reply(data, q.qend, now)
-        if udp and len(out) > q.limit:
-            out = truncated(out, q.qend, q.key[-1], self.edns_size)
+        out = entry.reply(data, qend, now)
+        if udp and len(out) > limit:
+            out = truncated(out, qend, entry.key[-1], self.edns_size)
         self.stats.cache_hits += 1
         entry.hits += 1
-        if now >= entry.prefetch_at and not entry.refreshing and entry.hits >= self.cache.config.prefetch_min_hits \
-                and self.cache.config.prefetch and not entry.synthesized:
-            self._prefetch(q.key, entry)
-        self.querylog.record(client, q.key, entry.rcode, entry.summary, entry.upstream, 0.0, True, entry.reason)
+        if now >= entry.prefetch_at and not entry.refreshing and not entry.synthesized:
+            self._prefetch(entry)
+        self.querylog.log_hit(now, client, entry)
         return out
 
-    # ------------------------------------------------------------ slow path
+    def _gate(self, data: bytes, client: str) -> Optional[bytes]:
+        """Access control for a client that is new, rate limited or not allowed."""
+        access = self.access
+        st = access.state(client)
+        if st.tokens >= 0 and not access.admit(st):
+            self.stats.rate_limited += 1
+            return DROP
+        if not st.allowed:
+            self.stats.refused += 1
+            return error_reply(data, RCODE_REFUSED, self.edns_size, (EDE_PROHIBITED, "client not allowed")) or DROP
+        return None
+
+    # ------------------------------------------------------------ misses
 
     def resolve_later(self, data: bytes, client: str, udp: bool, send: Callable[[bytes], None]) -> None:
-        """Run the slow path in its own task; ``send`` gets the reply (if any)."""
-        if len(self._tasks) >= self.max_pending:
+        """Answer a query the cache could not: plain ones by callbacks, the rest in a task."""
+        self.stats.slow_queries += 1
+        if len(self._waiting) + len(self._tasks) >= self.max_pending:
             self.stats.dropped += 1
             if not udp:
                 out = error_reply(data, RCODE_SERVFAIL, self.edns_size)
                 if out:
                     send(out)
             return
+        q = parse_question(data, self.edns_size)
+        if q is not None and q.key[-3:-1] == _CLASS_IN and q.key[-5:-3] not in _SPECIAL_QTYPES \
+                and not self.local.has_wire_name(q.key[:-5]):
+            self.stats.cache_misses += 1
+            self._forward(data, q, client, udp, send)
+            return
         self._spawn(self._resolve_and_send(data, client, udp, send))
 
-    async def _resolve_and_send(self, data: bytes, client: str, udp: bool, send: Callable[[bytes], None]) -> None:
-        try:
-            out = await self.resolve(data, client, udp)
-        except Exception:  # a bug must cost one answer, never the server
-            log.exception("resolving a query from %s failed", client)
-            self.stats.servfail += 1
-            out = error_reply(data, RCODE_SERVFAIL, self.edns_size)
-        if out:
-            send(out)
-
-    async def resolve(self, data: bytes, client: str, udp: bool) -> Optional[bytes]:
-        """The reply to one query that missed the fast path (None: send nothing)."""
-        started = self.clock()
-        q = parse_question(data, self.edns_size)
-        try:
-            cq = ClientQuery.parse(data)
-        except Exception:  # dnslib raises several types on garbage
-            self.stats.formerr += 1
-            return error_reply(data, RCODE_FORMERR, self.edns_size)
-        header = cq.msg.header
-        if header.qr:
-            self.stats.dropped += 1
-            return None  # a response sent to us: answering could start a loop
-        if header.opcode != 0:
-            return error_reply(data, RCODE_NOTIMP, self.edns_size)
-        if len(cq.msg.questions) != 1 or not cq.name and cq.qtype == 0:
-            self.stats.formerr += 1
-            return error_reply(data, RCODE_FORMERR, self.edns_size)
-        if cq.edns_version != 0:  # RFC 6891: BADVERS is extended rcode 16
-            return finish(reply_skeleton(cq), cq, self.edns_size, ext_rcode=1)
-        if q is None:  # e.g. a compressed question name or extra records: answer its canonical form
-            data = canonical_query(data, cq)
-            q = parse_question(data, self.edns_size)
-            if q is None:
-                self.stats.formerr += 1
-                return error_reply(data, RCODE_FORMERR, self.edns_size)
-        out, rcode, summary, upstream, reason = await self._answer(data, q, cq)
-        if udp and len(out) > q.limit:
-            out = truncated(out, q.qend, q.key[-1], self.edns_size)
-        latency = (self.clock() - started) * 1000.0
-        self.stats.observe_latency(latency)
-        if rcode == RCODE_SERVFAIL:
-            self.stats.servfail += 1
-        self.querylog.record(client, q.key, rcode, summary, upstream, latency, False, reason)
-        return out
-
-    async def _answer(self, data: bytes, q: Question, cq: ClientQuery) -> tuple:
-        """(reply, rcode, summary, upstream, reason) for a well-formed query."""
-        if cq.qclass != 1:  # CHAOS version.bind / id.server and other classes: nothing to disclose
-            return self._refuse(data, cq, "class not served"), RCODE_REFUSED, "", "", "refused-class"
-        if cq.qtype in (QTYPE.AXFR, QTYPE.IXFR):
-            return self._refuse(data, cq, "zone transfer refused"), RCODE_REFUSED, "", "", "refused-transfer"
-        if cq.qtype == QTYPE.ANY:
-            return self._patched(rfc8482_any(cq, self.edns_size), data, q), 0, "HINFO RFC8482", "", "rfc8482"
-        local = self.local.lookup(cq.name, cq.qtype) if self.local else None
-        if local is not None:
-            self.stats.local_answers += 1
-            packed = local_answer(cq, local, self.edns_size, cq.name)
-            ttl = min((r.ttl for r in local), default=60)
-            entry = CacheEntry(packed, q.qend, ttl, self.clock(), summary=summarise(local), reason="local-record",
-                               synthesized=True)
-            self.cache.put(q.key, entry)
-            return entry.reply(data, q.qend, self.clock()), 0, entry.summary, "", "local-record"
-        return await self._from_upstream(data, q, cq)
-
-    def _refuse(self, data: bytes, cq: ClientQuery, why: str) -> bytes:
-        return self._patched(finish(reply_skeleton(cq, RCODE_REFUSED), cq, self.edns_size, (EDE_NOT_SUPPORTED, why)),
-                             data, None)
-
-    def _patched(self, packed: bytes, data: bytes, q: Optional[Question]) -> bytes:
-        """dnslib packed our own copy of the question: put back the client's exact bytes."""
-        if q is None or packed[12:q.qend].lower() != data[12:q.qend].lower():
-            return packed
-        return packed[:12] + data[12:q.qend] + packed[q.qend:]
-
-    async def _from_upstream(self, data: bytes, q: Question, cq: ClientQuery) -> tuple:
-        cfg = self.cache.config
-        self.stats.cache_misses += 1
+    def _forward(self, data: bytes, q: Question, client: str, udp: bool, send: Callable[[bytes], None]) -> None:
+        """Ask the upstreams for a plain query; answer from the fetched entry, or stale, or SERVFAIL."""
         now = self.clock()
         held = self.cache.get(q.key)
-        if held is not None and now < held.expires:  # filled while this task waited to run
-            return held.reply(data, q.qend, now), held.rcode, held.summary, held.upstream, held.reason
+        if held is not None and now < held.expires:  # filled since the fast path looked
+            self._send_entry(held, data, q, client, udp, send, now, now, False)
+            return
+        cfg = self.cache.config
         stale = held if held is not None and cfg.serve_stale > 0 and now < held.stale_until else None
-        fetch = self._fetch(q.key)
-        try:
-            if stale is not None and cfg.stale_client_timeout > 0:
-                entry = await asyncio.wait_for(asyncio.shield(fetch), cfg.stale_client_timeout)
-            else:
-                entry = await asyncio.shield(fetch)
-        except (UpstreamError, asyncio.TimeoutError) as exc:
-            if stale is not None:
-                self.stats.stale_answers += 1
-                out = stale.stale_reply(data, q.qend, cfg.stale_answer_ttl)
-                if cq.edns:
-                    out = add_option(out, ede_option(EDE_STALE_ANSWER, "upstreams unavailable"))
-                return out, stale.rcode, stale.summary, stale.upstream, "stale"
-            out = finish(reply_skeleton(cq, RCODE_SERVFAIL), cq, self.edns_size,
-                         (EDE_NO_REACHABLE_AUTHORITY, f"upstreams failed: {exc}"[:150]))
-            return self._patched(out, data, q), RCODE_SERVFAIL, "", "", "upstream-failed"
-        return entry.reply(data, q.qend, self.clock()), entry.rcode, entry.summary, entry.upstream, entry.reason
+        waiter = _Waiter(self, data, q, client, udp, send, now, stale)
+        if stale is not None and cfg.stale_client_timeout > 0:
+            waiter.timer = asyncio.get_running_loop().call_later(cfg.stale_client_timeout, waiter.on_slow)
+            self._timers.add(waiter.timer)
+        self._fetch(q.key, waiter)
+
+    def _send_entry(self, entry: CacheEntry, data: bytes, q: Question, client: str, udp: bool,
+                    send: Callable[[bytes], None], started: float, now: float, upstream: bool) -> None:
+        out = entry.reply(data, q.qend, now)
+        if udp and len(out) > q.limit:
+            out = truncated(out, q.qend, q.key[-1], self.edns_size)
+        send(out)
+        latency = (now - started) * 1000.0
+        self.stats.observe_latency(latency)
+        self.querylog.record(now, client, q.key, entry.rcode, entry, entry.upstream if upstream else "",
+                             latency, not upstream, entry.reason)
+
+    def _send_failure(self, data: bytes, q: Question, client: str, udp: bool, send: Callable[[bytes], None],
+                      started: float, stale: Optional[CacheEntry], error: str) -> None:
+        now = self.clock()
+        latency = (now - started) * 1000.0
+        if stale is not None:
+            self.stats.stale_answers += 1
+            out = stale.stale_reply(data, q.qend, self.cache.config.stale_answer_ttl)
+            if q.key[-1] & KEY_EDNS:
+                out = add_option(out, ede_option(EDE_STALE_ANSWER, "upstreams unavailable"))
+            if udp and len(out) > q.limit:
+                out = truncated(out, q.qend, q.key[-1], self.edns_size)
+            send(out)
+            self.querylog.record(now, client, q.key, stale.rcode, stale, stale.upstream, latency, True, "stale")
+            return
+        self.stats.servfail += 1
+        out = error_reply(data, RCODE_SERVFAIL, self.edns_size,
+                          (EDE_NO_REACHABLE_AUTHORITY, f"upstreams failed: {error}"[:150]))
+        if out:
+            send(out)
+        self.querylog.record(now, client, q.key, RCODE_SERVFAIL, "", "", latency, False, "upstream-failed")
 
     # ------------------------------------------------------------ upstream fetches (coalesced)
 
-    def _fetch(self, key: bytes) -> asyncio.Future:
-        """The one in-flight upstream fetch for ``key`` (started if none)."""
-        fut = self._inflight.get(key)
-        if fut is None:
-            fut = self._inflight[key] = asyncio.ensure_future(self._fetch_entry(key))
-            fut.add_done_callback(lambda f, k=key: (self._inflight.pop(k, None), f.cancelled() or f.exception()))
-        return fut
-
-    async def _fetch_entry(self, key: bytes) -> CacheEntry:
+    def _fetch(self, key: bytes, on_done: Callable[[Optional[CacheEntry], Optional[str]], None]) -> None:
+        """Get ``key`` from the upstreams; every caller asking meanwhile shares the one fetch."""
+        waiters = self._waiting.get(key)
+        if waiters is not None:
+            waiters.append(on_done)
+            return
+        self._waiting[key] = [on_done]
         flags = key[-1]
-        qtype, qclass = key[-5] << 8 | key[-4], key[-3] << 8 | key[-2]
-        query = upstream_query(key[:-5], qtype, qclass, do=bool(flags & KEY_DO), cd=bool(flags & KEY_CD),
-                               edns_size=self.edns_size)
+        packet = upstream_query(key[:-5], key[-5] << 8 | key[-4], key[-3] << 8 | key[-2], do=bool(flags & KEY_DO),
+                                cd=bool(flags & KEY_CD), edns_size=self.edns_size)
         self.stats.upstream_queries += 1
-        try:
-            raw, upstream = await self.upstreams.query(query)
-            entry = self._entry_from_upstream(raw, key, upstream)
-        except UpstreamError:
-            self.stats.upstream_errors += 1
-            raise
-        except Exception as exc:  # an unparsable upstream reply is that upstream failing
-            self.stats.upstream_errors += 1
-            raise UpstreamError(f"bad reply from upstream: {exc}") from exc
-        if entry.expires > entry.stored:
-            self.cache.put(key, entry)
-        return entry
+        self.upstreams.forward(packet, partial(self._fetched, key))
 
-    def _entry_from_upstream(self, raw: bytes, key: bytes, upstream: str) -> CacheEntry:
-        """Parse the upstream reply once and pack the client-independent reply we cache."""
+    def _fetched(self, key: bytes, reply: Optional[bytes], upstream: str, error: Optional[str]) -> None:
+        entry = None
+        if reply is not None:
+            try:
+                entry = self._entry_from_reply(reply, key, upstream)
+            except Exception as exc:  # noqa: BLE001 - an unusable reply is that upstream failing
+                error = f"bad reply from {upstream}: {exc}"
+        if entry is None:
+            self.stats.upstream_errors += 1
+        elif entry.expires > entry.stored:
+            self.cache.put(key, entry)
+        for on_done in self._waiting.pop(key, ()):
+            try:
+                on_done(entry, error)
+            except Exception:  # one broken waiter must not starve the others
+                log.exception("answering a waiting query failed")
+
+    def _entry_from_reply(self, reply: bytes, key: bytes, upstream: str) -> CacheEntry:
+        """The cache entry for an upstream reply, rewritten from its bytes (dnslib only for oddities)."""
+        try:
+            packed, offsets, ttls, negative = rewrite_reply(reply, key, self.edns_size)
+        except ValueError:
+            return self._entry_via_dnslib(reply, key, upstream)
+        rcode = reply[3] & 0x0F
+        ttl = 0
+        if rcode == 0 and reply[6:8] != b"\x00\x00":
+            ttls = [self.cache.clamp(t) for t in ttls]
+            ttl = min(ttls)
+        elif rcode in (0, RCODE_NXDOMAIN) and negative >= 0:
+            ttl = self.cache.negative_ttl(negative)
+            ttls = [min(t, ttl) for t in ttls]
+        return CacheEntry(packed, 12 + len(key) - 1, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
+                          rcode=rcode, upstream=upstream, offsets=offsets, ttls=ttls)
+
+    def _entry_via_dnslib(self, raw: bytes, key: bytes, upstream: str) -> CacheEntry:
+        """Rebuild a reply dnslib can parse but the raw rewriter declined (e.g. OPT not last)."""
         resp = DNSRecord.parse(raw)
         flags = key[-1]
         qtype, qclass = key[-5] << 8 | key[-4], key[-3] << 8 | key[-2]
+        if len(resp.questions) != 1 or bytes(key[:-5]).lower() != _wire_name(resp.q.qname).lower() \
+                or resp.q.qtype != qtype:
+            raise ValueError("reply is for another question")
         rcode = resp.header.rcode
         out = DNSRecord(DNSHeader(id=0, qr=1, rd=int(bool(flags & KEY_RD)), ra=1, cd=int(bool(flags & KEY_CD)),
                                   ad=resp.header.ad if flags & KEY_DO else 0, rcode=rcode),
@@ -257,15 +251,116 @@ class Pipeline:
                     r.ttl = min(r.ttl, ttl)
         out.rr, out.auth, out.ar = resp.rr, resp.auth, extra
         packed = finish(out, _FlagsOnly(flags), self.edns_size)
-        qend = 12 + len(key) - 1
-        return CacheEntry(packed, qend, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
+        return CacheEntry(packed, 12 + len(key) - 1, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
                           rcode=rcode, summary=summarise(resp.rr), upstream=upstream)
 
-    def _prefetch(self, key: bytes, entry: CacheEntry) -> None:
+    def _fetch_entry(self, key: bytes) -> asyncio.Future:
+        """:meth:`_fetch` as a future (for the slow path): the entry, or an exception."""
+        fut = asyncio.get_running_loop().create_future()
+
+        def done(entry: Optional[CacheEntry], error: Optional[str]) -> None:
+            if not fut.done():
+                if entry is None:
+                    fut.set_exception(_FetchFailed(error or "no answer"))
+                else:
+                    fut.set_result(entry)
+
+        self._fetch(key, done)
+        return fut
+
+    def _prefetch(self, entry: CacheEntry) -> None:
         entry.refreshing = True
         self.stats.prefetches += 1
-        fut = self._fetch(key)
-        fut.add_done_callback(lambda f: setattr(entry, "refreshing", False))
+        self._fetch(entry.key, lambda _e, _err: setattr(entry, "refreshing", False))
+
+    # ------------------------------------------------------------ slow path: one task, dnslib
+
+    async def _resolve_and_send(self, data: bytes, client: str, udp: bool, send: Callable[[bytes], None]) -> None:
+        try:
+            out = await self.resolve(data, client, udp)
+        except Exception:  # a bug must cost one answer, never the server
+            log.exception("resolving a query from %s failed", client)
+            self.stats.servfail += 1
+            out = error_reply(data, RCODE_SERVFAIL, self.edns_size)
+        if out:
+            send(out)
+
+    async def resolve(self, data: bytes, client: str, udp: bool) -> Optional[bytes]:
+        """The reply to one query that missed the cache (None: send nothing)."""
+        started = self.clock()
+        q = parse_question(data, self.edns_size)
+        try:
+            cq = ClientQuery.parse(data)
+        except Exception:  # noqa: BLE001 - dnslib raises several types on garbage
+            self.stats.formerr += 1
+            return error_reply(data, RCODE_FORMERR, self.edns_size)
+        header = cq.msg.header
+        if header.qr:
+            self.stats.dropped += 1
+            return None  # a response sent to us: answering could start a loop
+        if header.opcode != 0:
+            return error_reply(data, RCODE_NOTIMP, self.edns_size)
+        if len(cq.msg.questions) != 1:
+            self.stats.formerr += 1
+            return error_reply(data, RCODE_FORMERR, self.edns_size)
+        if cq.edns_version != 0:  # RFC 6891: BADVERS is extended rcode 16
+            return finish(reply_skeleton(cq), cq, self.edns_size, ext_rcode=1)
+        if q is None:  # e.g. a compressed question name or extra records: answer its canonical form
+            data = canonical_query(data, cq)
+            q = parse_question(data, self.edns_size)
+            if q is None:
+                self.stats.formerr += 1
+                return error_reply(data, RCODE_FORMERR, self.edns_size)
+        out, rcode, answer, upstream, reason = await self._answer(data, q, cq)
+        if udp and len(out) > q.limit:
+            out = truncated(out, q.qend, q.key[-1], self.edns_size)
+        now = self.clock()
+        latency = (now - started) * 1000.0
+        self.stats.observe_latency(latency)
+        if rcode == RCODE_SERVFAIL:
+            self.stats.servfail += 1
+        self.querylog.record(now, client, q.key, rcode, answer, upstream, latency, False, reason)
+        return out
+
+    async def _answer(self, data: bytes, q: Question, cq: ClientQuery) -> tuple:
+        """(reply, rcode, answer, upstream, reason) for a well-formed query."""
+        if cq.qclass != 1:  # CHAOS version.bind / id.server and other classes: nothing to disclose
+            return self._refuse(cq, "class not served"), RCODE_REFUSED, "", "", "refused-class"
+        if cq.qtype in (QTYPE.AXFR, QTYPE.IXFR):
+            return self._refuse(cq, "zone transfer refused"), RCODE_REFUSED, "", "", "refused-transfer"
+        if cq.qtype == QTYPE.ANY:
+            return _patched(rfc8482_any(cq, self.edns_size), data, q), 0, "HINFO RFC8482", "", "rfc8482"
+        local = self.local.lookup(cq.name, cq.qtype) if self.local else None
+        if local is not None:
+            self.stats.local_answers += 1
+            packed = local_answer(cq, local, self.edns_size, cq.name)
+            ttl = min((r.ttl for r in local), default=60)
+            entry = CacheEntry(packed, q.qend, ttl, self.clock(), summary=summarise(local), reason="local-record",
+                               synthesized=True)
+            self.cache.put(q.key, entry)
+            return entry.reply(data, q.qend, self.clock()), 0, entry, "", "local-record"
+        self.stats.cache_misses += 1
+        now = self.clock()
+        held = self.cache.get(q.key)
+        if held is not None and now < held.expires:
+            return held.reply(data, q.qend, now), held.rcode, held, "", held.reason
+        try:
+            entry = await asyncio.shield(self._fetch_entry(q.key))
+        except _FetchFailed as exc:
+            cfg = self.cache.config
+            if held is not None and cfg.serve_stale > 0 and now < held.stale_until:
+                self.stats.stale_answers += 1
+                out = held.stale_reply(data, q.qend, cfg.stale_answer_ttl)
+                if cq.edns:
+                    out = add_option(out, ede_option(EDE_STALE_ANSWER, "upstreams unavailable"))
+                return out, held.rcode, held, held.upstream, "stale"
+            out = error_reply(data, RCODE_SERVFAIL, self.edns_size,
+                              (EDE_NO_REACHABLE_AUTHORITY, f"upstreams failed: {exc}"[:150]))
+            return out, RCODE_SERVFAIL, "", "", "upstream-failed"
+        return entry.reply(data, q.qend, self.clock()), entry.rcode, entry, entry.upstream, entry.reason
+
+    def _refuse(self, cq: ClientQuery, why: str) -> bytes:
+        return finish(reply_skeleton(cq, RCODE_REFUSED), cq, self.edns_size, (EDE_NOT_SUPPORTED, why))
 
     # ------------------------------------------------------------ housekeeping
 
@@ -277,14 +372,57 @@ class Pipeline:
 
     @property
     def pending(self) -> int:
-        return len(self._tasks)
+        return len(self._tasks) + len(self._waiting)
 
     async def drain(self, timeout: float = 2.0) -> None:
         """Let in-flight queries finish (used on shutdown), then cancel what is left."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
-        for task in list(self._tasks) + list(self._inflight.values()):
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (self._tasks or self._waiting) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        for task in list(self._tasks):
             task.cancel()
+        for timer in self._timers:
+            timer.cancel()
+
+
+class _Waiter:
+    """A client waiting on an upstream fetch: answers once, from the entry, stale, or SERVFAIL."""
+
+    __slots__ = ("pipeline", "data", "q", "client", "udp", "send", "started", "stale", "timer", "answered")
+
+    def __init__(self, pipeline: Pipeline, data: bytes, q: Question, client: str, udp: bool,
+                 send: Callable[[bytes], None], started: float, stale: Optional[CacheEntry]):
+        self.pipeline, self.data, self.q, self.client, self.udp, self.send = pipeline, data, q, client, udp, send
+        self.started, self.stale = started, stale
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self.answered = False
+
+    def __call__(self, entry: Optional[CacheEntry], error: Optional[str]) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.pipeline._timers.discard(self.timer)
+        if self.answered:
+            return  # the stale answer went out already; the fetch refreshed the cache
+        self.answered = True
+        p = self.pipeline
+        if entry is not None:
+            p._send_entry(entry, self.data, self.q, self.client, self.udp, self.send, self.started, p.clock(), True)
+        else:
+            p._send_failure(self.data, self.q, self.client, self.udp, self.send, self.started, self.stale,
+                            error or "no answer")
+
+    def on_slow(self) -> None:
+        """RFC 8767 client-response timer: the upstream is slow and a stale answer exists."""
+        self.pipeline._timers.discard(self.timer)
+        self.timer = None
+        if not self.answered:
+            self.answered = True
+            self.pipeline._send_failure(self.data, self.q, self.client, self.udp, self.send, self.started,
+                                        self.stale, "upstream slow")
+
+
+class _FetchFailed(Exception):
+    pass
 
 
 class _FlagsOnly:
@@ -293,3 +431,14 @@ class _FlagsOnly:
     def __init__(self, flags: int):
         self.edns = bool(flags & KEY_EDNS)
         self.do = bool(flags & KEY_DO)
+
+
+def _patched(packed: bytes, data: bytes, q: Optional[Question]) -> bytes:
+    """dnslib packed its own copy of the question: put back the client's exact bytes."""
+    if q is None or packed[12:q.qend].lower() != data[12:q.qend].lower():
+        return packed
+    return packed[:12] + data[12:q.qend] + packed[q.qend:]
+
+
+def _wire_name(label: DNSLabel) -> bytes:
+    return b"".join(bytes((len(lbl),)) + lbl for lbl in label.label) + b"\x00"

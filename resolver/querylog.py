@@ -12,11 +12,15 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .configspec import option
+from .answers import describe
 from .store import QueryRow, Store
 from .wire import key_name, key_qtype
+
+if TYPE_CHECKING:
+    from .cache import CacheEntry
 
 log = logging.getLogger("hearth.querylog")
 
@@ -32,7 +36,8 @@ class QueryLogConfig:
                               minimum=3600)
 
 
-# (ts, client, key-or-(name, qtype), rcode, answer, upstream, latency_ms, cached, reason)
+# (monotonic time, client, entry) for a cache hit, else
+# (monotonic time, client, key-or-(name, qtype), rcode, answer, upstream, latency_ms, cached, reason)
 Entry = tuple
 
 
@@ -48,15 +53,24 @@ class QueryLog:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog")
         self._busy = False
 
-    def record(self, client: str, question: Union[bytes, tuple[str, int]], rcode: int, answer: str,
-               upstream: str, latency_ms: float, cached: bool, reason: Optional[str]) -> None:
-        """Hot path: one append. ``question`` is a cache key (bytes) or (name, qtype)."""
-        if not self.config.enabled:
-            return
-        ring = self.ring
-        if len(ring) == ring.maxlen:
-            self.dropped += 1
-        ring.append((time.time(), client, question, rcode, answer, upstream, latency_ms, cached, reason))
+    def log_hit(self, now: float, client: str, entry: "CacheEntry") -> None:
+        """Hot path (cache hit): one short tuple; the writer fills in the rest from the entry."""
+        if self.config.enabled:
+            ring = self.ring
+            if len(ring) == ring.maxlen:
+                self.dropped += 1
+            ring.append((now, client, entry))
+
+    def record(self, now: float, client: str, question: Union[bytes, tuple[str, int]], rcode: int,
+               answer: Union[str, "CacheEntry"], upstream: str, latency_ms: float, cached: bool,
+               reason: Optional[str]) -> None:
+        """One answered query. ``now`` is the engine's monotonic clock; ``question`` a cache key
+        (bytes) or (name, qtype); ``answer`` a summary text or the entry to summarise later."""
+        if self.config.enabled:
+            ring = self.ring
+            if len(ring) == ring.maxlen:
+                self.dropped += 1
+            ring.append((now, client, question, rcode, answer, upstream, latency_ms, cached, reason))
 
     async def run(self) -> None:
         """Flush forever (cancel to stop; :meth:`close` writes what is left)."""
@@ -79,19 +93,29 @@ class QueryLog:
         return [ring.popleft() for _ in range(n)]
 
     def _write(self, batch: list[Entry]) -> None:
+        wall = time.time() - time.monotonic()  # monotonic stamps → UNIX time
         rows = []
-        for ts, client, q, rcode, answer, upstream, latency, cached, reason in batch:
+        for item in batch:
+            if len(item) == 3:
+                now, client, entry = item
+                q, rcode, answer, upstream, latency, cached, reason = (entry.key, entry.rcode, entry, "", 0.0, True,
+                                                                       entry.reason)
+            else:
+                now, client, q, rcode, answer, upstream, latency, cached, reason = item
             if isinstance(q, bytes):
                 name, qtype = key_name(q), key_qtype(q)
             else:
                 name, qtype = q
-            rows.append(QueryRow(ts, client, name, qtype, rcode, answer, upstream, round(latency, 3), cached, reason))
+            if not isinstance(answer, str):
+                answer = describe(answer)
+            rows.append(QueryRow(now + wall, client, name, qtype, rcode, answer, upstream, round(latency, 3), cached,
+                                 reason))
         try:
             if self._store is None:
                 self._store = self._store_factory()
             self._store.add_queries(rows)
             self.written += len(rows)
-        except Exception as exc:  # locked, disk full, …: answers go on, the batch is counted lost
+        except Exception as exc:  # noqa: BLE001 - locked, disk full, …: answers go on, the batch is counted lost
             self.write_errors += 1
             self.dropped += len(rows)
             log.warning("query log: could not write %d entries: %s", len(rows), exc)

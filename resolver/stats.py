@@ -13,8 +13,8 @@ class Stats:
 
     def __init__(self) -> None:
         self.started = time.time()
-        self.queries = 0
         self.cache_hits = 0
+        self.slow_queries = 0
         self.cache_misses = 0
         self.stale_answers = 0
         self.prefetches = 0
@@ -35,6 +35,7 @@ class Stats:
 
     def snapshot(self) -> dict:
         out = {k: v for k, v in vars(self).items() if isinstance(v, int) and not isinstance(v, bool)}
+        out["queries"] = self.cache_hits + self.slow_queries + self.refused
         out["uptime_s"] = round(time.time() - self.started, 1)
         labels = [f"<={b}ms" for b in LATENCY_BUCKETS_MS] + [f">{LATENCY_BUCKETS_MS[-1]}ms"]
         out["latency_histogram"] = dict(zip(labels, self.latency))

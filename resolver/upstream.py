@@ -16,7 +16,7 @@ import re
 import ssl
 import struct
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Optional, Union
 
 from .upstream_transports import (
     DoHTransport,
@@ -205,6 +205,8 @@ class UpstreamPool:
         self._ups = [self._build(parse_upstream(u), i) for i, u in enumerate(urls)]
         self._health: asyncio.Task | None = None
         self._closed = False
+        self._failover_order: list[_Upstream] | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     def _context(self, scheme: str) -> ssl.SSLContext:
         if scheme not in self._ctx:
@@ -241,6 +243,10 @@ class UpstreamPool:
         if task is not None:
             task.cancel()
             await asyncio.wait([task])
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
         for u in self._ups:
             await u.transport.close()
             if u.tcp is not None:
@@ -251,7 +257,9 @@ class UpstreamPool:
         unhealthy ones in the same order: a query is never refused for lack of a healthy one."""
         if self.strategy == "fastest":
             return sorted(self._ups, key=lambda u: (not u.healthy, u.ewma or 0.0, u.index))
-        return sorted(self._ups, key=lambda u: (not u.healthy, u.index))
+        if self._failover_order is None:  # recomputed only when health changes
+            self._failover_order = sorted(self._ups, key=lambda u: (not u.healthy, u.index))
+        return self._failover_order
 
     async def _exchange(self, u: _Upstream, packet: bytes, key: QKey) -> bytes:
         reply = await u.transport.exchange(packet, key)
@@ -259,40 +267,34 @@ class UpstreamPool:
             reply = await u.tcp.exchange(packet, key)
         return reply
 
-    async def query(self, packet: bytes) -> tuple[bytes, str]:
-        """Send ``packet`` (a DNS query with its ID set) and return (reply, upstream URL).
+    def forward(self, packet: bytes, done: Callable[[Optional[bytes], str, Optional[str]], None]) -> None:
+        """Send ``packet`` (a query with its ID set); later call ``done(reply, url, None)``, or
+        ``done(None, "", why)`` once every try failed.
 
         At most ``attempts`` tries, each bounded by ``timeout``; SERVFAIL and REFUSED count as
-        failures. Raises UpstreamError when every try failed."""
+        failures. A UDP upstream is asked without creating a task (the engine's cache-miss
+        path); other transports run one task per try."""
         if self._closed:
-            raise UpstreamError("upstream pool is closed")
-        key = question_key(packet)
-        if key is None or len(packet) > 65535:
+            done(None, "", "upstream pool is closed")
+            return
+        if len(packet) < 17 or len(packet) > 65535 or question_key(packet) is None:
             raise ValueError("malformed DNS query")
-        loop = asyncio.get_running_loop()
-        order, errors = self._order(), []
-        for i in range(self.attempts):
-            u = order[i % len(order)]
-            u.queries += 1
-            t0 = loop.time()
-            try:
-                reply = await asyncio.wait_for(self._exchange(u, packet, key), self.timeout)
-            except asyncio.TimeoutError:
-                err = f"timed out after {self.timeout:g}s"
-                self._sample(u, self.timeout)
-            except Exception as e:  # noqa: BLE001 - any failure moves on to the next try
-                err = _describe(e)
-            else:
-                err = _FAILING_RCODES.get(reply[3] & 0x0F)
-                if err is None:
-                    self._success(u, loop.time() - t0)
-                    return reply, u.spec.url
-            u.errors += 1
-            self._failure(u, err)
-            errors.append(f"{u.spec.url}: {err}")
-            if self._closed:
-                break
-        raise UpstreamError(f"all upstream attempts failed ({'; '.join(errors)})")
+        _Forward(self, packet, done).next_try()
+
+    async def query(self, packet: bytes) -> tuple[bytes, str]:
+        """Send ``packet`` and return (reply, upstream URL); raises UpstreamError when every try
+        failed. The awaitable form of :meth:`forward`."""
+        fut = asyncio.get_running_loop().create_future()
+
+        def done(reply: Optional[bytes], url: str, error: Optional[str]) -> None:
+            if not fut.done():
+                if reply is None:
+                    fut.set_exception(UpstreamError(f"all upstream attempts failed ({error})"))
+                else:
+                    fut.set_result((reply, url))
+
+        self.forward(packet, done)
+        return await fut
 
     def _sample(self, u: _Upstream, seconds: float) -> None:
         ms = seconds * 1000.0
@@ -303,12 +305,14 @@ class UpstreamPool:
         if not u.healthy:
             log.info("upstream %s is healthy again", u.spec.url)
             u.healthy = True
+            self._failover_order = None
 
     def _failure(self, u: _Upstream, err: str) -> None:
         u.last_error = err
         if u.healthy:
             log.warning("upstream %s failed (%s): marked unhealthy", u.spec.url, err)
             u.healthy = False
+            self._failover_order = None
 
     async def _health_loop(self) -> None:
         while True:
@@ -350,3 +354,100 @@ class UpstreamPool:
                  "ewma_ms": None if u.ewma is None else round(u.ewma, 3),
                  "queries": u.queries, "errors": u.errors, "last_error": u.last_error}
                 for u in self._ups]
+
+
+class _Forward:
+    """One query's way through the pool: tries, time-outs, failover. Callbacks, no task for UDP."""
+
+    __slots__ = ("pool", "packet", "done", "attempt", "order", "errors", "timer", "token", "task", "started",
+                 "upstream", "finished")
+
+    def __init__(self, pool: UpstreamPool, packet: bytes, done: Callable) -> None:
+        self.pool, self.packet, self.done = pool, packet, done
+        self.attempt = 0
+        self.order = pool._order()
+        self.errors: list[str] = []
+        self.timer = self.token = self.task = self.upstream = None
+        self.started = 0.0
+        self.finished = False
+
+    def next_try(self) -> None:
+        pool = self.pool
+        if self.attempt >= pool.attempts or pool._closed:
+            self.finished = True
+            self.done(None, "", "; ".join(self.errors) or "upstream pool is closed")
+            return
+        u = self.upstream = self.order[self.attempt % len(self.order)]
+        self.attempt += 1
+        u.queries += 1
+        loop = asyncio.get_running_loop()
+        self.started = loop.time()
+        self.timer = loop.call_later(pool.timeout, self.on_timeout)
+        if isinstance(u.transport, UDPTransport):
+            try:
+                self.token = u.transport.send(self.packet, self.on_reply)
+            except OSError as e:
+                self.fail(_describe(e))
+                return
+            if self.token is not None:
+                return
+        # stream transports, or the very first UDP query while its sockets open
+        self.task = asyncio.ensure_future(pool._exchange(u, self.packet, question_key(self.packet)))
+        pool._tasks.add(self.task)
+        self.task.add_done_callback(self.on_task)
+
+    def on_task(self, task: asyncio.Task) -> None:
+        self.pool._tasks.discard(task)
+        if task is not self.task or self.finished:
+            return
+        self.task = None
+        if task.cancelled():
+            return  # time-out or close: on_timeout / close decide
+        exc = task.exception()
+        self.on_reply(exc if exc is not None else task.result(), from_task=True)
+
+    def on_reply(self, result: object, from_task: bool = False) -> None:
+        if self.finished:
+            return
+        self.token = None
+        if isinstance(result, BaseException):
+            self.fail(_describe(result))
+            return
+        data: bytes = result  # type: ignore[assignment]
+        u = self.upstream
+        if not from_task and u.tcp is not None and data[2] & 0x02:  # TC over UDP: again over TCP
+            self.timer.cancel()
+            self.timer = asyncio.get_running_loop().call_later(self.pool.timeout, self.on_timeout)
+            self.task = asyncio.ensure_future(u.tcp.exchange(self.packet, question_key(self.packet)))
+            self.pool._tasks.add(self.task)
+            self.task.add_done_callback(self.on_task)
+            return
+        err = _FAILING_RCODES.get(data[3] & 0x0F)
+        if err is not None:
+            self.fail(err)
+            return
+        self.timer.cancel()
+        self.finished = True
+        self.pool._success(u, asyncio.get_running_loop().time() - self.started)
+        self.done(data, u.spec.url, None)
+
+    def on_timeout(self) -> None:
+        if self.finished:
+            return
+        self.pool._sample(self.upstream, self.pool.timeout)
+        self.fail(f"timed out after {self.pool.timeout:g}s")
+
+    def fail(self, err: str) -> None:
+        u = self.upstream
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.token is not None:
+            UDPTransport.cancel(self.token)
+            self.token = None
+        if self.task is not None:
+            task, self.task = self.task, None
+            task.cancel()
+        u.errors += 1
+        self.pool._failure(u, err)
+        self.errors.append(f"{u.spec.url}: {err}")
+        self.next_try()

@@ -12,6 +12,7 @@ import contextlib
 import random
 import ssl
 import struct
+from typing import Callable, Optional
 
 _U16 = struct.Struct("!H")
 _HH = struct.Struct("!HH")
@@ -78,13 +79,24 @@ async def _wait_closed(writer: asyncio.StreamWriter) -> None:
 
 # --------------------------------------------------------------------------------------------- UDP
 
+def question_bytes(packet: bytes) -> bytes:
+    """The lower-cased question section (name, type, class) of an uncompressed query."""
+    i = 12
+    while packet[i]:
+        i += packet[i] + 1
+    return packet[12:i + 5].lower()
+
+
 class _UDPEndpoint(asyncio.DatagramProtocol):
-    """One connected datagram socket; waiters are keyed by ID, then matched by question."""
+    """One connected datagram socket; waiters are keyed by ID, then matched by question.
+
+    Waiters are plain callbacks, not futures: the engine forwards a cache miss without
+    creating a task, so a reply costs one dict lookup and one call."""
 
     def __init__(self, owner: UDPTransport) -> None:
         self.owner = owner
         self.transport: asyncio.DatagramTransport | None = None
-        self.pending: dict[int, list[tuple[QKey, asyncio.Future]]] = {}
+        self.pending: dict[int, list[list]] = {}   # qid -> [[question bytes, on_reply(data|exc)], …]
         self.uses = 0
         self.retired = False
 
@@ -94,14 +106,25 @@ class _UDPEndpoint(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: object) -> None:
         if len(data) < 12 or not data[2] & 0x80:
             return
-        waiters = self.pending.get(data[0] << 8 | data[1])
+        qid = data[0] << 8 | data[1]
+        waiters = self.pending.get(qid)
         if not waiters:
             return  # late or forged: nobody waits for this ID
-        key = question_key(data)
-        for k, fut in waiters:
-            if k == key and not fut.done():
-                fut.set_result(data)
+        for w in waiters:
+            qb = w[0]
+            if data[12:12 + len(qb)].lower() == qb:
+                self._remove(qid, w)
+                w[1](data)
                 return
+
+    def _remove(self, qid: int, w: list) -> None:
+        waiters = self.pending.get(qid)
+        if waiters is not None and w in waiters:
+            waiters.remove(w)
+            if not waiters:
+                del self.pending[qid]
+        if self.retired and not self.pending:
+            self.close()
 
     def error_received(self, exc: Exception) -> None:
         # A connected socket only talks to its upstream: an ICMP error concerns every waiter.
@@ -113,10 +136,10 @@ class _UDPEndpoint(asyncio.DatagramProtocol):
         self._fail(exc or ConnectionError("UDP socket closed"))
 
     def _fail(self, exc: Exception) -> None:
-        for waiters in self.pending.values():
-            for _, fut in waiters:
-                if not fut.done():
-                    fut.set_exception(exc)
+        pending, self.pending = self.pending, {}
+        for waiters in pending.values():
+            for w in waiters:
+                w[1](exc)
 
     def close(self) -> None:
         self.retired = True
@@ -145,44 +168,85 @@ class UDPTransport:
         if ep in self._live:
             self._live.remove(ep)
 
-    async def _endpoint(self) -> _UDPEndpoint:
-        live = self._live
-        if not live or len(live) + self._opening < self._size:
-            self._opening += 1
+    def _open(self) -> None:
+        """Open one more socket in the background (sockets open asynchronously)."""
+        self._opening += 1
+
+        async def opener() -> None:
             try:
                 _, ep = await asyncio.get_running_loop().create_datagram_endpoint(
                     lambda: _UDPEndpoint(self), remote_addr=(self.host, self.port))
+            except OSError:
+                return
             finally:
                 self._opening -= 1
             if self._closed:
                 ep.close()
-                raise ConnectionError("upstream transport closed")
-            live.append(ep)
+                return
+            self._live.append(ep)
             self._all.add(ep)
-            return ep
-        return random.choice(live)
 
-    async def exchange(self, packet: bytes, key: QKey) -> bytes:
+        asyncio.ensure_future(opener())
+
+    async def _ready(self) -> None:
+        while not self._live:
+            if self._closed:
+                raise ConnectionError("upstream transport closed")
+            if not self._opening:
+                self._open()
+            await asyncio.sleep(0)
+            if not self._live and self._opening:
+                await asyncio.sleep(0.001)
+
+    def send(self, packet: bytes, on_reply: Callable[[object], None]) -> Optional[tuple]:
+        """Send ``packet``; ``on_reply`` later gets the matching reply bytes or an exception.
+
+        Returns a token for :meth:`cancel`, or None if no socket is open yet (call
+        :meth:`exchange`, which waits for one)."""
         if self._closed:
             raise ConnectionError("upstream transport closed")
-        ep = await self._endpoint()
+        live = self._live
+        if len(live) + self._opening < self._size:
+            self._open()
+        if not live:
+            return None
+        ep = live[0] if len(live) == 1 else random.choice(live)
         qid = packet[0] << 8 | packet[1]
-        entry = (key, asyncio.get_running_loop().create_future())
-        waiters = ep.pending.setdefault(qid, [])
-        waiters.append(entry)
+        w = [question_bytes(packet), on_reply]
+        ep.pending.setdefault(qid, []).append(w)
         ep.uses += 1
-        if ep.uses >= self._max_uses and ep in self._live:
-            self._live.remove(ep)  # retire: no new queries, closed once its last reply is in
+        if ep.uses >= self._max_uses and ep in live:
+            live.remove(ep)  # retire: no new queries, closed once its last reply is in
             ep.retired = True
+        ep.transport.sendto(packet)
+        return ep, qid, w
+
+    @staticmethod
+    def cancel(token: tuple) -> None:
+        ep, qid, w = token
+        ep._remove(qid, w)
+
+    async def exchange(self, packet: bytes, key: QKey = ()) -> bytes:
+        if self._closed:
+            raise ConnectionError("upstream transport closed")
+        fut = asyncio.get_running_loop().create_future()
+
+        def on_reply(result: object) -> None:
+            if not fut.done():
+                if isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+
+        token = self.send(packet, on_reply)
+        if token is None:
+            await self._ready()
+            token = self.send(packet, on_reply)
         try:
-            ep.transport.sendto(packet)
-            return await entry[1]
+            return await fut
         finally:
-            waiters.remove(entry)
-            if not waiters and ep.pending.get(qid) is waiters:
-                del ep.pending[qid]
-            if ep.retired and not ep.pending:
-                ep.close()
+            if not fut.done() or fut.cancelled():
+                self.cancel(token)
 
     async def close(self) -> None:
         self._closed = True

@@ -220,3 +220,60 @@ def canonical_query(data: bytes, cq) -> bytes:
     if cq.edns:
         out += opt_record(cq.udp_size, cq.do)
     return out
+
+
+_RR_FIXED = struct.Struct(">HHIH")
+
+
+def rewrite_reply(reply: bytes, key: bytes, edns_size: int) -> tuple[bytes, list[int], list[int], int]:
+    """Our reply to ``key``'s question, made from an upstream's reply without dnslib.
+
+    The upstream's OPT is replaced by ours (when the client sent EDNS); the header gets the
+    client's RD and CD, RA, and AD only for DO clients. Offsets of names are unchanged, so
+    compression pointers stay valid. Returns (packed reply with ID 0, TTL offsets, TTLs,
+    negative TTL from an SOA in the authority section or -1). Raises ValueError when the
+    reply is malformed or unusual (an OPT that is not last): the caller then uses dnslib.
+    """
+    qsec = key[:-1]
+    flags = key[-1]
+    qend = 12 + len(qsec)
+    n = len(reply)
+    if n < qend or not reply[2] & 0x80 or reply[4:6] != b"\x00\x01":
+        raise ValueError("not a reply to one question")
+    if reply[12:qend].lower() != qsec:
+        raise ValueError("reply is for another question")
+    an, ns, ar = struct.unpack_from(">3H", reply, 6)
+    i = qend
+    offsets: list[int] = []
+    ttls: list[int] = []
+    opt_start = -1
+    negative = -1
+    try:
+        for idx in range(an + ns + ar):
+            start = i
+            i = skip_name(reply, i)
+            rtype, _rclass, ttl, rdlen = _RR_FIXED.unpack_from(reply, i)
+            if rtype == TYPE_OPT:
+                if opt_start >= 0:
+                    raise ValueError("two OPT records")
+                opt_start = start
+            else:
+                if opt_start >= 0:
+                    raise ValueError("OPT is not the last record")
+                offsets.append(i + 4)
+                ttls.append(ttl)
+                if rtype == 6 and negative < 0 and an <= idx < an + ns and rdlen >= 22:
+                    minimum = _U32.unpack_from(reply, i + 10 + rdlen - 4)[0]  # RFC 2308 §5
+                    negative = min(ttl, minimum)
+            i += 10 + rdlen
+    except (IndexError, struct.error):
+        raise ValueError("truncated reply") from None
+    if i > n:
+        raise ValueError("truncated reply")
+    body_end = opt_start if opt_start >= 0 else i
+    edns = flags & KEY_EDNS
+    byte3 = 0x80 | (reply[3] & 0x20 if flags & KEY_DO else 0) | (0x10 if flags & KEY_CD else 0) | (reply[3] & 0x0F)
+    head = b"\x00\x00" + bytes((0x80 | (flags & KEY_RD), byte3)) + struct.pack(
+        ">4H", 1, an, ns, ar - (1 if opt_start >= 0 else 0) + (1 if edns else 0))
+    packed = head + qsec + reply[qend:body_end] + (opt_record(edns_size, bool(flags & KEY_DO)) if edns else b"")
+    return packed, offsets, ttls, negative

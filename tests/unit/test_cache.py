@@ -44,7 +44,7 @@ def test_hit_patches_id_case_and_ttl():
     assert [r.ttl for r in out.rr] == [0, 0]  # floored, never wraps
 
 
-def test_lru_eviction_keeps_recently_used():
+def test_eviction_gives_recently_hit_entries_a_second_chance():
     clock = Clock()
     cache = AnswerCache(CacheConfig(size=2), clock)
     keys = []
@@ -53,7 +53,7 @@ def test_lru_eviction_keeps_recently_used():
         q = parse_question(query)
         keys.append(q.key)
         if name == "c.test":
-            cache.get(keys[0])  # touch a.test so b.test is the least recently used
+            cache.get(keys[0]).hits += 1  # a.test was hit: b.test is the one to go
         cache.put(q.key, CacheEntry(reply, q.qend, 300, clock()))
     assert cache.get(keys[0]) is not None and cache.get(keys[1]) is None and cache.get(keys[2]) is not None
     assert cache.evictions == 1

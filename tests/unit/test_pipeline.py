@@ -39,6 +39,16 @@ class ScriptedPool:
         r.add_answer(*RR.fromZone(f"{q.q.qname} {self.ttl} IN A 192.0.2.{self.calls}"))
         return bytes(r.pack()), "udp://scripted"
 
+    def forward(self, packet: bytes, done):
+        async def run():
+            try:
+                reply, url = await self.query(packet)
+            except UpstreamError as exc:
+                done(None, "", str(exc))
+            else:
+                done(reply, url, None)
+        asyncio.ensure_future(run())
+
 
 def _pipeline(pool, clock, **cache):
     return Pipeline(access=ClientAccess(["127.0.0.0/8"], RateLimitConfig(qps=0)),
@@ -51,11 +61,16 @@ def _q(name="www.example.com"):
 
 
 def _ask(p, data, client="127.0.0.1"):
-    """Fast path first, then the slow path, as the listener does."""
-    out = p.answer_cached(data, client, True)
-    if out is None:
-        out = asyncio.get_event_loop().run_until_complete(p.resolve(data, client, True))
-    return DNSRecord.parse(out)
+    """Fast path first, then the miss path, as the listener does."""
+    async def go():
+        out = p.answer_cached(data, client, True)
+        if out is None:
+            fut = asyncio.get_running_loop().create_future()
+            p.resolve_later(data, client, True, lambda b: fut.done() or fut.set_result(b))
+            out = await fut
+        return out
+
+    return DNSRecord.parse(asyncio.get_event_loop().run_until_complete(go()))
 
 
 def test_concurrent_misses_share_one_upstream_query():
@@ -63,7 +78,10 @@ def test_concurrent_misses_share_one_upstream_query():
     p = _pipeline(pool, clock)
 
     async def main():
-        return await asyncio.gather(*(p.resolve(_q(), "127.0.0.1", True) for _ in range(20)))
+        futs = [asyncio.get_running_loop().create_future() for _ in range(20)]
+        for f in futs:
+            p.resolve_later(_q(), "127.0.0.1", True, f.set_result)
+        return await asyncio.gather(*futs)
 
     replies = asyncio.run(main())
     assert pool.calls == 1 and len({DNSRecord.parse(r).rr[0].rdata.__str__() for r in replies}) == 1

@@ -22,8 +22,8 @@ def test_entries_are_written_in_batches(tmp_path):
     async def main():
         task = asyncio.ensure_future(qlog.run())
         for i in range(250):
-            qlog.record("192.168.1.20", _key(f"n{i}.example.com"), 0, "A 192.0.2.1", "udp://x", 1.5, False, None)
-        qlog.record("192.168.1.21", ("odd.example", 16), 3, "", "", 0.0, True, "local-record")
+            qlog.record(time.monotonic(), "192.168.1.20", _key(f"n{i}.example.com"), 0, "A 192.0.2.1", "udp://x", 1.5, False, None)
+        qlog.record(time.monotonic(), "192.168.1.21", ("odd.example", 16), 3, "", "", 0.0, True, "local-record")
         await asyncio.sleep(0.4)
         task.cancel()
 
@@ -59,7 +59,7 @@ def test_slow_store_drops_oldest_and_never_blocks_recording():
         await asyncio.sleep(0.05)  # the writer is now stuck on its first batch
         t0 = time.perf_counter()
         for _ in range(1000):
-            qlog.record("10.0.0.2", _key(), 0, "", "", 0.0, True, None)
+            qlog.record(time.monotonic(), "10.0.0.2", _key(), 0, "", "", 0.0, True, None)
         elapsed = time.perf_counter() - t0
         store.release.set()
         await asyncio.sleep(0.2)
@@ -78,11 +78,11 @@ def test_locked_database_counts_a_write_error_and_keeps_going(tmp_path):
     qlog = QueryLog(QueryLogConfig(), lambda: SQLiteStore(str(tmp_path / "hearth.db"), timeout=0.1))
 
     async def main():
-        qlog.record("10.0.0.2", _key(), 0, "", "", 0.0, False, None)
+        qlog.record(time.monotonic(), "10.0.0.2", _key(), 0, "", "", 0.0, False, None)
         await qlog.flush()
         assert qlog.write_errors == 1 and qlog.dropped == 1
         locker.execute("ROLLBACK")
-        qlog.record("10.0.0.2", _key(), 0, "", "", 0.0, False, None)
+        qlog.record(time.monotonic(), "10.0.0.2", _key(), 0, "", "", 0.0, False, None)
         await qlog.flush()
 
     asyncio.run(main())
