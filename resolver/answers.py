@@ -8,7 +8,7 @@ from typing import Optional
 
 from dnslib import QTYPE, RD, RR, SOA, DNSHeader, DNSLabel, DNSRecord, EDNS0, EDNSOption
 
-from .wire import KEY_CD, KEY_DO, KEY_EDNS, KEY_RD
+from .wire import KEY_CD, KEY_DO, KEY_EDNS, KEY_RD, summarise_answers
 
 TYPE_HINFO = 13
 
@@ -113,7 +113,7 @@ def describe(entry) -> str:
     """The query-log summary of a cache entry's answers (computed once, off the hot path)."""
     if entry.summary is None:
         try:
-            entry.summary = summarise(DNSRecord.parse(entry.packet()).rr)
-        except Exception:  # noqa: BLE001 - an answer we cannot describe is still logged
+            entry.summary = summarise_answers(entry.packet())
+        except (IndexError, ValueError, struct.error):  # an answer we cannot describe is still logged
             entry.summary = "?"
     return entry.summary

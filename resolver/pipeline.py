@@ -188,7 +188,7 @@ class Pipeline:
         packet = upstream_query(key[:-5], key[-5] << 8 | key[-4], key[-3] << 8 | key[-2], do=bool(flags & KEY_DO),
                                 cd=bool(flags & KEY_CD), edns_size=self.edns_size)
         self.stats.upstream_queries += 1
-        self.upstreams.forward(packet, partial(self._fetched, key))
+        self.upstreams.forward(packet, partial(self._fetched, key), key[:-1])
 
     def _fetched(self, key: bytes, reply: Optional[bytes], upstream: str, error: Optional[str]) -> None:
         entry = None

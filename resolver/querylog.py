@@ -53,7 +53,7 @@ class QueryLog:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog")
         self._busy = False
 
-    def log_hit(self, now: float, client: str, entry: "CacheEntry") -> None:
+    def log_hit(self, now: float, client: str, entry: CacheEntry) -> None:
         """Hot path (cache hit): one short tuple; the writer fills in the rest from the entry."""
         if self.config.enabled:
             ring = self.ring
@@ -62,7 +62,7 @@ class QueryLog:
             ring.append((now, client, entry))
 
     def record(self, now: float, client: str, question: Union[bytes, tuple[str, int]], rcode: int,
-               answer: Union[str, "CacheEntry"], upstream: str, latency_ms: float, cached: bool,
+               answer: Union[str, CacheEntry], upstream: str, latency_ms: float, cached: bool,
                reason: Optional[str]) -> None:
         """One answered query. ``now`` is the engine's monotonic clock; ``question`` a cache key
         (bytes) or (name, qtype); ``answer`` a summary text or the entry to summarise later."""

@@ -24,6 +24,7 @@ from .upstream_transports import (
     QKey,
     StreamTransport,
     UDPTransport,
+    question_bytes,
     question_key,
 )
 
@@ -267,7 +268,8 @@ class UpstreamPool:
             reply = await u.tcp.exchange(packet, key)
         return reply
 
-    def forward(self, packet: bytes, done: Callable[[Optional[bytes], str, Optional[str]], None]) -> None:
+    def forward(self, packet: bytes, done: Callable[[Optional[bytes], str, Optional[str]], None],
+                question: Optional[bytes] = None) -> None:
         """Send ``packet`` (a query with its ID set); later call ``done(reply, url, None)``, or
         ``done(None, "", why)`` once every try failed.
 
@@ -277,9 +279,11 @@ class UpstreamPool:
         if self._closed:
             done(None, "", "upstream pool is closed")
             return
-        if len(packet) < 17 or len(packet) > 65535 or question_key(packet) is None:
-            raise ValueError("malformed DNS query")
-        _Forward(self, packet, done).next_try()
+        if question is None:  # callers that built the packet themselves pass its question section
+            if len(packet) < 17 or len(packet) > 65535 or question_key(packet) is None:
+                raise ValueError("malformed DNS query")
+            question = question_bytes(packet)
+        _Forward(self, packet, done, question).next_try()
 
     async def query(self, packet: bytes) -> tuple[bytes, str]:
         """Send ``packet`` and return (reply, upstream URL); raises UpstreamError when every try
@@ -359,11 +363,11 @@ class UpstreamPool:
 class _Forward:
     """One query's way through the pool: tries, time-outs, failover. Callbacks, no task for UDP."""
 
-    __slots__ = ("pool", "packet", "done", "attempt", "order", "errors", "timer", "token", "task", "started",
-                 "upstream", "finished")
+    __slots__ = ("pool", "packet", "question", "done", "attempt", "order", "errors", "timer", "token", "task",
+                 "started", "upstream", "finished")
 
-    def __init__(self, pool: UpstreamPool, packet: bytes, done: Callable) -> None:
-        self.pool, self.packet, self.done = pool, packet, done
+    def __init__(self, pool: UpstreamPool, packet: bytes, done: Callable, question: bytes) -> None:
+        self.pool, self.packet, self.done, self.question = pool, packet, done, question
         self.attempt = 0
         self.order = pool._order()
         self.errors: list[str] = []
@@ -385,7 +389,7 @@ class _Forward:
         self.timer = loop.call_later(pool.timeout, self.on_timeout)
         if isinstance(u.transport, UDPTransport):
             try:
-                self.token = u.transport.send(self.packet, self.on_reply)
+                self.token = u.transport.send(self.packet, self.on_reply, self.question)
             except OSError as e:
                 self.fail(_describe(e))
                 return

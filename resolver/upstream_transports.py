@@ -158,6 +158,7 @@ class UDPTransport:
         self._all: set[_UDPEndpoint] = set()
         self._opening = 0
         self._closed = False
+        self._turn = 0
 
     def pending_count(self) -> int:
         """Queries waiting for a reply (for tests and status)."""
@@ -198,7 +199,8 @@ class UDPTransport:
             if not self._live and self._opening:
                 await asyncio.sleep(0.001)
 
-    def send(self, packet: bytes, on_reply: Callable[[object], None]) -> Optional[tuple]:
+    def send(self, packet: bytes, on_reply: Callable[[object], None],
+             question: Optional[bytes] = None) -> Optional[tuple]:
         """Send ``packet``; ``on_reply`` later gets the matching reply bytes or an exception.
 
         Returns a token for :meth:`cancel`, or None if no socket is open yet (call
@@ -210,9 +212,10 @@ class UDPTransport:
             self._open()
         if not live:
             return None
-        ep = live[0] if len(live) == 1 else random.choice(live)
+        self._turn += 1
+        ep = live[self._turn % len(live)]
         qid = packet[0] << 8 | packet[1]
-        w = [question_bytes(packet), on_reply]
+        w = [question if question is not None else question_bytes(packet), on_reply]
         ep.pending.setdefault(qid, []).append(w)
         ep.uses += 1
         if ep.uses >= self._max_uses and ep in live:

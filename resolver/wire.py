@@ -277,3 +277,52 @@ def rewrite_reply(reply: bytes, key: bytes, edns_size: int) -> tuple[bytes, list
         ">4H", 1, an, ns, ar - (1 if opt_start >= 0 else 0) + (1 if edns else 0))
     packed = head + qsec + reply[qend:body_end] + (opt_record(edns_size, bool(flags & KEY_DO)) if edns else b"")
     return packed, offsets, ttls, negative
+
+
+_TYPE_NAMES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT", 28: "AAAA",
+               33: "SRV", 39: "DNAME", 64: "SVCB", 65: "HTTPS"}
+
+
+def read_name(packet: bytes, i: int, hops: int = 0) -> str:
+    """Presentation form of the (possibly compressed) name at ``i``; odd bytes escaped."""
+    labels = []
+    while hops < 32:
+        ln = packet[i]
+        if ln == 0:
+            break
+        if ln >= 0xC0:
+            i = (ln & 0x3F) << 8 | packet[i + 1]
+            hops += 1
+            continue
+        labels.append(packet[i + 1:i + 1 + ln].decode("ascii", "backslashreplace"))
+        i += ln + 1
+    return ".".join(labels) or "."
+
+
+def summarise_answers(packet: bytes, limit: int = 3) -> str:
+    """``A 192.0.2.1, CNAME x.example`` from a reply's answer section, without dnslib."""
+    import socket
+
+    an = packet[6] << 8 | packet[7]
+    i = skip_name(packet, 12) + 4
+    parts = []
+    for n in range(an):
+        i = skip_name(packet, i)
+        rtype, _c, _t, rdlen = _RR_FIXED.unpack_from(packet, i)
+        rdata = i + 10
+        if n < limit:
+            name = _TYPE_NAMES.get(rtype, f"TYPE{rtype}")
+            if rtype == 1 and rdlen == 4:
+                parts.append(f"A {socket.inet_ntop(socket.AF_INET, packet[rdata:rdata + 4])}")
+            elif rtype == 28 and rdlen == 16:
+                parts.append(f"AAAA {socket.inet_ntop(socket.AF_INET6, packet[rdata:rdata + 16])}")
+            elif rtype in (2, 5, 12, 39):
+                parts.append(f"{name} {read_name(packet, rdata)}")
+            elif rtype == 15:
+                parts.append(f"MX {read_name(packet, rdata + 2)}")
+            else:
+                parts.append(name)
+        i = rdata + rdlen
+    if an > limit:
+        parts.append(f"+{an - limit}")
+    return ", ".join(parts)

@@ -39,7 +39,7 @@ class ScriptedPool:
         r.add_answer(*RR.fromZone(f"{q.q.qname} {self.ttl} IN A 192.0.2.{self.calls}"))
         return bytes(r.pack()), "udp://scripted"
 
-    def forward(self, packet: bytes, done):
+    def forward(self, packet: bytes, done, question=None):
         async def run():
             try:
                 reply, url = await self.query(packet)

@@ -22,7 +22,8 @@ def test_entries_are_written_in_batches(tmp_path):
     async def main():
         task = asyncio.ensure_future(qlog.run())
         for i in range(250):
-            qlog.record(time.monotonic(), "192.168.1.20", _key(f"n{i}.example.com"), 0, "A 192.0.2.1", "udp://x", 1.5, False, None)
+            qlog.record(time.monotonic(), "192.168.1.20", _key(f"n{i}.example.com"), 0, "A 192.0.2.1", "udp://x",
+                        1.5, False, None)
         qlog.record(time.monotonic(), "192.168.1.21", ("odd.example", 16), 3, "", "", 0.0, True, "local-record")
         await asyncio.sleep(0.4)
         task.cancel()

@@ -110,3 +110,56 @@ def test_fuzz_corpus_and_mutations_never_raise(shared_data, seed):
             assert q.qend <= len(data)
             wire.key_name(q.key)
         wire.error_reply(data, wire.RCODE_FORMERR)
+
+
+def test_rewrite_reply_keeps_records_and_replaces_opt(shared_data):
+    rows = _packets(shared_data, "dnslib-test-packets.jsonl")
+    checked = 0
+    for row in rows:
+        if row["kind"] != "response":
+            continue
+        data = bytes.fromhex(row["hex"])
+        ref = DNSRecord.parse(data)
+        qsec = data[12:wire.skip_name(data, 12) + 4]
+        for flags in (KEY_RD, KEY_RD | KEY_EDNS | KEY_DO):
+            key = qsec.lower() + bytes((flags,))
+            try:
+                packed, offsets, ttls, _neg = wire.rewrite_reply(data, key, 1232)
+            except ValueError:
+                continue  # the caller falls back to dnslib for these
+            out = DNSRecord.parse(packed)
+            assert [str(r) for r in out.rr] == [str(r) for r in ref.rr], row["question"]
+            assert [str(r) for r in out.auth] == [str(r) for r in ref.auth]
+            opts = [r for r in out.ar if r.rtype == QTYPE.OPT]
+            assert len(opts) == (1 if flags & KEY_EDNS else 0)
+            if opts:
+                assert opts[0].rclass == 1232 and opts[0].ttl & 0x8000
+            assert out.header.rd and out.header.ra and not out.header.aa
+            assert [int.from_bytes(packed[o:o + 4], "big") for o in offsets] == ttls
+            checked += 1
+    assert checked > 100
+
+
+def test_rewrite_reply_rejects_other_questions_and_garbage():
+    q = DNSRecord.question("a.example", "A")
+    r = q.reply()
+    good = bytes(r.pack())
+    key = bytes(q.pack())[12:] + b"\x01"
+    wire.rewrite_reply(good, key, 1232)
+    other = bytes(DNSRecord.question("b.example", "A").reply().pack())
+    for bad in (other, good[:15], bytes(q.pack())):
+        with pytest.raises(ValueError):
+            wire.rewrite_reply(bad, key, 1232)
+
+
+def test_summarise_answers_matches_dnslib(shared_data):
+    for row in _packets(shared_data, "dnslib-test-packets.jsonl"):
+        if row["kind"] != "response":
+            continue
+        data = bytes.fromhex(row["hex"])
+        ref = DNSRecord.parse(data)
+        text = wire.summarise_answers(data)
+        for rr in ref.rr[:3]:
+            if rr.rtype in (QTYPE.A, QTYPE.AAAA, QTYPE.CNAME):
+                assert f"{QTYPE[rr.rtype]} {str(rr.rdata).rstrip('.')}" in text.replace(". ", " ").rstrip("."), \
+                    (text, str(rr))
