@@ -46,7 +46,7 @@ class CacheEntry:
 
     __slots__ = ("key", "head", "tail", "offsets", "ttls", "stored", "expires", "stale_until", "prefetch_at",
                  "hits", "seen", "age", "patched", "rcode", "summary", "upstream", "reason", "refreshing",
-                 "synthesized", "aliases")
+                 "synthesized", "aliases", "gen")
 
     def __init__(self, reply: bytes, qend: int, ttl: int, now: float, *, stale_for: float = 0.0,
                  rcode: int = 0, summary: Optional[str] = None, upstream: str = "", reason: Optional[str] = None,
@@ -78,6 +78,7 @@ class CacheEntry:
         self.refreshing = False
         self.synthesized = synthesized
         self.aliases: list[bytes] = []
+        self.gen = 0  # the policy generation this answer was checked against
 
     def reply(self, query: bytes, qend: int, now: float) -> bytes:
         """The reply for ``query`` (ID and question copied from it) at time ``now``."""

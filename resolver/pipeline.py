@@ -5,6 +5,7 @@
       → answer cache: exact-bytes alias or key       (cache.py)    patch ID, question case, TTLs; send
       ── miss of a plain query: no task, no dnslib ──
       → local names go to the slow path              (localrecords.py)
+      → policy: blocked? answer synthesized + EDE    (policy.py)   cached like any answer, per generation
       → upstream pool, coalesced per key             (upstream.py) callbacks; serve stale when it fails
       → reply rewritten from the upstream's bytes    (wire.py)     cached, then sent to every waiter
       ── anything unusual: one task, dnslib ──
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from functools import partial
@@ -26,12 +28,13 @@ from .access import ClientAccess
 from .answers import ClientQuery, finish, local_answer, reply_skeleton, rfc8482_any, summarise, upstream_query
 from .cache import AnswerCache, CacheEntry
 from .localrecords import LocalZone
+from .policy import BlockingConfig, Decision, Policy
 from .querylog import QueryLog
 from .stats import Stats
 from .upstream import UpstreamPool
 from .wire import (KEY_CD, KEY_DO, KEY_EDNS, KEY_RD, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN,
                    RCODE_REFUSED, RCODE_SERVFAIL, TYPE_OPT, Question, add_option, canonical_query, ede_option,
-                   error_reply, lookup_key, name_labels, parse_question, rewrite_reply, truncated)
+                   error_reply, lookup_key, name_labels, parse_question, rewrite_reply, synth_reply, truncated)
 
 log = logging.getLogger("hearth.pipeline")
 
@@ -47,6 +50,7 @@ class Pipeline:
 
     def __init__(self, *, access: ClientAccess, cache: AnswerCache, local: LocalZone, upstreams: UpstreamPool,
                  querylog: QueryLog, stats: Stats, edns_size: int = 1232, max_pending: int = 2048,
+                 policy: Optional[Policy] = None, blocking: Optional[BlockingConfig] = None,
                  clock: Callable[[], float] = time.monotonic):
         self.access = access
         self.cache = cache
@@ -57,6 +61,11 @@ class Pipeline:
         self.edns_size = edns_size
         self.max_pending = max_pending
         self.clock = clock
+        self.policy = policy
+        self.blocking = blocking or BlockingConfig()
+        # Bumped whenever what policy says may have changed (lists, config): a cached answer
+        # checked under an older generation is re-checked, not trusted, and not flushed.
+        self.generation = 1
         self._tasks: set[asyncio.Task] = set()
         self._waiting: dict[bytes, list[Callable[[Optional[CacheEntry], Optional[str]], None]]] = {}
         self._timers: set[asyncio.TimerHandle] = set()
@@ -84,7 +93,7 @@ class Pipeline:
                 return None
             cache.alias(data[2:], entry, qend, limit)
         now = self.clock()
-        if now >= entry.expires:
+        if now >= entry.expires or entry.gen != self.generation:
             return None
         out = entry.reply(data, qend, now)
         if udp and len(out) > limit:
@@ -123,6 +132,11 @@ class Pipeline:
         q = parse_question(data, self.edns_size)
         if q is not None and q.key[-3:-1] == _CLASS_IN and q.key[-5:-3] not in _SPECIAL_QTYPES \
                 and not self.local.has_wire_name(q.key[:-5]):
+            decision = self.policy.decide(q.key[:-5]) if self.policy is not None else None
+            if decision is not None:
+                entry = self._blocked_entry(q.key, decision)
+                self._send_entry(entry, data, q, client, udp, send, self.clock(), self.clock(), False)
+                return
             self.stats.cache_misses += 1
             self._forward(data, q, client, udp, send)
             return
@@ -132,7 +146,8 @@ class Pipeline:
         """Ask the upstreams for a plain query; answer from the fetched entry, or stale, or SERVFAIL."""
         now = self.clock()
         held = self.cache.get(q.key)
-        if held is not None and now < held.expires:  # filled since the fast path looked
+        if held is not None and now < held.expires and (held.gen == self.generation or not held.synthesized):
+            held.gen = self.generation  # policy let it through just now: an upstream answer stays good
             self._send_entry(held, data, q, client, udp, send, now, now, False)
             return
         cfg = self.cache.config
@@ -188,13 +203,15 @@ class Pipeline:
         packet = upstream_query(key[:-5], key[-5] << 8 | key[-4], key[-3] << 8 | key[-2], do=bool(flags & KEY_DO),
                                 cd=bool(flags & KEY_CD), edns_size=self.edns_size)
         self.stats.upstream_queries += 1
-        self.upstreams.forward(packet, partial(self._fetched, key), key[:-1])
+        self.upstreams.forward(packet, partial(self._fetched, key, self.generation), key[:-1])
 
-    def _fetched(self, key: bytes, reply: Optional[bytes], upstream: str, error: Optional[str]) -> None:
+    def _fetched(self, key: bytes, generation: int, reply: Optional[bytes], upstream: str,
+                 error: Optional[str]) -> None:
         entry = None
         if reply is not None:
             try:
                 entry = self._entry_from_reply(reply, key, upstream)
+                entry.gen = generation  # checked by policy when the fetch started
             except Exception as exc:  # noqa: BLE001 - an unusable reply is that upstream failing
                 error = f"bad reply from {upstream}: {exc}"
         if entry is None:
@@ -253,6 +270,28 @@ class Pipeline:
         packed = finish(out, _FlagsOnly(flags), self.edns_size)
         return CacheEntry(packed, 12 + len(key) - 1, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
                           rcode=rcode, summary=summarise(resp.rr), upstream=upstream)
+
+    def _blocked_entry(self, key: bytes, decision: Decision) -> CacheEntry:
+        """The answer for a blocked name under the configured block mode, cached for this generation."""
+        cfg = self.blocking
+        qtype = key[-5] << 8 | key[-4]
+        records: list[tuple[int, bytes]] = []
+        rcode = 0
+        if cfg.mode == "nxdomain":
+            rcode = RCODE_NXDOMAIN
+        elif qtype == 1:
+            records = [(1, ipaddress.IPv4Address(cfg.page_ipv4 if cfg.mode == "page" else "0.0.0.0").packed)]
+        elif qtype == 28 and (cfg.mode == "null" or cfg.page_ipv6):
+            records = [(28, ipaddress.IPv6Address(cfg.page_ipv6 if cfg.mode == "page" else "::").packed)]
+        packed, qend = synth_reply(key, rcode, records, cfg.blocked_ttl, self.edns_size,
+                                   (decision.ede_code, decision.text), soa=not records)
+        entry = CacheEntry(packed, qend, cfg.blocked_ttl, self.clock(), rcode=rcode, reason=decision.log_reason,
+                           summary=f"blocked: {decision.text}", synthesized=True)
+        entry.gen = self.generation
+        self.stats.blocked += 1
+        if cfg.blocked_ttl > 0:
+            self.cache.put(key, entry)
+        return entry
 
     def _fetch_entry(self, key: bytes) -> asyncio.Future:
         """:meth:`_fetch` as a future (for the slow path): the entry, or an exception."""
@@ -339,10 +378,15 @@ class Pipeline:
                                synthesized=True)
             self.cache.put(q.key, entry)
             return entry.reply(data, q.qend, self.clock()), 0, entry, "", "local-record"
+        decision = self.policy.decide(q.key[:-5]) if self.policy is not None else None
+        if decision is not None:
+            entry = self._blocked_entry(q.key, decision)
+            return entry.reply(data, q.qend, self.clock()), entry.rcode, entry, "", entry.reason
         self.stats.cache_misses += 1
         now = self.clock()
         held = self.cache.get(q.key)
-        if held is not None and now < held.expires:
+        if held is not None and now < held.expires and (held.gen == self.generation or not held.synthesized):
+            held.gen = self.generation
             return held.reply(data, q.qend, now), held.rcode, held, "", held.reason
         try:
             entry = await asyncio.shield(self._fetch_entry(q.key))

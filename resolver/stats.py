@@ -19,6 +19,7 @@ class Stats:
         self.stale_answers = 0
         self.prefetches = 0
         self.local_answers = 0
+        self.blocked = 0
         self.upstream_queries = 0
         self.upstream_errors = 0
         self.servfail = 0

@@ -326,3 +326,29 @@ def summarise_answers(packet: bytes, limit: int = 3) -> str:
     if an > limit:
         parts.append(f"+{an - limit}")
     return ", ".join(parts)
+
+
+def synth_reply(key: bytes, rcode: int, records: list[tuple[int, bytes]], ttl: int, edns_size: int,
+                ede: Optional[tuple[int, str]] = None, soa: bool = False) -> tuple[bytes, int]:
+    """A reply we answer ourselves (blocked names): (packed with ID 0, qend).
+
+    ``records`` are (type, rdata) answers for the question's name (a pointer to
+    offset 12); ``soa`` adds a synthetic SOA in the authority section so clients
+    cache a negative answer for no longer than ``ttl``. The EDE option rides in
+    our OPT when the client sent EDNS."""
+    qsec = key[:-1]
+    flags = key[-1]
+    edns = flags & KEY_EDNS
+    out = [b"\x00\x00", bytes((0x80 | (flags & KEY_RD), 0x80 | (0x10 if flags & KEY_CD else 0) | (rcode & 0x0F))),
+           struct.pack(">4H", 1, len(records), 1 if soa else 0, 1 if edns else 0), qsec]
+    for rtype, rdata in records:
+        out.append(b"\xc0\x0c" + _RR_FIXED.pack(rtype, 1, ttl, len(rdata)) + rdata)
+    if soa:
+        # MNAME hearth. RNAME hostmaster.hearth. serial 1, refresh/retry/expire, minimum = ttl
+        mname_at = len(b"".join(out)) + 12  # where this SOA's rdata (and the name "hearth.") starts
+        rdata = b"\x06hearth\x00\x0ahostmaster" + _U16.pack(0xC000 | mname_at) + struct.pack(
+            ">5I", 1, 3600, 600, 86400, ttl)
+        out.append(b"\xc0\x0c" + _RR_FIXED.pack(6, 1, ttl, len(rdata)) + rdata)
+    if edns:
+        out.append(opt_record(edns_size, bool(flags & KEY_DO), ede_option(*ede) if ede else b""))
+    return b"".join(out), 12 + len(qsec)

@@ -1,0 +1,98 @@
+"""Policy: should this name be answered, and if not, why.
+
+``Decision`` is small and immutable and carries a ``Reason`` whose values are
+shipped strings: the query log, the EDE text and the block page all show them,
+so they never change meaning.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional
+
+from .configspec import option
+
+# RFC 8914 info-codes: 15 Blocked (by the operator: mandatory lists), 17 Filtered (asked for by the
+# client's owner: the parent's or school's chosen categories).
+EDE_BLOCKED, EDE_FILTERED = 15, 17
+
+
+class Reason(str, Enum):
+    CATEGORY = "category"      # a subscribed list's category is blocked for this device
+    MANDATORY = "mandatory"    # a feed list marked mandatory: blocked in every profile
+
+
+@dataclass(frozen=True)
+class Decision:
+    reason: Reason
+    category: str
+    rule: str                  # the listed name (or regex) that matched
+    sources: str = ""          # list id(s) feeding that category
+
+    @property
+    def ede_code(self) -> int:
+        return EDE_BLOCKED if self.reason is Reason.MANDATORY else EDE_FILTERED
+
+    @property
+    def text(self) -> str:
+        """One line for EDE and the query log, e.g. ``category gambling (list hagezi-gambling): bet.example``."""
+        src = f" (list {self.sources})" if self.sources else ""
+        return f"{self.reason.value} {self.category}{src}: {self.rule}"[:200]
+
+    @property
+    def log_reason(self) -> str:
+        return f"{self.reason.value}:{self.category}"
+
+
+def _check_ipv4(text: str) -> str:
+    if text and ipaddress.ip_address(text).version != 4:
+        raise ValueError(f"not an IPv4 address: {text!r}")
+    return text
+
+
+def _check_ipv6(text: str) -> str:
+    if text and ipaddress.ip_address(text).version != 6:
+        raise ValueError(f"not an IPv6 address: {text!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class BlockingConfig:
+    mode: str = option("null", "How a blocked name is answered: null (A 0.0.0.0 / AAAA ::), nxdomain, or page "
+                       "(the block page's address, see page_ipv4).", choices=("null", "nxdomain", "page"))
+    blocked_ttl: int = option(60, "TTL of blocked answers, so unblocking takes effect on devices quickly.",
+                              minimum=0, maximum=86400)
+    page_ipv4: str = option("", "Address of the block page (the appliance) for mode page.", check=_check_ipv4)
+    page_ipv6: str = option("", "IPv6 address of the block page for mode page; empty: AAAA gets no data.",
+                            check=_check_ipv6)
+    starter_lists: bool = option(True, "Use the small lists bundled with Hearth (malware, phishing, adult, "
+                                 "gambling, bypass) so a fresh install blocks something offline.")
+    list_update_interval: float = option(86400, "How often subscribed lists (not the feed) are refreshed.",
+                                         duration=True, minimum=600)
+
+    def __post_init__(self) -> None:
+        if self.mode == "page" and not self.page_ipv4:
+            raise ValueError("mode page needs page_ipv4 (the appliance's LAN address)")
+
+
+class Policy:
+    """Decides per name from the compiled index. Holds no per-query state."""
+
+    def __init__(self, index, mask: int, mandatory_mask: int = 0, sources: Optional[dict[str, str]] = None):
+        self.index = index
+        self.mask = mask | mandatory_mask
+        self.mandatory_mask = mandatory_mask
+        self.sources = sources or {}
+
+    def decide(self, name_wire: bytes) -> Optional[Decision]:
+        """A block decision for a lower-case wire name, or None to let it through."""
+        if not self.mask:
+            return None
+        match = self.index.lookup_wire(name_wire, self.mask)
+        if match is None:
+            return None
+        bit = self.index.categories.index(match.category) if match.category in self.index.categories else -1
+        mandatory = bit >= 0 and bool(self.mandatory_mask & (1 << bit))
+        return Decision(Reason.MANDATORY if mandatory else Reason.CATEGORY, match.category, match.rule,
+                        self.sources.get(match.category, ""))
