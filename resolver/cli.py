@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Optional
 
 from . import __version__
@@ -124,6 +125,80 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lists_update(args: argparse.Namespace) -> int:
+    config, _path = _load(args)
+    _setup_logging("warning")
+    from blocklists.manager import ListManager, UpdateBusy
+
+    manager = ListManager(config, progress=lambda msg: print(msg, flush=True))
+    try:
+        report = manager.update(fetch=not args.offline, only=set(args.list) if args.list else None)
+    except UpdateBusy as exc:
+        print(f"hearth lists update: {exc}", file=sys.stderr)
+        return 1
+    failed = [k for k, v in report["lists"].items() if v.get("error")]
+    if not args.no_notify:
+        from .control import call
+
+        try:
+            call(config.control_socket, "lists-reload", timeout=10)
+            print("engine: new lists in force")
+        except OSError:
+            print("engine: not running (the new lists apply when it starts)")
+    if report.get("feed_error") or failed:
+        print(f"{len(failed)} list(s) failed and kept their previous copy: {', '.join(failed)}"
+              + (f"; feed: {report['feed_error']}" if report.get("feed_error") else ""))
+        return 1
+    return 0
+
+
+def cmd_lists_status(args: argparse.Namespace) -> int:
+    config, _path = _load(args)
+    from blocklists.manager import ListManager
+
+    rows = ListManager(config).status()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+        return 0
+    if not rows:
+        print("no lists compiled yet: run `hearth lists update`")
+        return 0
+
+    def when(ts):
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
+
+    print(f"{'list':<28} {'category':<10} {'origin':<8} {'entries':>9}  {'last success':<16}  "
+          f"{'last attempt':<16}  error")
+    for r in rows:
+        flag = "*" if r.mandatory else ""
+        print(f"{r.id + flag:<28} {r.category:<10} {r.origin:<8} {r.entries:>9}  {when(r.last_success):<16}  "
+              f"{when(r.last_attempt):<16}  {r.error or ''}")
+    if any(r.mandatory for r in rows):
+        print("* mandatory: enforced in every profile")
+    return 0
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    from blocklists import feed
+
+    try:
+        if args.feed_command == "keygen":
+            private, public = feed.keygen(args.out)
+            print(f"private key: {private} (keep it secret)\npublic key:  {public}\n"
+                  f"appliances configure: feed.public_key: {open(public).read().strip()}")
+        elif args.feed_command == "build":
+            manifest = feed.build_feed(args.src, args.key, args.out, version=args.version)
+            print(f"feed version {manifest['version']}: {len(manifest['lists'])} lists written to {args.out}")
+        else:
+            manifest = feed.verify_feed(args.source, feed.load_public_key(args.public_key))
+            print(f"ok: feed version {manifest['version']}, {len(manifest['lists'])} lists, signature and "
+                  "checksums valid")
+    except feed.FeedError as exc:
+        print(f"hearth feed {args.feed_command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(f"hearth {__version__}")
     return 0
@@ -158,6 +233,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("config", cmd_config, "print the configuration reference or a commented example file")
     p.add_argument("what", choices=("reference", "example"))
     p.add_argument("--write", metavar="FILE", help="write to FILE instead of standard output")
+    lists = sub.add_parser("lists", help="blocklist updates and their status", parents=[common])
+    lists_sub = lists.add_subparsers(dest="lists_command", metavar="COMMAND")
+    lists_sub.required = True
+    p = lists_sub.add_parser("update", help="download, check and compile every list now", parents=[common])
+    p.add_argument("--list", action="append", metavar="ID", help="only download this list (repeatable)")
+    p.add_argument("--offline", action="store_true", help="compile the copies at hand, download nothing")
+    p.add_argument("--no-notify", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_lists_update)
+    p = lists_sub.add_parser("status", help="per list: entries, last success, last attempt, error",
+                             parents=[common])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lists_status)
+
+    fp = sub.add_parser("feed", help="publish a signed provider feed (for list administrators)")
+    feed_sub = fp.add_subparsers(dest="feed_command", metavar="COMMAND")
+    feed_sub.required = True
+    p = feed_sub.add_parser("keygen", help="make an Ed25519 key pair: DIR/feed.key and DIR/feed.pub")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_feed)
+    p = feed_sub.add_parser("build", help="sign a feed from SRC_DIR/feed.yaml and its lists into OUT_DIR")
+    p.add_argument("src", metavar="SRC_DIR")
+    p.add_argument("--key", required=True, metavar="PRIVATE_KEY")
+    p.add_argument("--out", required=True, metavar="OUT_DIR")
+    p.add_argument("--version", type=int, help="feed version (default: the previous one + 1)")
+    p.set_defaults(func=cmd_feed)
+    p = feed_sub.add_parser("verify", help="check a feed's signature and every list's checksum")
+    p.add_argument("source", metavar="URL_OR_DIR")
+    p.add_argument("--public-key", required=True, metavar="KEY", help="base64 key, or a path to feed.pub")
+    p.set_defaults(func=cmd_feed)
     add("version", cmd_version, "print the version")
     return parser
 

@@ -10,10 +10,13 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from blocklists.manager import FeedConfig, ListConfig
+
 from .cache import CacheConfig
 from .configspec import ConfigError, build_section, example_yaml, option, reference_markdown
 from .dnsconfig import DnsConfig, parse_listen
 from .localrecords import LocalRecord
+from .policy import BlockingConfig
 from .querylog import QueryLogConfig
 
 ENV_VAR = "HEARTH_CONFIG"
@@ -55,8 +58,21 @@ class Config:
     local_records: list[LocalRecord] = option(
         [], "Names Hearth answers itself, e.g. the appliance's own name.",
         example=[{"name": "hearth.lan", "type": "A", "value": "192.168.1.2", "ttl": 300, "ptr": True}])
+    blocking: BlockingConfig = option(BlockingConfig(), "How blocked names are answered; bundled starter lists.")
+    lists: list[ListConfig] = option(
+        [], "Blocklists to subscribe to, Pi-hole adlist style. Each list's names are blocked in the category "
+        "given. Updated every blocking.list_update_interval and by `hearth lists update`.",
+        example=[{"id": "stevenblack", "url": "https://raw.githubusercontent.com/StevenBlack/hosts/master/hosts",
+                  "format": "auto", "category": "ads", "enabled": True, "mandatory": False}])
+    feed: FeedConfig = option(FeedConfig(), "A signed provider feed of categorised lists (see docs/feed-format.md).")
     querylog: QueryLogConfig = option(QueryLogConfig(), "The query log kept in the store.")
     web: WebConfig = option(WebConfig(), "The web UI process.")
+
+    def __post_init__(self) -> None:
+        ids = [entry.id for entry in self.lists]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"lists: id {dup[0]!r} is used twice")
 
     @property
     def control_socket(self) -> str:

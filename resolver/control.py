@@ -42,6 +42,8 @@ class ControlServer:
             elif command == "reload":
                 ok, message = await self.engine.reload()
                 reply = {"ok": ok, "message": message}
+            elif command == "lists-reload":
+                reply = {"ok": self.engine.load_lists(), "generation": self.engine.pipeline.generation}
             elif command == "ping":
                 reply = {"ok": True, "pid": os.getpid()}
             else:

@@ -17,6 +17,7 @@ from .dnsconfig import parse_listen
 from .listener import Listeners
 from .localrecords import LocalZone
 from .pipeline import Pipeline
+from .policy import Policy
 from .querylog import QueryLog
 from .stats import Stats
 from .store_sqlite import open_store
@@ -58,6 +59,7 @@ class Engine:
             stats=self.stats,
             edns_size=config.dns.edns_udp_size,
             max_pending=config.dns.max_pending,
+            blocking=config.blocking,
         )
         self.listeners = Listeners(self.pipeline, self.stats, idle_timeout=config.dns.tcp_idle_timeout,
                                    max_connections=config.dns.tcp_max_connections)
@@ -65,12 +67,15 @@ class Engine:
         self.scheduler = None
         self._stopping: Optional[asyncio.Event] = None
         self._reload_lock: Optional[asyncio.Lock] = None
+        self.index = None
         self._background: list[asyncio.Task] = []
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         self._stopping = asyncio.Event()
+        await self._first_index()
+        self.load_lists()
         await self.pool.start()
         for text in self.config.dns.listen:
             host, port = parse_listen(text)
@@ -83,6 +88,63 @@ class Engine:
         log.info("Hearth DNS ready on %s", ", ".join(_fmt(a) for a in self.listeners.addresses))
         _sd_notify("READY=1")
 
+    # ------------------------------------------------------------ lists
+
+    def _wants_lists(self) -> bool:
+        c = self.config
+        return c.blocking.starter_lists or bool(c.lists) or bool(c.feed.url)
+
+    async def _first_index(self) -> None:
+        """On a fresh install compile the lists at hand (bundled, cached) before answering anything:
+        a child's first query must already be filtered. Later updates run in the background."""
+        from blocklists.manager import ListManager
+
+        if not self._wants_lists() or ListManager(self.config).index_path.exists():
+            return
+        log.info("no compiled lists yet: compiling the lists at hand before answering")
+        code = await self._run_update(["--offline"], timeout=120)
+        if code != 0:
+            log.error("compiling the lists failed (exit %s): answering unfiltered until an update succeeds", code)
+
+    async def _run_update(self, extra: list, timeout: float = 1800) -> Optional[int]:
+        """`hearth lists update` in its own process: a big compile never slows answers."""
+        import sys
+
+        argv = [sys.executable, "-m", "resolver.cli", "lists", "update", "--no-notify", *extra]
+        if self.config_file:
+            argv += ["--config", os.path.abspath(self.config_file)]
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL)
+        try:
+            return await asyncio.wait_for(proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            log.error("list update took longer than %.0fs and was stopped", timeout)
+            return None
+
+    async def scheduled_update(self) -> None:
+        code = await self._run_update([])
+        if code is not None:
+            self.load_lists()
+
+    def load_lists(self) -> bool:
+        """(Re)open the compiled index and swap the policy in; bumps the policy generation."""
+        from blocklists.manager import load_index
+
+        try:
+            index, meta = load_index(self.config.data_dir)
+        except Exception as exc:  # noqa: BLE001 - a bad index file must not stop answering
+            log.error("cannot open the compiled lists, keeping the current ones: %s", exc)
+            return False
+        p = self.pipeline
+        p.policy = Policy(index, meta) if index is not None and self._wants_lists() else None
+        p.generation += 1
+        self.index = index
+        if index is not None:
+            log.info("lists loaded: %s", ", ".join(f"{v['category']} ({', '.join(v['lists'])})"
+                                                  for v in meta.values()) or "none")
+        return True
+
     def _start_scheduler(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -90,6 +152,11 @@ class Engine:
         self.scheduler.add_job(self.purge_query_log, "interval", hours=6, id="querylog-retention",
                                next_run_time=_soon(60))
         self.scheduler.add_job(self.cache.expire_stale, "interval", minutes=10, id="cache-expire-stale")
+        if self._wants_lists():
+            c = self.config
+            every = min(c.blocking.list_update_interval, c.feed.update_interval if c.feed.url else 1e12)
+            self.scheduler.add_job(self.scheduled_update, "interval", seconds=every, jitter=int(every * 0.1),
+                                   id="lists-update", next_run_time=_soon(30), max_instances=1, coalesce=True)
         self.scheduler.start()
 
     async def purge_query_log(self) -> int:
@@ -159,6 +226,7 @@ class Engine:
         p.local = LocalZone(new.local_records)
         p.edns_size = new.dns.edns_udp_size
         p.max_pending = new.dns.max_pending
+        p.blocking = new.blocking
         self.cache.config = new.cache
         self.cache.purge(lambda _k, e: e.synthesized)
         self.querylog.config = new.querylog
@@ -183,6 +251,7 @@ class Engine:
                 except OSError as exc:
                     log.error("reload: cannot listen on %s: %s", _fmt((host, port)), exc)
         self.config = new
+        self.load_lists()  # categories or block mode may have changed: new generation
         self._write_state()
         log.info("configuration reloaded from %s", self.config_file or "embedded defaults")
         return True, "reloaded"
@@ -210,6 +279,8 @@ class Engine:
         out["querylog_dropped"] = self.querylog.dropped
         out["querylog_write_errors"] = self.querylog.write_errors
         out["upstreams"] = self.pool.status()
+        out["policy_generation"] = self.pipeline.generation
+        out["index_entries"] = (self.index.stats.get("entries", 0) if self.index is not None else 0)
         return out
 
     def _log_settings(self) -> None:

@@ -77,13 +77,24 @@ class BlockingConfig:
 
 
 class Policy:
-    """Decides per name from the compiled index. Holds no per-query state."""
+    """Decides per name from the compiled index. Holds no per-query state.
 
-    def __init__(self, index, mask: int, mandatory_mask: int = 0, sources: Optional[dict[str, str]] = None):
+    ``meta`` maps each index category to {"category": shown name, "lists": [ids], "mandatory": bool}
+    (the updater writes it beside the index). ``blocked`` is the set of shown categories to
+    block; None blocks every category (the default profile until profiles exist). Mandatory
+    lists are blocked whatever ``blocked`` says."""
+
+    def __init__(self, index, meta: Optional[dict] = None, blocked: Optional[set] = None):
         self.index = index
-        self.mask = mask | mandatory_mask
-        self.mandatory_mask = mandatory_mask
-        self.sources = sources or {}
+        self.meta = meta or {}
+        self.mask = 0
+        self.mandatory_mask = 0
+        for bit, name in enumerate(index.categories):
+            info = self.meta.get(name, {"category": name, "lists": [], "mandatory": False})
+            if info.get("mandatory"):
+                self.mandatory_mask |= 1 << bit
+            if info.get("mandatory") or blocked is None or info.get("category", name) in blocked:
+                self.mask |= 1 << bit
 
     def decide(self, name_wire: bytes) -> Optional[Decision]:
         """A block decision for a lower-case wire name, or None to let it through."""
@@ -92,7 +103,6 @@ class Policy:
         match = self.index.lookup_wire(name_wire, self.mask)
         if match is None:
             return None
-        bit = self.index.categories.index(match.category) if match.category in self.index.categories else -1
-        mandatory = bit >= 0 and bool(self.mandatory_mask & (1 << bit))
-        return Decision(Reason.MANDATORY if mandatory else Reason.CATEGORY, match.category, match.rule,
-                        self.sources.get(match.category, ""))
+        info = self.meta.get(match.category, {})
+        return Decision(Reason.MANDATORY if info.get("mandatory") else Reason.CATEGORY,
+                        info.get("category", match.category), match.rule, ",".join(info.get("lists", []))[:80])
