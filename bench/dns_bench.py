@@ -8,7 +8,12 @@ engine's CPU time from /proc. Everything listens on and talks to 127.0.0.1
 only. Prints a Markdown report on stdout (progress goes to stderr) and writes
 the same data as JSON. See bench/README.md.
 
-    python bench/dns_bench.py [--duration 10] [--repeat 1] [--json out.json]
+Cases: cached hits, cache misses and blocked names (both engines loaded with
+the same 1,000,000 blocked names: a compiled Hearth list, a dnsmasq
+--addn-hosts file; also their RSS and start-up time with those names).
+
+    python bench/dns_bench.py [--duration 10] [--repeat 1] [--cases hits,misses,blocked]
+                              [--blocked-names 1000000] [--json out.json]
 """
 from __future__ import annotations
 
@@ -42,7 +47,14 @@ UPSTREAM_A = "192.0.2.1"
 UPSTREAM_AAAA = "2001:db8::1"
 PROBE_TYPES = ("A", "AAAA", "MX", "PTR", "SRV")
 ENGINES = ("hearth", "dnsmasq")
-CASES = ("cached hits", "cache misses")
+CASES = ("cached hits", "cache misses", "blocked names")
+CASE_KEYS = {"hits": "cached hits", "misses": "cache misses", "blocked": "blocked names"}
+BLOCKED_A = "0.0.0.0"  # how both engines answer a blocked name (Hearth's blocking.mode null; the hosts file)
+# Hearth runs its first scheduled `lists update` this long after start-up (resolver/engine.py,
+# _start_scheduler): a child process on the engine's core whose CPU time counts as the engine's.
+HEARTH_FIRST_LIST_UPDATE_S = 30.0
+_HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$)(?:{_HOST_LABEL}\.)+(?=[a-z0-9_-]*[a-z_-])" + _HOST_LABEL)
 
 
 def log(msg: str) -> None:
@@ -93,6 +105,30 @@ class Procs:
             self.live.remove(proc)
         return proc.returncode
 
+    def run_to_end(self, argv: list[str], *, log_path: Path | None = None, cwd: Path | None = None,
+                   env: dict | None = None, timeout: float = 600.0) -> dict:
+        """Run ``argv`` to its end; exit code, wall seconds and the child's own rusage (wait4:
+        peak RSS and CPU of it and of the children it waited for)."""
+        t0 = time.monotonic()
+        proc = self.start(argv, log_path=log_path, cwd=cwd, env=env)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    wall = time.monotonic() - t0
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    break
+                if time.monotonic() - t0 > timeout:
+                    raise BenchError(f"did not finish within {timeout:.0f} s: {' '.join(argv)}")
+                time.sleep(0.02)
+        finally:
+            if proc.returncode is None:
+                self.stop(proc)
+            elif proc in self.live:
+                self.live.remove(proc)
+        return {"exit_code": proc.returncode, "wall_s": round(wall, 3),
+                "max_rss_kb": usage.ru_maxrss, "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)}
+
     def stop_all(self) -> None:
         for proc in reversed(list(self.live)):
             try:
@@ -118,6 +154,20 @@ def cpu_seconds(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total / tick
+
+
+def proc_memory(pid: int) -> dict:
+    """VmRSS, VmHWM, RssAnon, RssFile and RssShmem of ``pid`` in kB (from /proc/PID/status)."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
+                    out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
 
 
 # ---------------------------------------------------------------- DNS helpers
@@ -179,6 +229,123 @@ def udp_probe(port: int, name: str, timeout: float = 0.3) -> bool:
         except OSError:  # timeout, or ICMP port unreachable while nothing listens yet
             return False
     return False
+
+
+def a_query(qid: int, name: str) -> bytes:
+    """A query (RD set) for ``name`` with id ``qid``."""
+    qname = b"".join(bytes([len(label)]) + label.encode() for label in name.strip(".").split("."))
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + b"\0" + struct.pack("!HH", 1, 1)
+
+
+def _skip_name(data: bytes, pos: int) -> int:
+    while True:
+        length = data[pos]
+        if length >= 0xC0:
+            return pos + 2
+        if length == 0:
+            return pos + 1
+        pos += 1 + length
+
+
+def a_answers(data: bytes) -> tuple[int, int, list[str]]:
+    """(id, rcode, IPv4 addresses of the A records in the answer section) of a reply."""
+    qid, flags, qd, an = struct.unpack("!HHHH", data[:8])
+    pos = 12
+    for _ in range(qd):
+        pos = _skip_name(data, pos) + 4
+    addrs = []
+    for _ in range(an):
+        pos = _skip_name(data, pos)
+        rtype, _cls, _ttl, rdlen = struct.unpack("!HHIH", data[pos:pos + 10])
+        pos += 10
+        if rtype == 1 and rdlen == 4:
+            addrs.append(socket.inet_ntoa(data[pos:pos + 4]))
+        pos += rdlen
+    return qid, flags & 0xF, addrs
+
+
+def first_blocked_answer(proc: subprocess.Popen, port: int, name: str, spawned: float,
+                         wait: float) -> dict:
+    """Ask 127.0.0.1:port for A ``name`` every 10 ms from now on until a reply holds A 0.0.0.0.
+    Returns seconds from ``spawned`` (time.monotonic() just before the spawn) to that reply,
+    and the replies of any other kind seen before it (an engine answering before its list
+    is loaded)."""
+    other: list[str] = []
+    deadline = time.monotonic() + wait
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.01)
+        qid = random.randrange(65536)
+        sent: set[int] = set()
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BenchError(f"exited with code {proc.returncode} while starting")
+            qid = (qid + 1) & 0xFFFF
+            sent.add(qid)
+            try:
+                s.sendto(a_query(qid, name), (HOST, port))
+            except OSError:
+                pass
+            t_end = time.monotonic() + 0.01
+            while time.monotonic() < t_end:
+                try:
+                    data = s.recv(4096)
+                except OSError:  # timeout, or ICMP port unreachable while nothing listens yet
+                    break
+                now = time.monotonic()
+                try:
+                    rid, rcode, addrs = a_answers(data)
+                except (struct.error, IndexError):
+                    other.append("malformed reply")
+                    continue
+                if rid not in sent:
+                    continue
+                if rcode == 0 and BLOCKED_A in addrs:
+                    return {"seconds": round(now - spawned, 3), "other_replies": other[:5],
+                            "other_reply_count": len(other)}
+                if len(other) < 1000:
+                    other.append(f"rcode {rcode} {' '.join(addrs) or 'no A'}")
+    raise BenchError(f"no A {BLOCKED_A} answer for {name} within {wait:.0f} s (other replies: {other[:5]})")
+
+
+def check_blocked(port: int, names: list[str], window: int = 50, timeout: float = 1.0) -> dict:
+    """Ask A for every name (``window`` in flight, one retry); count replies that are A 0.0.0.0.
+    Returns counts and up to 5 examples of anything else."""
+    todo = list(enumerate(names))
+    ok = 0
+    bad: list[str] = []
+    unanswered: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        for attempt in range(2):
+            retry = []
+            for start in range(0, len(todo), window):
+                chunk = dict(todo[start:start + window])
+                for i, name in chunk.items():
+                    s.sendto(a_query(i & 0xFFFF, name), (HOST, port))
+                waiting = {i & 0xFFFF: i for i in chunk}
+                while waiting:
+                    try:
+                        data = s.recv(4096)
+                    except OSError:
+                        break
+                    try:
+                        rid, rcode, addrs = a_answers(data)
+                    except (struct.error, IndexError):
+                        continue
+                    i = waiting.pop(rid, None)
+                    if i is None:
+                        continue
+                    if rcode == 0 and addrs == [BLOCKED_A]:
+                        ok += 1
+                    elif len(bad) < 1000:
+                        bad.append(f"{chunk[i]}: rcode {rcode} {' '.join(addrs) or 'no A'}")
+                retry += [(i, chunk[i]) for i in waiting.values()]
+            todo = retry
+            if not todo or attempt == 1:
+                unanswered = [name for _i, name in todo]
+                break
+    return {"asked": len(names), "blocked_ok": ok, "other": len(bad), "unanswered": len(unanswered),
+            "ok": ok == len(names), "examples": (bad + [f"{n}: no reply" for n in unanswered])[:5]}
 
 
 def random_name(kind: str = "A") -> str:
@@ -251,8 +418,9 @@ def parse_dnsperf(text: str) -> dict:
 
 
 class Dnsperf:
-    def __init__(self, procs: Procs, cpu: int, clients: int, outstanding: int, timeout: float):
-        self.procs, self.cpu = procs, cpu
+    def __init__(self, procs: Procs, cpu: int, clients: int, outstanding: int, timeout: float,
+                 engine_cpu: int | None = None):
+        self.procs, self.cpu, self.engine_cpu = procs, cpu, engine_cpu
         self.clients, self.outstanding, self.timeout = clients, outstanding, timeout
 
     def argv(self, port: int, datafile: Path, *, duration: float | None = None,
@@ -273,12 +441,15 @@ class Dnsperf:
         proc = self.procs.start(argv, log_path=out_path)
         t0 = time.monotonic()
         samples: list[tuple[float, tuple[int, int]]] = []
+        engine_samples: list[tuple[float, tuple[int, int]]] = []
         try:
             while proc.poll() is None:
                 now = time.monotonic() - t0
                 if now > limit:
                     raise BenchError(f"dnsperf did not finish within {limit:.0f} s: {' '.join(argv)}")
                 samples.append((now, core_jiffies(self.cpu)))
+                if self.engine_cpu is not None:
+                    engine_samples.append((now, core_jiffies(self.engine_cpu)))
                 time.sleep(0.1)
         finally:
             self.procs.stop(proc)
@@ -291,12 +462,21 @@ class Dnsperf:
         # Load of the client core (dnsperf, plus the upstream on misses) while queries flow:
         # from 0.3 s after the start (file read) to the end of dnsperf's run time. dnsperf
         # spins while it waits for the last answers, so its own CPU time would overstate it.
-        window = [s for t, s in samples if 0.3 <= t <= res.get("run_time_s", 0)]
-        res["client_core_busy_pct"] = None
-        if len(window) >= 5:
-            (b0, t0_), (b1, t1_) = window[0], window[-1]
-            res["client_core_busy_pct"] = round(100 * (b1 - b0) / (t1_ - t0_), 1) if t1_ > t0_ else None
+        res["client_core_busy_pct"] = busy_pct(samples, res.get("run_time_s", 0))
+        if self.engine_cpu is not None:
+            # Whole-core load of the engine's core over the same window (the engine, softirq
+            # work, and anything else that runs there, e.g. another user's tests).
+            res["engine_core_busy_pct"] = busy_pct(engine_samples, res.get("run_time_s", 0))
         return res
+
+
+def busy_pct(samples: list[tuple[float, tuple[int, int]]], run_time: float) -> float | None:
+    """Busy % of a core between the samples taken 0.3 s after the start and ``run_time``."""
+    window = [s for t, s in samples if 0.3 <= t <= run_time]
+    if len(window) < 5:
+        return None
+    (b0, t0), (b1, t1) = window[0], window[-1]
+    return round(100 * (b1 - b0) / (t1 - t0), 1) if t1 > t0 else None
 
 
 def core_jiffies(cpu: int) -> tuple[int, int]:
@@ -320,6 +500,11 @@ class Engine:
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
         self.starts = 0
+        # Set for the blocked-names case (see prepare_blocked): the engine loads the blocked names
+        # and start() waits for, and times, the first A 0.0.0.0 answer to a blocked name.
+        self.blocked: dict | None = None
+        self.spawned = 0.0           # time.monotonic() just before the last spawn
+        self.ready: dict | None = None
 
     def argv(self, rundir: Path) -> list[str]:
         raise NotImplementedError
@@ -338,9 +523,18 @@ class Engine:
         rundir.mkdir(parents=True)
         self.log_path = rundir / "server.log"
         argv = ["taskset", "-c", str(self.cpu)] + self.argv(rundir)
+        self.ready = None
+        self.spawned = time.monotonic()
         self.proc = self.procs.start(argv, log_path=self.log_path, cwd=REPO, env=self.env())
         try:
-            self._wait_ready(wait)
+            if self.blocked is not None:
+                try:
+                    self.ready = first_blocked_answer(self.proc, self.port, self.blocked["probe"],
+                                                      self.spawned, wait)
+                except BenchError as exc:
+                    raise BenchError(f"{self.name}: {exc}:\n{self.log_tail()}") from None
+            else:
+                self._wait_ready(wait)
         except BaseException:
             self.stop()
             raise
@@ -387,15 +581,28 @@ class HearthEngine(Engine):
             f'  listen: ["{HOST}:{self.port}"]\n'
             f'  upstreams: ["udp://{HOST}:{self.upstream_port}"]\n'
             "  rate_limit: {qps: 0}\n"
-            "cache: {size: 200000}\n", encoding="utf-8")
+            "cache: {size: 200000}\n"
+            + (self.blocked["hearth_yaml"] if self.blocked else ""), encoding="utf-8")
+        if self.blocked:
+            # The index compiled once by compile_hearth_lists, copied into this fresh data_dir:
+            # the engine opens it at start-up (no compile, the file is in the page cache).
+            lists = rundir / "hearth-data" / "lists"
+            lists.mkdir(parents=True)
+            for name in ("index.bin", "index.json", "status.json"):
+                shutil.copy2(self.blocked["hearth_lists_dir"] / name, lists / name)
         # The repo's own code: python -m resolver.cli from the repo root, repo first on the path.
         return [sys.executable, "-m", "resolver.cli", "dns", "-c", str(cfg)]
 
     def env(self) -> dict:
-        env = dict(os.environ)
-        env.pop("HEARTH_CONFIG", None)
-        env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        return env
+        return hearth_env()
+
+
+def hearth_env() -> dict:
+    """Environment for running the repo's own Hearth: repo first on the path, no $HEARTH_CONFIG."""
+    env = dict(os.environ)
+    env.pop("HEARTH_CONFIG", None)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
 
 
 DNSMASQ_BASE = ["--conf-file=/dev/null", "--pid-file=", "--log-facility=-", "--keep-in-foreground",
@@ -407,9 +614,12 @@ class DnsmasqEngine(Engine):
     cache_size = 150000
 
     def argv(self, rundir: Path) -> list[str]:
-        return ["dnsmasq", *DNSMASQ_BASE, f"--port={self.port}",
+        argv = ["dnsmasq", *DNSMASQ_BASE, f"--port={self.port}",
                 f"--server={HOST}#{self.upstream_port}", f"--cache-size={self.cache_size}",
                 "--dns-forward-max=1000"]
+        if self.blocked:
+            argv.append(f"--addn-hosts={self.blocked['hosts_file']}")
+        return argv
 
 
 def start_upstream(procs: Procs, workdir: Path, cpu: int, port: int) -> subprocess.Popen:
@@ -470,6 +680,80 @@ def write_queries(path: Path, queries: list[tuple[str, str]]) -> Path:
     return path
 
 
+def filler_name(i: int) -> str:
+    return f"n{i:06d}.filler-{i // 1000}.example"
+
+
+def prepare_blocked(workdir: Path, hits: list[tuple[str, str]], total: int) -> dict:
+    """The blocked-names setup: the distinct A names of the hit set (what dnsperf asks) plus
+    synthetic filler names up to ``total``, written as a Hearth ``domains`` list, a dnsmasq
+    hosts file (``0.0.0.0 name``) and a dnsperf query file (the A names only)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    skipped = 0
+    for name, qtype in hits:
+        if qtype != "A":
+            continue
+        norm = name.lower().rstrip(".")
+        if norm in seen:
+            continue
+        seen.add(norm)
+        if _HOST_NAME.fullmatch(norm):  # escapes, IP-like or bad labels: not listable in both engines
+            names.append(norm)
+        else:
+            skipped += 1
+    if not names:
+        raise BenchError("the hit set holds no A query with a plain host name to block")
+    names = names[:total]
+    list_file, hosts_file = workdir / "blocked-list.txt", workdir / "blocked-hosts.txt"
+    query_file = write_queries(workdir / "blocked-queries.txt", [(n, "A") for n in names])
+    fillers = max(0, total - len(names))
+    with open(list_file, "w", encoding="ascii") as lf, open(hosts_file, "w", encoding="ascii") as hf:
+        for chunk in range(0, len(names) + fillers, 100000):
+            part = [names[i] if i < len(names) else filler_name(i - len(names))
+                    for i in range(chunk, min(chunk + 100000, len(names) + fillers))]
+            lf.write("\n".join(part) + "\n")
+            hf.write("".join(f"{BLOCKED_A} {n}\n" for n in part))
+    return {
+        "names_total": len(names) + fillers, "query_names": len(names), "filler_names": fillers,
+        "hit_a_names_not_listable": skipped,
+        "list_file": list_file, "hosts_file": hosts_file, "query_file": query_file,
+        "probe": names[0],
+        "samples": random.Random(7).sample(names, min(20, len(names)))
+        + ([filler_name(0), filler_name(fillers - 1)] if fillers else []),
+        "hearth_yaml": ("blocking: {starter_lists: false}\n"
+                        "lists:\n"
+                        f'  - {{id: big, url: "file://{list_file}", format: domains, category: ads}}\n'),
+    }
+
+
+def compile_hearth_lists(procs: Procs, workdir: Path, cpu: int, blocked: dict) -> dict:
+    """`hearth lists update` of the blocked list, on the engine core, before any engine starts.
+    Sets blocked["hearth_lists_dir"]; returns wall time, CPU, peak RSS and what it reported."""
+    cdir = workdir / "hearth-compile"
+    cdir.mkdir()
+    cfg = cdir / "hearth.yaml"
+    cfg.write_text(f"data_dir: {cdir / 'data'}\nlog_level: warning\n" + blocked["hearth_yaml"], encoding="utf-8")
+    argv = ["taskset", "-c", str(cpu), sys.executable, "-m", "resolver.cli", "lists", "update",
+            "--config", str(cfg)]
+    log_path = cdir / "update.log"
+    res = procs.run_to_end(argv, log_path=log_path, cwd=REPO, env=hearth_env(), timeout=900)
+    text = log_path.read_text(errors="replace")
+    res["argv"] = argv[3:]
+    res["output"] = text.splitlines()[-10:]
+    m = re.search(r"^big: (\d+) entries \(\w+; (\d+) invalid, (\d+) skipped\)", text, re.M)
+    if m:
+        res["list_entries"], res["list_invalid"], res["list_skipped"] = (int(g) for g in m.groups())
+    m = re.search(r"^index: (\d+) names", text, re.M)
+    res["index_names"] = int(m.group(1)) if m else None
+    index = cdir / "data" / "lists" / "index.bin"
+    if res["exit_code"] != 0 or not index.exists():
+        raise BenchError(f"hearth lists update failed (exit {res['exit_code']}):\n{text[-2000:]}")
+    res["index_bytes"] = index.stat().st_size
+    blocked["hearth_lists_dir"] = index.parent
+    return res
+
+
 # ---------------------------------------------------------------- the runs
 
 def sanity_check(port: int) -> dict:
@@ -490,27 +774,59 @@ def odd_names_check(port: int, queries: list[tuple[str, str]]) -> dict[str, str]
     return {f"{name} {qtype}": dig(port, name, qtype)["status"] for name, qtype in queries}
 
 
+def blocked_sanity(port: int, blocked: dict) -> dict:
+    """Listed names (some asked by dnsperf, two fillers) must get A 0.0.0.0; a fresh unlisted
+    name and a subdomain of a listed one (the list blocks exact names) the upstream's address."""
+    out: dict[str, Any] = {"ok": True, "replies": {}}
+    listed = check_blocked(port, blocked["samples"])
+    out["replies"]["listed names"] = (f"{listed['blocked_ok']}/{listed['asked']} A {BLOCKED_A}"
+                                      + (f"; {listed['examples']}" if not listed["ok"] else ""))
+    out["ok"] = listed["ok"]
+    for label, name in (("unlisted", random_name()), ("subdomain of listed", "sub-x." + blocked["probe"])):
+        reply = dig(port, name, "A")
+        out["replies"][f"{label} {name}"] = f"{reply['status']} {'; '.join(reply['answers'])}"
+        if reply["status"] != "NOERROR" or not any(a.split()[-1] == UPSTREAM_A for a in reply["answers"]):
+            out["ok"] = False
+    return out
+
+
 def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], odd: list[tuple[str, str]],
-            args: argparse.Namespace) -> dict:
+            args: argparse.Namespace, blocked: dict | None = None) -> dict:
     """Start ``engine`` fresh, run one case, stop it. Returns the numbers."""
+    engine.blocked = blocked if case == "blocked names" else None
     t0 = time.monotonic()
-    engine.start()
+    engine.start(wait=120.0 if engine.blocked else 30.0)
     res: dict[str, Any] = {"case": case, "engine": engine.name, "startup_s": round(time.monotonic() - t0, 2)}
+    if engine.blocked:
+        assert engine.ready is not None
+        res["first_blocked_answer_s"] = engine.ready["seconds"]
+        mem = res["rss_after_start_kb"] = proc_memory(engine.pid)
+        res["rss_start_kb"], res["rss_start_anon_kb"], res["rss_start_file_kb"] = (
+            mem.get("VmRSS"), mem.get("RssAnon"), mem.get("RssFile"))
+        if engine.ready["other_reply_count"]:
+            res["replies_before_blocking"] = engine.ready
+            log(f"WARNING: {engine.name} answered {engine.ready['other_reply_count']} probes for a blocked "
+                f"name with something else before blocking it: {engine.ready['other_replies']}")
     out_path = engine.workdir / f"dnsperf-{engine.name}-{engine.starts}.txt"
     try:
-        if case == "cached hits":
-            res["sanity"] = sanity_check(engine.port)
+        if case in ("cached hits", "blocked names"):
+            if case == "cached hits":
+                res["sanity"] = sanity_check(engine.port)
+                queries = files["hits"]
+            else:
+                res["sanity"] = blocked_sanity(engine.port, engine.blocked or {})
+                queries = files["blocked"]
             if not res["sanity"]["ok"]:
                 log(f"WARNING: {engine.name} gave unexpected answers: {res['sanity']['replies']}")
             warm = []
             for _ in range(3):  # one pass normally; again if the warm-up lost queries
-                w = perf.run(perf.argv(engine.port, files["hits"], passes=1, clients=1, outstanding=50),
+                w = perf.run(perf.argv(engine.port, queries, passes=1, clients=1, outstanding=50),
                              limit=120, out_path=out_path)
                 warm.append({k: w.get(k) for k in ("completed", "lost", "qps", "rcodes")})
                 if not w.get("lost"):
                     break
             res["warmup"] = warm
-            argv = perf.argv(engine.port, files["hits"], duration=args.duration)
+            argv = perf.argv(engine.port, queries, duration=args.duration)
             limit = args.duration + perf.timeout + 30
         else:
             argv = perf.argv(engine.port, files["misses"], passes=1)
@@ -519,6 +835,7 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], od
         cpu0 = cpu_seconds(engine.pid)
         run = perf.run(argv, limit=limit, out_path=out_path)
         cpu1 = cpu_seconds(engine.pid)
+        res["spawn_to_run_end_s"] = round(time.monotonic() - engine.spawned, 1)
         res["engine_socket_drops"] = udp_drops(engine.port) - drops0
         res["dnsperf_argv"] = argv[3:]  # without the taskset prefix
         res.update(run)
@@ -527,14 +844,30 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], od
         res["cpu_us_per_query"] = round(1e6 * (cpu1 - cpu0) / completed, 2) if completed else None
         wall = run.get("run_time_s") or 0
         res["server_cpu_busy_pct"] = round(100 * (cpu1 - cpu0) / wall, 1) if wall else None
+        if run.get("engine_core_busy_pct") is not None and res["server_cpu_busy_pct"] is not None:
+            # the engine core's load that is not the engine's own CPU time: softirq work for its
+            # packets, and anything else scheduled there (another user's tests or builds)
+            res["engine_core_other_pct"] = round(run["engine_core_busy_pct"] - res["server_cpu_busy_pct"], 1)
         bad = {k: v for k, v in run.get("rcodes", {}).items() if k != "NOERROR"}
         if bad:
             log(f"WARNING: {engine.name} answered {case} with non-NOERROR codes: {bad}")
         if case == "cached hits" and odd and engine.alive():
             res["odd_names"] = odd_names_check(engine.port, odd)
+        if engine.blocked and engine.alive():
+            names = [line.split("\t")[0] for line in files["blocked"].read_text().splitlines()]
+            res["blocked_check"] = check_blocked(engine.port, names)
+            res["rss_after_run_kb"] = proc_memory(engine.pid)
+            res["rss_run_kb"] = res["rss_after_run_kb"].get("VmRSS")
+            if not res["blocked_check"]["ok"]:
+                log(f"WARNING: {engine.name}: not every asked name is answered A {BLOCKED_A}: "
+                    f"{res['blocked_check']}")
+        if engine.blocked and engine.log_path and engine.name == "dnsmasq":
+            m = re.search(r"read \S+ - (\d+) names", engine.log_path.read_text(errors="replace"))
+            res["names_loaded"] = int(m.group(1)) if m else None
     finally:
         alive = engine.alive()
         code = engine.stop()
+        engine.blocked = None
         if not alive:
             res["error"] = f"{engine.name} exited (code {code}) during the run"
             res["server_log_tail"] = engine.log_tail()
@@ -553,15 +886,18 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], od
 
 
 SUMMARY_KEYS = ("qps", "cpu_us_per_query", "lost_pct", "avg_latency_s", "server_cpu_busy_pct",
-                "client_core_busy_pct", "completed")
+                "client_core_busy_pct", "engine_core_other_pct", "completed")
+BLOCKED_KEYS = ("first_blocked_answer_s", "rss_start_kb", "rss_start_anon_kb", "rss_start_file_kb",
+                "rss_run_kb", "names_loaded")
 
 
 def median_row(runs: list[dict]) -> dict:
     ok = [r for r in runs if "qps" in r and not r.get("error")]  # a crashed run's numbers don't count
     row: dict[str, Any] = {"runs": len(runs), "ok_runs": len(ok)}
-    for key in SUMMARY_KEYS:
+    for key in SUMMARY_KEYS + BLOCKED_KEYS:
         vals = [r[key] for r in ok if r.get(key) is not None]
-        row[key] = statistics.median(vals) if vals else None
+        if vals or key in SUMMARY_KEYS:
+            row[key] = statistics.median(vals) if vals else None
     errors = [r["error"] for r in runs if r.get("error")]
     if errors:
         row["errors"] = errors
@@ -592,11 +928,28 @@ def markdown(report: dict) -> str:
         f"- Host: {meta['host']}",
         (f"- Pinning: engines under test on CPU {meta['engine_cpu']}; dnsperf and the upstream "
          f"dnsmasq on CPU {meta['client_cpu']}"),
-        (f"- dnsperf: `{meta['dnsperf_flags']}`; hits: warm-up `-n 1 -c 1 -q 50`, then "
+        (f"- dnsperf: `{meta['dnsperf_flags']}`; hits and blocked: warm-up `-n 1 -c 1 -q 50`, then "
          f"`-l {meta['duration']:g}`; misses: `-n 1`; never `-Q`"),
         f"- Query types: {types}",
         (f"- Query sets: {meta['hits_queries']} distinct cached-hit queries; {meta['miss_queries']} "
          f"distinct miss queries (file lines {meta['miss_lines']}, minus the hit set)"),
+    ]
+    blocked = report.get("blocked")
+    if blocked:
+        comp = blocked.get("hearth_compile") or {}
+        lines.append(
+            f"- Blocked names: {blocked['names_total']:,} names, the same in both engines: "
+            f"{blocked['query_names']:,} asked by dnsperf (the distinct A names of the hit set, A queries "
+            f"only) + {blocked['filler_names']:,} synthetic fillers (`{filler_name(0)}` ...). Hearth: one "
+            "`domains` list (`hearth lists update`, run once before the engines start; each start "
+            "opens a copy of the compiled index); dnsmasq: `--addn-hosts` file of `0.0.0.0 name` lines")
+        if comp:
+            lines.append(
+                f"- Hearth compile of the {blocked['names_total']:,} names: {comp['wall_s']:.1f} s wall, "
+                f"{comp['cpu_s']:.1f} s CPU, peak RSS {comp['max_rss_kb'] / 1024:.0f} MB, index "
+                f"{comp['index_bytes'] / 1e6:.1f} MB ({fmt(comp.get('index_names'), ',')} names, "
+                f"{comp['index_bytes'] / max(1, comp.get('index_names') or 1):.1f} bytes/name)")
+    lines += [
         f"- Repeats: {meta['repeat']} per case and engine, alternating; median shown",
         "",
         ("| case | engine | qps | ratio vs dnsmasq | CPU µs/query | lost | avg latency ms "
@@ -619,6 +972,41 @@ def markdown(report: dict) -> str:
          "busy = load of the dnsperf core while queries flowed (dnsperf, plus the upstream on "
          "misses)."),
     ]
+    brows = [r for r in report["summary"] if r["case"] == "blocked names"]
+    if brows:
+        lines += [
+            "",
+            f"Blocked names: loading {blocked['names_total']:,} names" if blocked else "Blocked names",
+            "",
+            ("| engine | names loaded | compile s | start-up to first blocked answer s "
+             "| RSS after start-up MB (anon + file) | RSS after the run MB | all asked names A 0.0.0.0 |"),
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for row in brows:
+            mb = {k: None if row.get(k) is None else row[k] / 1024
+                  for k in ("rss_start_kb", "rss_start_anon_kb", "rss_start_file_kb", "rss_run_kb")}
+            if row["engine"] == "hearth":
+                comp = (blocked or {}).get("hearth_compile") or {}
+                loaded, compile_s = comp.get("index_names"), comp.get("wall_s")
+            else:
+                loaded, compile_s = row.get("names_loaded"), None
+            checks = [r.get("blocked_check") for r in report["runs"]
+                      if r["case"] == row["case"] and r["engine"] == row["engine"] and r.get("blocked_check")]
+            verdict = ("n/a" if not checks else "yes" if all(c["ok"] for c in checks)
+                       else "NO: " + "; ".join(f"{c['blocked_ok']}/{c['asked']}" for c in checks))
+            lines.append(
+                f"| {row['engine']} | {fmt(loaded, ',')} | {fmt(compile_s, '.1f') if compile_s else '-'} "
+                f"| {fmt(row.get('first_blocked_answer_s'), '.2f')} "
+                f"| {fmt(mb['rss_start_kb'], '.1f')} ({fmt(mb['rss_start_anon_kb'], '.1f')} + "
+                f"{fmt(mb['rss_start_file_kb'], '.1f')}) | {fmt(mb['rss_run_kb'], '.1f')} | {verdict} |")
+        lines += [
+            "",
+            ("start-up = from spawning the engine (taskset + the server) to the first UDP reply "
+             "holding A 0.0.0.0 for a blocked name, asked every 10 ms. RSS = VmRSS from "
+             "/proc/PID/status just after that answer and after the measured run; file = "
+             "mapped file pages (Hearth's index is mmap-ed, shared page cache), anon = private "
+             "memory. Last column: after the run, every name dnsperf asked, asked again once."),
+        ]
     notes = []
     for row in report["summary"]:
         for err in row.get("errors", []):
@@ -637,6 +1025,24 @@ def markdown(report: dict) -> str:
         if run.get("server_warnings"):
             notes.append(f"- {where}: {run['server_warnings']['count']} warning/error lines in "
                          f"the engine's log, first: `{run['server_warnings']['first'][0]}`")
+        check = run.get("blocked_check")
+        if check and not check["ok"]:
+            notes.append(f"- {where}: {check['blocked_ok']} of {check['asked']} asked names answered A "
+                         f"{BLOCKED_A} ({check['other']} otherwise, {check['unanswered']} unanswered), "
+                         f"e.g. {check['examples']}")
+        if run.get("replies_before_blocking"):
+            early = run["replies_before_blocking"]
+            notes.append(f"- {where}: {early['other_reply_count']} replies other than A {BLOCKED_A} to the "
+                         f"blocked start-up probe before the first blocked answer, e.g. {early['other_replies']}")
+        if (run["engine"] == "hearth" and run.get("spawn_to_run_end_s") is not None
+                and run["spawn_to_run_end_s"] > HEARTH_FIRST_LIST_UPDATE_S):
+            notes.append(f"- {where}: the measured run ended {run['spawn_to_run_end_s']:.0f} s after the engine "
+                         f"started; Hearth runs its first scheduled `lists update` (a child process on the "
+                         f"same core, counted in its CPU) {HEARTH_FIRST_LIST_UPDATE_S:.0f} s after start-up")
+        other = run.get("engine_core_other_pct")
+        if other is not None and other > 15:
+            notes.append(f"- {where}: the engine core was {other:.0f}% busy with other work besides the "
+                         "engine (softirq, or other load on the machine): expect noise")
         client, engine = run.get("client_core_busy_pct"), run.get("server_cpu_busy_pct")
         if client is not None and engine is not None and client > 95 and engine < 90:
             notes.append(f"- {where}: the client core was {client:.0f}% busy and the engine only "
@@ -703,11 +1109,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=2.0, help="dnsperf -t: seconds before a query is lost (default 2)")
     p.add_argument("--hits", type=int, default=10000, help="distinct queries in the cached-hit set (default 10000)")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of hearth,dnsmasq")
+    p.add_argument("--cases", default=",".join(CASE_KEYS),
+                   help="comma-separated subset of hits,misses,blocked (default: all three)")
+    p.add_argument("--blocked-names", type=int, default=1000000,
+                   help="names loaded in both engines for the blocked case (default 1000000)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, server logs)")
     args = p.parse_args(argv)
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if not args.engines or set(args.engines) - set(ENGINES):
         p.error(f"--engines: choose from {', '.join(ENGINES)}")
+    keys = [c.strip() for c in args.cases.split(",") if c.strip()]
+    if not keys or set(keys) - set(CASE_KEYS):
+        p.error(f"--cases: choose from {', '.join(CASE_KEYS)}")
+    args.cases = [case for key, case in CASE_KEYS.items() if key in keys]
+    if args.blocked_names < 1:
+        p.error("--blocked-names must be positive")
     if args.duration <= 0 or args.repeat < 1 or args.clients < 1 or args.outstanding < 1:
         p.error("--duration, --repeat, --clients and --outstanding must be positive")
     return args
@@ -770,7 +1186,20 @@ def main(argv: list[str] | None = None) -> int:
         log(f"query sets: {len(hits)} cached-hit queries, {len(misses)} miss queries")
         odd = [q for q in hits + misses if "\\" in q[0]]
 
-        perf = Dnsperf(procs, client_cpu, args.clients, args.outstanding, args.timeout)
+        blocked = None
+        if "blocked names" in args.cases:
+            blocked = prepare_blocked(tmp, hits, args.blocked_names)
+            files["blocked"] = blocked["query_file"]
+            log(f"blocked names: {blocked['names_total']:,} ({blocked['query_names']} asked by dnsperf, "
+                f"{blocked['filler_names']:,} fillers)")
+            if "hearth" in args.engines:
+                log("hearth lists update (compile the blocked list) ...")
+                blocked["hearth_compile"] = compile_hearth_lists(procs, tmp, engine_cpu, blocked)
+                c = blocked["hearth_compile"]
+                log(f"  compiled {fmt(c.get('index_names'), ',')} names in {c['wall_s']:.1f} s, peak RSS "
+                    f"{c['max_rss_kb'] / 1024:.0f} MB, index {c['index_bytes'] / 1e6:.1f} MB")
+
+        perf = Dnsperf(procs, client_cpu, args.clients, args.outstanding, args.timeout, engine_cpu=engine_cpu)
         engines: dict[str, Engine] = {
             "hearth": HearthEngine(procs, tmp, engine_cpu, hearth_port, upstream_port),
             "dnsmasq": DnsmasqEngine(procs, tmp, engine_cpu, dnsmasq_port, upstream_port),
@@ -778,11 +1207,11 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[dict] = []
         for rep in range(args.repeat):
             order = args.engines if rep % 2 == 0 else list(reversed(args.engines))
-            for case in CASES:
+            for case in args.cases:
                 for name in order:
                     log(f"repeat {rep + 1}/{args.repeat}: {case} / {name}")
                     try:
-                        res = measure(engines[name], case, perf, files, odd, args)
+                        res = measure(engines[name], case, perf, files, odd, args, blocked)
                     except BenchError as exc:
                         log(f"ERROR: {exc}")
                         res = {"case": case, "engine": name, "error": str(exc).splitlines()[0],
@@ -793,10 +1222,13 @@ def main(argv: list[str] | None = None) -> int:
                         log(f"  {res['qps']:,.0f} qps, {fmt(res['cpu_us_per_query'], '.1f')} µs CPU/query, "
                             f"lost {res.get('lost_pct', 0):.2f}%, server busy "
                             f"{fmt(res['server_cpu_busy_pct'], '.0f', '%')}, client core busy "
-                            f"{fmt(res['client_core_busy_pct'], '.0f', '%')}")
+                            f"{fmt(res['client_core_busy_pct'], '.0f', '%')}"
+                            + (f", first blocked answer {res['first_blocked_answer_s']:.2f} s after spawn, "
+                               f"RSS {res['rss_start_kb'] / 1024:.0f} MB"
+                               if res.get("first_blocked_answer_s") is not None else ""))
 
         summary = []
-        for case in CASES:
+        for case in args.cases:
             base = median_row([r for r in runs if r["case"] == case and r["engine"] == "dnsmasq"])
             for name in ENGINES:
                 if name not in args.engines:
@@ -821,8 +1253,12 @@ def main(argv: list[str] | None = None) -> int:
                 "upstream_probe": probes, "query_types": types, "query_types_note": note,
                 "hits_queries": len(hits), "miss_queries": len(misses), "miss_lines": "20001-100000",
                 "dnsmasq_cache_size": DnsmasqEngine.cache_size, "hearth_cache_size": 200000,
+                "cases": args.cases,
                 "elapsed_s": round(time.monotonic() - started, 1),
             },
+            "blocked": None if blocked is None else {
+                k: (str(v) if isinstance(v, Path) else v) for k, v in blocked.items()
+                if k not in ("samples", "hearth_yaml")},
             "summary": summary,
             "runs": runs,
         }

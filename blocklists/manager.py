@@ -296,13 +296,15 @@ class ListManager:
                 st.error = st.error or "no copy yet"
                 status[src.id] = st
                 continue
-            index_category = f"{MANDATORY_PREFIX}{src.id}" if src.mandatory else src.category
+            index_category = f"{MANDATORY_PREFIX}{src.category}" if src.mandatory else src.category
             stats = ParseStats()
             t0 = time.monotonic()
             count = 0
-            for rule in parse_file(src.path, src.format, stats):
+            # explicit ``||tld^`` rules in adblock syntax block a whole TLD on purpose (oisd nsfw: .porn,
+            # .xxx); in the bare-name formats a single label is far more likely a list error
+            for rule in parse_file(src.path, src.format, stats, allow_single_label=src.format == "adblock"):
                 if rule.regex is not None:
-                    builder.add_regex(rule.regex, index_category, allow=rule.allow)
+                    builder.add_regex(rule.regex, index_category, allow=rule.allow, important=rule.important)
                 else:
                     builder.add(rule.name, index_category, subdomains=rule.subdomains, allow=rule.allow,
                                 important=rule.important)

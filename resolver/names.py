@@ -9,7 +9,7 @@ _ASCII_NAME = re.compile(r"^[a-z0-9_*]([a-z0-9_\-]{0,62})?(\.[a-z0-9_]([a-z0-9_\
 
 
 def normalise_name(text: str, *, wildcard: bool = False) -> str:
-    """``"Ví-Dụ.VN."`` → ``"xn--v-d-zla9a.vn"``; raises ValueError for what is not a host name.
+    """``"Ví-Dụ.VN."`` → ``"xn--v-d-rma6749a.vn"``; raises ValueError for what is not a host name.
 
     Underscores are allowed (service labels such as ``_dns.resolver.arpa``).
     With ``wildcard``, a leading ``*.`` is accepted and kept.
