@@ -274,3 +274,22 @@ def test_kill_during_update_keeps_last_good_index(tmp_path, upstream, start_engi
     eng.start()
     assert answers(ask("still-blocked.example", "A", eng.port)) == ["0.0.0.0"]
     assert answers(ask("www.example.com", "A", eng.port)) == ["192.0.2.77"]
+
+
+def test_oversize_list_is_refused_and_reported(tmp_path, upstream, start_engine, served):
+    (served.root / "list.txt").write_text("small-bad.example\n")
+    eng = start_engine({"dns": {"upstreams": [f"udp://127.0.0.1:{upstream.port}"]},
+                        "blocking": {"starter_lists": False}, "feed": {"max_list_size": 4096},
+                        "lists": [{"id": "web", "url": served.url("list.txt"), "category": "adult"}]})
+    assert run_cli("lists", "update", config=eng.config_path).returncode == 0
+    (served.root / "list.txt").write_text("".join(f"n{i}.huge.example\n" for i in range(2000)))
+    bump = time.time() + 60
+    os.utime(served.root / "list.txt", (bump, bump))
+    out = run_cli("lists", "update", config=eng.config_path)
+    assert out.returncode == 1
+    row = {r["id"]: r for r in json.loads(run_cli("lists", "status", "--json", config=eng.config_path).stdout)}["web"]
+    assert row["entries"] == 1 and "over the limit" in row["error"], row
+    assert answers(ask("small-bad.example", "A", eng.port)) == ["0.0.0.0"]
+    assert answers(ask("n5.huge.example", "A", eng.port)) != ["0.0.0.0"]
+    text = run_cli("lists", "status", config=eng.config_path).stdout
+    assert "web" in text and row["error"][:20] in text
