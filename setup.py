@@ -26,6 +26,10 @@ setup(
         "requests>=2.25",
         # Production WSGI server for the web UI process: Flask's own server is for development only.
         "waitress>=2.1",
+        # Ed25519 signatures of provider feeds (also packaged by Debian and OpenWrt as python3-cryptography).
+        "cryptography>=3.4",
+        # IDNA 2008 / UTS 46 for international names in lists (Vietnamese names with diacritics).
+        "idna>=2.10",
         # zoneinfo database on systems without /usr/share/zoneinfo (and Python < 3.9 backport not needed).
         "tzdata; platform_system == 'Windows'",
     ],

@@ -38,6 +38,8 @@ class RunningEngine:
         self.data_dir = tmp / "data"
         config = {"data_dir": str(self.data_dir), "log_level": "debug", **config}
         config.setdefault("dns", {}).setdefault("listen", ["127.0.0.1:0"])
+        # never the embedded public upstreams: tests talk to loopback only (port 9 = discard, nobody answers)
+        config["dns"].setdefault("upstreams", ["udp://127.0.0.1:9"])
         # the bundled lists cost a compile at first start: only tests about blocking turn them on
         config.setdefault("blocking", {}).setdefault("starter_lists", False)
         self.config_path = tmp / "hearth.yaml"
@@ -74,6 +76,7 @@ class RunningEngine:
 
     def rewrite_config(self, config: dict) -> None:
         config = {"data_dir": str(self.data_dir), "log_level": "debug", **config}
+        config.setdefault("dns", {}).setdefault("upstreams", ["udp://127.0.0.1:9"])
         config.setdefault("blocking", {}).setdefault("starter_lists", False)
         self.config_path.write_text(yaml.safe_dump(config))
 
