@@ -199,6 +199,18 @@ def cmd_feed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_services_list(args: argparse.Namespace) -> int:
+    from blocklists.services import load_services, services_table
+
+    if args.json:
+        print(json.dumps([{"id": s.id, "name": s.name, "group": s.group,
+                           "domains": [{"name": n, "subdomains": sub} for n, sub in s.domains]}
+                          for s in load_services().values()], indent=1, ensure_ascii=False))
+    else:
+        print(services_table())
+    return 0
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(f"hearth {__version__}")
     return 0
@@ -262,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="URL_OR_DIR")
     p.add_argument("--public-key", required=True, metavar="KEY", help="base64 key, or a path to feed.pub")
     p.set_defaults(func=cmd_feed)
+    sp = sub.add_parser("services", help="the catalogue of blockable services (TikTok, YouTube, Roblox, …)")
+    services_sub = sp.add_subparsers(dest="services_command", metavar="COMMAND")
+    services_sub.required = True
+    p = services_sub.add_parser("list", help="service ids, names and groups")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_services_list)
     add("version", cmd_version, "print the version")
     return parser
 
