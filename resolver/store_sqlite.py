@@ -1,12 +1,17 @@
 """SQLite implementation of :class:`resolver.store.Store` (WAL, foreign keys, migrations)."""
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
-from typing import Optional, Sequence
+import time
+import unicodedata
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Sequence
 
-from .store import QueryRow
+from .profiles import DEFAULT_PROFILE_NAME, Device, Profile, Schedule, SeenClient, TempAllow, check_time
+from .store import QueryRow, SchemaTooNewError
 
 # Each migration takes the schema from version i to i+1. Never edit a shipped one: append.
 MIGRATIONS: list[str] = [
@@ -27,7 +32,84 @@ MIGRATIONS: list[str] = [
     CREATE INDEX query_log_ts ON query_log (ts);
     CREATE INDEX query_log_client_ts ON query_log (client, ts);
     """,
+    # 2: per-device profiles. Tuples are JSON arrays in TEXT columns. Names are unique ignoring
+    # (ASCII) case. meta.policy_version is incremented in the same transaction as every change
+    # to the policy tables, so the engine can poll one cheap row.
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('policy_version', 1);
+    CREATE TABLE profiles (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL COLLATE NOCASE UNIQUE,
+        preset TEXT NOT NULL DEFAULT '',
+        categories TEXT NOT NULL DEFAULT '[]',
+        services TEXT NOT NULL DEFAULT '[]',
+        safe_search INTEGER NOT NULL DEFAULT 0,
+        youtube TEXT NOT NULL DEFAULT 'off',
+        block_mode TEXT NOT NULL DEFAULT 'null',
+        block_list TEXT NOT NULL DEFAULT '[]',
+        allow_list TEXT NOT NULL DEFAULT '[]',
+        bypass_prevention INTEGER NOT NULL DEFAULT 0,
+        updated REAL NOT NULL DEFAULT 0
+    );
+    INSERT INTO profiles (name, preset, categories, updated)
+        VALUES ('default', 'default', '["*"]', (julianday('now') - 2440587.5) * 86400.0);
+    CREATE TABLE devices (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL COLLATE NOCASE UNIQUE,
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        profile_id INTEGER NOT NULL REFERENCES profiles (id) ON DELETE RESTRICT,
+        hostname TEXT NOT NULL DEFAULT '',
+        first_seen REAL NOT NULL DEFAULT 0,
+        last_seen REAL NOT NULL DEFAULT 0,
+        paused_until REAL,
+        UNIQUE (kind, value)
+    );
+    CREATE INDEX devices_profile ON devices (profile_id);
+    CREATE TABLE schedules (
+        id INTEGER PRIMARY KEY,
+        profile_id INTEGER NOT NULL REFERENCES profiles (id) ON DELETE CASCADE,
+        name TEXT NOT NULL COLLATE NOCASE,
+        days TEXT NOT NULL,
+        start_time TEXT NOT NULL,
+        end_time TEXT NOT NULL,
+        action TEXT NOT NULL,
+        categories TEXT NOT NULL DEFAULT '[]',
+        services TEXT NOT NULL DEFAULT '[]',
+        enabled INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (profile_id, name)
+    );
+    CREATE TABLE temp_allows (
+        id INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+        domain TEXT NOT NULL,
+        until REAL NOT NULL,
+        UNIQUE (device_id, domain)
+    );
+    CREATE INDEX temp_allows_until ON temp_allows (until);
+    CREATE TABLE seen_clients (
+        address TEXT PRIMARY KEY,
+        mac TEXT NOT NULL DEFAULT '',
+        hostname TEXT NOT NULL DEFAULT '',
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL
+    );
+    CREATE INDEX seen_clients_first_seen ON seen_clients (first_seen);
+    """,
 ]
+
+_PROFILE_SQL = ("SELECT id, name, preset, categories, services, safe_search, youtube, block_mode, block_list,"
+                " allow_list, bypass_prevention, updated FROM profiles")
+_DEVICE_SQL = ("SELECT d.id, d.name, d.kind, d.value, p.name, d.hostname, d.first_seen, d.last_seen, d.paused_until"
+               " FROM devices d JOIN profiles p ON p.id = d.profile_id")
+_SCHEDULE_SQL = ("SELECT s.id, p.name, s.name, s.days, s.start_time, s.end_time, s.action, s.categories,"
+                 " s.services, s.enabled FROM schedules s JOIN profiles p ON p.id = s.profile_id")
+_TEMP_ALLOW_SQL = "SELECT t.id, d.name, t.domain, t.until FROM temp_allows t JOIN devices d ON d.id = t.device_id"
+_KIND_LABEL = {"ip": "IP address", "cidr": "network", "mac": "MAC address"}
 
 
 class SQLiteStore:
@@ -51,7 +133,7 @@ class SQLiteStore:
         with self._lock:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
-                raise RuntimeError(f"{self.path}: store schema {version} is newer than this Hearth "
+                raise SchemaTooNewError(f"{self.path}: store schema {version} is newer than this Hearth "
                                    f"({len(MIGRATIONS)}); upgrade Hearth or restore a backup")
             for i in range(version, len(MIGRATIONS)):
                 self._db.execute("BEGIN IMMEDIATE")
@@ -99,9 +181,338 @@ class SQLiteStore:
         with self._lock:
             return self._db.execute("DELETE FROM query_log WHERE ts < ?", (older_than,)).rowcount
 
+    # -- writing ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self, *, bump: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction (taken at once, so checks and writes see the same data); with
+        ``bump``, policy_version goes up in the same transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                if bump:
+                    _bump(self._db)
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:   # the checks below should have caught it first
+                self._db.execute("ROLLBACK")
+                raise ValueError(f"refused by the store: {exc}") from exc
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def policy_version(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT value FROM meta WHERE key = 'policy_version'").fetchone()[0]
+
+    # -- profiles --------------------------------------------------------------------------------
+
+    def add_profile(self, profile: Profile) -> Profile:
+        _need(profile, Profile)
+        with self._write() as db:
+            if _row(db, "SELECT id FROM profiles WHERE name = ?", profile.name):
+                raise ValueError(f"profile {profile.name!r} already exists")
+            cur = db.execute("INSERT INTO profiles (name, preset, categories, services, safe_search, youtube,"
+                             " block_mode, block_list, allow_list, bypass_prevention, updated)"
+                             " VALUES (?,?,?,?,?,?,?,?,?,?,?)", _profile_values(profile))
+            return _one_profile(db, cur.lastrowid)
+
+    def update_profile(self, profile: Profile) -> Profile:
+        _need(profile, Profile)
+        with self._write() as db:
+            if profile.id is not None:
+                row = _row(db, "SELECT id, name FROM profiles WHERE id = ?", profile.id)
+                if row is None:
+                    raise ValueError(f"unknown profile id {profile.id}")
+            else:
+                row = _row(db, "SELECT id, name FROM profiles WHERE name = ?", profile.name)
+                if row is None:
+                    raise ValueError(f"unknown profile {profile.name!r}")
+            pid, old_name = row
+            if _is_default(old_name) and not _is_default(profile.name):
+                raise ValueError("the default profile can't be renamed")
+            if _row(db, "SELECT id FROM profiles WHERE name = ? AND id != ?", profile.name, pid):
+                raise ValueError(f"profile {profile.name!r} already exists")
+            db.execute("UPDATE profiles SET name = ?, preset = ?, categories = ?, services = ?, safe_search = ?,"
+                       " youtube = ?, block_mode = ?, block_list = ?, allow_list = ?, bypass_prevention = ?,"
+                       " updated = ? WHERE id = ?", (*_profile_values(profile), pid))
+            return _one_profile(db, pid)
+
+    def get_profile(self, name: str) -> Optional[Profile]:
+        with self._lock:
+            row = _row(self._db, _PROFILE_SQL + " WHERE name = ?", _key(name))
+        return _profile(row) if row else None
+
+    def list_profiles(self) -> list[Profile]:
+        with self._lock:
+            rows = self._db.execute(_PROFILE_SQL + " ORDER BY name, id").fetchall()
+        return [_profile(r) for r in rows]
+
+    def remove_profile(self, name: str) -> None:
+        with self._write() as db:
+            pid, stored_name = _profile_ref(db, name)
+            if _is_default(stored_name):
+                raise ValueError("the default profile can't be removed")
+            users = [r[0] for r in db.execute("SELECT name FROM devices WHERE profile_id = ? ORDER BY name", (pid,))]
+            if users:
+                raise ValueError(f"profile {stored_name!r} is used by devices {', '.join(users)}: "
+                                 "move them to another profile first")
+            db.execute("DELETE FROM profiles WHERE id = ?", (pid,))
+
+    # -- devices ---------------------------------------------------------------------------------
+
+    def add_device(self, device: Device) -> Device:
+        _need(device, Device)
+        with self._write() as db:
+            if _row(db, "SELECT id FROM devices WHERE name = ?", device.name):
+                raise ValueError(f"device {device.name!r} already exists")
+            pid, _ = _profile_ref(db, device.profile)
+            _check_identity(db, device, None)
+            cur = db.execute("INSERT INTO devices (name, kind, value, profile_id, hostname, first_seen, last_seen,"
+                             " paused_until) VALUES (?,?,?,?,?,?,?,?)",
+                             (device.name, device.kind, device.value, pid, device.hostname, device.first_seen,
+                              device.last_seen, device.paused_until))
+            return _one_device(db, cur.lastrowid)
+
+    def update_device(self, device: Device) -> Device:
+        _need(device, Device)
+        with self._write() as db:
+            if device.id is not None:
+                row = _row(db, "SELECT id FROM devices WHERE id = ?", device.id)
+                if row is None:
+                    raise ValueError(f"unknown device id {device.id}")
+            else:
+                row = _row(db, "SELECT id FROM devices WHERE name = ?", device.name)
+                if row is None:
+                    raise ValueError(f"unknown device {device.name!r}")
+            did = row[0]
+            if _row(db, "SELECT id FROM devices WHERE name = ? AND id != ?", device.name, did):
+                raise ValueError(f"device {device.name!r} already exists")
+            pid, _ = _profile_ref(db, device.profile)
+            _check_identity(db, device, did)
+            db.execute("UPDATE devices SET name = ?, kind = ?, value = ?, profile_id = ?, hostname = ?,"
+                       " paused_until = ? WHERE id = ?",
+                       (device.name, device.kind, device.value, pid, device.hostname, device.paused_until, did))
+            return _one_device(db, did)
+
+    def get_device(self, name: str) -> Optional[Device]:
+        with self._lock:
+            row = _row(self._db, _DEVICE_SQL + " WHERE d.name = ?", _key(name))
+        return _device(row) if row else None
+
+    def list_devices(self) -> list[Device]:
+        with self._lock:
+            rows = self._db.execute(_DEVICE_SQL + " ORDER BY d.name, d.id").fetchall()
+        return [_device(r) for r in rows]
+
+    def remove_device(self, name: str) -> None:
+        with self._write() as db:
+            if db.execute("DELETE FROM devices WHERE name = ?", (_key(name),)).rowcount == 0:
+                raise ValueError(f"unknown device {_key(name)!r}")
+
+    def set_pause(self, device_name: str, until: Optional[float]) -> None:
+        until = check_time(until, "pause until", optional=True)
+        with self._write() as db:
+            if db.execute("UPDATE devices SET paused_until = ? WHERE name = ?",
+                          (until, _key(device_name))).rowcount == 0:
+                raise ValueError(f"unknown device {_key(device_name)!r}")
+
+    # -- schedules -------------------------------------------------------------------------------
+
+    def add_schedule(self, schedule: Schedule) -> Schedule:
+        _need(schedule, Schedule)
+        with self._write() as db:
+            pid, profile_name = _profile_ref(db, schedule.profile)
+            if _row(db, "SELECT id FROM schedules WHERE profile_id = ? AND name = ?", pid, schedule.name):
+                raise ValueError(f"schedule {schedule.name!r} already exists in profile {profile_name!r}")
+            cur = db.execute("INSERT INTO schedules (profile_id, name, days, start_time, end_time, action, categories,"
+                             " services, enabled) VALUES (?,?,?,?,?,?,?,?,?)", (pid, *_schedule_values(schedule)))
+            return _one_schedule(db, cur.lastrowid)
+
+    def update_schedule(self, schedule: Schedule) -> Schedule:
+        _need(schedule, Schedule)
+        with self._write() as db:
+            pid, profile_name = _profile_ref(db, schedule.profile)
+            if schedule.id is not None:
+                row = _row(db, "SELECT id FROM schedules WHERE id = ?", schedule.id)
+                if row is None:
+                    raise ValueError(f"unknown schedule id {schedule.id}")
+            else:
+                row = _row(db, "SELECT id FROM schedules WHERE profile_id = ? AND name = ?", pid, schedule.name)
+                if row is None:
+                    raise ValueError(f"unknown schedule {schedule.name!r} in profile {profile_name!r}")
+            sid = row[0]
+            if _row(db, "SELECT id FROM schedules WHERE profile_id = ? AND name = ? AND id != ?",
+                    pid, schedule.name, sid):
+                raise ValueError(f"schedule {schedule.name!r} already exists in profile {profile_name!r}")
+            db.execute("UPDATE schedules SET profile_id = ?, name = ?, days = ?, start_time = ?, end_time = ?,"
+                       " action = ?, categories = ?, services = ?, enabled = ? WHERE id = ?",
+                       (pid, *_schedule_values(schedule), sid))
+            return _one_schedule(db, sid)
+
+    def list_schedules(self, profile: Optional[str] = None) -> list[Schedule]:
+        with self._lock:
+            if profile is None:
+                rows = self._db.execute(_SCHEDULE_SQL + " ORDER BY p.name, s.name, s.id").fetchall()
+            else:
+                pid, _ = _profile_ref(self._db, profile)
+                rows = self._db.execute(_SCHEDULE_SQL + " WHERE s.profile_id = ? ORDER BY s.name, s.id",
+                                        (pid,)).fetchall()
+        return [_schedule(r) for r in rows]
+
+    def remove_schedule(self, profile: str, name: str) -> None:
+        with self._write() as db:
+            pid, profile_name = _profile_ref(db, profile)
+            if db.execute("DELETE FROM schedules WHERE profile_id = ? AND name = ?", (pid, _key(name))).rowcount == 0:
+                raise ValueError(f"unknown schedule {_key(name)!r} in profile {profile_name!r}")
+
+    # -- temporary allows ------------------------------------------------------------------------
+
+    def add_temp_allow(self, allow: TempAllow) -> TempAllow:
+        _need(allow, TempAllow)
+        with self._write() as db:
+            row = _row(db, "SELECT id FROM devices WHERE name = ?", allow.device)
+            if row is None:
+                raise ValueError(f"unknown device {allow.device!r}")
+            existing = _row(db, "SELECT id FROM temp_allows WHERE device_id = ? AND domain = ?", row[0], allow.domain)
+            if existing:
+                tid = existing[0]
+                db.execute("UPDATE temp_allows SET until = ? WHERE id = ?", (allow.until, tid))
+            else:
+                tid = db.execute("INSERT INTO temp_allows (device_id, domain, until) VALUES (?,?,?)",
+                                 (row[0], allow.domain, allow.until)).lastrowid
+            return _temp_allow(_row(db, _TEMP_ALLOW_SQL + " WHERE t.id = ?", tid))
+
+    def list_temp_allows(self, now: float) -> list[TempAllow]:
+        with self._lock:
+            rows = self._db.execute(_TEMP_ALLOW_SQL + " WHERE t.until > ? ORDER BY t.until, t.id", (now,)).fetchall()
+        return [_temp_allow(r) for r in rows]
+
+    def remove_temp_allow(self, allow_id: int) -> None:
+        with self._write() as db:
+            if db.execute("DELETE FROM temp_allows WHERE id = ?", (allow_id,)).rowcount == 0:
+                raise ValueError(f"unknown temporary allow {allow_id!r}")
+
+    def purge_temp_allows(self, now: float) -> int:
+        with self._write(bump=False) as db:
+            count = db.execute("DELETE FROM temp_allows WHERE until <= ?", (now,)).rowcount
+            if count:
+                _bump(db)
+        return count
+
+    # -- seen clients ----------------------------------------------------------------------------
+
+    def touch_seen(self, address: str, mac: str, hostname: str, now: float) -> None:
+        seen = SeenClient(address, mac or "", hostname or "", now, now)
+        with self._write(bump=False) as db:
+            if db.execute("UPDATE seen_clients SET last_seen = max(last_seen, ?),"
+                          " mac = CASE WHEN ? != '' THEN ? ELSE mac END,"
+                          " hostname = CASE WHEN ? != '' THEN ? ELSE hostname END WHERE address = ?",
+                          (seen.last_seen, seen.mac, seen.mac, seen.hostname, seen.hostname,
+                           seen.address)).rowcount == 0:
+                db.execute("INSERT INTO seen_clients (address, mac, hostname, first_seen, last_seen)"
+                           " VALUES (?,?,?,?,?)", (seen.address, seen.mac, seen.hostname, seen.first_seen,
+                                                   seen.last_seen))
+            db.execute("UPDATE devices SET last_seen = max(last_seen, ?),"
+                       " first_seen = CASE WHEN first_seen = 0 THEN ? ELSE first_seen END,"
+                       " hostname = CASE WHEN ? != '' THEN ? ELSE hostname END"
+                       " WHERE (kind = 'ip' AND value = ?) OR (kind = 'mac' AND value = ?)",
+                       (seen.last_seen, seen.first_seen, seen.hostname, seen.hostname, seen.address,
+                        seen.mac))
+
+    def list_seen(self, limit: int = 200) -> list[SeenClient]:
+        with self._lock:
+            rows = self._db.execute("SELECT address, mac, hostname, first_seen, last_seen FROM seen_clients"
+                                    " ORDER BY first_seen DESC, address LIMIT ?", (int(limit),)).fetchall()
+        return [SeenClient(*r) for r in rows]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+# -- helpers (called with the lock held) ------------------------------------------------------------
+
+def _bump(db: sqlite3.Connection) -> None:
+    db.execute("UPDATE meta SET value = value + 1 WHERE key = 'policy_version'")
+
+
+def _need(obj: Any, cls: type) -> None:
+    if not isinstance(obj, cls):
+        raise TypeError(f"expected a {cls.__name__}, got {type(obj).__name__}")
+
+
+def _key(name: Any) -> str:
+    """A name as looked up: the same normalisation as the model's names, without the checks."""
+    return unicodedata.normalize("NFC", str(name)).strip()
+
+
+def _is_default(name: str) -> bool:
+    return name.lower() == DEFAULT_PROFILE_NAME
+
+
+def _row(db: sqlite3.Connection, sql: str, *args: Any) -> Optional[tuple]:
+    return db.execute(sql, args).fetchone()
+
+
+def _profile_ref(db: sqlite3.Connection, name: str) -> tuple[int, str]:
+    row = _row(db, "SELECT id, name FROM profiles WHERE name = ?", _key(name))
+    if row is None:
+        raise ValueError(f"unknown profile {_key(name)!r}")
+    return row
+
+
+def _check_identity(db: sqlite3.Connection, device: Device, own_id: Optional[int]) -> None:
+    row = _row(db, "SELECT name FROM devices WHERE kind = ? AND value = ? AND id IS NOT ?",
+               device.kind, device.value, own_id)
+    if row:
+        raise ValueError(f"{_KIND_LABEL[device.kind]} {device.value} already belongs to device {row[0]!r}")
+
+
+def _dumps(items: Sequence[str]) -> str:
+    return json.dumps(list(items), separators=(",", ":"))
+
+
+def _profile_values(p: Profile) -> tuple:
+    return (p.name, p.preset, _dumps(p.categories), _dumps(p.services), int(p.safe_search), p.youtube, p.block_mode,
+            _dumps(p.block), _dumps(p.allow), int(p.bypass_prevention), time.time())
+
+
+def _profile(r: tuple) -> Profile:
+    return Profile(id=r[0], name=r[1], preset=r[2], categories=json.loads(r[3]), services=json.loads(r[4]),
+                   safe_search=bool(r[5]), youtube=r[6], block_mode=r[7], block=json.loads(r[8]),
+                   allow=json.loads(r[9]), bypass_prevention=bool(r[10]), updated=r[11])
+
+
+def _one_profile(db: sqlite3.Connection, pid: int) -> Profile:
+    return _profile(_row(db, _PROFILE_SQL + " WHERE id = ?", pid))
+
+
+def _device(r: tuple) -> Device:
+    return Device(id=r[0], name=r[1], kind=r[2], value=r[3], profile=r[4], hostname=r[5], first_seen=r[6],
+                  last_seen=r[7], paused_until=r[8])
+
+
+def _one_device(db: sqlite3.Connection, did: int) -> Device:
+    return _device(_row(db, _DEVICE_SQL + " WHERE d.id = ?", did))
+
+
+def _schedule_values(s: Schedule) -> tuple:
+    return (s.name, _dumps(s.days), s.start, s.end, s.action, _dumps(s.categories), _dumps(s.services),
+            int(s.enabled))
+
+
+def _schedule(r: tuple) -> Schedule:
+    return Schedule(id=r[0], profile=r[1], name=r[2], days=json.loads(r[3]), start=r[4], end=r[5], action=r[6],
+                    categories=json.loads(r[7]), services=json.loads(r[8]), enabled=bool(r[9]))
+
+
+def _one_schedule(db: sqlite3.Connection, sid: int) -> Schedule:
+    return _schedule(_row(db, _SCHEDULE_SQL + " WHERE s.id = ?", sid))
+
+
+def _temp_allow(r: tuple) -> TempAllow:
+    return TempAllow(id=r[0], device=r[1], domain=r[2], until=r[3])
 
 
 def _statements(script: str) -> list[str]:
