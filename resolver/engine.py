@@ -152,7 +152,7 @@ class Engine:
         self.scheduler.add_job(self.purge_query_log, "interval", hours=6, id="querylog-retention",
                                next_run_time=_soon(60))
         self.scheduler.add_job(self.cache.expire_stale, "interval", minutes=10, id="cache-expire-stale")
-        if self._wants_lists():
+        if self.config.lists or self.config.feed.url:  # bundled lists alone have nothing to download
             c = self.config
             every = min(c.blocking.list_update_interval, c.feed.update_interval if c.feed.url else 1e12)
             self.scheduler.add_job(self.scheduled_update, "interval", seconds=every, jitter=int(every * 0.1),
