@@ -10,6 +10,7 @@ import time
 from typing import Optional
 
 from . import __version__
+from .cli_policy import add_policy_commands
 from .config import ConfigError, config_path, load_config
 
 log = logging.getLogger("hearth")
@@ -280,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = services_sub.add_parser("list", help="service ids, names and groups")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_services_list)
+    add_policy_commands(sub, common)
     add("version", cmd_version, "print the version")
     return parser
 
