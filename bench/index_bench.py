@@ -93,8 +93,9 @@ def _list_files(data: Path) -> list[tuple[Path, str]]:
         if p.name == "SHA256SUMS" or p.parent.name == "safesearch" or p.name.endswith("_expression"):
             continue
         rel = p.relative_to(data)
-        category = rel.parts[0] if rel.parts[0] != "eval" else "eval-" + rel.parts[1]
-        files.append((p, category))
+        if rel.parts[0] == "eval":
+            continue  # held apart for measuring accuracy (bench/eval_lists.py), not load filler
+        files.append((p, rel.parts[0]))
     return files
 
 
