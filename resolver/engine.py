@@ -137,7 +137,8 @@ class Engine:
             log.error("cannot open the compiled lists, keeping the current ones: %s", exc)
             return False
         p = self.pipeline
-        p.policy = Policy(index, meta) if index is not None and self._wants_lists() else None
+        p.policy = Policy(index if self._wants_lists() else None, meta,
+                          bypass_prevention=self.config.blocking.bypass_prevention)
         p.generation += 1
         self.index = index
         if index is not None:

@@ -277,8 +277,10 @@ class Pipeline:
         qtype = key[-5] << 8 | key[-4]
         records: list[tuple[int, bytes]] = []
         rcode = 0
-        if cfg.mode == "nxdomain":
+        if cfg.mode == "nxdomain" or decision.answer == "nxdomain":
             rcode = RCODE_NXDOMAIN
+        elif decision.answer == "nodata":
+            pass
         elif qtype == 1:
             records = [(1, ipaddress.IPv4Address(cfg.page_ipv4 if cfg.mode == "page" else "0.0.0.0").packed)]
         elif qtype == 28 and (cfg.mode == "null" or cfg.page_ipv6):

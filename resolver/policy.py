@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Optional
 
+from .bypass import bypass_answer_wire
 from .configspec import option
 
 # RFC 8914 info-codes: 15 Blocked (by the operator: mandatory lists), 17 Filtered (asked for by the
@@ -21,6 +22,7 @@ EDE_BLOCKED, EDE_FILTERED = 15, 17
 class Reason(str, Enum):
     CATEGORY = "category"      # a subscribed list's category is blocked for this device
     MANDATORY = "mandatory"    # a feed list marked mandatory: blocked in every profile
+    BYPASS = "bypass"          # a signal name (DoH canary, Private Relay, DDR) answered so devices stay filtered
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Decision:
     category: str
     rule: str                  # the listed name (or regex) that matched
     sources: str = ""          # list id(s) feeding that category
+    answer: str = ""           # "" = per block mode; "nxdomain" / "nodata" = the answer this name's protocol expects
 
     @property
     def ede_code(self) -> int:
@@ -37,12 +40,14 @@ class Decision:
     @property
     def text(self) -> str:
         """One line for EDE and the query log, e.g. ``category gambling (list hagezi-gambling): bet.example``."""
+        if self.reason is Reason.BYPASS:
+            return f"bypass prevention: {self.rule}"
         src = f" (list {self.sources})" if self.sources else ""
         return f"{self.reason.value} {self.category}{src}: {self.rule}"[:200]
 
     @property
     def log_reason(self) -> str:
-        return f"{self.reason.value}:{self.category}"
+        return self.reason.value if self.reason is Reason.BYPASS else f"{self.reason.value}:{self.category}"
 
 
 def _check_ipv4(text: str) -> str:
@@ -68,6 +73,9 @@ class BlockingConfig:
                             check=_check_ipv6)
     starter_lists: bool = option(True, "Use the small lists bundled with Hearth (malware, phishing, adult, "
                                  "gambling, bypass) so a fresh install blocks something offline.")
+    bypass_prevention: bool = option(True, "Answer the names that switch devices to their own resolvers so they stay "
+                                     "filtered: Firefox's DoH canary (use-application-dns.net) and iCloud Private "
+                                     "Relay get NXDOMAIN, _dns.resolver.arpa (RFC 9462) gets no data.")
     list_update_interval: float = option(86400, "How often subscribed lists (not the feed) are refreshed.",
                                          duration=True, minimum=600)
 
@@ -84,12 +92,14 @@ class Policy:
     block; None blocks every category (the default profile until profiles exist). Mandatory
     lists are blocked whatever ``blocked`` says."""
 
-    def __init__(self, index, meta: Optional[dict] = None, blocked: Optional[set] = None):
+    def __init__(self, index, meta: Optional[dict] = None, blocked: Optional[set] = None,
+                 bypass_prevention: bool = True):
         self.index = index
+        self.bypass_prevention = bypass_prevention
         self.meta = meta or {}
         self.mask = 0
         self.mandatory_mask = 0
-        for bit, name in enumerate(index.categories):
+        for bit, name in enumerate(index.categories if index is not None else ()):
             info = self.meta.get(name, {"category": name, "lists": [], "mandatory": False})
             if info.get("mandatory"):
                 self.mandatory_mask |= 1 << bit
@@ -98,7 +108,11 @@ class Policy:
 
     def decide(self, name_wire: bytes) -> Optional[Decision]:
         """A block decision for a lower-case wire name, or None to let it through."""
-        if not self.mask:
+        if self.bypass_prevention:
+            signal = bypass_answer_wire(name_wire)
+            if signal is not None:
+                return Decision(Reason.BYPASS, "bypass", _text_name(name_wire), answer=signal)
+        if not self.mask or self.index is None:
             return None
         match = self.index.lookup_wire(name_wire, self.mask)
         if match is None:
@@ -106,3 +120,11 @@ class Policy:
         info = self.meta.get(match.category, {})
         return Decision(Reason.MANDATORY if info.get("mandatory") else Reason.CATEGORY,
                         info.get("category", match.category), match.rule, ",".join(info.get("lists", []))[:80])
+
+
+def _text_name(name_wire: bytes) -> str:
+    labels, i = [], 0
+    while i < len(name_wire) and name_wire[i]:
+        labels.append(name_wire[i + 1:i + 1 + name_wire[i]].decode("ascii", "replace"))
+        i += name_wire[i] + 1
+    return ".".join(labels)

@@ -134,8 +134,9 @@ def test_starter_lists_block_offline_and_spare_popular_sites(tmp_path, upstream,
                         "blocking": {"starter_lists": True}})
     status = run_cli("lists", "status", config=eng.config_path)
     assert "starter-malware" in status.stdout and "starter-adult" in status.stdout
-    bypass = ask("use-application-dns.net", "A", eng.port)  # in the bypass starter list
-    assert answers(bypass) == ["0.0.0.0"] or bypass.header.rcode == 3
+    bypass = ask("use-application-dns.net", "A", eng.port)  # Firefox's canary: NXDOMAIN keeps DoH off
+    assert bypass.header.rcode == 3
+    assert answers(ask("doh.opendns.com", "A", eng.port)) == ["0.0.0.0"]  # a public DoH host: bypass category
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from blocklists.manager import load_index
     index, _meta = load_index(str(eng.data_dir))
@@ -293,3 +294,18 @@ def test_oversize_list_is_refused_and_reported(tmp_path, upstream, start_engine,
     assert answers(ask("n5.huge.example", "A", eng.port)) != ["0.0.0.0"]
     text = run_cli("lists", "status", config=eng.config_path).stdout
     assert "web" in text and row["error"][:20] in text
+
+
+def test_bypass_signals_get_the_answers_their_protocols_expect(tmp_path, upstream, start_engine):
+    upstream.add("use-application-dns.net.", "use-application-dns.net. 60 IN A 192.0.2.99")
+    eng = start_engine({"dns": {"upstreams": [f"udp://127.0.0.1:{upstream.port}"]}})  # no lists at all
+    for name in ("use-application-dns.net", "mask.icloud.com", "mask-h2.icloud.com"):
+        for qtype in ("A", "AAAA", "HTTPS"):
+            reply = ask(name, qtype, eng.port)
+            assert reply.header.rcode == 3 and not reply.rr, (name, qtype)
+            assert ede(reply)[0] == 17 and "bypass prevention" in ede(reply)[1]
+    ddr = ask("_dns.resolver.arpa", "SVCB", eng.port)
+    assert ddr.header.rcode == 0 and not ddr.rr
+    off = start_engine({"dns": {"upstreams": [f"udp://127.0.0.1:{upstream.port}"]},
+                        "blocking": {"starter_lists": False, "bypass_prevention": False}})
+    assert answers(ask("use-application-dns.net", "A", off.port)) == ["192.0.2.99"]
