@@ -309,3 +309,24 @@ def test_bypass_signals_get_the_answers_their_protocols_expect(tmp_path, upstrea
     off = start_engine({"dns": {"upstreams": [f"udp://127.0.0.1:{upstream.port}"]},
                         "blocking": {"starter_lists": False, "bypass_prevention": False}})
     assert answers(ask("use-application-dns.net", "A", off.port)) == ["192.0.2.99"]
+
+
+def test_reload_changes_cached_block_answers_without_a_flush(tmp_path, upstream, start_engine):
+    lst = tmp_path / "l.txt"
+    lst.write_text("blocked.example\n")
+    cfg = {"lists": [{"id": "l", "url": f"file://{lst}", "format": "domains", "category": "adult"}],
+           "dns": {"upstreams": [f"udp://127.0.0.1:{upstream.port}"]}, "blocking": {"starter_lists": False}}
+    eng = start_engine(cfg)
+    assert run_cli("lists", "update", config=eng.config_path).returncode == 0
+    assert answers(ask("blocked.example", "A", eng.port)) == ["0.0.0.0"]
+    assert answers(ask("www.example.com", "A", eng.port)) == ["192.0.2.77"]
+    fetched = len(upstream.queries)
+    cfg["blocking"]["mode"] = "nxdomain"
+    eng.rewrite_config(cfg)
+    eng.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and ask("blocked.example", "A", eng.port).header.rcode != 3:
+        time.sleep(0.1)
+    assert ask("blocked.example", "A", eng.port).header.rcode == 3  # the cached 0.0.0.0 was not served again
+    assert answers(ask("www.example.com", "A", eng.port)) == ["192.0.2.77"]
+    assert len(upstream.queries) == fetched  # the allowed answer was re-checked, not fetched again
