@@ -309,3 +309,18 @@ def test_reload_under_load_drops_no_query(upstream, start_engine):
     while eng.log().count("configuration reloaded") < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert eng.log().count("configuration reloaded") == 3
+
+
+def test_local_cname_follows_local_targets(upstream, start_engine):
+    cfg = _cfg(upstream)
+    cfg["local_records"] = [{"name": "hearth.lan", "type": "A", "value": "192.168.1.2"},
+                            {"name": "filter.lan", "type": "CNAME", "value": "hearth.lan"},
+                            {"name": "hearth.lan", "type": "AAAA", "value": "fd00::2"}]
+    eng = start_engine(cfg)
+    reply = ask("Filter.LAN", "A", eng.port)
+    assert [(QTYPE.get(r.rtype), str(r.rdata)) for r in reply.rr] == [("CNAME", "hearth.lan."), ("A", "192.168.1.2")]
+    assert str(reply.q.qname) == "Filter.LAN." and reply.header.aa
+    assert answers(ask("filter.lan", "AAAA", eng.port), "AAAA") == ["fd00::2"]
+    assert answers(ask("2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa", "PTR",
+                       eng.port)) == ["hearth.lan."]
+    assert not upstream.queries  # answered locally, never forwarded
