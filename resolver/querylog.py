@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .configspec import option
 from .answers import describe
-from .store import QueryRow, Store
+from .store import Store
 from .wire import key_name, key_qtype
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class QueryLog:
         self._store: Optional[Store] = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog")
         self._busy = False
+        self._names: dict = {}  # cache key → (name, qtype): repeated names are decoded once
 
     def log_hit(self, now: float, client: str, entry: CacheEntry) -> None:
         """Hot path (cache hit): one short tuple; the writer fills in the rest from the entry."""
@@ -94,7 +95,11 @@ class QueryLog:
 
     def _write(self, batch: list[Entry]) -> None:
         wall = time.time() - time.monotonic()  # monotonic stamps → UNIX time
+        names = self._names
+        if len(names) > 50000:
+            names.clear()
         rows = []
+        append = rows.append
         for item in batch:
             if len(item) == 3:
                 now, client, entry = item
@@ -103,13 +108,14 @@ class QueryLog:
             else:
                 now, client, q, rcode, answer, upstream, latency, cached, reason = item
             if isinstance(q, bytes):
-                name, qtype = key_name(q), key_qtype(q)
+                nq = names.get(q)
+                if nq is None:
+                    nq = names[q] = (key_name(q), key_qtype(q))
             else:
-                name, qtype = q
-            if not isinstance(answer, str):
+                nq = q
+            if answer.__class__ is not str:
                 answer = describe(answer)
-            rows.append(QueryRow(now + wall, client, name, qtype, rcode, answer, upstream, round(latency, 3), cached,
-                                 reason))
+            append((now + wall, client, nq[0], nq[1], rcode, answer, upstream, latency, cached, reason))
         try:
             if self._store is None:
                 self._store = self._store_factory()
