@@ -23,6 +23,11 @@ class Reason(str, Enum):
     CATEGORY = "category"      # a subscribed list's category is blocked for this device
     MANDATORY = "mandatory"    # a feed list marked mandatory: blocked in every profile
     BYPASS = "bypass"          # a signal name (DoH canary, Private Relay, DDR) answered so devices stay filtered
+    PAUSED = "paused"          # the device's internet is paused
+    SCHEDULE = "schedule"      # a block_all schedule window (bedtime) is active
+    CUSTOM = "custom-rule"     # the profile's own block list
+    SERVICE = "service"        # a blocked service (app or site: TikTok, Roblox)
+    SAFE_SEARCH = "safe-search"  # rewritten to the search engine's (or YouTube's) safe host
 
 
 @dataclass(frozen=True)
