@@ -183,6 +183,3 @@ class AnswerCache:
     def clear(self) -> None:
         self._entries.clear()
         self.aliases.clear()
-
-    def items(self):
-        return self._entries.items()
