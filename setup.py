@@ -30,12 +30,18 @@ setup(
         "cryptography>=3.4",
         # IDNA 2008 / UTS 46 for international names in lists (Vietnamese names with diacritics).
         "idna>=2.10",
+        # Web UI: CSRF tokens on every form, Vietnamese/English catalogues, Prometheus /metrics.
+        "flask-wtf>=1.1",
+        "flask-babel>=3.0",
+        "prometheus-client>=0.16",
         # zoneinfo database on systems without /usr/share/zoneinfo (and Python < 3.9 backport not needed).
         "tzdata; platform_system == 'Windows'",
     ],
     extras_require={
         "fast": ["uvloop>=0.17"],
-        "test": ["pytest>=7", "pytest-timeout", "ruff", "cryptography>=3.4", "uvloop>=0.17"],
+        "test": ["pytest>=7", "pytest-timeout", "ruff", "cryptography>=3.4", "uvloop>=0.17",
+                 # browser tests drive Debian's chromium (no browser download)
+                 "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["hearth = resolver.cli:main"]},
     classifiers=[
