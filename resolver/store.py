@@ -6,7 +6,7 @@ implements the same protocol and passes the same contract tests.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Protocol, Sequence
+from typing import Any, NamedTuple, Optional, Protocol, Sequence
 
 from .profiles import Device, Profile, Schedule, SeenClient, TempAllow
 
@@ -28,6 +28,99 @@ class QueryRow(NamedTuple):
     latency_ms: float
     cached: bool
     reason: Optional[str]  # why it was blocked/rewritten/answered locally, None for plain forwarding
+
+
+# The reasons (QueryRow.reason up to the first ":") of a blocked answer; the others ("local-record",
+# "safe-search:…") and None are answered. The values are resolver.policy.Reason's.
+BLOCK_REASONS: tuple[str, ...] = ("category", "mandatory", "bypass", "paused", "schedule", "custom-rule", "service")
+ROLES: tuple[str, ...] = ("admin", "viewer")
+REQUEST_STATUSES: tuple[str, ...] = ("pending", "approved", "declined")
+
+
+def is_blocked(reason: Optional[str]) -> bool:
+    """Whether a query-log reason means the answer was blocked."""
+    return bool(reason) and reason.split(":", 1)[0] in BLOCK_REASONS
+
+
+class LoggedQuery(NamedTuple):
+    """A query-log row with its id (ids grow with time: a live tail asks for rows after the last id)."""
+
+    id: int
+    row: QueryRow
+
+
+class HourCount(NamedTuple):
+    hour: float          # UNIX time of the start of the hour (UTC hour boundary)
+    total: int
+    blocked: int
+
+
+class NameCount(NamedTuple):
+    name: str            # a domain or a client address
+    total: int
+    blocked: int
+
+
+class User(NamedTuple):
+    """A web UI account. ``role``: "admin" (may change things) or "viewer" (read only)."""
+
+    id: int
+    name: str
+    role: str
+    password_hash: str   # werkzeug's hash ("scrypt:…"), never the password
+    language: str        # "" (the appliance's default) or a language code
+    created: float
+    last_login: Optional[float]
+
+
+class ApiToken(NamedTuple):
+    id: int
+    user: str
+    label: str
+    created: float
+    last_used: Optional[float]
+
+
+class AuditEntry(NamedTuple):
+    """One change made through the UI, the API or the CLI: who, when, what, before and after (JSON values)."""
+
+    id: int
+    ts: float
+    user: str
+    action: str          # e.g. "profile.update", "device.pause", "request.approve"
+    target: str          # e.g. the profile's name
+    before: Any          # decoded JSON, None for a creation
+    after: Any           # decoded JSON, None for a removal
+
+
+class AccessRequest(NamedTuple):
+    """A child's "ask for access" from the block page and the parent's answer."""
+
+    id: int
+    ts: float
+    client: str          # the asking device's address
+    device: str          # its device name, "" when unknown
+    profile: str         # its profile when asked
+    domain: str          # the blocked name
+    reason: str          # why it was blocked, in the engine's words ("" when unknown)
+    message: str         # the child's message
+    status: str          # pending | approved | declined
+    decision: str        # "" | "30m" | "day" | "always" | "declined"
+    decided_by: str
+    decided_ts: Optional[float]
+    until: Optional[float]   # end of a temporary approval
+
+
+class HarmReport(NamedTuple):
+    """A "report a harmful site" form, as sent (no login: anyone on the LAN)."""
+
+    id: int
+    ts: float
+    client: str
+    url: str
+    kind: str            # the kind of harm, one of the form's choices
+    contact: str         # optional
+    message: str         # optional
 
 
 class Store(Protocol):
@@ -130,5 +223,116 @@ class Store(Protocol):
     def policy_version(self) -> int:
         """A number that changes with every change to profiles, devices, schedules, pauses and temporary
         allows, whichever process makes it. The engine polls it to reload its policy."""
+
+    # -- web UI: statistics over the query log ------------------------------------------------------
+    # ``clients``: only these addresses (None: all). Blocked means is_blocked(reason).
+
+    def query_page(self, limit: int = 100, *, clients: Optional[Sequence[str]] = None,
+                   qname_contains: Optional[str] = None, blocked: Optional[bool] = None,
+                   after_id: Optional[int] = None, before_id: Optional[int] = None) -> list[LoggedQuery]:
+        """Newest first; ``after_id`` for a live tail, ``before_id`` for the next page."""
+
+    def hourly_counts(self, since: float, until: float, *,
+                      clients: Optional[Sequence[str]] = None) -> list[HourCount]:
+        """Per hour from ``since`` to ``until`` (hours without queries included, as zeros), oldest first."""
+
+    def top_domains(self, since: float, limit: int = 10, *, blocked: Optional[bool] = None,
+                    clients: Optional[Sequence[str]] = None) -> list[NameCount]:
+        """The most asked names since ``since`` (only blocked / only answered ones with ``blocked``)."""
+
+    def top_clients(self, since: float, limit: int = 10) -> list[NameCount]:
+        """The busiest client addresses since ``since``."""
+
+    def count_clients(self, since: float) -> int:
+        """How many distinct client addresses asked since ``since``."""
+
+    def online_minutes(self, since: float, until: float, *, clients: Sequence[str],
+                       bucket: int = 300) -> list[HourCount]:
+        """Per hour (as hourly_counts): ``total`` = minutes with activity (in ``bucket``-second steps),
+        ``blocked`` = blocked queries. A rough "time online"."""
+
+    # -- web UI: settings the UI owns (JSON values) ------------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any: ...
+
+    def set_setting(self, key: str, value: Any) -> None: ...
+
+    # -- web UI: users, API tokens, login attempts --------------------------------------------------
+    # Names are 1-40 characters (as profile names), unique ignoring case. ValueError as above.
+
+    def add_user(self, name: str, password_hash: str, role: str = "admin", language: str = "",
+                 now: Optional[float] = None) -> User: ...
+
+    def get_user(self, name: str) -> Optional[User]: ...
+
+    def get_user_by_id(self, user_id: int) -> Optional[User]: ...
+
+    def list_users(self) -> list[User]:
+        """All users, by name."""
+
+    def update_user(self, name: str, *, password_hash: Optional[str] = None, role: Optional[str] = None,
+                    language: Optional[str] = None, last_login: Optional[float] = None) -> User:
+        """Refuses to take the last admin's admin role."""
+
+    def remove_user(self, name: str) -> None:
+        """Refused for the last admin; the user's API tokens go with it."""
+
+    def count_users(self) -> int: ...
+
+    def add_api_token(self, user: str, token_hash: str, label: str = "", now: Optional[float] = None) -> ApiToken:
+        """Store the hash (sha256 hex) of a new token; the token itself is shown once and never stored."""
+
+    def user_for_token(self, token_hash: str, now: Optional[float] = None) -> Optional[User]:
+        """The user a token belongs to (and note its use), or None."""
+
+    def list_api_tokens(self, user: Optional[str] = None) -> list[ApiToken]: ...
+
+    def remove_api_token(self, token_id: int) -> None: ...
+
+    def add_login_attempt(self, key: str, ok: bool, now: float) -> None:
+        """Record a login attempt for ``key`` (a user name or a client address)."""
+
+    def login_failures(self, key: str, since: float) -> tuple[int, float]:
+        """(failed attempts for ``key`` since ``since`` and after its last success, time of the last one)."""
+
+    def purge_login_attempts(self, older_than: float) -> int: ...
+
+    # -- web UI: audit log -------------------------------------------------------------------------
+
+    def add_audit(self, user: str, action: str, target: str, before: Any = None, after: Any = None,
+                  now: Optional[float] = None) -> AuditEntry:
+        """``before``/``after``: JSON-able values (dataclasses should be converted by the caller)."""
+
+    def list_audit(self, limit: int = 100, *, before_id: Optional[int] = None) -> list[AuditEntry]:
+        """Newest first."""
+
+    # -- web UI: access requests and harmful-site reports ------------------------------------------
+
+    def add_access_request(self, client: str, domain: str, message: str, *, device: str = "", profile: str = "",
+                           reason: str = "", now: Optional[float] = None) -> AccessRequest:
+        """A pending request; a second pending one for the same client and domain replaces its message."""
+
+    def get_access_request(self, request_id: int) -> Optional[AccessRequest]: ...
+
+    def list_access_requests(self, status: Optional[str] = None, limit: int = 200) -> list[AccessRequest]:
+        """Pending first, then newest first."""
+
+    def latest_access_request(self, client: str, domain: str) -> Optional[AccessRequest]: ...
+
+    def decide_access_request(self, request_id: int, status: str, decision: str, by: str,
+                              until: Optional[float] = None, now: Optional[float] = None) -> AccessRequest:
+        """Record the parent's answer (status "approved" or "declined"). Does not itself allow anything:
+        the caller adds the temporary allow or the allow-list entry."""
+
+    def count_access_requests(self, client: str, since: float) -> int:
+        """Requests a client made since ``since`` (for the public form's rate limit)."""
+
+    def add_report(self, client: str, url: str, kind: str, contact: str = "", message: str = "",
+                   now: Optional[float] = None) -> HarmReport: ...
+
+    def list_reports(self, limit: int = 1000) -> list[HarmReport]:
+        """Newest first."""
+
+    def count_reports(self, client: str, since: float) -> int: ...
 
     def close(self) -> None: ...

@@ -10,8 +10,10 @@ import unicodedata
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Sequence
 
-from .profiles import DEFAULT_PROFILE_NAME, Device, Profile, Schedule, SeenClient, TempAllow, check_time
-from .store import QueryRow, SchemaTooNewError
+from .profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Schedule, SeenClient, TempAllow, check_choice, check_ip,
+                       check_name, check_time)
+from .store import (BLOCK_REASONS, REQUEST_STATUSES, ROLES, AccessRequest, ApiToken, AuditEntry, HarmReport,
+                    HourCount, LoggedQuery, NameCount, QueryRow, SchemaTooNewError, User)
 
 # Each migration takes the schema from version i to i+1. Never edit a shipped one: append.
 MIGRATIONS: list[str] = [
@@ -100,6 +102,77 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX seen_clients_first_seen ON seen_clients (first_seen);
     """,
+    # 3: the web UI. Users (hashed passwords only), API tokens (sha256 of the token only), login
+    # attempts (rate limit and lock-out across restarts), the audit log (before/after as JSON),
+    # children's access requests, harmful-site reports, UI-owned settings (JSON values), and an
+    # index for the dashboard's "top blocked" (answered rows mostly have no reason).
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL COLLATE NOCASE UNIQUE,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        language TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        last_login REAL
+    );
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        token_hash TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        last_used REAL
+    );
+    CREATE TABLE login_attempts (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        ts REAL NOT NULL,
+        ok INTEGER NOT NULL
+    );
+    CREATE INDEX login_attempts_key_ts ON login_attempts (key, ts);
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        user TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        before TEXT,
+        after TEXT
+    );
+    CREATE TABLE access_requests (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        client TEXT NOT NULL,
+        device TEXT NOT NULL DEFAULT '',
+        profile TEXT NOT NULL DEFAULT '',
+        domain TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'pending',
+        decision TEXT NOT NULL DEFAULT '',
+        decided_by TEXT NOT NULL DEFAULT '',
+        decided_ts REAL,
+        until REAL
+    );
+    CREATE INDEX access_requests_client_domain ON access_requests (client, domain);
+    CREATE INDEX access_requests_status ON access_requests (status, ts);
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        client TEXT NOT NULL,
+        url TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        contact TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX reports_client_ts ON reports (client, ts);
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE INDEX query_log_reason_ts ON query_log (ts) WHERE reason IS NOT NULL;
+    """,
 ]
 
 _PROFILE_SQL = ("SELECT id, name, preset, categories, services, safe_search, youtube, block_mode, block_list,"
@@ -109,6 +182,15 @@ _DEVICE_SQL = ("SELECT d.id, d.name, d.kind, d.value, p.name, d.hostname, d.firs
 _SCHEDULE_SQL = ("SELECT s.id, p.name, s.name, s.days, s.start_time, s.end_time, s.action, s.categories,"
                  " s.services, s.enabled FROM schedules s JOIN profiles p ON p.id = s.profile_id")
 _TEMP_ALLOW_SQL = "SELECT t.id, d.name, t.domain, t.until FROM temp_allows t JOIN devices d ON d.id = t.device_id"
+_USER_SQL = "SELECT id, name, role, password_hash, language, created, last_login FROM users"
+_TOKEN_SQL = "SELECT t.id, u.name, t.label, t.created, t.last_used FROM api_tokens t JOIN users u ON u.id = t.user_id"
+_REQUEST_SQL = ("SELECT id, ts, client, device, profile, domain, reason, message, status, decision, decided_by,"
+                " decided_ts, until FROM access_requests")
+_REPORT_SQL = "SELECT id, ts, client, url, kind, contact, message FROM reports"
+_QUERY_SQL = "SELECT id, ts, client, qname, qtype, rcode, answer, upstream, latency_ms, cached, reason FROM query_log"
+# is_blocked(reason) in SQL (the reasons are fixed words, safe to inline)
+_BLOCKED_SQL = "(" + " OR ".join(f"reason = '{r}' OR reason LIKE '{r}:%'" for r in BLOCK_REASONS) + ")"
+_TEXT_MAX = 2000          # user text kept from the public forms
 _KIND_LABEL = {"ip": "IP address", "cidr": "network", "mac": "MAC address"}
 
 
@@ -426,12 +508,340 @@ class SQLiteStore:
                                     " ORDER BY first_seen DESC, address LIMIT ?", (int(limit),)).fetchall()
         return [SeenClient(*r) for r in rows]
 
+    # -- web UI: statistics over the query log ------------------------------------------------------
+
+    def query_page(self, limit: int = 100, *, clients: Optional[Sequence[str]] = None,
+                   qname_contains: Optional[str] = None, blocked: Optional[bool] = None,
+                   after_id: Optional[int] = None, before_id: Optional[int] = None) -> list[LoggedQuery]:
+        where, args = _query_filter(clients=clients, blocked=blocked)
+        if qname_contains:
+            where.append("instr(qname, ?) > 0")
+            args.append(qname_contains.lower())
+        if after_id is not None:
+            where.append("id > ?")
+            args.append(int(after_id))
+        if before_id is not None:
+            where.append("id < ?")
+            args.append(int(before_id))
+        sql = _QUERY_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        args.append(int(limit))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [LoggedQuery(r[0], QueryRow(*r[1:9], bool(r[9]), r[10])) for r in rows]
+
+    def hourly_counts(self, since: float, until: float, *,
+                      clients: Optional[Sequence[str]] = None) -> list[HourCount]:
+        where, args = _query_filter(clients=clients, since=since, until=until)
+        sql = (f"SELECT CAST(ts / 3600 AS INTEGER), COUNT(*), SUM({_BLOCKED_SQL}) FROM query_log"
+               f" WHERE {' AND '.join(where)} GROUP BY 1")
+        with self._lock:
+            found = {r[0]: (r[1], r[2] or 0) for r in self._db.execute(sql, args)}
+        return [HourCount(h * 3600.0, *found.get(h, (0, 0))) for h in _hours(since, until)]
+
+    def top_domains(self, since: float, limit: int = 10, *, blocked: Optional[bool] = None,
+                    clients: Optional[Sequence[str]] = None) -> list[NameCount]:
+        where, args = _query_filter(clients=clients, blocked=blocked, since=since)
+        sql = (f"SELECT qname, COUNT(*) AS n, SUM({_BLOCKED_SQL}) FROM query_log WHERE {' AND '.join(where)}"
+               " GROUP BY qname ORDER BY n DESC, qname LIMIT ?")
+        with self._lock:
+            return [NameCount(r[0], r[1], r[2] or 0) for r in self._db.execute(sql, (*args, int(limit)))]
+
+    def top_clients(self, since: float, limit: int = 10) -> list[NameCount]:
+        sql = (f"SELECT client, COUNT(*) AS n, SUM({_BLOCKED_SQL}) FROM query_log WHERE ts >= ?"
+               " GROUP BY client ORDER BY n DESC, client LIMIT ?")
+        with self._lock:
+            return [NameCount(r[0], r[1], r[2] or 0) for r in self._db.execute(sql, (since, int(limit)))]
+
+    def count_clients(self, since: float) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(DISTINCT client) FROM query_log WHERE ts >= ?",
+                                    (since,)).fetchone()[0]
+
+    def online_minutes(self, since: float, until: float, *, clients: Sequence[str],
+                       bucket: int = 300) -> list[HourCount]:
+        bucket = max(60, min(3600, int(bucket)))
+        where, args = _query_filter(clients=clients, since=since, until=until)
+        sql = (f"SELECT CAST(ts / 3600 AS INTEGER), COUNT(DISTINCT CAST(ts / {bucket} AS INTEGER)),"
+               f" SUM({_BLOCKED_SQL}) FROM query_log WHERE {' AND '.join(where)} GROUP BY 1")
+        with self._lock:
+            found = {r[0]: (min(60, r[1] * bucket // 60), r[2] or 0) for r in self._db.execute(sql, args)}
+        return [HourCount(h * 3600.0, *found.get(h, (0, 0))) for h in _hours(since, until)]
+
+    # -- web UI: settings ----------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            row = _row(self._db, "SELECT value FROM settings WHERE key = ?", key)
+        return json.loads(row[0]) if row else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        text = json.dumps(value)
+        with self._write(bump=False) as db:
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, text))
+
+    # -- web UI: users, tokens, login attempts --------------------------------------------------------
+
+    def add_user(self, name: str, password_hash: str, role: str = "admin", language: str = "",
+                 now: Optional[float] = None) -> User:
+        name = check_name(name, "user")
+        role = check_choice(role, ROLES, "role")
+        if not password_hash:
+            raise ValueError("a user needs a password")
+        with self._write(bump=False) as db:
+            if _row(db, "SELECT id FROM users WHERE name = ?", name):
+                raise ValueError(f"user {name!r} already exists")
+            uid = db.execute("INSERT INTO users (name, role, password_hash, language, created) VALUES (?,?,?,?,?)",
+                             (name, role, password_hash, str(language or ""), _now(now))).lastrowid
+            return User(*_row(db, _USER_SQL + " WHERE id = ?", uid))
+
+    def get_user(self, name: str) -> Optional[User]:
+        with self._lock:
+            row = _row(self._db, _USER_SQL + " WHERE name = ?", _key(name))
+        return User(*row) if row else None
+
+    def get_user_by_id(self, user_id: int) -> Optional[User]:
+        with self._lock:
+            row = _row(self._db, _USER_SQL + " WHERE id = ?", int(user_id))
+        return User(*row) if row else None
+
+    def list_users(self) -> list[User]:
+        with self._lock:
+            return [User(*r) for r in self._db.execute(_USER_SQL + " ORDER BY name, id")]
+
+    def update_user(self, name: str, *, password_hash: Optional[str] = None, role: Optional[str] = None,
+                    language: Optional[str] = None, last_login: Optional[float] = None) -> User:
+        if role is not None:
+            role = check_choice(role, ROLES, "role")
+        with self._write(bump=False) as db:
+            row = _row(db, "SELECT id, role FROM users WHERE name = ?", _key(name))
+            if row is None:
+                raise ValueError(f"unknown user {_key(name)!r}")
+            uid, old_role = row
+            if role is not None and role != "admin" and old_role == "admin" and _admins(db) <= 1:
+                raise ValueError("the last admin must stay an admin")
+            for column, value in (("password_hash", password_hash), ("role", role), ("language", language),
+                                  ("last_login", last_login)):
+                if value is not None:
+                    db.execute(f"UPDATE users SET {column} = ? WHERE id = ?", (value, uid))
+            return User(*_row(db, _USER_SQL + " WHERE id = ?", uid))
+
+    def remove_user(self, name: str) -> None:
+        with self._write(bump=False) as db:
+            row = _row(db, "SELECT id, role FROM users WHERE name = ?", _key(name))
+            if row is None:
+                raise ValueError(f"unknown user {_key(name)!r}")
+            if row[1] == "admin" and _admins(db) <= 1:
+                raise ValueError("the last admin can't be removed")
+            db.execute("DELETE FROM users WHERE id = ?", (row[0],))
+
+    def count_users(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+
+    def add_api_token(self, user: str, token_hash: str, label: str = "", now: Optional[float] = None) -> ApiToken:
+        with self._write(bump=False) as db:
+            row = _row(db, "SELECT id FROM users WHERE name = ?", _key(user))
+            if row is None:
+                raise ValueError(f"unknown user {_key(user)!r}")
+            tid = db.execute("INSERT INTO api_tokens (user_id, token_hash, label, created) VALUES (?,?,?,?)",
+                             (row[0], token_hash, str(label)[:100], _now(now))).lastrowid
+            return ApiToken(*_row(db, _TOKEN_SQL + " WHERE t.id = ?", tid))
+
+    def user_for_token(self, token_hash: str, now: Optional[float] = None) -> Optional[User]:
+        with self._write(bump=False) as db:
+            row = _row(db, "SELECT id, user_id FROM api_tokens WHERE token_hash = ?", token_hash)
+            if row is None:
+                return None
+            db.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (_now(now), row[0]))
+            return User(*_row(db, _USER_SQL + " WHERE id = ?", row[1]))
+
+    def list_api_tokens(self, user: Optional[str] = None) -> list[ApiToken]:
+        with self._lock:
+            if user is None:
+                rows = self._db.execute(_TOKEN_SQL + " ORDER BY u.name, t.id").fetchall()
+            else:
+                rows = self._db.execute(_TOKEN_SQL + " WHERE u.name = ? ORDER BY t.id", (_key(user),)).fetchall()
+        return [ApiToken(*r) for r in rows]
+
+    def remove_api_token(self, token_id: int) -> None:
+        with self._write(bump=False) as db:
+            if db.execute("DELETE FROM api_tokens WHERE id = ?", (int(token_id),)).rowcount == 0:
+                raise ValueError(f"unknown API token {token_id!r}")
+
+    def add_login_attempt(self, key: str, ok: bool, now: float) -> None:
+        with self._write(bump=False) as db:
+            db.execute("INSERT INTO login_attempts (key, ts, ok) VALUES (?,?,?)", (str(key), now, int(bool(ok))))
+
+    def login_failures(self, key: str, since: float) -> tuple[int, float]:
+        with self._lock:
+            last_ok = _row(self._db, "SELECT max(ts) FROM login_attempts WHERE key = ? AND ok = 1", str(key))[0]
+            row = _row(self._db, "SELECT COUNT(*), max(ts) FROM login_attempts WHERE key = ? AND ok = 0 AND ts >= ?",
+                       str(key), max(since, last_ok or 0.0))
+        return row[0], row[1] or 0.0
+
+    def purge_login_attempts(self, older_than: float) -> int:
+        with self._write(bump=False) as db:
+            return db.execute("DELETE FROM login_attempts WHERE ts < ?", (older_than,)).rowcount
+
+    # -- web UI: audit log ----------------------------------------------------------------------------
+
+    def add_audit(self, user: str, action: str, target: str, before: Any = None, after: Any = None,
+                  now: Optional[float] = None) -> AuditEntry:
+        values = (_now(now), str(user), str(action), str(target),
+                  None if before is None else json.dumps(before, default=str),
+                  None if after is None else json.dumps(after, default=str))
+        with self._write(bump=False) as db:
+            aid = db.execute("INSERT INTO audit_log (ts, user, action, target, before, after) VALUES (?,?,?,?,?,?)",
+                             values).lastrowid
+            return _audit(_row(db, "SELECT id, ts, user, action, target, before, after FROM audit_log"
+                                   " WHERE id = ?", aid))
+
+    def list_audit(self, limit: int = 100, *, before_id: Optional[int] = None) -> list[AuditEntry]:
+        sql = "SELECT id, ts, user, action, target, before, after FROM audit_log"
+        args: list = []
+        if before_id is not None:
+            sql += " WHERE id < ?"
+            args.append(int(before_id))
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, int(limit))).fetchall()
+        return [_audit(r) for r in rows]
+
+    # -- web UI: access requests and reports ----------------------------------------------------------
+
+    def add_access_request(self, client: str, domain: str, message: str, *, device: str = "", profile: str = "",
+                           reason: str = "", now: Optional[float] = None) -> AccessRequest:
+        client = check_ip(client, "client address")
+        domain = _clip(domain, 253)
+        if not domain:
+            raise ValueError("which site? the domain is empty")
+        message = _clip(message, _TEXT_MAX)
+        with self._write(bump=False) as db:
+            row = _row(db, "SELECT id FROM access_requests WHERE client = ? AND domain = ? AND status = 'pending'",
+                       client, domain)
+            if row:
+                rid = row[0]
+                db.execute("UPDATE access_requests SET message = ?, ts = ?, device = ?, profile = ?, reason = ?"
+                           " WHERE id = ?", (message, _now(now), _clip(device, 40), _clip(profile, 40),
+                                             _clip(reason, 200), rid))
+            else:
+                rid = db.execute("INSERT INTO access_requests (ts, client, device, profile, domain, reason, message)"
+                                 " VALUES (?,?,?,?,?,?,?)", (_now(now), client, _clip(device, 40),
+                                                             _clip(profile, 40), domain, _clip(reason, 200),
+                                                             message)).lastrowid
+            return AccessRequest(*_row(db, _REQUEST_SQL + " WHERE id = ?", rid))
+
+    def get_access_request(self, request_id: int) -> Optional[AccessRequest]:
+        with self._lock:
+            row = _row(self._db, _REQUEST_SQL + " WHERE id = ?", int(request_id))
+        return AccessRequest(*row) if row else None
+
+    def list_access_requests(self, status: Optional[str] = None, limit: int = 200) -> list[AccessRequest]:
+        sql, args = _REQUEST_SQL, []
+        if status is not None:
+            sql += " WHERE status = ?"
+            args.append(check_choice(status, REQUEST_STATUSES, "status"))
+        sql += " ORDER BY status != 'pending', ts DESC, id DESC LIMIT ?"
+        with self._lock:
+            return [AccessRequest(*r) for r in self._db.execute(sql, (*args, int(limit)))]
+
+    def latest_access_request(self, client: str, domain: str) -> Optional[AccessRequest]:
+        with self._lock:
+            row = _row(self._db, _REQUEST_SQL + " WHERE client = ? AND domain = ? ORDER BY ts DESC, id DESC LIMIT 1",
+                       str(client), str(domain))
+        return AccessRequest(*row) if row else None
+
+    def decide_access_request(self, request_id: int, status: str, decision: str, by: str,
+                              until: Optional[float] = None, now: Optional[float] = None) -> AccessRequest:
+        status = check_choice(status, ("approved", "declined"), "status")
+        until = check_time(until, "until", optional=True)
+        with self._write(bump=False) as db:
+            if db.execute("UPDATE access_requests SET status = ?, decision = ?, decided_by = ?, decided_ts = ?,"
+                          " until = ? WHERE id = ?", (status, str(decision), str(by), _now(now), until,
+                                                      int(request_id))).rowcount == 0:
+                raise ValueError(f"unknown access request {request_id!r}")
+            return AccessRequest(*_row(db, _REQUEST_SQL + " WHERE id = ?", int(request_id)))
+
+    def count_access_requests(self, client: str, since: float) -> int:
+        with self._lock:
+            return _row(self._db, "SELECT COUNT(*) FROM access_requests WHERE client = ? AND ts >= ?",
+                        str(client), since)[0]
+
+    def add_report(self, client: str, url: str, kind: str, contact: str = "", message: str = "",
+                   now: Optional[float] = None) -> HarmReport:
+        client = check_ip(client, "client address")
+        url = _clip(url, 2000)
+        if not url:
+            raise ValueError("which site? the address is empty")
+        with self._write(bump=False) as db:
+            rid = db.execute("INSERT INTO reports (ts, client, url, kind, contact, message) VALUES (?,?,?,?,?,?)",
+                             (_now(now), client, url, _clip(kind, 40), _clip(contact, 200),
+                              _clip(message, _TEXT_MAX))).lastrowid
+            return HarmReport(*_row(db, _REPORT_SQL + " WHERE id = ?", rid))
+
+    def list_reports(self, limit: int = 1000) -> list[HarmReport]:
+        with self._lock:
+            return [HarmReport(*r) for r in self._db.execute(_REPORT_SQL + " ORDER BY ts DESC, id DESC LIMIT ?",
+                                                             (int(limit),))]
+
+    def count_reports(self, client: str, since: float) -> int:
+        with self._lock:
+            return _row(self._db, "SELECT COUNT(*) FROM reports WHERE client = ? AND ts >= ?", str(client), since)[0]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
 # -- helpers (called with the lock held) ------------------------------------------------------------
+
+def _now(now: Optional[float]) -> float:
+    return time.time() if now is None else float(now)
+
+
+def _clip(text: Any, limit: int) -> str:
+    """User text as kept: a string, without NULs, at most ``limit`` characters."""
+    return ("" if text is None else str(text)).replace("\x00", "").strip()[:limit]
+
+
+def _hours(since: float, until: float) -> range:
+    return range(int(since // 3600), int(until // 3600) + 1)
+
+
+def _query_filter(*, clients: Optional[Sequence[str]] = None, blocked: Optional[bool] = None,
+                  since: Optional[float] = None, until: Optional[float] = None) -> tuple[list[str], list]:
+    where: list[str] = []
+    args: list = []
+    if since is not None:
+        where.append("ts >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("ts < ?")
+        args.append(until)
+    if clients is not None:
+        clients = list(clients)
+        if not clients:
+            where.append("0")
+        else:
+            where.append(f"client IN ({','.join('?' * len(clients))})")
+            args.extend(clients)
+    if blocked is True:
+        where.append("reason IS NOT NULL AND " + _BLOCKED_SQL)
+    elif blocked is False:
+        where.append("(reason IS NULL OR NOT " + _BLOCKED_SQL + ")")
+    if not where:
+        where.append("1")
+    return where, args
+
+
+def _admins(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT COUNT(*) FROM users WHERE role = 'admin'").fetchone()[0]
+
+
+def _audit(r: tuple) -> AuditEntry:
+    return AuditEntry(r[0], r[1], r[2], r[3], r[4], None if r[5] is None else json.loads(r[5]),
+                      None if r[6] is None else json.loads(r[6]))
+
 
 def _bump(db: sqlite3.Connection) -> None:
     db.execute("UPDATE meta SET value = value + 1 WHERE key = 'policy_version'")
