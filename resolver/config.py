@@ -38,11 +38,43 @@ def _check_web_listen(text: str) -> str:
     return str(text).strip()
 
 
+def _check_optional_listen(text: str) -> str:
+    return _check_web_listen(text) if str(text).strip() else ""
+
+
+def _check_country(text: str) -> str:
+    code = str(text).strip().upper()
+    if code and (len(code) != 2 or not code.isalpha() or not code.isascii()):
+        raise ValueError(f"not a two-letter country code: {text!r}")
+    return code
+
+
 @dataclass(frozen=True)
 class WebConfig:
     listen: str = option("127.0.0.1:8080", "Address of the web UI (admin console, block page, API).",
                          check=_check_web_listen)
     enabled: bool = option(True, "Start the web UI process with `hearth run`.")
+    block_page_listen: str = option(
+        "", "A second address serving only the kid-facing block page, for blocking.mode page: e.g. "
+        "0.0.0.0:80 (needs the right to bind port 80) with blocking.page_ipv4 set to this machine's LAN "
+        "address. Empty: off (the block page is still at /blocked?domain=… on web.listen).",
+        check=_check_optional_listen, related="blocking.mode, blocking.page_ipv4")
+    session_secret_file: str = option(
+        "", "File holding the key that signs login sessions; made (random, mode 0600) at first start. "
+        "Empty: web-secret.key in data_dir.")
+    secure_cookies: bool = option(False, "Mark cookies Secure (sent over HTTPS only): turn on when the UI is "
+                                  "served through an HTTPS proxy.")
+    login_max_failures: int = option(5, "Failed logins (per user name and per client address) before login is "
+                                     "locked for login_lockout.", minimum=1)
+    login_lockout: float = option(900, "How long login stays locked after login_max_failures.", duration=True,
+                                  minimum=1)
+    public_form_limit: int = option(10, "Ask-for-access and harmful-site reports one client may send per hour "
+                                    "(the public forms need no login).", minimum=1)
+    hotline_country: str = option("VN", "Country whose child-protection hotline the block page shows (two-letter "
+                                  "code; VN: 111, Tổng đài quốc gia bảo vệ trẻ em). Empty: no hotline.",
+                                  check=_check_country, related="web.hotline_number, web.hotline_name")
+    hotline_number: str = option("", "Hotline number to show instead of hotline_country's.")
+    hotline_name: str = option("", "Hotline name to show with hotline_number.")
 
 
 @dataclass(frozen=True)
