@@ -37,12 +37,14 @@ class RateLimitConfig:
 class ClientState:
     """What the fast path needs to know about one source address."""
 
-    __slots__ = ("allowed", "tokens", "last")
+    __slots__ = ("allowed", "tokens", "last", "view", "via")
 
     def __init__(self, allowed: bool, limited: bool, burst: float, now: float):
         self.allowed = allowed
         self.tokens = burst if limited else -1.0  # -1: exempt from rate limiting
         self.last = now
+        self.view = None   # the policy view (resolver.views.View) this address gets; None: look it up
+        self.via = None    # True: a trusted forwarder (its queries name the client's MAC); None: not checked
 
 
 class ClientAccess:

@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass
 from typing import Optional
 
-from dnslib import QTYPE, RD, RR, SOA, DNSHeader, DNSLabel, DNSRecord, EDNS0, EDNSOption
+from dnslib import CNAME, QTYPE, RD, RR, SOA, DNSHeader, DNSLabel, DNSQuestion, DNSRecord, EDNS0, EDNSOption
 
 from .wire import KEY_CD, KEY_DO, KEY_EDNS, KEY_RD, summarise_answers
 
@@ -117,3 +117,45 @@ def describe(entry) -> str:
         except (IndexError, ValueError, struct.error):  # an answer we cannot describe is still logged
             entry.summary = "?"
     return entry.summary
+
+
+def rewrite_answer(key: bytes, target: str, target_reply: Optional[bytes], ttl: int,
+                   edns_size: int) -> tuple[bytes, int, str]:
+    """Safe search: the reply to question ``key`` as a CNAME to ``target`` followed by what the upstream
+    answered for the target (``target_reply``, same type; None: the CNAME alone).
+    Every TTL is at most ``ttl``. Returns (packed with ID 0, rcode, summary)."""
+    from .wire import name_labels
+
+    flags = key[-1]
+    qtype, qclass = key[-5] << 8 | key[-4], key[-3] << 8 | key[-2]
+    qname = DNSLabel(name_labels(key[:-5]))
+    rcode = 0
+    out = DNSRecord(DNSHeader(id=0, qr=1, rd=int(bool(flags & KEY_RD)), ra=1, cd=int(bool(flags & KEY_CD))),
+                    q=DNSQuestion(qname, qtype, qclass))
+    out.add_answer(RR(qname, QTYPE.CNAME, rdata=CNAME(DNSLabel(target)), ttl=ttl))
+    if target_reply is not None:
+        up = DNSRecord.parse(target_reply)
+        rcode = up.header.rcode
+        for rr in up.rr:
+            rr.ttl = min(rr.ttl, ttl)
+            out.add_answer(rr)
+        if not up.rr:
+            for rr in up.auth:
+                if rr.rtype == QTYPE.SOA:
+                    rr.ttl = min(rr.ttl, ttl)
+                    out.add_auth(rr)
+    out.header.rcode = rcode
+    if flags & KEY_EDNS:
+        out.add_ar(EDNS0(udp_len=edns_size, flags="do" if flags & KEY_DO else ""))
+    return out.pack(), rcode, summarise(out.rr)
+
+
+def address_answer(key: bytes, address: str, ttl: int, edns_size: int) -> tuple[bytes, int]:
+    """A reply giving ``address`` (IPv4) for an A question; no data for any other type. (packed, qend)."""
+    import ipaddress
+
+    from .wire import synth_reply
+
+    qtype = key[-5] << 8 | key[-4]
+    records = [(1, ipaddress.IPv4Address(address).packed)] if qtype == 1 else []
+    return synth_reply(key, 0, records, ttl, edns_size, soa=not records)

@@ -40,13 +40,18 @@ class CacheConfig:
             raise ValueError(f"min_ttl ({self.min_ttl:g}s) is larger than max_ttl ({self.max_ttl:g}s)")
 
 
+def untagged(key: bytes) -> bytes:
+    """A cache key without its view tag (:mod:`resolver.views`): the question key itself."""
+    return key[2:] if key and key[0] >= 0xC0 else key
+
+
 class CacheEntry:
     """One cached reply, split around the question: ``head`` is the 10 bytes after the ID,
     ``tail`` everything after the question."""
 
     __slots__ = ("key", "head", "tail", "offsets", "ttls", "stored", "expires", "stale_until", "prefetch_at",
                  "hits", "seen", "age", "patched", "rcode", "summary", "upstream", "reason", "refreshing",
-                 "synthesized", "aliases", "gen")
+                 "synthesized", "aliases", "gen", "cnames", "base", "copies")
 
     def __init__(self, reply: bytes, qend: int, ttl: int, now: float, *, stale_for: float = 0.0,
                  rcode: int = 0, summary: Optional[str] = None, upstream: str = "", reason: Optional[str] = None,
@@ -77,8 +82,42 @@ class CacheEntry:
         self.reason = reason
         self.refreshing = False
         self.synthesized = synthesized
-        self.aliases: list[bytes] = []
+        self.aliases: list[tuple[dict, bytes]] = []
         self.gen = 0  # the policy generation this answer was checked against
+        self.cnames: tuple[bytes, ...] = ()  # CNAME targets in the answer (checked by each profile's policy)
+        self.base: Optional[CacheEntry] = None  # for a profile's copy: the upstream answer it was made from
+        self.copies: list[bytes] = []  # for an upstream answer: the keys of the views' copies of it
+
+    def derive(self, now: float, cap: Optional[int]) -> CacheEntry:
+        """A copy for one profile's view at ``now``: same bytes, TTLs counted down to now and, with
+        ``cap``, no longer than ``cap`` seconds (a schedule window or pause ends then)."""
+        age = int(now - self.stored)
+        entry = CacheEntry.__new__(CacheEntry)
+        entry.key = b""
+        entry.head = self.head
+        ttls = [t - age if t > age else 0 for t in self.ttls]
+        left = self.expires - now
+        if cap is not None:
+            ttls = [t if t < cap else cap for t in ttls]
+            if cap < left:
+                left = cap
+        tail = bytearray(self.tail)
+        patch_ttls(tail, self.offsets, ttls, 0)
+        entry.tail = entry.patched = bytes(tail)
+        entry.offsets, entry.ttls = self.offsets, ttls
+        entry.stored, entry.expires = now, now + left
+        entry.stale_until = self.stale_until
+        entry.prefetch_at = self.prefetch_at if self.prefetch_at < entry.expires else entry.expires
+        entry.hits = entry.seen = entry.age = 0
+        entry.rcode, entry.summary, entry.upstream, entry.reason = self.rcode, self.summary, self.upstream, self.reason
+        entry.refreshing = False
+        entry.synthesized = self.synthesized
+        entry.aliases = []
+        entry.gen = 0
+        entry.cnames = self.cnames
+        entry.base = self
+        entry.copies = []
+        return entry
 
     def reply(self, query: bytes, qend: int, now: float) -> bytes:
         """The reply for ``query`` (ID and question copied from it) at time ``now``."""
@@ -98,16 +137,17 @@ class CacheEntry:
 
     def packet(self) -> bytes:
         """The whole reply as stored (ID 0, lower-case question), e.g. to describe it."""
-        return b"\x00\x00" + self.head + self.key[:-1] + self.tail
+        return b"\x00\x00" + self.head + untagged(self.key)[:-1] + self.tail
 
 
 class AnswerCache:
     """Bounded cache of :class:`CacheEntry` keyed by :func:`wire.parse_question` keys.
 
-    Besides the key index there is an *alias* index: the exact bytes of a query after its
-    ID (``data[2:]``) → (entry, qend, limit). A client repeats its queries byte for byte, so
-    a repeat is answered with one slice and one dict lookup, without parsing. Aliases are
-    only added for packets whose key already hit, so they inherit the key's validation.
+    Besides the key index there are *alias* tables, one per view (:mod:`resolver.views`): the
+    exact bytes of a query after its ID (``data[2:]``) → (entry, qend, limit). A client repeats
+    its queries byte for byte, so a repeat is answered with one slice and one dict lookup,
+    without parsing. Aliases are only added for packets whose key already hit, so they inherit
+    the key's validation.
 
     Eviction is CLOCK (second chance), an LRU approximation that costs a hit nothing but a
     counter: the oldest entry is dropped unless it was hit since it was last looked at.
@@ -119,7 +159,6 @@ class AnswerCache:
         self.config = config
         self.clock = clock
         self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
-        self.aliases: dict[bytes, tuple[CacheEntry, int, int]] = {}
         self.evictions = 0
 
     def __len__(self) -> int:
@@ -129,11 +168,12 @@ class AnswerCache:
         """The entry, fresh or stale (callers compare ``expires``)."""
         return self._entries.get(key)
 
-    def alias(self, packet_tail: bytes, entry: CacheEntry, qend: int, limit: int) -> None:
-        """Remember that the query bytes ``packet_tail`` (after the ID) are answered by ``entry``."""
+    def alias(self, table: dict, packet_tail: bytes, entry: CacheEntry, qend: int, limit: int) -> None:
+        """Remember in ``table`` (one view's aliases) that the query bytes ``packet_tail`` (after the ID)
+        are answered by ``entry``."""
         if len(entry.aliases) < self.MAX_ALIASES_PER_ENTRY and entry.key in self._entries:
-            entry.aliases.append(packet_tail)
-            self.aliases[packet_tail] = (entry, qend, limit)
+            entry.aliases.append((table, packet_tail))
+            table[packet_tail] = (entry, qend, limit)
 
     def put(self, key: bytes, entry: CacheEntry) -> None:
         if self.config.size <= 0:
@@ -153,11 +193,20 @@ class AnswerCache:
             self._unalias(oldest)
             self.evictions += 1
 
-    def _unalias(self, entry: CacheEntry) -> None:
-        aliases = self.aliases
-        for a in entry.aliases:
-            if aliases.get(a, (None,))[0] is entry:
-                del aliases[a]
+    def replace_copies(self, old: CacheEntry) -> None:
+        """``old`` was refreshed: drop the views' copies of it, so their next query copies the new answer."""
+        entries = self._entries
+        for key in old.copies:
+            copy = entries.get(key)
+            if copy is not None and copy.base is old:
+                self._unalias(entries.pop(key))
+        old.copies = []
+
+    @staticmethod
+    def _unalias(entry: CacheEntry) -> None:
+        for table, a in entry.aliases:
+            if table.get(a, (None,))[0] is entry:
+                del table[a]
         entry.aliases = []
 
     def clamp(self, ttl: int) -> int:
@@ -181,5 +230,6 @@ class AnswerCache:
         return self.purge(lambda _k, e: e.stale_until <= now)
 
     def clear(self) -> None:
+        for entry in self._entries.values():
+            self._unalias(entry)
         self._entries.clear()
-        self.aliases.clear()

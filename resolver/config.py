@@ -13,6 +13,7 @@ from typing import Optional
 from blocklists.manager import FeedConfig, ListConfig
 
 from .cache import CacheConfig
+from .clients import ClientsConfig
 from .configspec import ConfigError, build_section, example_yaml, option, reference_markdown
 from .dnsconfig import DnsConfig, parse_listen
 from .localrecords import LocalRecord
@@ -98,6 +99,8 @@ class Config:
                   "format": "auto", "category": "ads", "enabled": True, "mandatory": False}])
     feed: FeedConfig = option(FeedConfig(), "A signed provider feed of categorised lists (see docs/feed-format.md).")
     querylog: QueryLogConfig = option(QueryLogConfig(), "The query log kept in the store.")
+    clients: ClientsConfig = option(ClientsConfig(), "How devices are recognised: MAC addresses from the neighbour "
+                                    "table, DHCP leases and a router's dnsmasq (--add-mac).")
     web: WebConfig = option(WebConfig(), "The web UI process.")
 
     def __post_init__(self) -> None:

@@ -1,4 +1,8 @@
-"""The engine's local control socket: ``stats``, ``reload``, ``ping`` as one JSON line each.
+"""The engine's local control socket: one command line in, one JSON line out.
+
+Commands: ``stats``, ``reload`` (the config file), ``lists-reload``, ``policy-reload`` (profiles and
+devices from the store, at once instead of within a second), ``explain CLIENT_IP NAME`` (what that
+client gets for that name now, and why: the block page uses it), ``ping``.
 
 A Unix socket in ``data_dir`` (mode 0660), so only the appliance's own user
 and admins reach it; the CLI (`hearth stats`) and the web UI process use it.
@@ -44,6 +48,13 @@ class ControlServer:
                 reply = {"ok": ok, "message": message}
             elif command == "lists-reload":
                 reply = {"ok": self.engine.load_lists(), "generation": self.engine.pipeline.generation}
+            elif command == "policy-reload":
+                await self.engine.refresh_policies(force=True)
+                reply = {"ok": True, "generation": self.engine.pipeline.generation}
+            elif command.startswith("explain "):
+                parts = command.split()
+                reply = self.engine.explain(parts[1], parts[2]) if len(parts) == 3 else {
+                    "ok": False, "message": "usage: explain CLIENT_IP NAME"}
             elif command == "ping":
                 reply = {"ok": True, "pid": os.getpid()}
             else:

@@ -11,17 +11,25 @@ from typing import Optional
 
 from .access import ClientAccess
 from .cache import AnswerCache
+from .clients import AddressMatcher, read_tables
 from .config import Config, ConfigError, load_config
 from .control import ControlServer
 from .dnsconfig import parse_listen
 from .listener import Listeners
 from .localrecords import LocalZone
+from .names import normalise_name
 from .pipeline import Pipeline
-from .policy import Policy
 from .querylog import QueryLog
 from .stats import Stats
 from .store_sqlite import open_store
 from .upstream import UpstreamPool
+from .views import PolicySet
+
+# Seconds added to the wall clock for schedules, pauses and temporary allows. For tests that need
+# "now" inside a schedule window; never set in production.
+TIME_OFFSET_ENV = "HEARTH_TIME_OFFSET"
+POLICY_POLL_INTERVAL = 1.0   # store changes (CLI, web UI) apply within this long (+ the rebuild)
+SEEN_FLUSH_INTERVAL = 30.0   # how often "seen" clients are written to the store
 
 log = logging.getLogger("hearth.engine")
 
@@ -45,8 +53,8 @@ class Engine:
         self.config_file = config_file
         self.stats = Stats()
         os.makedirs(config.data_dir, exist_ok=True)
-        store = open_store(config.data_dir)  # migrate now, so a broken store stops start-up loudly
-        store.close()
+        # migrate now, so a broken store stops start-up loudly; kept for policy reads (off the loop)
+        self.store = open_store(config.data_dir)
         self.querylog = QueryLog(config.querylog, lambda: open_store(config.data_dir))
         self.pool = build_pool(config)
         self.cache = AnswerCache(config.cache)
@@ -60,6 +68,8 @@ class Engine:
             edns_size=config.dns.edns_udp_size,
             max_pending=config.dns.max_pending,
             blocking=config.blocking,
+            wall=_wall_clock(),
+            mac_forwarders=_mac_forwarders(config),
         )
         self.listeners = Listeners(self.pipeline, self.stats, idle_timeout=config.dns.tcp_idle_timeout,
                                    max_connections=config.dns.tcp_max_connections)
@@ -68,7 +78,11 @@ class Engine:
         self._stopping: Optional[asyncio.Event] = None
         self._reload_lock: Optional[asyncio.Lock] = None
         self.index = None
+        self.meta: dict = {}
         self._background: list[asyncio.Task] = []
+        self._policy_version: Optional[int] = None
+        self._policy_lock: Optional[asyncio.Lock] = None
+        self._tables: tuple = ({}, {})   # the last neighbour and lease tables read
 
     # ------------------------------------------------------------ lifecycle
 
@@ -76,11 +90,13 @@ class Engine:
         self._stopping = asyncio.Event()
         await self._first_index()
         self.load_lists()
+        await self.refresh_policies(force=True)
         await self.pool.start()
         for text in self.config.dns.listen:
             host, port = parse_listen(text)
             await self.listeners.open(host, port)
         self._background.append(asyncio.ensure_future(self.querylog.run()))
+        self._background.append(asyncio.ensure_future(self._watch_policies()))
         await self.control.start(self.config.control_socket)
         self._start_scheduler()
         self._write_state()
@@ -128,7 +144,7 @@ class Engine:
             self.load_lists()
 
     def load_lists(self) -> bool:
-        """(Re)open the compiled index and swap the policy in; bumps the policy generation."""
+        """(Re)open the compiled index and rebuild the profiles' policies on it (new generation)."""
         from blocklists.manager import load_index
 
         try:
@@ -136,15 +152,130 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - a bad index file must not stop answering
             log.error("cannot open the compiled lists, keeping the current ones: %s", exc)
             return False
-        p = self.pipeline
-        p.policy = Policy(index if self._wants_lists() else None, meta,
-                          bypass_prevention=self.config.blocking.bypass_prevention)
-        p.generation += 1
-        self.index = index
+        self.index = index if self._wants_lists() else None
+        self.meta = meta or {}
+        if self._snapshot is not None:
+            self._apply_policies(self._snapshot)
         if index is not None:
             log.info("lists loaded: %s", ", ".join(f"{v['category']} ({', '.join(v['lists'])})"
                                                   for v in meta.values()) or "none")
         return True
+
+    # ------------------------------------------------------------ profiles and devices
+
+    _snapshot: Optional[tuple] = None   # the store's profiles, devices, schedules, allows last read
+
+    def _read_policy_snapshot(self) -> tuple:
+        """(version, profiles, devices, schedules, temporary allows): blocking reads, run off the loop."""
+        st = self.store
+        version = st.policy_version()
+        return (version, st.list_profiles(), st.list_devices(), st.list_schedules(),
+                st.list_temp_allows(self.pipeline.wall()))
+
+    async def refresh_policies(self, force: bool = False) -> bool:
+        """Re-read profiles and devices when the store changed (or a pause / temporary allow ended)."""
+        if self._policy_lock is None:
+            self._policy_lock = asyncio.Lock()
+        async with self._policy_lock:
+            loop = asyncio.get_running_loop()
+            if not force:
+                version = await loop.run_in_executor(None, self.store.policy_version)
+                ps = self.pipeline.policies
+                expired = ps is not None and ps.next_expiry is not None and self.pipeline.wall() >= ps.next_expiry
+                if version == self._policy_version and not expired:
+                    return False
+            try:
+                snapshot = await loop.run_in_executor(None, self._read_policy_snapshot)
+            except Exception as exc:  # noqa: BLE001 - a locked or broken store must not stop answering
+                log.error("cannot read profiles from the store, keeping the current ones: %s", exc)
+                return False
+            self._apply_policies(snapshot)
+            return True
+
+    def _apply_policies(self, snapshot: tuple) -> None:
+        version, profiles, devices, schedules, allows = snapshot
+        c = self.config
+        ps = PolicySet(self.pipeline.registry, profiles, devices, schedules, allows, self.index, self.meta,
+                       c.timezone, default_block_mode=c.blocking.mode,
+                       default_bypass_prevention=c.blocking.bypass_prevention, now=self.pipeline.wall())
+        ps.directory.refresh_neighbours(*self._tables)
+        self._snapshot = snapshot
+        self._policy_version = version
+        self.pipeline.set_policies(ps)
+        log.info("policy applied: %d profiles, %d devices (store version %s)", len(ps.profiles), len(devices),
+                 version)
+
+    async def _watch_policies(self) -> None:
+        """Poll the store for changes, the neighbour tables for MACs, and flush seen clients."""
+        loop = asyncio.get_running_loop()
+        next_tables = next_seen = 0.0
+        while True:
+            await asyncio.sleep(POLICY_POLL_INTERVAL)
+            try:
+                await self.refresh_policies()
+                now = time.monotonic()
+                if now >= next_tables:
+                    next_tables = now + self.config.clients.refresh_interval
+                    tables = await loop.run_in_executor(None, read_tables, self.config.clients)
+                    if tables != self._tables:
+                        self._tables = tables
+                        ps = self.pipeline.policies
+                        if ps is not None:
+                            ps.directory.refresh_neighbours(*tables)
+                            self.pipeline.forget_identities()
+                if now >= next_seen:
+                    next_seen = now + SEEN_FLUSH_INTERVAL
+                    await self.flush_seen()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep watching whatever one round hit
+                log.exception("policy watch failed")
+
+    async def flush_seen(self) -> int:
+        """Write the clients answered since the last flush to the store (first/last seen)."""
+        p = self.pipeline
+        seen, p.seen = p.seen, {}
+        p.forget_identities()  # so clients still active are noted again for the next flush
+        if not seen:
+            return 0
+        ps = p.policies
+        now = p.wall()
+        rows = [(addr, mac or (ps.directory.mac_of(addr) or "" if ps is not None else ""),
+                 ps.directory.hostname(addr) if ps is not None else "") for addr, mac in seen.items()]
+
+        def write() -> None:
+            for addr, mac, host in rows:
+                self.store.touch_seen(addr, mac, host, now)
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, write)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cannot record seen clients: %s", exc)
+        return len(rows)
+
+    def explain(self, client: str, name: str) -> dict:
+        """What the engine would answer ``client`` for ``name`` now, and why (for the block page)."""
+        ps = self.pipeline.policies
+        if ps is None:
+            return {"ok": False, "message": "no policy loaded"}
+        try:
+            text = normalise_name(name)
+        except ValueError as exc:
+            return {"ok": False, "message": str(exc)}
+        wire = b"".join(bytes((len(lbl),)) + lbl.encode("ascii") for lbl in text.split(".")) + b"\x00"
+        view, device = ps.view_for(client)
+        verdict = view.decide(wire, self.pipeline.wall())
+        out = {"ok": True, "client": client, "name": text, "device": device.name if device else None,
+               "profile": view.profile, "action": "allow", "reason": None, "category": None, "rule": None,
+               "text": "", "ttl_cap": None}
+        if verdict is not None:
+            out["action"], out["ttl_cap"] = verdict.action, verdict.ttl_cap
+            d = verdict.decision
+            if d is not None:
+                out.update(reason=d.reason.value, category=d.category, rule=d.rule, text=d.text)
+            if verdict.target:
+                out["target"] = verdict.target
+        return out
 
     def _start_scheduler(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -200,6 +331,10 @@ class Engine:
         await self.pool.close()
         await asyncio.get_running_loop().run_in_executor(None, self.querylog.close)
         try:
+            await self.flush_seen()
+        finally:
+            self.store.close()
+        try:
             os.unlink(self._state_path())
         except OSError:
             pass
@@ -228,6 +363,7 @@ class Engine:
         p.edns_size = new.dns.edns_udp_size
         p.max_pending = new.dns.max_pending
         p.blocking = new.blocking
+        p.mac_forwarders = _mac_forwarders(new)
         self.cache.config = new.cache
         self.cache.purge(lambda _k, e: e.synthesized)
         self.querylog.config = new.querylog
@@ -252,7 +388,7 @@ class Engine:
                 except OSError as exc:
                     log.error("reload: cannot listen on %s: %s", _fmt((host, port)), exc)
         self.config = new
-        self.load_lists()  # categories or block mode may have changed: new generation
+        self.load_lists()  # block mode, time zone or bypass prevention may have changed: new generation
         self._write_state()
         log.info("configuration reloaded from %s", self.config_file or "embedded defaults")
         return True, "reloaded"
@@ -296,6 +432,20 @@ class Engine:
                  "on" if c.cache.prefetch else "off")
         log.info("local records: %d; query log: %s (kept %gd)", len(c.local_records),
                  "on" if c.querylog.enabled else "off", c.querylog.retention / 86400)
+
+
+def _wall_clock():
+    """time.time, shifted by $HEARTH_TIME_OFFSET seconds when set (tests of schedules)."""
+    offset = float(os.environ.get(TIME_OFFSET_ENV) or 0)
+    if not offset:
+        return time.time
+    log.warning("wall clock shifted by %+.0f seconds (%s)", offset, TIME_OFFSET_ENV)
+    return lambda: time.time() + offset
+
+
+def _mac_forwarders(config: Config) -> Optional[AddressMatcher]:
+    c = config.clients
+    return AddressMatcher(c.trusted_forwarders) if c.edns_mac and c.trusted_forwarders else None
 
 
 def _fmt(addr: tuple[str, int]) -> str:

@@ -2,12 +2,16 @@
 
     socket (listener.py)
       → who is asking: allow-list and rate limit     (access.py)   refuse or drop early, before any work
-      → answer cache: exact-bytes alias or key       (cache.py)    patch ID, question case, TTLs; send
+      → which view: device → profile, memoised       (views.py)    per address; per packet for a MAC forwarder
+      → answer cache: the view's alias, or its key   (cache.py)    patch ID, question case, TTLs; send
       ── miss of a plain query: no task, no dnslib ──
       → local names go to the slow path              (localrecords.py)
-      → policy: blocked? answer synthesized + EDE    (policy.py)   cached like any answer, per generation
+      → the view's verdict                           (profile_policy.py) block / rewrite / allow, TTL cap
+          block: answer synthesized + EDE            cached for the view, per generation
+          rewrite (safe search): CNAME + the safe host's answer (a task, dnslib)
       → upstream pool, coalesced per key             (upstream.py) callbacks; serve stale when it fails
-      → reply rewritten from the upstream's bytes    (wire.py)     cached, then sent to every waiter
+      → reply rewritten from the upstream's bytes    (wire.py)     cached untagged: the upstream layer
+      → the view's copy: CNAME targets checked too   (cache.py)    TTLs capped at the next schedule change
       ── anything unusual: one task, dnslib ──
       → parse, sanity rules                          (answers.py)  FORMERR / NOTIMP / BADVERS / REFUSED / ANY
       → local records, else the same upstream fetch
@@ -19,30 +23,39 @@ import asyncio
 import ipaddress
 import logging
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Callable, Optional
 
 from dnslib import QTYPE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
-from .access import ClientAccess
-from .answers import ClientQuery, finish, local_answer, reply_skeleton, rfc8482_any, summarise, upstream_query
+from .access import ClientAccess, ClientState
+from .answers import (ClientQuery, address_answer, finish, local_answer, reply_skeleton, rewrite_answer, rfc8482_any,
+                      summarise, upstream_query)
 from .cache import AnswerCache, CacheEntry
+from .clients import AddressMatcher, edns_client_mac
 from .localrecords import LocalZone
-from .policy import BlockingConfig, Decision, Policy
+from .policy import BlockingConfig, Decision
+from .profile_policy import ALLOW, BLOCK, REWRITE, Verdict
 from .querylog import QueryLog
+from .safesearch import is_address_target
 from .stats import Stats
 from .upstream import UpstreamPool
+from .views import PolicySet, View, ViewRegistry
 from .wire import (KEY_CD, KEY_DO, KEY_EDNS, KEY_RD, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN,
-                   RCODE_REFUSED, RCODE_SERVFAIL, TYPE_OPT, Question, add_option, canonical_query, ede_option,
-                   error_reply, lookup_key, name_labels, parse_question, rewrite_reply, synth_reply, truncated)
+                   RCODE_REFUSED, RCODE_SERVFAIL, TYPE_OPT, Question, add_option, canonical_query, cname_targets,
+                   ede_option, error_reply, key_name, lookup_key, name_labels, parse_question, rewrite_reply,
+                   synth_reply, truncated)
 
 log = logging.getLogger("hearth.pipeline")
 
 EDE_STALE_ANSWER, EDE_PROHIBITED, EDE_NOT_SUPPORTED, EDE_NO_REACHABLE_AUTHORITY = 3, 18, 21, 22
 DROP = b""
+_NEVER = float("inf")
 # Types the raw miss path never forwards: ANY (RFC 8482), zone transfers, MAILA/MAILB.
 _SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
 _CLASS_IN = b"\x00\x01"
+_MAC_OPTION_TAIL = b"\xfd\xe9\x00\x06"   # EDNS0 option 65001, 6 bytes: dnsmasq --add-mac, appended last
 
 
 class Pipeline:
@@ -50,8 +63,9 @@ class Pipeline:
 
     def __init__(self, *, access: ClientAccess, cache: AnswerCache, local: LocalZone, upstreams: UpstreamPool,
                  querylog: QueryLog, stats: Stats, edns_size: int = 1232, max_pending: int = 2048,
-                 policy: Optional[Policy] = None, blocking: Optional[BlockingConfig] = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 policies: Optional[PolicySet] = None, blocking: Optional[BlockingConfig] = None,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 mac_forwarders: Optional[AddressMatcher] = None):
         self.access = access
         self.cache = cache
         self.local = local
@@ -61,7 +75,13 @@ class Pipeline:
         self.edns_size = edns_size
         self.max_pending = max_pending
         self.clock = clock
-        self.policy = policy
+        self.wall = wall            # UNIX time for schedules, pauses and temporary allows
+        self.registry = ViewRegistry()
+        self.open_view = self.registry.get("-")   # no policy loaded: everything allowed
+        self.policies = policies
+        self.mac_forwarders = mac_forwarders       # whose EDNS0 MAC option is believed (None: nobody's)
+        self._mac_views: dict[bytes, View] = {}
+        self.seen: dict[str, str] = {}             # address (or MAC behind a forwarder) -> MAC, since last flush
         self.blocking = blocking or BlockingConfig()
         # Bumped whenever what policy says may have changed (lists, config): a cached answer
         # checked under an older generation is re-checked, not trusted, and not flushed.
@@ -79,8 +99,10 @@ class Pipeline:
             gate = self._gate(data, client)
             if gate is not None:
                 return gate
+            st = self.access.state(client)
+        view = st.view or self._identify(st, client, data)
         cache = self.cache
-        hit = cache.aliases.get(data[2:])
+        hit = view.aliases.get(data[2:])
         if hit is not None:
             entry, qend, limit = hit
         else:
@@ -88,10 +110,10 @@ class Pipeline:
             if found is None:
                 return None
             key, qend, limit = found
-            entry = cache.get(key)
+            entry = cache.get(view.tag + key)
             if entry is None:
                 return None
-            cache.alias(data[2:], entry, qend, limit)
+            cache.alias(view.aliases, data[2:], entry, qend, limit)
         now = self.clock()
         if now >= entry.expires or entry.gen != self.generation:
             return None
@@ -100,8 +122,9 @@ class Pipeline:
             out = truncated(out, qend, entry.key[-1], self.edns_size)
         self.stats.cache_hits += 1
         entry.hits += 1
-        if now >= entry.prefetch_at and not entry.refreshing and not entry.synthesized:
-            self._prefetch(entry)
+        if now >= entry.prefetch_at and not entry.synthesized:
+            entry.prefetch_at = _NEVER  # once per entry: the refreshed answer comes with a new one
+            self._prefetch(entry.base or entry)
         self.querylog.log_hit(now, client, entry)
         return out
 
@@ -116,6 +139,62 @@ class Pipeline:
             self.stats.refused += 1
             return error_reply(data, RCODE_REFUSED, self.edns_size, (EDE_PROHIBITED, "client not allowed")) or DROP
         return None
+
+    # ------------------------------------------------------------ who is asking
+
+    def _identify(self, st: ClientState, client: str, data: bytes) -> View:
+        """The view for a query from ``client``; memoised on its state unless it is a MAC forwarder."""
+        ps = self.policies
+        if ps is None:
+            st.view = self.open_view
+            return self.open_view
+        if st.via is None:
+            st.via = self.mac_forwarders is not None and client.split("%", 1)[0] in self.mac_forwarders
+        if st.via:
+            view = self._view_by_mac(ps, client, data)
+            if view is not None:
+                return view
+        view, _device = ps.view_for(client)
+        st.view = view
+        self.seen.setdefault(client, "")
+        return view
+
+    def _view_by_mac(self, ps: PolicySet, client: str, data: bytes) -> Optional[View]:
+        """The view for the MAC a trusted forwarder put in the query's EDNS0 (None: no MAC in it)."""
+        if data[-10:-6] == _MAC_OPTION_TAIL:
+            raw = data[-6:]
+            view = self._mac_views.get(raw)
+            if view is not None:
+                return view
+        else:
+            raw = None
+        mac = edns_client_mac(data)
+        if mac is None:
+            return None
+        view, _device = ps.view_for(client, mac)
+        if raw is not None:
+            if len(self._mac_views) > 65536:
+                self._mac_views.clear()
+            self._mac_views[raw] = view
+        self.seen[mac] = mac
+        return view
+
+    def view_of(self, client: str, data: bytes) -> View:
+        st = self.access.state(client)
+        return st.view or self._identify(st, client, data)
+
+    def set_policies(self, policies: Optional[PolicySet]) -> None:
+        """Swap in a new policy snapshot: every client is identified again, every cached answer re-checked."""
+        self.policies = policies
+        self.generation += 1
+        self.forget_identities()
+
+    def forget_identities(self) -> None:
+        """Make every client be identified again on its next query (devices or neighbours changed, or
+        to learn which clients are still active)."""
+        for st in self.access.states.values():
+            st.view = None
+        self._mac_views.clear()
 
     # ------------------------------------------------------------ misses
 
@@ -132,31 +211,61 @@ class Pipeline:
         q = parse_question(data, self.edns_size)
         if q is not None and q.key[-3:-1] == _CLASS_IN and q.key[-5:-3] not in _SPECIAL_QTYPES \
                 and not self.local.has_wire_name(q.key[:-5]):
-            decision = self.policy.decide(q.key[:-5]) if self.policy is not None else None
-            if decision is not None:
-                entry = self._blocked_entry(q.key, decision)
-                self._send_entry(entry, data, q, client, udp, send, self.clock(), self.clock(), False)
+            view = self.view_of(client, data)
+            verdict = view.decide(q.key[:-5], self.wall())
+            if verdict is not None and verdict.action != ALLOW:
+                if verdict.action == BLOCK:
+                    now = self.clock()
+                    entry = self._blocked_entry(view.tag + q.key, verdict.decision, view, verdict.ttl_cap)
+                    self._send_entry(entry, data, q, client, udp, send, now, now, False)
+                else:
+                    self._spawn(self._rewrite_and_send(data, q, client, udp, send, view, verdict))
                 return
             self.stats.cache_misses += 1
-            self._forward(data, q, client, udp, send)
+            self._forward(data, q, client, udp, send, view, verdict.ttl_cap if verdict is not None else None)
             return
         self._spawn(self._resolve_and_send(data, client, udp, send))
 
-    def _forward(self, data: bytes, q: Question, client: str, udp: bool, send: Callable[[bytes], None]) -> None:
-        """Ask the upstreams for a plain query; answer from the fetched entry, or stale, or SERVFAIL."""
+    def _forward(self, data: bytes, q: Question, client: str, udp: bool, send: Callable[[bytes], None],
+                 view: View, cap: Optional[int]) -> None:
+        """Ask the upstreams for a plain query the view allows; answer from the fetched entry (the view's
+        copy of it), or stale, or SERVFAIL."""
         now = self.clock()
         held = self.cache.get(q.key)
-        if held is not None and now < held.expires and (held.gen == self.generation or not held.synthesized):
-            held.gen = self.generation  # policy let it through just now: an upstream answer stays good
-            self._send_entry(held, data, q, client, udp, send, now, now, False)
+        if held is not None and now < held.expires:
+            entry = self._view_entry(view, q.key, held, cap, now)
+            self._send_entry(entry, data, q, client, udp, send, now, now, False)
             return
         cfg = self.cache.config
         stale = held if held is not None and cfg.serve_stale > 0 and now < held.stale_until else None
-        waiter = _Waiter(self, data, q, client, udp, send, now, stale)
+        waiter = _Waiter(self, data, q, client, udp, send, now, stale, view, cap)
         if stale is not None and cfg.stale_client_timeout > 0:
             waiter.timer = asyncio.get_running_loop().call_later(cfg.stale_client_timeout, waiter.on_slow)
             self._timers.add(waiter.timer)
         self._fetch(q.key, waiter)
+
+    def _view_entry(self, view: View, key: bytes, up: CacheEntry, cap: Optional[int], now: float) -> CacheEntry:
+        """The view's cached copy of an upstream answer it allows: blocked instead when a CNAME in the
+        answer leads to a name the view blocks; TTLs capped at ``cap``."""
+        wall = None
+        for target in up.cnames:
+            if wall is None:
+                wall = self.wall()
+            verdict = view.decide(target, wall)
+            if verdict is not None:
+                if verdict.ttl_cap is not None and (cap is None or verdict.ttl_cap < cap):
+                    cap = verdict.ttl_cap
+                if verdict.action == BLOCK:
+                    decision = replace(verdict.decision, cname_of=key_name(key))
+                    return self._blocked_entry(view.tag + key, decision, view, cap)
+        entry = up.derive(now, cap)
+        entry.gen = self.generation
+        if entry.expires > now:
+            vkey = view.tag + key
+            self.cache.put(vkey, entry)
+            if len(up.copies) < 64:
+                up.copies.append(vkey)
+        return entry
 
     def _send_entry(self, entry: CacheEntry, data: bytes, q: Question, client: str, udp: bool,
                     send: Callable[[bytes], None], started: float, now: float, upstream: bool) -> None:
@@ -217,7 +326,10 @@ class Pipeline:
         if entry is None:
             self.stats.upstream_errors += 1
         elif entry.expires > entry.stored:
+            old = self.cache.get(key)
             self.cache.put(key, entry)
+            if old is not None and old.copies:
+                self.cache.replace_copies(old)
         for on_done in self._waiting.pop(key, ()):
             try:
                 on_done(entry, error)
@@ -238,8 +350,11 @@ class Pipeline:
         elif rcode in (0, RCODE_NXDOMAIN) and negative >= 0:
             ttl = self.cache.negative_ttl(negative)
             ttls = [min(t, ttl) for t in ttls]
-        return CacheEntry(packed, 12 + len(key) - 1, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
-                          rcode=rcode, upstream=upstream, offsets=offsets, ttls=ttls)
+        entry = CacheEntry(packed, 12 + len(key) - 1, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
+                           rcode=rcode, upstream=upstream, offsets=offsets, ttls=ttls)
+        if rcode == 0 and packed[6:8] != b"\x00\x00":
+            entry.cnames = cname_targets(packed)
+        return entry
 
     def _entry_via_dnslib(self, raw: bytes, key: bytes, upstream: str) -> CacheEntry:
         """Rebuild a reply dnslib can parse but the raw rewriter declined (e.g. OPT not last)."""
@@ -268,32 +383,84 @@ class Pipeline:
                     r.ttl = min(r.ttl, ttl)
         out.rr, out.auth, out.ar = resp.rr, resp.auth, extra
         packed = finish(out, _FlagsOnly(flags), self.edns_size)
-        return CacheEntry(packed, 12 + len(key) - 1, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
-                          rcode=rcode, summary=summarise(resp.rr), upstream=upstream)
+        entry = CacheEntry(packed, 12 + len(key) - 1, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
+                           rcode=rcode, summary=summarise(resp.rr), upstream=upstream)
+        entry.cnames = cname_targets(packed)
+        return entry
 
-    def _blocked_entry(self, key: bytes, decision: Decision) -> CacheEntry:
-        """The answer for a blocked name under the configured block mode, cached for this generation."""
+    def _blocked_entry(self, vkey: bytes, decision: Decision, view: View, cap: Optional[int]) -> CacheEntry:
+        """The answer for a name the view blocks, under its block mode, cached for this generation
+        (``vkey``: the view's tag + the question key) for the blocked TTL, or less with ``cap``."""
         cfg = self.blocking
-        qtype = key[-5] << 8 | key[-4]
+        mode = view.block_mode
+        if mode == "page" and not cfg.page_ipv4:
+            mode = "null"  # no block page address configured: the page cannot be shown
+        qtype = vkey[-5] << 8 | vkey[-4]
         records: list[tuple[int, bytes]] = []
         rcode = 0
-        if cfg.mode == "nxdomain" or decision.answer == "nxdomain":
+        if mode == "nxdomain" or decision.answer == "nxdomain":
             rcode = RCODE_NXDOMAIN
         elif decision.answer == "nodata":
             pass
         elif qtype == 1:
-            records = [(1, ipaddress.IPv4Address(cfg.page_ipv4 if cfg.mode == "page" else "0.0.0.0").packed)]
-        elif qtype == 28 and (cfg.mode == "null" or cfg.page_ipv6):
-            records = [(28, ipaddress.IPv6Address(cfg.page_ipv6 if cfg.mode == "page" else "::").packed)]
-        packed, qend = synth_reply(key, rcode, records, cfg.blocked_ttl, self.edns_size,
+            records = [(1, ipaddress.IPv4Address(cfg.page_ipv4 if mode == "page" else "0.0.0.0").packed)]
+        elif qtype == 28 and (mode == "null" or cfg.page_ipv6):
+            records = [(28, ipaddress.IPv6Address(cfg.page_ipv6 if mode == "page" else "::").packed)]
+        ttl = cfg.blocked_ttl if cap is None or cap > cfg.blocked_ttl else cap
+        packed, qend = synth_reply(vkey[len(view.tag):], rcode, records, ttl, self.edns_size,
                                    (decision.ede_code, decision.text), soa=not records)
-        entry = CacheEntry(packed, qend, cfg.blocked_ttl, self.clock(), rcode=rcode, reason=decision.log_reason,
+        entry = CacheEntry(packed, qend, ttl, self.clock(), rcode=rcode, reason=decision.log_reason,
                            summary=f"blocked: {decision.text}", synthesized=True)
         entry.gen = self.generation
         self.stats.blocked += 1
-        if cfg.blocked_ttl > 0:
-            self.cache.put(key, entry)
+        self.stats.count_block(decision.log_reason)
+        if ttl > 0:
+            self.cache.put(vkey, entry)
         return entry
+
+    async def _rewrite_and_send(self, data: bytes, q: Question, client: str, udp: bool,
+                                send: Callable[[bytes], None], view: View, verdict: Verdict) -> None:
+        """Safe search: answer with the safe host (CNAME + its addresses from the upstreams)."""
+        started = self.clock()
+        try:
+            entry, upstream = await self._rewrite_entry(q.key, view, verdict)
+        except _FetchFailed as exc:
+            self._send_failure(data, q, client, udp, send, started, None, str(exc))
+            return
+        except Exception:  # a bug must cost one answer, never the server
+            log.exception("safe-search answer for %s failed", key_name(q.key))
+            self._send_failure(data, q, client, udp, send, started, None, "internal error")
+            return
+        self._send_entry(entry, data, q, client, udp, send, started, self.clock(), bool(upstream))
+
+    async def _rewrite_entry(self, key: bytes, view: View, verdict: Verdict) -> tuple[CacheEntry, str]:
+        target = verdict.target
+        cap = verdict.ttl_cap
+        ttl = 300 if cap is None or cap > 300 else cap
+        upstream = ""
+        if is_address_target(target):
+            packed, qend = address_answer(key, target, ttl, self.edns_size)
+            rcode, summary = 0, f"A {target}" if key[-5:-3] == b"\x00\x01" else "NODATA"
+        else:
+            target_key = b"".join(bytes((len(lbl),)) + lbl.encode("ascii") for lbl in target.split(".")) + b"\x00" \
+                + key[-5:]
+            up = self.cache.get(target_key)
+            now = self.clock()
+            if up is None or now >= up.expires:
+                up = await asyncio.shield(self._fetch_entry(target_key))
+                upstream = up.upstream
+            left = int(up.expires - self.clock())
+            if left < ttl:
+                ttl = max(left, 0)
+            packed, rcode, summary = rewrite_answer(key, target, up.packet(), ttl, self.edns_size)
+            qend = 12 + len(key) - 1
+        entry = CacheEntry(packed, qend, ttl, self.clock(), rcode=rcode, reason=verdict.decision.log_reason,
+                           summary=summary, synthesized=True, upstream=upstream)
+        entry.gen = self.generation
+        self.stats.rewritten += 1
+        if ttl > 0:
+            self.cache.put(view.tag + key, entry)
+        return entry, upstream
 
     def _fetch_entry(self, key: bytes) -> asyncio.Future:
         """:meth:`_fetch` as a future (for the slow path): the entry, or an exception."""
@@ -310,6 +477,8 @@ class Pipeline:
         return fut
 
     def _prefetch(self, entry: CacheEntry) -> None:
+        if entry.refreshing:
+            return
         entry.refreshing = True
         self.stats.prefetches += 1
         self._fetch(entry.key, lambda _e, _err: setattr(entry, "refreshing", False))
@@ -328,6 +497,7 @@ class Pipeline:
 
     async def resolve(self, data: bytes, client: str, udp: bool) -> Optional[bytes]:
         """The reply to one query that missed the cache (None: send nothing)."""
+        view = self.view_of(client, data)
         started = self.clock()
         q = parse_question(data, self.edns_size)
         try:
@@ -352,7 +522,7 @@ class Pipeline:
             if q is None:
                 self.stats.formerr += 1
                 return error_reply(data, RCODE_FORMERR, self.edns_size)
-        out, rcode, answer, upstream, reason = await self._answer(data, q, cq)
+        out, rcode, answer, upstream, reason = await self._answer(data, q, cq, view)
         if udp and len(out) > q.limit:
             out = truncated(out, q.qend, q.key[-1], self.edns_size)
         now = self.clock()
@@ -363,7 +533,7 @@ class Pipeline:
         self.querylog.record(now, client, q.key, rcode, answer, upstream, latency, False, reason)
         return out
 
-    async def _answer(self, data: bytes, q: Question, cq: ClientQuery) -> tuple:
+    async def _answer(self, data: bytes, q: Question, cq: ClientQuery, view: View) -> tuple:
         """(reply, rcode, answer, upstream, reason) for a well-formed query."""
         if cq.qclass != 1:  # CHAOS version.bind / id.server and other classes: nothing to disclose
             return self._refuse(cq, "class not served"), RCODE_REFUSED, "", "", "refused-class"
@@ -378,20 +548,31 @@ class Pipeline:
             ttl = min((r.ttl for r in local), default=60)
             entry = CacheEntry(packed, q.qend, ttl, self.clock(), summary=summarise(local), reason="local-record",
                                synthesized=True)
-            self.cache.put(q.key, entry)
+            entry.gen = self.generation
+            self.cache.put(view.tag + q.key, entry)
             return entry.reply(data, q.qend, self.clock()), 0, entry, "", "local-record"
-        decision = self.policy.decide(q.key[:-5]) if self.policy is not None else None
-        if decision is not None:
-            entry = self._blocked_entry(q.key, decision)
+        verdict = view.decide(q.key[:-5], self.wall())
+        cap = verdict.ttl_cap if verdict is not None else None
+        if verdict is not None and verdict.action == BLOCK:
+            entry = self._blocked_entry(view.tag + q.key, verdict.decision, view, cap)
             return entry.reply(data, q.qend, self.clock()), entry.rcode, entry, "", entry.reason
+        if verdict is not None and verdict.action == REWRITE:
+            try:
+                entry, upstream = await self._rewrite_entry(q.key, view, verdict)
+            except _FetchFailed as exc:
+                out = error_reply(data, RCODE_SERVFAIL, self.edns_size,
+                                  (EDE_NO_REACHABLE_AUTHORITY, f"upstreams failed: {exc}"[:150]))
+                return out, RCODE_SERVFAIL, "", "", "upstream-failed"
+            return entry.reply(data, q.qend, self.clock()), entry.rcode, entry, upstream, entry.reason
         self.stats.cache_misses += 1
         now = self.clock()
         held = self.cache.get(q.key)
-        if held is not None and now < held.expires and (held.gen == self.generation or not held.synthesized):
-            held.gen = self.generation
-            return held.reply(data, q.qend, now), held.rcode, held, "", held.reason
+        if held is not None and now < held.expires:
+            entry = self._view_entry(view, q.key, held, cap, now)
+            return entry.reply(data, q.qend, now), entry.rcode, entry, "", entry.reason
         try:
-            entry = await asyncio.shield(self._fetch_entry(q.key))
+            up = await asyncio.shield(self._fetch_entry(q.key))
+            entry = self._view_entry(view, q.key, up, cap, self.clock())
         except _FetchFailed as exc:
             cfg = self.cache.config
             if held is not None and cfg.serve_stale > 0 and now < held.stale_until:
@@ -434,12 +615,14 @@ class Pipeline:
 class _Waiter:
     """A client waiting on an upstream fetch: answers once, from the entry, stale, or SERVFAIL."""
 
-    __slots__ = ("pipeline", "data", "q", "client", "udp", "send", "started", "stale", "timer", "answered")
+    __slots__ = ("pipeline", "data", "q", "client", "udp", "send", "started", "stale", "timer", "answered", "view",
+                 "cap")
 
     def __init__(self, pipeline: Pipeline, data: bytes, q: Question, client: str, udp: bool,
-                 send: Callable[[bytes], None], started: float, stale: Optional[CacheEntry]):
+                 send: Callable[[bytes], None], started: float, stale: Optional[CacheEntry], view: View,
+                 cap: Optional[int]):
         self.pipeline, self.data, self.q, self.client, self.udp, self.send = pipeline, data, q, client, udp, send
-        self.started, self.stale = started, stale
+        self.started, self.stale, self.view, self.cap = started, stale, view, cap
         self.timer: Optional[asyncio.TimerHandle] = None
         self.answered = False
 
@@ -452,7 +635,9 @@ class _Waiter:
         self.answered = True
         p = self.pipeline
         if entry is not None:
-            p._send_entry(entry, self.data, self.q, self.client, self.udp, self.send, self.started, p.clock(), True)
+            now = p.clock()
+            entry = p._view_entry(self.view, self.q.key, entry, self.cap, now)
+            p._send_entry(entry, self.data, self.q, self.client, self.udp, self.send, self.started, now, True)
         else:
             p._send_failure(self.data, self.q, self.client, self.udp, self.send, self.started, self.stale,
                             error or "no answer")

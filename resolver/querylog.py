@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .configspec import option
 from .answers import describe
+from .cache import untagged
 from .store import Store
 from .wire import key_name, key_qtype
 
@@ -103,8 +104,8 @@ class QueryLog:
         for item in batch:
             if len(item) == 3:
                 now, client, entry = item
-                q, rcode, answer, upstream, latency, cached, reason = (entry.key, entry.rcode, entry, "", 0.0, True,
-                                                                       entry.reason)
+                q, rcode, answer, upstream, latency, cached, reason = (untagged(entry.key), entry.rcode, entry, "",
+                                                                       0.0, True, entry.reason)
             else:
                 now, client, q, rcode, answer, upstream, latency, cached, reason = item
             if isinstance(q, bytes):

@@ -20,6 +20,8 @@ class Stats:
         self.prefetches = 0
         self.local_answers = 0
         self.blocked = 0
+        self.rewritten = 0
+        self.blocked_by_category: dict[str, int] = {}
         self.upstream_queries = 0
         self.upstream_errors = 0
         self.servfail = 0
@@ -31,6 +33,16 @@ class Stats:
         self.tcp_rejected = 0
         self.latency = [0] * (len(LATENCY_BUCKETS_MS) + 1)
 
+    def count_block(self, log_reason: str) -> None:
+        """One more blocked answer built, by what blocked it (``category:adult`` counts as ``adult``,
+        ``service:TikTok`` as ``service:TikTok``, ``bypass`` as ``bypass``)."""
+        kind, _, what = log_reason.partition(":")
+        label = what if kind in ("category", "mandatory") else log_reason
+        label = label[:60]
+        counts = self.blocked_by_category
+        if label in counts or len(counts) < 200:
+            counts[label] = counts.get(label, 0) + 1
+
     def observe_latency(self, ms: float) -> None:
         self.latency[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
 
@@ -40,6 +52,7 @@ class Stats:
         out["uptime_s"] = round(time.time() - self.started, 1)
         labels = [f"<={b}ms" for b in LATENCY_BUCKETS_MS] + [f">{LATENCY_BUCKETS_MS[-1]}ms"]
         out["latency_histogram"] = dict(zip(labels, self.latency))
+        out["blocked_by_category"] = dict(self.blocked_by_category)
         answered = self.cache_hits + self.cache_misses
         out["cache_hit_ratio"] = round(self.cache_hits / answered, 4) if answered else 0.0
         return out

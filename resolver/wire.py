@@ -352,3 +352,45 @@ def synth_reply(key: bytes, rcode: int, records: list[tuple[int, bytes]], ttl: i
     if edns:
         out.append(opt_record(edns_size, bool(flags & KEY_DO), ede_option(*ede) if ede else b""))
     return b"".join(out), 12 + len(qsec)
+
+
+def read_wire_name(packet: bytes, i: int) -> bytes:
+    """The (possibly compressed) name at ``i`` as a lower-case uncompressed wire name; ValueError when
+    it loops or runs past 255 bytes, IndexError when cut short."""
+    out = bytearray()
+    hops = 0
+    while True:
+        ln = packet[i]
+        if ln == 0:
+            out.append(0)
+            return bytes(out).lower()
+        if ln >= 0xC0:
+            hops += 1
+            if hops > 32:
+                raise ValueError("compression loop")
+            i = (ln & 0x3F) << 8 | packet[i + 1]
+            continue
+        if ln > 63:
+            raise ValueError("bad label type")
+        out += packet[i:i + 1 + ln]
+        if len(out) > 254:
+            raise ValueError("name too long")
+        i += ln + 1
+
+
+def cname_targets(packet: bytes) -> tuple[bytes, ...]:
+    """The targets of the CNAME records in a reply's answer section (lower-case wire names), in order.
+    A reply that cannot be walked gives what was read before the damage."""
+    targets: list[bytes] = []
+    try:
+        an = packet[6] << 8 | packet[7]
+        i = skip_name(packet, 12) + 4
+        for _ in range(an):
+            i = skip_name(packet, i)
+            rtype, _c, _t, rdlen = _RR_FIXED.unpack_from(packet, i)
+            if rtype == 5:
+                targets.append(read_wire_name(packet, i + 10))
+            i += 10 + rdlen
+    except (IndexError, ValueError, struct.error):
+        pass
+    return tuple(targets)
