@@ -79,6 +79,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     config, path = _load(args, "doctor")
     skip = frozenset(args.skip or ())
+    if args.only:
+        skip = frozenset(set(CHECKS) - set(args.only)) | skip
+        unknown = sorted(set(args.only) - set(CHECKS))
+        if unknown:
+            print(f"hearth doctor: unknown check {unknown[0]!r} (checks: {', '.join(CHECKS)})", file=sys.stderr)
+            return 2
     unknown = sorted(skip - set(CHECKS))
     if unknown:
         print(f"hearth doctor: unknown check {unknown[0]!r} (checks: {', '.join(CHECKS)})", file=sys.stderr)
@@ -126,6 +132,7 @@ def add_ops_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--skip", action="append", metavar="CHECK",
                    help="skip a check: ports, upstreams, lists, time, engine, web, store (repeatable)")
+    p.add_argument("--only", action="append", metavar="CHECK", help="run only this check (repeatable)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds per network check (default 2)")
     p.add_argument("--strict", action="store_true", help="warnings count as problems too (exit 1)")
     p.set_defaults(func=cmd_doctor)
