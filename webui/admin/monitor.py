@@ -1,0 +1,210 @@
+"""Dashboard, query log, per-device weekly report, lists and feed."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Optional
+
+from flask import abort, current_app, render_template, request, url_for
+from flask_babel import gettext as _
+
+from resolver.profiles import DEFAULT_PROFILE_NAME
+
+from .. import actions, core
+from . import bp, done
+
+CHART_W, CHART_H = 720, 180
+
+
+def bar_chart(counts: list[Any]) -> dict:
+    """Bars (total and blocked per hour) as SVG coordinates, drawn by the template without JS."""
+    peak = max([c.total for c in counts] + [1])
+    step = CHART_W / max(1, len(counts))
+    bars = []
+    for i, c in enumerate(counts):
+        h_total = CHART_H * c.total / peak
+        h_blocked = CHART_H * c.blocked / peak
+        bars.append({"x": round(i * step + 1, 1), "w": round(max(1.0, step - 2), 1),
+                     "y": round(CHART_H - h_total, 1), "h": round(h_total, 1),
+                     "by": round(CHART_H - h_blocked, 1), "bh": round(h_blocked, 1),
+                     "hour": c.hour, "total": c.total, "blocked": c.blocked, "label": i % 3 == 0})
+    return {"bars": bars, "peak": peak, "w": CHART_W, "h": CHART_H}
+
+
+def list_health() -> dict:
+    from blocklists.manager import ListManager
+
+    rows = ListManager(core.config()).status()
+    errors = [r for r in rows if r.error]
+    last = max([r.last_success or 0 for r in rows] + [0])
+    return {"rows": rows, "errors": errors, "entries": sum(r.entries for r in rows), "last_success": last,
+            "count": len(rows)}
+
+
+@bp.get("/")
+def dashboard():
+    store = core.store()
+    since, until = actions.stats_window(24)
+    counts = store.hourly_counts(since, until)
+    total = sum(c.total for c in counts)
+    blocked = sum(c.blocked for c in counts)
+    top_clients = store.top_clients(since, 10)
+    names = actions.device_names(c.name for c in top_clients)
+    return render_template("admin/dashboard.html", chart=bar_chart(counts), total=total, blocked=blocked,
+                           share=(blocked / total) if total else 0.0,
+                           top_blocked=store.top_domains(since, 10, blocked=True), top_clients=top_clients,
+                           names=names, protecting=store.count_clients(since), devices=len(store.list_devices()),
+                           lists=list_health(), engine=core.engine_call("ping") is not None,
+                           pending=len(store.list_access_requests("pending")))
+
+
+# -- query log -----------------------------------------------------------------------------------------
+
+def query_filter(args: Any) -> dict:
+    """The query log's filter from request args: device (name) or client (address), result, name."""
+    store = core.store()
+    clients: Optional[list[str]] = None
+    device = args.get("device", "")
+    if device:
+        d = store.get_device(device)
+        clients = actions.clients_of(d) if d else []
+    elif args.get("client"):
+        clients = [args["client"]]
+    result = args.get("result", "")
+    blocked = True if result == "blocked" else False if result == "allowed" else None
+    return {"clients": clients, "blocked": blocked, "qname_contains": (args.get("q") or "").strip() or None}
+
+
+def query_rows(rows: list[Any]) -> list[dict]:
+    """Rows with what the page shows besides the row: device name, blocked, the profile a rule would go to."""
+    from resolver.store import is_blocked
+
+    devices: dict[str, Any] = {}
+    out = []
+    for lq in rows:
+        r = lq.row
+        if r.client not in devices:
+            devices[r.client] = actions.device_for_client(r.client)
+        d = devices[r.client]
+        out.append({"id": lq.id, "row": r, "device": d.name if d else "", "blocked": is_blocked(r.reason),
+                    "profile": d.profile if d else DEFAULT_PROFILE_NAME})
+    return out
+
+
+@bp.get("/querylog")
+def querylog():
+    store = core.store()
+    filt = query_filter(request.args)
+    before = request.args.get("before", type=int)
+    rows = store.query_page(100, before_id=before, **filt)
+    return render_template("admin/querylog.html", rows=query_rows(rows), devices=store.list_devices(),
+                           profiles=store.list_profiles(), args=request.args,
+                           next_before=rows[-1].id if len(rows) == 100 else None)
+
+
+# -- per-device weekly report ----------------------------------------------------------------------------
+
+@bp.get("/devices/<name>/report")
+def device_report(name: str):
+    store = core.store()
+    d = store.get_device(name)
+    if d is None:
+        abort(404)
+    clients = actions.clients_of(d)
+    since, until = actions.stats_window(24 * 7)
+    online = store.online_minutes(since, until, clients=clients)
+    grid = week_activity(online)
+    return render_template("admin/report.html", d=d, clients=clients, grid=grid,
+                           minutes=sum(o.total for o in online),
+                           top=store.top_domains(since, 15, blocked=False, clients=clients),
+                           blocked=store.top_domains(since, 15, blocked=True, clients=clients),
+                           blocked_total=sum(o.blocked for o in online), since=since)
+
+
+def week_activity(online: list[Any]) -> list[dict]:
+    """Per local day (oldest first): its date and 24 hourly minute counts."""
+    import datetime as _dt
+
+    tz = core.tzinfo()
+    days: dict[Any, list[int]] = {}
+    for o in online:
+        local = _dt.datetime.fromtimestamp(o.hour, tz)
+        days.setdefault(local.date(), [0] * 24)[local.hour] += o.total
+    return [{"date": _dt.datetime.combine(day, _dt.time(12), tz).timestamp(), "hours": [min(60, m) for m in hours],
+             "total": sum(hours)} for day, hours in sorted(days.items())][-7:]
+
+
+# -- lists and feed ------------------------------------------------------------------------------------
+
+class ListsJob:
+    """One list update at a time, in a thread of the UI process, with its progress lines."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = False
+        self.lines: list[str] = []
+        self.started: Optional[float] = None
+        self.finished: Optional[float] = None
+        self.error: Optional[str] = None
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {"running": self.running, "lines": list(self.lines[-200:]), "started": self.started,
+                    "finished": self.finished, "error": self.error}
+
+    def start(self, config: Any, fetch: bool = True) -> bool:
+        with self.lock:
+            if self.running:
+                return False
+            self.running, self.lines, self.error = True, [], None
+            self.started, self.finished = time.time(), None
+        threading.Thread(target=self._run, args=(config, fetch), name="lists-update", daemon=True).start()
+        return True
+
+    def _say(self, line: str) -> None:
+        with self.lock:
+            self.lines.append(str(line))
+
+    def _run(self, config: Any, fetch: bool) -> None:
+        from blocklists.manager import ListManager, UpdateBusy
+        from resolver.control import call
+
+        error = None
+        try:
+            report = ListManager(config, progress=self._say).update(fetch=fetch)
+            failed = [k for k, v in report.get("lists", {}).items() if v.get("error")]
+            if failed or report.get("feed_error"):
+                error = ", ".join(failed) + (f"; feed: {report['feed_error']}" if report.get("feed_error") else "")
+            try:
+                call(config.control_socket, "lists-reload", timeout=10)
+                self._say("engine: new lists in force")
+            except OSError:
+                self._say("engine: not running (the new lists apply when it starts)")
+        except UpdateBusy as exc:
+            error = str(exc)
+        except Exception as exc:       # shown on the page; the old index keeps serving
+            error = f"{type(exc).__name__}: {exc}"
+        with self.lock:
+            self.running, self.error, self.finished = False, error, time.time()
+
+
+def lists_job() -> ListsJob:
+    job = current_app.extensions.get("hearth_lists_job")
+    if job is None:
+        job = current_app.extensions["hearth_lists_job"] = ListsJob()
+    return job
+
+
+@bp.get("/lists")
+def lists():
+    cfg = core.config()
+    return render_template("admin/lists.html", health=list_health(), job=lists_job().snapshot(), feed=cfg.feed,
+                           subscribed=cfg.lists, starter=cfg.blocking.starter_lists)
+
+
+@bp.post("/lists")
+def lists_post():
+    started = lists_job().start(core.config(), fetch=not request.form.get("offline"))
+    if started:
+        core.audit("lists.update", "lists")
+    return done(url_for("admin.lists"), _("Update started.") if started else _("An update is already running."))

@@ -1,0 +1,207 @@
+"""Devices, profiles and schedules pages."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from resolver.profiles import (ALL_CATEGORIES, BLOCK_MODES, CATEGORIES, DAYS, DEFAULT_PROFILE_NAME, PRESETS,
+                               SCHEDULE_ACTIONS, YOUTUBE_MODES, profile_from_preset)
+
+from .. import actions, core
+from . import attempt, back, bp, done
+
+PAUSE_CHOICES = (15, 30, 60, 120, 240)
+ALLOW_CHOICES = (15, 30, 60, 120, 24 * 60)
+
+
+def known_categories() -> list[str]:
+    """The standard categories, then any other category the compiled lists provide."""
+    path = os.path.join(core.config().data_dir, "lists", "index.json")
+    extra: set[str] = set()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            meta = json.load(fh).get("categories", {})
+        for key, value in meta.items():
+            extra.add(str(value.get("category", key)) if isinstance(value, dict) else str(key))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return list(CATEGORIES) + sorted(c for c in extra - set(CATEGORIES) if c and c != ALL_CATEGORIES)
+
+
+def services_by_group() -> dict[str, list[Any]]:
+    from blocklists.services import load_services
+
+    groups: dict[str, list[Any]] = {}
+    for s in sorted(load_services().values(), key=lambda s: s.name.lower()):
+        groups.setdefault(s.group, []).append(s)
+    return dict(sorted(groups.items()))
+
+
+# -- devices -------------------------------------------------------------------------------------------
+
+def _unnamed_seen(store: Any) -> list[Any]:
+    devices = store.list_devices()
+    ips = {d.value for d in devices if d.kind == "ip"}
+    macs = {d.value for d in devices if d.kind == "mac"}
+    return [s for s in store.list_seen(200) if s.address not in ips and not (s.mac and s.mac in macs)]
+
+
+@bp.get("/devices")
+def devices():
+    store = core.store()
+    now = time.time()
+    allows: dict[str, list[Any]] = {}
+    for a in store.list_temp_allows(now):
+        allows.setdefault(a.device, []).append(a)
+    return render_template("admin/devices.html", devices=store.list_devices(), profiles=store.list_profiles(),
+                           seen=_unnamed_seen(store), allows=allows, now=now, pause_choices=PAUSE_CHOICES,
+                           allow_choices=ALLOW_CHOICES, add_identity=request.args.get("identity", ""),
+                           add_name=request.args.get("name", ""))
+
+
+@bp.post("/devices")
+def devices_post():
+    f = request.form
+    target = back(url_for("admin.devices"))
+    what = f.get("action")
+    name = f.get("device", "")
+    if what == "add":
+        return attempt(lambda: actions.add_device(actions.device_from_fields(
+            {"name": f.get("name", ""), "identity": f.get("identity", ""),
+             "profile": f.get("profile") or DEFAULT_PROFILE_NAME, "hostname": f.get("hostname", "")})),
+            _("Device added."), target)
+    if what == "update":
+        fields = {k: f[k] for k in ("name", "identity", "profile") if f.get(k)}
+        return attempt(lambda: actions.update_device(name, fields), _("Device saved."), target)
+    if what == "pause":
+        return attempt(lambda: actions.pause_device(name, f.get("minutes")), _("Internet paused."), target)
+    if what == "resume":
+        return attempt(lambda: actions.pause_device(name, None), _("Internet back on."), target)
+    if what == "allow":
+        return attempt(lambda: actions.allow_for_device(name, f.get("domain", ""), f.get("minutes")),
+                       _("Site allowed for a while."), target)
+    if what == "allow-remove":
+        return attempt(lambda: actions.remove_temp_allow(int(f.get("id", "0"))), _("Allowance ended."), target)
+    if what == "remove":
+        return attempt(lambda: actions.remove_device(name), _("Device removed."), target)
+    abort(400)
+
+
+# -- profiles ------------------------------------------------------------------------------------------
+
+@bp.get("/profiles")
+def profiles():
+    store = core.store()
+    devices = store.list_devices()
+    schedules = store.list_schedules()
+    counts = {p.name: (sum(d.profile == p.name for d in devices), sum(s.profile == p.name for s in schedules))
+              for p in store.list_profiles()}
+    return render_template("admin/profiles.html", profiles=store.list_profiles(), counts=counts,
+                           presets=list(PRESETS) + [DEFAULT_PROFILE_NAME])
+
+
+@bp.post("/profiles")
+def profiles_post():
+    f = request.form
+    return attempt(lambda: actions.add_profile(profile_from_preset(f.get("name", ""), f.get("preset") or "child")),
+                   _("Profile added."), url_for("admin.profile", name=f.get("name", "").strip()))
+
+
+@bp.get("/profiles/<name>")
+def profile(name: str):
+    store = core.store()
+    p = store.get_profile(name)
+    if p is None:
+        abort(404)
+    return render_template("admin/profile.html", p=p, categories=known_categories(), groups=services_by_group(),
+                           youtube_modes=YOUTUBE_MODES, block_modes=BLOCK_MODES,
+                           devices=[d for d in store.list_devices() if d.profile == p.name],
+                           schedules=store.list_schedules(p.name))
+
+
+def _profile_form_fields() -> dict:
+    f = request.form
+    cats = f.getlist("categories")
+    if f.get("all_categories"):
+        cats = [ALL_CATEGORIES]
+    fields = {"categories": cats, "services": f.getlist("services"), "safe_search": bool(f.get("safe_search")),
+              "bypass_prevention": bool(f.get("bypass_prevention")), "youtube": f.get("youtube", "off"),
+              "block_mode": f.get("block_mode", "null"), "block": f.get("block", ""), "allow": f.get("allow", "")}
+    if f.get("name"):
+        fields["name"] = f["name"]
+    return fields
+
+
+@bp.post("/profiles/<name>")
+def profile_post(name: str):
+    f = request.form
+    what = f.get("action", "save")
+    if what == "remove":
+        return attempt(lambda: actions.remove_profile(name), _("Profile removed."), url_for("admin.profiles"))
+    if what == "rule":
+        return attempt(lambda: actions.profile_rule(name, f.get("domain", ""), f.get("rule", "")),
+                       _("Rule saved for profile %(p)s.", p=name), back(url_for("admin.profile", name=name)))
+    p = core.store().get_profile(name)
+    if p is None:
+        abort(404)
+    try:
+        updated = actions.update_profile(p.name, **actions.profile_from_fields(_profile_form_fields(), p))
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.profile", name=name))
+    return done(url_for("admin.profile", name=updated.name), _("Profile saved."))
+
+
+# -- schedules -----------------------------------------------------------------------------------------
+
+def week_grid(schedules: list[Any]) -> list[list[list[Any]]]:
+    """grid[day][hour] = the enabled schedules active at any quarter of that hour."""
+    grid = []
+    for day in range(7):
+        row = []
+        for hour in range(24):
+            row.append([s for s in schedules if s.enabled and
+                        any(s.covers(day, hour * 60 + q) for q in (0, 15, 30, 45))])
+        grid.append(row)
+    return grid
+
+
+@bp.get("/schedules")
+def schedules():
+    store = core.store()
+    profiles = store.list_profiles()
+    chosen = request.args.get("profile") or next((p.name for p in profiles if p.name != DEFAULT_PROFILE_NAME),
+                                                  DEFAULT_PROFILE_NAME)
+    p = store.get_profile(chosen)
+    if p is None:
+        abort(404)
+    items = store.list_schedules(p.name)
+    return render_template("admin/schedules.html", profiles=profiles, p=p, schedules=items, grid=week_grid(items),
+                           days=DAYS, actions_=SCHEDULE_ACTIONS, categories=known_categories(),
+                           groups=services_by_group())
+
+
+@bp.post("/schedules")
+def schedules_post():
+    f = request.form
+    profile = f.get("profile", "")
+    target = url_for("admin.schedules", profile=profile)
+    what = f.get("action")
+    if what == "add":
+        fields = {"profile": profile, "name": f.get("name", ""), "days": f.getlist("days"),
+                  "start": f.get("start", ""), "end": f.get("end", ""), "action": f.get("what", "block_all"),
+                  "categories": f.getlist("categories"), "services": f.getlist("services"), "enabled": True}
+        return attempt(lambda: actions.add_schedule(actions.schedule_from_fields(fields)), _("Schedule added."),
+                       target)
+    name = f.get("name", "")
+    if what in ("enable", "disable"):
+        return attempt(lambda: actions.update_schedule(profile, name, {"enabled": what == "enable"}),
+                       _("Schedule saved."), target)
+    if what == "remove":
+        return attempt(lambda: actions.remove_schedule(profile, name), _("Schedule removed."), target)
+    abort(400)
