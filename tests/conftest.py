@@ -32,8 +32,9 @@ def shared_data() -> Path:
 class RunningEngine:
     """`hearth dns` in a subprocess, listening on 127.0.0.1 (and ::1) on a free port."""
 
-    def __init__(self, tmp: Path, config: dict, command: str = "dns"):
+    def __init__(self, tmp: Path, config: dict, command: str = "dns", env: Optional[dict] = None):
         self.tmp = tmp
+        self.env = env
         tmp.mkdir(parents=True, exist_ok=True)
         self.data_dir = tmp / "data"
         config = {"data_dir": str(self.data_dir), "log_level": "debug", **config}
@@ -55,7 +56,8 @@ class RunningEngine:
             state.unlink()
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "resolver.cli", self.command, "-c", str(self.config_path)],
-                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=str(self.tmp))
+                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=str(self.tmp),
+                                     env={**os.environ, **self.env} if self.env else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -109,8 +111,8 @@ def start_engine(tmp_path):
     """Factory: start_engine(config_dict) -> RunningEngine (stopped at teardown)."""
     engines: list[RunningEngine] = []
 
-    def factory(config: dict, command: str = "dns") -> RunningEngine:
-        eng = RunningEngine(tmp_path / f"engine{len(engines)}", config, command)
+    def factory(config: dict, command: str = "dns", env: Optional[dict] = None) -> RunningEngine:
+        eng = RunningEngine(tmp_path / f"engine{len(engines)}", config, command, env)
         engines.append(eng)
         return eng.start()
 
