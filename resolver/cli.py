@@ -12,6 +12,7 @@ from typing import Optional
 from . import __version__
 from .cli_ops import add_ops_commands
 from .cli_policy import add_policy_commands
+from .cli_web import add_web_commands
 from .config import ConfigError, config_path, load_config
 
 log = logging.getLogger("hearth")
@@ -283,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_services_list)
     add_policy_commands(sub, common)
+    add_web_commands(sub, common)
     add_ops_commands(sub, common)
     add("version", cmd_version, "print the version")
     return parser
