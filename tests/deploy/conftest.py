@@ -43,3 +43,16 @@ def need_tool(name: str, package: str) -> str:
     if not path:
         pytest.skip(f"`{name}` is not installed (Debian package {package}; tests/run.sh installs it)")
     return path
+
+
+@pytest.fixture
+def lab():
+    """Throw-away network namespaces (tests/deploy/netns.py); skips when not root or without `ip netns`."""
+    from tests.deploy.netns import Lab, require_netns
+
+    require_netns()
+    topology = Lab()
+    try:
+        yield topology
+    finally:
+        topology.close()
