@@ -76,7 +76,7 @@ def test_openwrt_topology_dnsmasq_add_mac_selects_the_device_profile(lab, tmp_pa
     wait_for(lambda: (data / "engine.json").exists(), what=f"Hearth to start: {tmp_path / 'hearth.log'}")
     # the router's dnsmasq: answers the LAN, forwards everything to Hearth with the client's MAC
     dnsmasq(lab, router, tmp_path, "router", "--port=53", "--listen-address=10.77.1.1,10.77.2.1",
-            "--server=127.0.0.1#5353", "--add-mac", "--cache-size=0")
+            "--server=127.0.0.1#5353", "--strip-mac", "--add-mac", "--cache-size=0")
     wait_for(lambda: dig(lab, guest, "10.77.2.1", "www.example.com")[1] == ["192.0.2.80"], what="dnsmasq")
 
     guest_answer = dig(lab, guest, "10.77.2.1", "kids-blocked.example")
