@@ -51,11 +51,12 @@ def add_profile(profile: Profile) -> Profile:
     return stored
 
 
-def update_profile(name: str, **changes: Any) -> Profile:
+def update_profile(current: str, **changes: Any) -> Profile:
+    """Change the profile named ``current`` (``changes`` may rename it)."""
     store = core.store()
-    before = store.get_profile(name)
+    before = store.get_profile(current)
     if before is None:
-        raise ValueError(f"unknown profile {name!r}")
+        raise ValueError(f"unknown profile {current!r}")
     after = dataclasses.replace(before, **changes)
     stored = store.update_profile(after)
     core.audit("profile.update", stored.name, as_dict(before), as_dict(stored))

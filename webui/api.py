@@ -53,7 +53,7 @@ def _call(fn: Callable[[], Any], status: int = 200) -> Any:
         result = fn()
     except ValueError as exc:
         return core.json_error(400, str(exc))
-    if isinstance(result, Response) or isinstance(result, tuple):
+    if isinstance(result, Response):
         return result
     return jsonify(actions.as_dict(result) if result is not None else {"ok": True}), status
 

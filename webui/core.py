@@ -132,7 +132,7 @@ def load_user() -> Optional[Any]:
                 sign_out()
         if request.method not in SAFE_METHODS:
             csrf.protect()
-    if not current_app.extensions.get("hearth_setup_done"):
+    if not current_app.extensions.get("hearth_setup_done") and "auth" in current_app.blueprints:
         if store().count_users():
             current_app.extensions["hearth_setup_done"] = True
         elif request.endpoint not in _BEFORE_SETUP and not (request.endpoint or "").startswith("blockpage."):

@@ -1,0 +1,152 @@
+"""The admin pages: escaping of attacker-controlled names, devices, profiles, schedules, query log,
+requests and reports, settings."""
+from __future__ import annotations
+
+import time
+
+from resolver.store import QueryRow
+from webui import core
+
+EVIL = '<script>alert("x")</script>\'"&.example'
+NON_UTF8 = b"caf\xe9\xff.\x01bad".decode("ascii", "backslashreplace") + "\x07.example"
+
+
+def _log(app, *rows):
+    with app.app_context():
+        core.store().add_queries([QueryRow(time.time() - i, client, name, 1, 0, "A 0.0.0.0", "", 1.0, False, reason)
+                                  for i, (client, name, reason) in enumerate(rows)])
+
+
+def test_attacker_names_are_escaped_everywhere(app, admin):
+    admin.post("/devices", {"action": "add", "name": "Tablet", "identity": "10.0.0.7", "profile": "Kids"})
+    _log(app, ("10.0.0.7", EVIL, "category:adult"), ("10.0.0.7", NON_UTF8, None), ("10.0.0.8", EVIL, None))
+    with app.app_context():
+        core.store().touch_seen("10.0.0.9", "", '<img src=x onerror=alert(1)>', time.time())
+        core.store().add_access_request("10.0.0.7", EVIL, '<b>please</b>"')
+        core.store().add_report("10.0.0.7", "http://x/<script>", "other", "<i>", "<svg onload=1>")
+    for url in ("/", "/querylog", "/querylog?result=blocked", "/devices", "/devices/Tablet/report", "/requests"):
+        page = admin.get(url).get_data(as_text=True)
+        for raw in ("<script>alert", "<img src=x", "<b>please", "<svg onload", "<i>"):
+            assert raw not in page, (url, raw)
+    log = admin.get("/querylog").get_data(as_text=True)
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&#39;&#34;&amp;.example" in log
+    assert "caf\\xe9\\xff.\\x01bad\\x07.example" in log          # undecodable and control bytes as escapes
+    assert "&lt;script&gt;" in admin.get("/").get_data(as_text=True)     # top blocked on the dashboard
+    api = admin.get("/api/v1/querylog").get_json()
+    assert {r["qname"] for r in api} >= {EVIL, NON_UTF8}                  # JSON keeps the raw text
+
+
+def test_device_pages_and_actions(app, admin):
+    assert admin.post("/devices", {"action": "add", "name": "Tablet", "identity": "AA-BB-CC-DD-EE-01",
+                                   "profile": "Kids"}).status_code == 302
+    bad = admin.post("/devices", {"action": "add", "name": "Bad", "identity": "not an address"})
+    assert bad.status_code == 302
+    assert "not an IP address" in admin.get("/devices").get_data(as_text=True)
+    admin.post("/devices", {"action": "pause", "device": "Tablet", "minutes": "30"})
+    admin.post("/devices", {"action": "allow", "device": "Tablet", "domain": "wikipedia.org", "minutes": "60"})
+    page = admin.get("/devices").get_data(as_text=True)
+    assert "paused until" in page and "wikipedia.org allowed until" in page
+    with app.app_context():
+        d = core.store().get_device("Tablet")
+        assert d.kind == "mac" and d.paused_until > time.time() + 29 * 60
+    admin.post("/devices", {"action": "resume", "device": "Tablet"})
+    admin.post("/devices", {"action": "update", "device": "Tablet", "profile": "default"})
+    with app.app_context():
+        d = core.store().get_device("Tablet")
+        assert d.paused_until is None and d.profile == "default"
+    # newly seen clients are offered for naming
+    with app.app_context():
+        core.store().touch_seen("10.0.0.44", "", "kid-phone", time.time())
+    assert "kid-phone" in admin.get("/devices").get_data(as_text=True)
+    admin.post("/devices", {"action": "remove", "device": "Tablet"})
+    with app.app_context():
+        assert core.store().get_device("Tablet") is None
+
+
+def test_profile_editing(app, admin):
+    page = admin.get("/profiles/Kids").get_data(as_text=True)
+    assert "Gambling" in page and "Betting, casinos" in page and "TikTok" in page
+    resp = admin.post("/profiles/Kids", {"action": "save", "name": "Kids", "categories": ["gambling", "adult"],
+                                         "services": ["tiktok", "roblox"], "safe_search": "1", "youtube": "strict",
+                                         "block_mode": "page", "allow": "school.example\n*.wiki.example",
+                                         "block": "bad.example"})
+    assert resp.status_code == 302
+    with app.app_context():
+        p = core.store().get_profile("Kids")
+    assert p.categories == ("adult", "gambling") and p.services == ("roblox", "tiktok")
+    assert p.block_mode == "page" and p.allow == ("*.wiki.example", "school.example") and p.block == ("bad.example",)
+    assert not p.bypass_prevention
+    admin.post("/profiles/Kids", {"action": "save", "name": "Kids", "allow": "x.example", "block": "x.example"})
+    assert "both blocked and allowed" in admin.get("/profiles/Kids").get_data(as_text=True)
+    admin.post("/profiles", {"name": "Teens", "preset": "teen"})
+    admin.post("/profiles/Teens", {"action": "save", "name": "Big kids", "all_categories": "1"})
+    with app.app_context():
+        assert core.store().get_profile("Big kids").blocks_all_categories
+    admin.post("/profiles/Big kids", {"action": "remove"})
+    with app.app_context():
+        assert core.store().get_profile("Big kids") is None
+
+
+def test_schedules_grid(app, admin):
+    admin.post("/schedules", {"action": "add", "profile": "Kids", "name": "bedtime", "days": ["mon", "tue"],
+                              "start": "21:00", "end": "07:00", "what": "block_all"})
+    admin.post("/schedules", {"action": "add", "profile": "Kids", "name": "homework", "days": ["wed"],
+                              "start": "15:00", "end": "17:00", "what": "block_categories",
+                              "categories": ["games"]})
+    page = admin.get("/schedules?profile=Kids").get_data(as_text=True)
+    # 21:00-07:00 on two days: 3 + 7 hours each; 15-17 on one day: 2 hours (and one of each in the legend)
+    assert page.count('class="cell all"') == 2 * (3 + 7) + 1 and page.count('class="cell some"') == 2 + 1
+    admin.post("/schedules", {"action": "disable", "profile": "Kids", "name": "bedtime"})
+    with app.app_context():
+        assert not core.store().list_schedules("Kids")[0].enabled
+    admin.post("/schedules", {"action": "remove", "profile": "Kids", "name": "bedtime"})
+    with app.app_context():
+        assert [s.name for s in core.store().list_schedules("Kids")] == ["homework"]
+
+
+def test_query_log_filters_and_one_click_rules(app, admin):
+    admin.post("/devices", {"action": "add", "name": "Tablet", "identity": "10.0.0.7", "profile": "Kids"})
+    _log(app, ("10.0.0.7", "bet.example", "category:gambling"), ("10.0.0.7", "ok.example", None),
+         ("10.0.0.8", "other.example", None))
+    assert "other.example" not in admin.get("/querylog?device=Tablet").get_data(as_text=True)
+    blocked = admin.get("/querylog?result=blocked").get_data(as_text=True)
+    assert "bet.example" in blocked and "ok.example" not in blocked
+    assert "ok.example" not in admin.get("/querylog?q=bet").get_data(as_text=True)
+    tail = admin.get("/api/v1/querylog?after_id=1").get_json()
+    assert [r["qname"] for r in tail] == ["other.example", "ok.example"]
+    assert tail[1]["device"] == "Tablet" and tail[1]["profile"] == "Kids"
+    resp = admin.post("/profiles/Kids", {"action": "rule", "domain": "bet.example", "rule": "allow",
+                                         "next": "/querylog?result=blocked"})
+    assert resp.location == "/querylog?result=blocked"
+    admin.post("/profiles/default", {"action": "rule", "domain": "other.example", "rule": "block"})
+    with app.app_context():
+        assert "bet.example" in core.store().get_profile("Kids").allow
+        assert "other.example" in core.store().get_profile("default").block
+
+
+def test_dashboard_and_report(app, admin):
+    admin.post("/devices", {"action": "add", "name": "Tablet", "identity": "10.0.0.7", "profile": "Kids"})
+    _log(app, ("10.0.0.7", "bet.example", "category:gambling"), ("10.0.0.7", "ok.example", None),
+         ("10.0.0.8", "x.example", None))
+    page = admin.get("/").get_data(as_text=True)
+    assert "Hearth is protecting 2 devices" in page and "bet.example" in page and "Tablet" in page
+    assert "<svg" in page and "DNS engine not answering" in page
+    stats = admin.get("/api/v1/stats").get_json()
+    assert stats["total"] == 3 and stats["blocked"] == 1 and len(stats["hourly"]) == 24
+    report = admin.get("/devices/Tablet/report").get_data(as_text=True)
+    assert "ok.example" in report and "bet.example" in report
+
+
+def test_settings_purge_and_reports_csv(app, admin):
+    _log(app, ("10.0.0.7", "a.example", None))
+    page = admin.get("/settings").get_data(as_text=True)
+    assert "dns.upstreams" in page and "read-only" in page
+    admin.post("/settings", {"action": "purge", "days": "0"})
+    with app.app_context():
+        assert core.store().recent_queries() == []
+        core.store().add_report("10.0.0.7", "=HYPERLINK(\"http://x\")", "scam", "", "see <this>")
+    csv = admin.get("/reports.csv")
+    assert csv.mimetype == "text/csv"
+    body = csv.get_data(as_text=True)
+    assert "'=HYPERLINK" in body and "see <this>" in body
+    assert admin.get("/api/v1/reports?format=csv").get_data(as_text=True) == body
