@@ -70,7 +70,7 @@ def test_language_follows_the_browser_then_the_wizard_choice(app):
                                         headers={"Accept-Language": "en-GB"}).get_data(as_text=True)
 
 
-def test_dates_are_local(app, admin):
+def test_dates_are_local(app):
     from webui.i18n import when
 
     ts = 1_750_000_000.0          # 2025-06-15 15:06:40 UTC = 22:06 in Ho Chi Minh City
