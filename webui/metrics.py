@@ -6,8 +6,9 @@ process holds no counter state. When the engine does not answer, ``hearth_engine
 only the list metrics are given.
 
 The page shows aggregate numbers only (no names, no clients). To keep it private on a LAN, put a
-token in ``data_dir/metrics_token``: scrapes must then send ``Authorization: Bearer <token>``
-(Prometheus: ``authorization: {credentials_file: ...}``).
+password in ``data_dir/metrics_token``: scrapes must then use HTTP basic authentication with that
+password (any user name; Prometheus: ``basic_auth: {username: metrics, password_file: ...}``).
+Basic, not Bearer: ``Authorization: Bearer`` belongs to the web UI's API tokens.
 """
 from __future__ import annotations
 
@@ -153,8 +154,9 @@ def _authorised(config: Any) -> bool:
         return True
     if not token:
         return True
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    auth = request.authorization
+    given = (auth.password or "") if auth is not None and auth.type == "basic" else ""
+    return hmac.compare_digest(given.encode(), token.encode())
 
 
 @bp.get("/metrics")
@@ -163,8 +165,9 @@ def metrics() -> Response:
 
     config = current_app.config["HEARTH"]
     if not _authorised(config):
-        return Response("metrics need the token in data_dir/metrics_token\n", status=401,
-                        headers={"WWW-Authenticate": "Bearer"}, mimetype="text/plain")
+        return Response("metrics need the password in data_dir/metrics_token (HTTP basic authentication)\n",
+                        status=401, headers={"WWW-Authenticate": 'Basic realm="hearth metrics"'},
+                        mimetype="text/plain")
     try:
         reply = call(config.control_socket, "stats", timeout=2.0)
         stats = reply.get("stats") if reply.get("ok") else None

@@ -1,6 +1,7 @@
 """Prometheus ``/metrics`` in the web process: scraped over HTTP while a real engine answers queries."""
 from __future__ import annotations
 
+import base64
 import socket
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from tests.dnsclient import ask
 
 
 def scrape(url: str, token: str = "") -> dict:
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    auth = base64.b64encode(f"prometheus:{token}".encode()).decode()
+    req = urllib.request.Request(url, headers={"Authorization": f"Basic {auth}"} if token else {})
     with urllib.request.urlopen(req, timeout=5) as resp:
         assert resp.headers["Content-Type"].startswith("text/plain; version=")
         text = resp.read().decode()
@@ -88,7 +90,7 @@ def test_metrics_scraped_while_the_engine_answers(tmp_path, upstream, start_engi
     if by_category:   # once the engine reports blocked_by_category
         assert sum(by_category.values()) >= 1
 
-    # a token in data_dir/metrics_token makes the page private
+    # a password in data_dir/metrics_token makes the page private (HTTP basic authentication)
     (eng.data_dir / "metrics_token").write_text("t0ken\n")
     with pytest.raises(urllib.error.HTTPError) as err:
         scrape(url)
@@ -109,7 +111,7 @@ def _free_port() -> int:
 
 
 def test_hearth_web_serves_metrics(tmp_path, upstream, start_engine):
-    """The full web UI process (`hearth web`, create_app) registers /metrics, without a login."""
+    """The full web UI process (`hearth web`, create_app) serves /metrics without a login, also before setup."""
     eng = start_engine({"dns": {"upstreams": [f"udp://127.0.0.1:{upstream.port}"]},
                         "web": {"listen": f"127.0.0.1:{_free_port()}"}})
     config = load_config(str(eng.config_path))
