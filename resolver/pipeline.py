@@ -52,6 +52,7 @@ log = logging.getLogger("hearth.pipeline")
 EDE_STALE_ANSWER, EDE_PROHIBITED, EDE_NOT_SUPPORTED, EDE_NO_REACHABLE_AUTHORITY = 3, 18, 21, 22
 DROP = b""
 _NEVER = float("inf")
+_NULL_A, _NULL_AAAA = bytes(4), bytes(16)   # blocking.mode null: 0.0.0.0 and ::
 # Types the raw miss path never forwards: ANY (RFC 8482), zone transfers, MAILA/MAILB.
 _SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
 _CLASS_IN = b"\x00\x01"
@@ -403,14 +404,15 @@ class Pipeline:
         elif decision.answer == "nodata":
             pass
         elif qtype == 1:
-            records = [(1, ipaddress.IPv4Address(cfg.page_ipv4 if mode == "page" else "0.0.0.0").packed)]
+            records = [(1, ipaddress.IPv4Address(cfg.page_ipv4).packed if mode == "page" else _NULL_A)]
         elif qtype == 28 and (mode == "null" or cfg.page_ipv6):
-            records = [(28, ipaddress.IPv6Address(cfg.page_ipv6 if mode == "page" else "::").packed)]
+            records = [(28, ipaddress.IPv6Address(cfg.page_ipv6).packed if mode == "page" else _NULL_AAAA)]
         ttl = cfg.blocked_ttl if cap is None or cap > cfg.blocked_ttl else cap
+        text = decision.text
         packed, qend = synth_reply(vkey[len(view.tag):], rcode, records, ttl, self.edns_size,
-                                   (decision.ede_code, decision.text), soa=not records)
+                                   (decision.ede_code, text), soa=not records)
         entry = CacheEntry(packed, qend, ttl, self.clock(), rcode=rcode, reason=decision.log_reason,
-                           summary=f"blocked: {decision.text}", synthesized=True)
+                           summary=f"blocked: {text}", synthesized=True)
         entry.gen = self.generation
         self.stats.blocked += 1
         self.stats.count_block(decision.log_reason)
