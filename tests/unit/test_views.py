@@ -1,0 +1,144 @@
+"""Views: which policy a client gets, and how the answer cache keeps profiles apart (no sockets)."""
+from __future__ import annotations
+
+import asyncio
+
+from dnslib import DNSRecord
+
+from resolver.access import ClientAccess, RateLimitConfig
+from resolver.cache import AnswerCache, CacheConfig
+from resolver.localrecords import LocalZone
+from resolver.pipeline import Pipeline
+from resolver.profiles import Device, Profile, Schedule, TempAllow
+from resolver.querylog import QueryLog, QueryLogConfig
+from resolver.stats import Stats
+from resolver.views import PolicySet, ViewRegistry
+from tests.unit.test_pipeline import Clock, ScriptedPool
+
+KIDS = Profile(name="Kids", block=("www.example.com",), bypass_prevention=True)
+DEVICES = [Device(name="tablet", kind="ip", value="127.0.0.2", profile="Kids", id=1),
+           Device(name="class", kind="cidr", value="10.1.2.0/24", profile="Kids", id=2),
+           Device(name="phone", kind="mac", value="02:00:00:00:00:07", profile="Kids", id=3),
+           Device(name="console", kind="ip", value="127.0.0.4", profile="Kids", id=4, paused_until=2e9)]
+
+
+def _policies(registry, now=1.7e9, allows=(), devices=DEVICES, schedules=()):
+    return PolicySet(registry, [KIDS], devices, schedules, allows, None, {}, "UTC", now=now)
+
+
+def test_clients_get_their_devices_profile_and_unknown_ones_the_default():
+    ps = _policies(ViewRegistry())
+    assert ps.view_for("127.0.0.2")[0].profile == "Kids"
+    assert ps.view_for("10.1.2.77")[0].profile == "Kids"            # the classroom network
+    assert ps.view_for("127.0.0.9", "02:00:00:00:00:07")[0].profile == "Kids"   # MAC named by a forwarder
+    view, device = ps.view_for("127.0.0.1")
+    assert view.profile == "default" and device is None
+
+
+def test_a_paused_device_or_one_with_allows_gets_its_own_view_and_the_others_share():
+    registry = ViewRegistry()
+    ps = _policies(registry, allows=[TempAllow(device="tablet", domain="www.example.com", until=1.7e9 + 60)])
+    tablet, console, classroom = ps.view_for("127.0.0.2")[0], ps.view_for("127.0.0.4")[0], ps.view_for("10.1.2.5")[0]
+    assert len({tablet.tag, console.tag, classroom.tag}) == 3
+    assert console.paused_until == 2e9 and tablet.temp_allows == (("www.example.com", 1.7e9 + 60),)
+    assert ps.next_expiry == 1.7e9 + 60
+    # rebuilt later (the allow expired): the tablet is back in the profile's view; tags are stable
+    again = _policies(registry, now=1.7e9 + 61, allows=[])
+    assert again.view_for("127.0.0.2")[0] is again.view_for("10.1.2.5")[0]
+    assert again.view_for("10.1.2.5")[0].tag == classroom.tag
+
+
+def test_tags_never_look_like_a_wire_name():
+    registry = ViewRegistry()
+    tags = {registry.get(f"p:{i}").tag for i in range(1000)}
+    assert len(tags) == 1000 and all(len(t) == 2 and t[0] >= 0xC0 for t in tags)
+
+
+def _pipeline(pool, clock, wall):
+    p = Pipeline(access=ClientAccess(["127.0.0.0/8", "10.0.0.0/8"], RateLimitConfig(qps=0)),
+                 cache=AnswerCache(CacheConfig(), clock), local=LocalZone([]), upstreams=pool,
+                 querylog=QueryLog(QueryLogConfig(enabled=False), None), stats=Stats(), clock=clock,
+                 wall=lambda: wall[0])
+    return p
+
+
+def _ask(p, name, client, qtype="A"):
+    data = bytes(DNSRecord.question(name, qtype).pack())
+
+    async def go():
+        out = p.answer_cached(data, client, True)
+        if out is None:
+            fut = asyncio.get_running_loop().create_future()
+            p.resolve_later(data, client, True, lambda b: fut.done() or fut.set_result(b))
+            out = await fut
+        return DNSRecord.parse(out)
+
+    return asyncio.run(go())
+
+
+def test_same_query_bytes_from_two_profiles_get_their_own_answers_and_one_upstream_fetch():
+    pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1.7e9]
+    p = _pipeline(pool, clock, wall)
+    p.set_policies(_policies(p.registry))
+    assert str(_ask(p, "www.example.com", "127.0.0.1").rr[0].rdata) == "192.0.2.1"
+    assert str(_ask(p, "www.example.com", "127.0.0.2").rr[0].rdata) == "0.0.0.0"
+    for _ in range(3):  # cache hits, each profile its own
+        assert str(_ask(p, "www.example.com", "127.0.0.1").rr[0].rdata) == "192.0.2.1"
+        assert str(_ask(p, "www.example.com", "127.0.0.2").rr[0].rdata) == "0.0.0.0"
+    assert pool.calls == 1
+    # the classroom shares the tablet's profile: allowed names come from the same upstream answer
+    assert str(_ask(p, "other.example", "10.1.2.3").rr[0].rdata) == "192.0.2.2"
+    assert str(_ask(p, "other.example", "127.0.0.1").rr[0].rdata) == "192.0.2.2"
+    assert pool.calls == 2
+
+
+def test_a_new_policy_rechecks_cached_answers_without_refetching():
+    pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1.7e9]
+    p = _pipeline(pool, clock, wall)
+    p.set_policies(_policies(p.registry))
+    assert str(_ask(p, "www.example.com", "127.0.0.2").rr[0].rdata) == "0.0.0.0"
+    assert str(_ask(p, "www.example.com", "127.0.0.1").rr[0].rdata) == "192.0.2.1"
+    unblocked = Profile(name="Kids", bypass_prevention=True)
+    p.set_policies(PolicySet(p.registry, [unblocked], DEVICES, [], [], None, {}, "UTC", now=wall[0]))
+    assert str(_ask(p, "www.example.com", "127.0.0.2").rr[0].rdata) == "192.0.2.1"
+    assert pool.calls == 1
+
+
+def test_answers_under_a_schedule_expire_when_the_window_changes():
+    pool, clock, wall = ScriptedPool(ttl=3600), Clock(), [1_700_000_000.0]   # 2023-11-14 22:13:20 UTC
+    p = _pipeline(pool, clock, wall)
+    bedtime = Schedule(profile="Kids", name="bedtime", days=("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
+                       start="22:00", end="22:14", action="block_all")
+    p.set_policies(_policies(p.registry, schedules=[bedtime], now=wall[0]))
+    blocked = _ask(p, "news.example", "127.0.0.2")
+    assert str(blocked.rr[0].rdata) == "0.0.0.0" and blocked.rr[0].ttl == 40
+    clock.now += 41
+    wall[0] += 41
+    allowed = _ask(p, "news.example", "127.0.0.2")
+    assert str(allowed.rr[0].rdata) == "192.0.2.1"
+    assert allowed.rr[0].ttl == 3600   # the next window opens tomorrow: no cap below the TTL
+    assert _ask(p, "news.example", "127.0.0.1").rr[0].ttl == 3600
+
+
+def test_refreshed_upstream_answer_replaces_every_profiles_copy():
+    pool, clock, wall = ScriptedPool(ttl=100), Clock(), [1.7e9]
+    p = _pipeline(pool, clock, wall)
+    p.set_policies(_policies(p.registry))
+    for _ in range(4):
+        _ask(p, "popular.example", "127.0.0.1")
+        _ask(p, "popular.example", "127.0.0.2")
+    clock.now += 91
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        # the hit past 90 % of the TTL starts the refresh
+        data = bytes(DNSRecord.question("popular.example", "A").pack())
+        assert p.answer_cached(data, "127.0.0.1", True) is not None
+        loop.run_until_complete(asyncio.sleep(0.01))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    assert pool.calls == 2
+    assert str(_ask(p, "popular.example", "127.0.0.1").rr[0].rdata) == "192.0.2.2"
+    assert str(_ask(p, "popular.example", "127.0.0.2").rr[0].rdata) == "192.0.2.2"
+    assert pool.calls == 2
