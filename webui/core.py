@@ -25,6 +25,7 @@ csrf = CSRFProtect()
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # endpoints reachable before the first admin exists (everything else goes to the wizard)
 _BEFORE_SETUP = {"auth.setup", "static", "health.healthz", "api.openapi", "i18n_lang"}
+_PUBLIC_AREAS = ("blockpage.", "metrics.")
 
 
 # -- the secret key -----------------------------------------------------------------------------------
@@ -135,7 +136,7 @@ def load_user() -> Optional[Any]:
     if not current_app.extensions.get("hearth_setup_done") and "auth" in current_app.blueprints:
         if store().count_users():
             current_app.extensions["hearth_setup_done"] = True
-        elif request.endpoint not in _BEFORE_SETUP and not (request.endpoint or "").startswith("blockpage."):
+        elif request.endpoint not in _BEFORE_SETUP and not (request.endpoint or "").startswith(_PUBLIC_AREAS):
             if is_api():
                 return json_error(503, "Hearth is not set up yet: open the web UI to run the setup wizard")
             return redirect(url_for("auth.setup"))
