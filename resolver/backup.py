@@ -64,7 +64,9 @@ def copy_store(db_path: str, dest: str) -> dict:
     """Copy a live SQLite store with the online backup API; returns a summary of the copy."""
     if not os.path.exists(db_path):
         raise BackupError(f"no store at {db_path}: nothing to back up (has Hearth ever run with this data_dir?)")
-    src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    # Not mode=ro: a read-only connection cannot remove the -wal/-shm files it creates, and when root
+    # makes a backup of a stopped Hearth they would stay behind, owned by root, unwritable for `hearth`.
+    src = sqlite3.connect(db_path, timeout=30)
     try:
         dst = sqlite3.connect(dest)
         try:
@@ -85,7 +87,25 @@ def copy_store(db_path: str, dest: str) -> dict:
         raise BackupError(f"cannot copy the store {db_path}: {exc}") from None
     finally:
         src.close()
+        fix_sidecar_owner(db_path)
     return summary
+
+
+def fix_sidecar_owner(db_path: str) -> None:
+    """Give SQLite's -wal/-shm files left by a root process to the owner of the database file."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = os.stat(db_path)
+    except OSError:
+        return
+    for suffix in ("-wal", "-shm"):
+        try:
+            st = os.stat(db_path + suffix)
+            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
+                os.chown(db_path + suffix, owner.st_uid, owner.st_gid)
+        except OSError:
+            pass
 
 
 def _data_members(data_dir: Path, with_lists: bool) -> list[Member]:

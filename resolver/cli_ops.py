@@ -96,6 +96,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(json.dumps({"ok": not failed, "checks": [r.as_dict() for r in results]}, indent=1))
     else:
         for r in results:
+            if args.only and r.status == "skip" and r.message.startswith("skipped"):
+                continue
             print(f"{SYMBOL.get(r.status, r.status)}  {r.name:<9}  {r.message}")
             if r.fix and r.status in ("fail", "warn"):
                 print(f"{'':17}fix: {r.fix}")

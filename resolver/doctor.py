@@ -10,7 +10,7 @@ problems, the fix in one or two sentences. The checks:
 * ``time``      the clock is plausible and synchronised (schedules depend on it)
 * ``engine``    the engine answers on its control socket and a DNS query on its socket
 * ``web``       the web UI answers ``/healthz``
-* ``store``     the SQLite store opens read-only, passes ``quick_check``, is not from a newer Hearth;
+* ``store``     the SQLite store opens (read only), passes ``quick_check``, is not from a newer Hearth;
                 free disk space in data_dir
 
 Nothing here changes the installation. Exit status (cli_ops): 1 when a check fails.
@@ -436,6 +436,7 @@ def check_web(config: Any) -> list[Check]:
 
 
 def check_store(config: Any) -> list[Check]:
+    from .backup import fix_sidecar_owner
     from .store_sqlite import MIGRATIONS
 
     out = []
@@ -444,12 +445,13 @@ def check_store(config: Any) -> list[Check]:
         out.append(Check("store", "warn", f"no store at {db} yet", "it is created when Hearth first starts"))
     else:
         try:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            con = sqlite3.connect(str(db), timeout=5)   # only reads; see backup.copy_store for why not mode=ro
             try:
                 version = con.execute("PRAGMA user_version").fetchone()[0]
                 check = con.execute("PRAGMA quick_check").fetchone()[0]
             finally:
                 con.close()
+                fix_sidecar_owner(str(db))
         except sqlite3.Error as exc:
             out.append(Check("store", "fail", f"{db}: cannot read it: {exc}",
                              "check the file's owner (the hearth user) and permissions; `hearth restore` a backup"))

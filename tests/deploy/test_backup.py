@@ -189,3 +189,14 @@ def test_backup_without_a_store_says_so(tmp_path):
     assert res.returncode == 1 and "no store" in res.stderr
     assert not (tmp_path / "x.tar.gz").exists() and not list(tmp_path.glob(".hearth-backup-*"))
     assert yaml.safe_load(cfg.read_text())["data_dir"].endswith("nothing")
+
+
+def test_backup_and_doctor_of_a_stopped_store_leave_no_files_behind(tmp_path):
+    data = tmp_path / "data"
+    open_store(str(data)).close()
+    cfg = write_config(tmp_path / "hearth.yaml", {"data_dir": str(data), "dns": {"upstreams": ["udp://127.0.0.1:9"]}})
+    assert sorted(p.name for p in data.iterdir()) == ["hearth.db"]
+    assert run_cli("backup", str(tmp_path / "b.tar.gz"), config=cfg).returncode == 0
+    assert run_cli("doctor", "--only", "store", config=cfg).returncode == 0
+    # no -wal/-shm left (as root they would belong to root and lock the `hearth` user out)
+    assert sorted(p.name for p in data.iterdir()) == ["hearth.db"]
