@@ -103,6 +103,9 @@ class Engine:
         self._log_settings()
         log.info("Hearth DNS ready on %s", ", ".join(_fmt(a) for a in self.listeners.addresses))
         _sd_notify("READY=1")
+        watchdog = _watchdog_interval()
+        if watchdog:
+            self._background.append(asyncio.ensure_future(self._feed_watchdog(watchdog)))
 
     # ------------------------------------------------------------ lists
 
@@ -230,6 +233,12 @@ class Engine:
                 raise
             except Exception:  # noqa: BLE001 - keep watching whatever one round hit
                 log.exception("policy watch failed")
+
+    async def _feed_watchdog(self, interval: float) -> None:
+        """systemd's watchdog (WatchdogSec=): a hung event loop stops these and gets the service restarted."""
+        while True:
+            _sd_notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
 
     async def flush_seen(self) -> int:
         """Write the clients answered since the last flush to the store (first/last seen)."""
@@ -456,6 +465,15 @@ def _soon(seconds: float):
     import datetime
 
     return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+
+
+def _watchdog_interval() -> float:
+    """Half of systemd's WATCHDOG_USEC in seconds, or 0 when the service has no watchdog."""
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", "0"))
+    except ValueError:
+        return 0.0
+    return usec / 2e6 if usec > 0 else 0.0
 
 
 def _sd_notify(message: str) -> None:
