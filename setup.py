@@ -17,7 +17,8 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["resolver", "resolver.*", "blocklists", "blocklists.*", "webui", "webui.*"]),
     include_package_data=True,
-    package_data={"blocklists": ["data/*", "data/**/*"], "webui": ["templates/**/*", "static/**/*"]},
+    package_data={"blocklists": ["data/*", "data/**/*"],
+                  "webui": ["templates/**/*", "static/**/*", "translations/**/*"]},
     install_requires=[
         "dnslib>=0.9.24",
         "pyyaml>=5.4",

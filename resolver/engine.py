@@ -49,12 +49,14 @@ def _pool_settings(cfg: Config) -> tuple:
 
 class Engine:
     def __init__(self, config: Config, config_file: Optional[str]):
-        self.config = config
+        self.file_config = config          # as the file says; self.config adds the setup wizard's choices
         self.config_file = config_file
         self.stats = Stats()
         os.makedirs(config.data_dir, exist_ok=True)
         # migrate now, so a broken store stops start-up loudly; kept for policy reads (off the loop)
         self.store = open_store(config.data_dir)
+        self._settings = self._read_settings()
+        self.config = config = with_settings(config, self._settings)
         self.querylog = QueryLog(config.querylog, lambda: open_store(config.data_dir))
         self.pool = build_pool(config)
         self.cache = AnswerCache(config.cache)
@@ -175,6 +177,27 @@ class Engine:
         return (version, st.list_profiles(), st.list_devices(), st.list_schedules(),
                 st.list_temp_allows(self.pipeline.wall()))
 
+    def _read_settings(self) -> dict:
+        """The appliance settings the web UI's setup wizard keeps in the store (blocking read)."""
+        try:
+            return {key: self.store.get_setting(key) for key in STORE_SETTINGS}
+        except Exception as exc:  # noqa: BLE001 - an old or locked store: the file's config alone
+            log.debug("no settings from the store: %s", exc)
+            return {}
+
+    async def refresh_settings(self) -> bool:
+        """Apply the wizard's upstream and time-zone choices when they change."""
+        settings = await asyncio.get_running_loop().run_in_executor(None, self._read_settings)
+        if settings == self._settings:
+            return False
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:
+            self._settings = settings
+            await self._apply(with_settings(self.file_config, settings))
+        log.info("settings from the web UI applied")
+        return True
+
     async def refresh_policies(self, force: bool = False) -> bool:
         """Re-read profiles and devices when the store changed (or a pause / temporary allow ended)."""
         if self._policy_lock is None:
@@ -216,6 +239,7 @@ class Engine:
             await asyncio.sleep(POLICY_POLL_INTERVAL)
             try:
                 await self.refresh_policies()
+                await self.refresh_settings()
                 now = time.monotonic()
                 if now >= next_tables:
                     next_tables = now + self.config.clients.refresh_interval
@@ -365,6 +389,13 @@ class Engine:
         except ConfigError as exc:
             log.error("reload refused, keeping the running config:\n%s", exc)
             return False, str(exc)
+        self.file_config = new
+        await self._apply(with_settings(new, self._settings))
+        log.info("configuration reloaded from %s", self.config_file or "embedded defaults")
+        return True, "reloaded"
+
+    async def _apply(self, new: Config) -> None:
+        """Switch the running engine to ``new`` without closing sockets that stay."""
         old, p = self.config, self.pipeline
         logging.getLogger().setLevel(new.log_level.upper())
         p.access = ClientAccess(new.dns.allow_clients, new.dns.rate_limit)
@@ -399,8 +430,6 @@ class Engine:
         self.config = new
         self.load_lists()  # block mode, time zone or bypass prevention may have changed: new generation
         self._write_state()
-        log.info("configuration reloaded from %s", self.config_file or "embedded defaults")
-        return True, "reloaded"
 
     # ------------------------------------------------------------ state
 
@@ -441,6 +470,36 @@ class Engine:
                  "on" if c.cache.prefetch else "off")
         log.info("local records: %d; query log: %s (kept %gd)", len(c.local_records),
                  "on" if c.querylog.enabled else "off", c.querylog.retention / 86400)
+
+
+STORE_SETTINGS = ("upstreams", "timezone")
+
+
+def with_settings(config: Config, settings: dict) -> Config:
+    """``config`` with the setup wizard's choices (kept in the store) where the file leaves the default:
+    a value written in the configuration file always wins. Unusable values are ignored (logged)."""
+    from dataclasses import replace
+
+    defaults = Config()
+    upstreams = settings.get("upstreams")
+    if upstreams and list(config.dns.upstreams) == list(defaults.dns.upstreams):
+        try:
+            from .upstream import parse_upstream
+
+            for url in upstreams:
+                parse_upstream(url)
+            config = replace(config, dns=replace(config.dns, upstreams=list(upstreams)))
+        except (ValueError, TypeError) as exc:
+            log.warning("ignoring the upstreams chosen in the web UI: %s", exc)
+    tz = settings.get("timezone")
+    if tz and config.timezone == defaults.timezone:
+        try:
+            from .config import _check_timezone
+
+            config = replace(config, timezone=_check_timezone(tz))
+        except (ValueError, TypeError) as exc:
+            log.warning("ignoring the time zone chosen in the web UI: %s", exc)
+    return config
 
 
 def _wall_clock():

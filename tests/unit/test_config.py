@@ -101,3 +101,17 @@ def test_every_option_is_documented():
     from resolver.configspec import iter_options
     for dotted, field, _hint, _section in iter_options(Config):
         assert field.metadata.get("help"), f"{dotted} has no help text"
+
+
+def test_wizard_settings_apply_only_where_the_file_keeps_the_default():
+    from resolver.config import Config
+    from resolver.dnsconfig import DnsConfig
+    from resolver.engine import with_settings
+
+    chosen = {"upstreams": ["udp://1.1.1.3", "udp://1.0.0.3"], "timezone": "Asia/Bangkok"}
+    cfg = with_settings(Config(), chosen)
+    assert cfg.dns.upstreams == ["udp://1.1.1.3", "udp://1.0.0.3"] and cfg.timezone == "Asia/Bangkok"
+    mine = Config(timezone="UTC", dns=DnsConfig(upstreams=["udp://127.0.0.1:5353"]))
+    assert with_settings(mine, chosen) == mine                  # the file wins
+    assert with_settings(Config(), {"upstreams": ["ftp://x"], "timezone": "Mars/Olympus"}) == Config()
+    assert with_settings(Config(), {}) == Config()

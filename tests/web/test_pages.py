@@ -150,3 +150,16 @@ def test_settings_purge_and_reports_csv(app, admin):
     body = csv.get_data(as_text=True)
     assert "'=HYPERLINK" in body and "see <this>" in body
     assert admin.get("/api/v1/reports?format=csv").get_data(as_text=True) == body
+
+
+def test_settings_change_upstreams_and_time_zone_for_the_engine(app, admin):
+    admin.post("/settings", {"action": "resolver", "upstream": "cloudflare-family", "timezone": "Asia/Bangkok"})
+    with app.app_context():
+        store = core.store()
+        assert store.get_setting("upstreams") == ["udp://1.1.1.3", "udp://1.0.0.3"]
+        assert store.get_setting("timezone") == "Asia/Bangkok"
+        assert any(a.action == "settings.resolver" for a in store.list_audit())
+    bad = admin.post("/settings", {"action": "resolver", "upstream": "evil", "timezone": "UTC"})
+    assert bad.status_code in (200, 302)
+    with app.app_context():
+        assert core.store().get_setting("upstream_choice") == "cloudflare-family"

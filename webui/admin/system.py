@@ -9,7 +9,7 @@ from flask import Response, abort, g, render_template, request, url_for
 from flask_babel import gettext as _
 
 from .. import actions, core
-from ..auth import UPSTREAM_CHOICES, check_new_password, dns_addresses, hash_password
+from ..auth import TIMEZONES, UPSTREAM_CHOICES, check_new_password, dns_addresses, hash_password
 from ..i18n import LANGUAGES
 from . import attempt, bp
 
@@ -63,7 +63,7 @@ def settings():
                            timezone=core.timezone_name(), choice=store.get_setting("upstream_choice", ""),
                            chosen_upstreams=store.get_setting("upstreams", []), upstream_choices=UPSTREAM_CHOICES,
                            retention_days=cfg.querylog.retention / 86400, listens=listens,
-                           loopback_only=loopback_only)
+                           loopback_only=loopback_only, timezones=TIMEZONES)
 
 
 @bp.post("/settings")
@@ -90,6 +90,19 @@ def settings_post():
             store.set_setting("language", lang)
             core.audit("settings.language", "language", before, lang)
         return attempt(language, _("Settings saved."), target)
+    if what == "resolver":
+        def resolver() -> None:
+            choice, tz = f.get("upstream", ""), f.get("timezone", "")
+            if choice not in UPSTREAM_CHOICES:
+                raise ValueError(f"unknown upstream choice {choice!r}")
+            if tz not in TIMEZONES:
+                raise ValueError(f"unknown time zone {tz!r}")
+            before = {"upstream": store.get_setting("upstream_choice"), "timezone": store.get_setting("timezone")}
+            store.set_setting("upstream_choice", choice)
+            store.set_setting("upstreams", list(UPSTREAM_CHOICES[choice]))
+            store.set_setting("timezone", tz)
+            core.audit("settings.resolver", "settings", before, {"upstream": choice, "timezone": tz})
+        return attempt(resolver, _("Settings saved."), target)
     abort(400)
 
 
