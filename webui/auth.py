@@ -209,8 +209,18 @@ def _preset_choices() -> list[str]:
 
 
 def dns_addresses() -> tuple[list[str], bool]:
-    """The engine's DNS addresses and whether they are all loopback (then only this machine is served)."""
-    listens = list(core.config().dns.listen)
+    """The engine's DNS addresses (as bound, from its state file; else as configured) and whether they are
+    all loopback (then only this machine is served)."""
+    import json
+    import os
+
+    cfg = core.config()
+    listens = list(cfg.dns.listen)
+    try:
+        with open(os.path.join(cfg.data_dir, "engine.json"), encoding="utf-8") as fh:
+            listens = list(json.load(fh)["dns"]) or listens
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     loopback_only = all(a.startswith("127.") or a.startswith("[::1]") or a.startswith("localhost") for a in listens)
     return listens, loopback_only
 
