@@ -66,14 +66,16 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config, path = _load(args)
-    _setup_logging(config.log_level)
-    from .supervisor import Child, Supervisor, child_argv
-
-    children = [Child("dns engine", child_argv("dns", path))]
-    if config.web.enabled:
-        children.append(Child("web ui", child_argv("web", path)))
-    return Supervisor(children).run()
+    config, path = _load(args)  # a broken config stops here, with every problem named
+    argv = [sys.executable, "-m", "resolver.supervisor", "--log-level", config.log_level]
+    if path:
+        argv += ["--config", os.path.abspath(path)]
+    if not config.web.enabled:
+        argv.append("--no-web")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)  # the supervisor needs none of what this process imported
+    return 0  # not reached
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
