@@ -16,6 +16,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from resolver.profiles import DEFAULT_PROFILE_NAME, identify, profile_from_preset
 
 from . import core
+from .errors import localise_error
 from .i18n import LANGUAGES
 
 bp = Blueprint("auth", __name__)
@@ -143,7 +144,7 @@ def _apply_wizard(form: dict) -> list[str]:
     try:
         profile = profile_from_preset(form["profile_name"], form["preset"])
     except ValueError as exc:
-        errors.append(str(exc))
+        errors.append(localise_error(str(exc)))
     if form["device_name"].strip() or form["device_id"].strip():
         try:
             from resolver.profiles import Device
@@ -151,7 +152,7 @@ def _apply_wizard(form: dict) -> list[str]:
             kind, value = identify(form["device_id"])
             device = Device(form["device_name"], kind, value, profile.name if profile else DEFAULT_PROFILE_NAME)
         except ValueError as exc:
-            errors.append(str(exc))
+            errors.append(localise_error(str(exc)))
     if errors:
         return errors
     store = core.store()
@@ -160,7 +161,7 @@ def _apply_wizard(form: dict) -> list[str]:
     try:
         user = store.add_user(name, hash_password(form["password"]), "admin", form["language"])
     except ValueError as exc:
-        return [str(exc)]
+        return [localise_error(str(exc))]
     g.user = user
     store.set_setting("language", form["language"])
     store.set_setting("timezone", form["timezone"])
@@ -176,7 +177,7 @@ def _apply_wizard(form: dict) -> list[str]:
         if device is not None:
             actions.add_device(device)
     except ValueError as exc:
-        flash(str(exc), "error")
+        flash(localise_error(str(exc)), "error")
     current_app.extensions["hearth_setup_done"] = True
     core.sign_in(user)
     return []
@@ -277,7 +278,7 @@ def account():
                 core.audit("token.remove", g.user.name, {"id": tid, "label": mine[0].label}, None)
                 flash(_("Token revoked."), "ok")
             except ValueError as exc:
-                flash(str(exc), "error")
+                flash(localise_error(str(exc)), "error")
         if new_token is None:
             return redirect(url_for("auth.account"))
     return render_template("auth/account.html", tokens=store.list_api_tokens(g.user.name), new_token=new_token)

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from resolver.names import normalise_name
 
 from . import actions, core
+from .errors import localise_error
 from .hotlines import hotline
 from .i18n import HARM_KINDS
 
@@ -97,7 +98,7 @@ def ask():
         core.store().add_access_request(client, domain, request.form.get("message", ""), device=device or "",
                                         profile=profile or "", reason=reason)
     except ValueError as exc:
-        return render_template("blockpage/message.html", title=_("Not sent"), message=str(exc)), 400
+        return render_template("blockpage/message.html", title=_("Not sent"), message=localise_error(str(exc))), 400
     return redirect(url_for("blockpage.blocked", domain=domain, sent=1))
 
 
@@ -118,7 +119,7 @@ def report():
                                     request.form.get("message", ""))
             sent = True
         except ValueError as exc:
-            error = str(exc)
+            error = localise_error(str(exc))
     return render_template("blockpage/report.html", sent=sent, error=error, harm_kinds=HARM_KINDS,
                            url=request.values.get("url", ""), hotline=hotline(core.config().web)), \
         (400 if error else 200)

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from flask import Blueprint, flash, redirect, request
 
 from .. import core
+from ..errors import localise_error
 
 bp = Blueprint("admin", __name__)
 bp.before_request(core.require_login)
@@ -27,7 +28,7 @@ def attempt(fn: Callable[[], Any], ok_message: Any, target: str) -> Any:
     try:
         fn()
     except ValueError as exc:
-        flash(str(exc), "error")
+        flash(localise_error(str(exc)), "error")
         return redirect(target)
     return done(target, ok_message)
 

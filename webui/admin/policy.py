@@ -13,6 +13,7 @@ from resolver.profiles import (ALL_CATEGORIES, BLOCK_MODES, CATEGORIES, DAYS, DE
                                SCHEDULE_ACTIONS, YOUTUBE_MODES, profile_from_preset)
 
 from .. import actions, core
+from ..errors import localise_error
 from . import attempt, back, bp, done
 
 PAUSE_CHOICES = (15, 30, 60, 120, 240)
@@ -152,7 +153,7 @@ def profile_post(name: str):
     try:
         updated = actions.update_profile(p.name, **actions.profile_from_fields(_profile_form_fields(), p))
     except ValueError as exc:
-        flash(str(exc), "error")
+        flash(localise_error(str(exc)), "error")
         return redirect(url_for("admin.profile", name=name))
     return done(url_for("admin.profile", name=updated.name), _("Profile saved."))
 
