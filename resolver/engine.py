@@ -223,7 +223,8 @@ class Engine:
         c = self.config
         ps = PolicySet(self.pipeline.registry, profiles, devices, schedules, allows, self.index, self.meta,
                        c.timezone, default_block_mode=c.blocking.mode,
-                       default_bypass_prevention=c.blocking.bypass_prevention, now=self.pipeline.wall())
+                       default_bypass_prevention=c.blocking.bypass_prevention, now=self.pipeline.wall(),
+                       previous=self.pipeline.policies)
         ps.directory.refresh_neighbours(*self._tables)
         self._snapshot = snapshot
         self._policy_version = version

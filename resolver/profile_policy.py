@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import lru_cache
 from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Tuple
 
 from blocklists.manager import MANDATORY_PREFIX
@@ -115,9 +116,19 @@ class _State(NamedTuple):
 _Entry = Tuple[str, str, int, int, Tuple[str, ...], Tuple[str, ...]]
 
 
+@lru_cache(maxsize=65536)
 def _wire(name: str) -> bytes:
     """``"www.example.com"`` -> ``b"\\x03www\\x07example\\x03com\\x00"`` (``name`` normalised, ASCII)."""
     return b"".join(bytes((len(label),)) + label.encode("ascii") for label in name.split(".")) + b"\x00"
+
+
+@lru_cache(maxsize=65536)
+def _service_name(domain: str) -> Optional[str]:
+    """A catalogue domain normalised (memoised: every profile's policy walks the same catalogue)."""
+    try:
+        return normalise_name(domain)
+    except ValueError:
+        return None
 
 
 def _seconds(until: float, now: float) -> int:
@@ -217,9 +228,8 @@ class ProfilePolicy:
             entry(item[2:] if sub else item)[3] |= _SUB if sub else _EXACT
         for sid in sorted(self._service_names):
             for domain, subdomains in services[sid].domains:
-                try:
-                    name = normalise_name(domain)
-                except ValueError:
+                name = _service_name(domain)
+                if name is None:
                     continue
                 ids = entry(name)[5 if subdomains else 4]
                 if sid not in ids:

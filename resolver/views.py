@@ -83,9 +83,13 @@ class PolicySet:
     def __init__(self, registry: ViewRegistry, profiles: Iterable[Profile], devices: Iterable[Device],
                  schedules: Iterable[Schedule], temp_allows: Iterable[TempAllow], index, meta: dict, tz: str,
                  *, default_block_mode: str = "null", default_bypass_prevention: bool = True,
-                 now: Optional[float] = None):
+                 now: Optional[float] = None, previous: Optional[PolicySet] = None):
         now = time.time() if now is None else now
         schedules = list(schedules)
+        # A profile whose settings, schedules, lists and time zone are unchanged keeps its built policy
+        # (a pause or a temporary allow rebuilds the set, not the profiles).
+        reuse = previous._built if previous is not None else {}
+        self._built: Dict[tuple, ProfilePolicy] = {}
         self.profiles: Dict[str, View] = {}
         by_name: Dict[str, Profile] = {}
         for profile in profiles:
@@ -98,11 +102,17 @@ class PolicySet:
                 # devices nobody has set up yet get bypass prevention while blocking.bypass_prevention is on
                 from dataclasses import replace
                 profile = replace(profile, bypass_prevention=True)
-            try:
-                policies[key] = ProfilePolicy(profile, index, meta, schedules, tz)
-            except Exception:  # noqa: BLE001 - one broken profile must not leave every device unfiltered
-                log.exception("profile %s cannot be applied; its devices get the default profile", profile.name)
-                continue
+            own = tuple(s for s in schedules if s.profile.lower() == key)
+            built_key = (profile, own, id(index), id(meta), tz)
+            policy = reuse.get(built_key)
+            if policy is None:
+                try:
+                    policy = ProfilePolicy(profile, index, meta, own, tz)
+                except Exception:  # noqa: BLE001 - one broken profile must not leave every device unfiltered
+                    log.exception("profile %s cannot be applied; its devices get the default profile",
+                                  profile.name)
+                    continue
+            self._built[built_key] = policies[key] = policy
             view = registry.get("p:" + key)
             view.profile, view.policy, view.device = profile.name, policies[key], None
             view.paused_until, view.temp_allows = None, ()
