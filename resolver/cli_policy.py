@@ -749,11 +749,12 @@ def _profile_options(p: argparse.ArgumentParser, *, new: bool) -> None:
     g.add_argument("--add-services", metavar="S1,S2", type=_csv, help="block these services too")
     g.add_argument("--remove-services", metavar="S1,S2", type=_csv, help="stop blocking these services")
     g.add_argument("--block", metavar="D1,D2", type=_csv,
-                   help="the profile's own blocked domains (example.com or *.example.com), replacing the list")
+                   help="the profile's own blocked domains, replacing the list: example.com blocks that name only, "
+                        "*.example.com also its subdomains")
     g.add_argument("--add-block", metavar="D1,D2", type=_csv, help="block these domains too")
     g.add_argument("--remove-block", metavar="D1,D2", type=_csv, help="remove these from the blocked domains")
     g.add_argument("--allow", metavar="D1,D2", type=_csv,
-                   help="domains always allowed (they win over the lists), replacing the list")
+                   help="domains always allowed (they win over the lists), replacing the list; same forms as --block")
     g.add_argument("--add-allow", metavar="D1,D2", type=_csv, help="allow these domains too")
     g.add_argument("--remove-allow", metavar="D1,D2", type=_csv, help="remove these from the allowed domains")
     g.add_argument("--safe-search", metavar="on|off", type=_on_off, help="force safe search on search engines")
