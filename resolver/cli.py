@@ -13,7 +13,7 @@ from . import __version__
 from .cli_ops import add_ops_commands
 from .cli_policy import add_policy_commands
 from .cli_web import add_web_commands
-from .config import ConfigError, config_path, load_config
+from .config import ConfigError, config_path, load_config, load_for_command
 
 log = logging.getLogger("hearth")
 
@@ -25,13 +25,8 @@ def _setup_logging(level: str) -> None:
 
 
 def _load(args: argparse.Namespace):
-    """The config for a daemon command; prints the problems and exits 2 when it is broken."""
-    path = config_path(args.config)
-    try:
-        return load_config(path), path
-    except ConfigError as exc:
-        print(f"hearth: refusing to start, the configuration has errors:\n{exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    """The config for a command; prints the problems and exits 2 when it is broken."""
+    return load_for_command(args.config, args.command)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -11,16 +11,11 @@ import sys
 import time
 from typing import Any
 
-from .config import ConfigError, config_path, load_config
+from .config import load_for_command
 
 
 def _load(args: argparse.Namespace, command: str):
-    path = config_path(getattr(args, "config", None))
-    try:
-        return load_config(path), path
-    except ConfigError as exc:
-        print(f"hearth {command}: the configuration has errors:\n{exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load_for_command(getattr(args, "config", None), command)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from .config import ConfigError, config_path, load_config
+from .config import load_for_command
 from .profiles import (ALL_CATEGORIES, BLOCK_MODES, CATEGORIES, DEFAULT_PROFILE_NAME, PRESET_NAMES, YOUTUBE_MODES,
                        Device, Profile, Schedule, TempAllow, check_domain, profile_from_preset)
 
@@ -37,12 +37,7 @@ class UsageError(CommandError):
 # plumbing: config, store, errors, the engine nudge
 
 def _load_config(args: argparse.Namespace, command: str):
-    path = config_path(getattr(args, "config", None))
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(f"hearth {command}: the configuration has errors:\n{exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load_for_command(getattr(args, "config", None), command)[0]
 
 
 def _nudge(config: Any) -> None:

@@ -119,6 +119,18 @@ def config_path(cli_path: Optional[str]) -> Optional[str]:
     return cli_path or os.environ.get(ENV_VAR) or None
 
 
+def load_for_command(cli_path: Optional[str], command: str) -> tuple[Config, Optional[str]]:
+    """(config, path) for a `hearth COMMAND`: on a broken file, print every problem and exit 2."""
+    import sys
+
+    path = config_path(cli_path)
+    try:
+        return load_config(path), path
+    except ConfigError as exc:
+        print(f"hearth {command}: the configuration has errors:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def load_config(path: Optional[str]) -> Config:
     """Read and check ``path`` (None: embedded defaults). Raises ConfigError."""
     if path is None:
@@ -156,4 +168,4 @@ def example() -> str:
     return example_yaml(Config, EXAMPLE_HEADER)
 
 
-__all__ = ["Config", "ConfigError", "load_config", "config_path", "reference", "example"]
+__all__ = ["Config", "ConfigError", "load_config", "load_for_command", "config_path", "reference", "example"]
