@@ -147,7 +147,19 @@ def test_starter_lists_block_offline_and_spare_popular_sites(tmp_path, upstream,
         assert index.lookup(name) is None, name
 
 
+def _later_than_before(path: Path, before: float) -> None:
+    """Give ``path`` an mtime at least a second past ``before``: http.server's Last-Modified has one-second
+    resolution, and a conditional GET must not be told "not modified" about a file rewritten within it."""
+    if path.exists() and int(path.stat().st_mtime) <= int(before):
+        os.utime(path, (before + 1.5, before + 1.5))
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
 def _publish(tmp: Path, served: Served, key_dir: Path, lists: dict[str, str], version=None) -> str:
+    before = max(_mtime(served.root / "manifest.json"), _mtime(served.root / "manifest.json.sig"))
     src = tmp / "feed-src"
     if src.exists():
         shutil.rmtree(src)
@@ -163,6 +175,9 @@ def _publish(tmp: Path, served: Served, key_dir: Path, lists: dict[str, str], ve
         args += ["--version", str(version)]
     out = run_cli(*args)
     assert out.returncode == 0, out.stderr
+    if before:
+        for name in ("manifest.json", "manifest.json.sig"):
+            _later_than_before(served.root / name, before)
     return served.url("manifest.json")
 
 
@@ -206,7 +221,9 @@ def test_signed_feed_is_pulled_verified_and_enforced_and_bad_updates_are_refused
     # a flipped byte in a newer manifest: the signature fails
     _publish(tmp_path, served, keys, {"bets": "bet-one.example\n"})
     manifest = served.root / "manifest.json"
+    published = manifest.stat().st_mtime
     manifest.write_bytes(manifest.read_bytes().replace(b"Test district", b"Test distribt"))
+    _later_than_before(manifest, published)
     refused("signature")
     assert answers(ask("bet-two.example", "A", eng.port)) == ["0.0.0.0"]  # the accepted feed stays in force
     # an older, validly signed feed version served again (a stale mirror, or an attacker replaying it)
