@@ -81,7 +81,7 @@ class Pipeline:
         self.open_view = self.registry.get("-")   # no policy loaded: everything allowed
         self.policies = policies
         self.mac_forwarders = mac_forwarders       # whose EDNS0 MAC option is believed (None: nobody's)
-        self._mac_views: dict[bytes, View] = {}
+        self._mac_views: dict[bytes, tuple[View, str]] = {}
         self.seen: dict[str, str] = {}             # address (or MAC behind a forwarder) -> MAC, since last flush
         self.blocking = blocking or BlockingConfig()
         # Bumped whenever what policy says may have changed (lists, config): a cached answer
@@ -101,7 +101,9 @@ class Pipeline:
             if gate is not None:
                 return gate
             st = self.access.state(client)
-        view = st.view or self._identify(st, client, data)
+        view = st.view
+        if view is None:
+            view, client = self._identify(st, client, data)
         cache = self.cache
         hit = view.aliases.get(data[2:])
         if hit is not None:
@@ -143,46 +145,51 @@ class Pipeline:
 
     # ------------------------------------------------------------ who is asking
 
-    def _identify(self, st: ClientState, client: str, data: bytes) -> View:
-        """The view for a query from ``client``; memoised on its state unless it is a MAC forwarder."""
+    def _identify(self, st: ClientState, client: str, data: bytes) -> tuple[View, str]:
+        """(view, who) for a query from ``client``: ``who`` is what the query log calls the client, its
+        address, or the MAC a trusted forwarder named. Memoised on the address's state, except for MAC
+        forwarders (memoised per MAC instead)."""
         ps = self.policies
         if ps is None:
             st.view = self.open_view
-            return self.open_view
+            return self.open_view, client
         if st.via is None:
             st.via = self.mac_forwarders is not None and client.split("%", 1)[0] in self.mac_forwarders
         if st.via:
-            view = self._view_by_mac(ps, client, data)
-            if view is not None:
-                return view
+            found = self._view_by_mac(ps, client, data)
+            if found is not None:
+                return found
         view, _device = ps.view_for(client)
         st.view = view
         self.seen.setdefault(client, "")
-        return view
+        return view, client
 
-    def _view_by_mac(self, ps: PolicySet, client: str, data: bytes) -> Optional[View]:
-        """The view for the MAC a trusted forwarder put in the query's EDNS0 (None: no MAC in it)."""
+    def _view_by_mac(self, ps: PolicySet, client: str, data: bytes) -> Optional[tuple[View, str]]:
+        """(view, MAC) for the MAC a trusted forwarder put in the query's EDNS0 (None: no MAC in it)."""
         if data[-10:-6] == _MAC_OPTION_TAIL:
             raw = data[-6:]
-            view = self._mac_views.get(raw)
-            if view is not None:
-                return view
+            found = self._mac_views.get(raw)
+            if found is not None:
+                return found
         else:
             raw = None
         mac = edns_client_mac(data)
         if mac is None:
             return None
         view, _device = ps.view_for(client, mac)
+        found = (view, mac)
         if raw is not None:
             if len(self._mac_views) > 65536:
                 self._mac_views.clear()
-            self._mac_views[raw] = view
+            self._mac_views[raw] = found
         self.seen[mac] = mac
-        return view
+        return found
 
-    def view_of(self, client: str, data: bytes) -> View:
+    def view_of(self, client: str, data: bytes) -> tuple[View, str]:
+        """(view, who) as :meth:`_identify` says, for the miss and slow paths."""
         st = self.access.state(client)
-        return st.view or self._identify(st, client, data)
+        view = st.view
+        return (view, client) if view is not None else self._identify(st, client, data)
 
     def set_policies(self, policies: Optional[PolicySet]) -> None:
         """Swap in a new policy snapshot: every client is identified again, every cached answer re-checked."""
@@ -212,7 +219,7 @@ class Pipeline:
         q = parse_question(data, self.edns_size)
         if q is not None and q.key[-3:-1] == _CLASS_IN and q.key[-5:-3] not in _SPECIAL_QTYPES \
                 and not self.local.has_wire_name(q.key[:-5]):
-            view = self.view_of(client, data)
+            view, client = self.view_of(client, data)
             verdict = view.decide(q.key[:-5], self.wall())
             if verdict is not None and verdict.action != ALLOW:
                 if verdict.action == BLOCK:
@@ -499,7 +506,7 @@ class Pipeline:
 
     async def resolve(self, data: bytes, client: str, udp: bool) -> Optional[bytes]:
         """The reply to one query that missed the cache (None: send nothing)."""
-        view = self.view_of(client, data)
+        view, client = self.view_of(client, data)
         started = self.clock()
         q = parse_question(data, self.edns_size)
         try:

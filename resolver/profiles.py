@@ -37,6 +37,7 @@ _NAME = re.compile(r"[\w\- ]+")                      # \w: Unicode letters and d
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-]{0,39}")      # a category or service id
 _HHMM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
 _HEX = re.compile(r"[0-9a-f]+")
+_MAC_LIKE = re.compile(r"[0-9a-f]{2}([:-][0-9a-f]{2}){5}")
 _FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -359,7 +360,8 @@ class TempAllow:
 
 @dataclass(frozen=True)
 class SeenClient:
-    """A client the engine has answered (for "newly seen devices" in the UI)."""
+    """A client the engine has answered (for "newly seen devices" in the UI). ``address`` is its IP
+    address, or, for a device behind a router that names it by MAC (dnsmasq --add-mac), that MAC."""
 
     address: str
     mac: str = ""
@@ -368,7 +370,12 @@ class SeenClient:
     last_seen: float = 0.0
 
     def __post_init__(self) -> None:
-        _set(self, address=check_ip(self.address, "client address"),
+        address = str(self.address).strip()
+        if _MAC_LIKE.fullmatch(address.lower()):
+            address = check_mac(address, "client MAC address")
+        else:
+            address = check_ip(address, "client address")
+        _set(self, address=address,
              mac=check_mac(self.mac, "client MAC address") if self.mac else "",
              hostname=check_hostname(self.hostname), first_seen=check_time(self.first_seen, "first_seen"),
              last_seen=check_time(self.last_seen, "last_seen"))

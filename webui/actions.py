@@ -263,12 +263,13 @@ def remove_schedule(profile: str, name: str) -> None:
 def device_for_client(address: str) -> Optional[Device]:
     """The device a client address belongs to, as the engine decides it: an IP device, else the
     device of the MAC last seen at that address, else the narrowest network containing it."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
     store = core.store()
     devices = store.list_devices()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # a device behind a router that names it by MAC: the query log says its MAC
+        mac = address.lower()
+        return next((d for d in devices if d.kind == "mac" and d.value == mac), None)
     for d in devices:
         if d.kind == "ip" and d.value == str(ip):
             return d
@@ -295,7 +296,10 @@ def clients_of(device: Device) -> list[str]:
     net = ipaddress.ip_network(device.value)
     out = []
     for s in seen:
-        ip = ipaddress.ip_address(s.address)
+        try:
+            ip = ipaddress.ip_address(s.address)
+        except ValueError:  # a MAC behind a router: not in any network
+            continue
         if ip.version == net.version and ip in net:
             out.append(s.address)
     return sorted(out)

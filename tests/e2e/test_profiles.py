@@ -204,6 +204,16 @@ def test_mac_from_a_trusted_forwarder_picks_the_device(upstream, start_engine, t
     assert via("127.0.0.9", bytes.fromhex("020000000008")) == ["192.0.2.10"]   # another MAC: default
     assert via("127.0.0.8", mac) == ["192.0.2.10"]                           # not a trusted forwarder
     assert via("127.0.0.9", mac) == ["0.0.0.0"]                              # cached per view
+    # the query log and the seen list name the device behind the router by its MAC, not the router
+    eng.stop()
+    store = _store(eng)
+    try:
+        clients = {r.client for r in store.recent_queries(50, qname_contains="www.example.com")}
+        seen = {c.address: c.mac for c in store.list_seen()}
+    finally:
+        store.close()
+    assert clients == {"02:00:00:00:00:07", "02:00:00:00:00:08", "127.0.0.8"}
+    assert seen.get("02:00:00:00:00:07") == "02:00:00:00:00:07"
 
 
 def _store(engine):

@@ -163,3 +163,20 @@ def test_settings_change_upstreams_and_time_zone_for_the_engine(app, admin):
     assert bad.status_code in (200, 302)
     with app.app_context():
         assert core.store().get_setting("upstream_choice") == "cloudflare-family"
+
+
+def test_a_device_behind_the_router_is_seen_named_and_reported_by_its_mac(app, admin):
+    """Behind an OpenWrt router (dnsmasq --add-mac) the engine logs and lists a client by its MAC."""
+    mac = "02:00:00:00:00:07"
+    with app.app_context():
+        core.store().touch_seen(mac, mac, "", time.time())
+    _log(app, (mac, "bet.example", "category:gambling"), (mac, "ok.example", None))
+    page = admin.get("/devices").get_data(as_text=True)
+    assert mac in page
+    admin.post("/devices", {"action": "add", "name": "Phone", "identity": mac, "profile": "Kids"})
+    with app.app_context():
+        phone = core.store().get_device("Phone")
+        assert (phone.kind, phone.value) == ("mac", mac)
+    report = admin.get("/devices/Phone/report").get_data(as_text=True)
+    assert "bet.example" in report
+    assert "Phone" in admin.get("/").get_data(as_text=True)   # the dashboard's busiest devices name it
