@@ -283,7 +283,9 @@ class StreamTransport:
         self._idle_timeout = idle_timeout
         self._conn: _StreamConn | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._lock = asyncio.Lock()
+        # made on first use: on Python 3.9 a lock binds to the loop current when it is created, and
+        # transports are built before the engine's loop runs
+        self._lock: asyncio.Lock | None = None
         self._closed = False
         self.connects = 0  # connections opened so far (for tests and status)
 
@@ -296,6 +298,8 @@ class StreamTransport:
         c = self._conn
         if c is not None and not c.closed:
             return c, True
+        if self._lock is None:
+            self._lock = asyncio.Lock()
         async with self._lock:
             c = self._conn
             if c is not None and not c.closed:
@@ -419,7 +423,8 @@ class DoHTransport:
         self._head = (f"POST {path or '/'} HTTP/1.1\r\nHost: {authority}\r\n"
                       "User-Agent: hearth\r\nAccept: application/dns-message\r\n"
                       "Content-Type: application/dns-message\r\nContent-Length: ").encode("ascii")
-        self._sem = asyncio.Semaphore(max_connections)
+        self._max_connections = max_connections
+        self._sem: asyncio.Semaphore | None = None   # made on first use (see StreamTransport._lock)
         self._idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._busy: set[asyncio.StreamWriter] = set()
         self._idle_timeout = idle_timeout
@@ -450,6 +455,8 @@ class DoHTransport:
         if self._closed:
             raise ConnectionError("upstream transport closed")
         wire = b"\0\0" + packet[2:]
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self._max_connections)
         async with self._sem:
             for retry in (True, False):
                 conn = self._take()
