@@ -9,6 +9,7 @@ attempts and time-outs, and health.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import logging
 import random
@@ -208,6 +209,7 @@ class UpstreamPool:
         self._closed = False
         self._failover_order: list[_Upstream] | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._deadlines = _Deadlines(timeout)
 
     def _context(self, scheme: str) -> ssl.SSLContext:
         if scheme not in self._ctx:
@@ -240,6 +242,7 @@ class UpstreamPool:
     async def close(self) -> None:
         """Stop health checks and close every socket; in-flight queries fail."""
         self._closed = True
+        self._deadlines.stop()
         task, self._health = self._health, None
         if task is not None:
             task.cancel()
@@ -360,10 +363,46 @@ class UpstreamPool:
                 for u in self._ups]
 
 
+class _Deadlines:
+    """Time-outs of the tries in flight. Every try gets the same time-out, so they expire in the order
+    they were armed: one queue and one periodic check replace a libuv timer per query (which cost
+    about an eighth of a cache miss). A try that ended, or was re-armed, is skipped when its entry
+    comes up. Precision: a tenth of the time-out, at most 50 ms."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.tick = min(0.05, timeout / 10)
+        self.queue: collections.deque = collections.deque()   # (deadline, forward, arm number)
+        self.handle: Optional[asyncio.TimerHandle] = None
+
+    def arm(self, loop: asyncio.AbstractEventLoop, now: float, fwd: _Forward) -> None:
+        fwd.armed += 1
+        self.queue.append((now + self.timeout, fwd, fwd.armed))
+        if self.handle is None:
+            self.handle = loop.call_later(self.tick, self._check, loop)
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        queue, now = self.queue, loop.time()
+        while queue and queue[0][0] <= now:
+            _deadline, fwd, armed = queue.popleft()
+            if fwd.armed == armed and not fwd.finished:
+                try:
+                    fwd.on_timeout()
+                except Exception:  # noqa: BLE001 - one broken callback must not stop the others' time-outs
+                    log.exception("upstream time-out handling failed")
+        self.handle = loop.call_later(self.tick, self._check, loop) if queue else None
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.queue.clear()
+
+
 class _Forward:
     """One query's way through the pool: tries, time-outs, failover. Callbacks, no task for UDP."""
 
-    __slots__ = ("pool", "packet", "question", "done", "attempt", "order", "errors", "timer", "token", "task",
+    __slots__ = ("pool", "packet", "question", "done", "attempt", "order", "errors", "armed", "token", "task",
                  "started", "upstream", "finished")
 
     def __init__(self, pool: UpstreamPool, packet: bytes, done: Callable, question: bytes) -> None:
@@ -371,7 +410,8 @@ class _Forward:
         self.attempt = 0
         self.order = pool._order()
         self.errors: list[str] = []
-        self.timer = self.token = self.task = self.upstream = None
+        self.token = self.task = self.upstream = None
+        self.armed = 0      # bumped by each (re)arming of the time-out: older deadlines no longer apply
         self.started = 0.0
         self.finished = False
 
@@ -385,8 +425,8 @@ class _Forward:
         self.attempt += 1
         u.queries += 1
         loop = asyncio.get_running_loop()
-        self.started = loop.time()
-        self.timer = loop.call_later(pool.timeout, self.on_timeout)
+        self.started = now = loop.time()
+        pool._deadlines.arm(loop, now, self)
         if isinstance(u.transport, UDPTransport):
             try:
                 self.token = u.transport.send(self.packet, self.on_reply, self.question)
@@ -420,8 +460,8 @@ class _Forward:
         data: bytes = result  # type: ignore[assignment]
         u = self.upstream
         if not from_task and u.tcp is not None and data[2] & 0x02:  # TC over UDP: again over TCP
-            self.timer.cancel()
-            self.timer = asyncio.get_running_loop().call_later(self.pool.timeout, self.on_timeout)
+            loop = asyncio.get_running_loop()
+            self.pool._deadlines.arm(loop, loop.time(), self)
             self.task = asyncio.ensure_future(u.tcp.exchange(self.packet, question_key(self.packet)))
             self.pool._tasks.add(self.task)
             self.task.add_done_callback(self.on_task)
@@ -430,10 +470,10 @@ class _Forward:
         if err is not None:
             self.fail(err)
             return
-        self.timer.cancel()
         self.finished = True
         self.pool._success(u, asyncio.get_running_loop().time() - self.started)
-        self.done(data, u.spec.url, None)
+        done, self.done, self.packet, self.order = self.done, None, b"", ()  # the deadline queue keeps self a while
+        done(data, u.spec.url, None)
 
     def on_timeout(self) -> None:
         if self.finished:
@@ -443,8 +483,7 @@ class _Forward:
 
     def fail(self, err: str) -> None:
         u = self.upstream
-        if self.timer is not None:
-            self.timer.cancel()
+        self.armed += 1  # this try's deadline no longer applies
         if self.token is not None:
             UDPTransport.cancel(self.token)
             self.token = None
