@@ -95,17 +95,21 @@ class CacheEntry:
         entry = CacheEntry.__new__(CacheEntry)
         entry.key = b""
         entry.head = self.head
-        ttls = [t - age if t > age else 0 for t in self.ttls]
         left = self.expires - now
-        if cap is not None:
-            ttls = [t if t < cap else cap for t in ttls]
-            if cap < left:
-                left = cap
-        tail = bytearray(self.tail)
-        patch_ttls(tail, self.offsets, ttls, 0)
-        entry.tail = entry.patched = bytes(tail)
-        entry.offsets, entry.ttls = self.offsets, ttls
-        entry.stored, entry.expires = now, now + left
+        if age <= 0 and cap is None:  # just fetched, no cap (the usual miss): share the bytes as they are
+            entry.tail, entry.patched, entry.offsets, entry.ttls = self.tail, self.tail, self.offsets, self.ttls
+            entry.stored, entry.expires = self.stored, self.expires
+        else:
+            ttls = [t - age if t > age else 0 for t in self.ttls]
+            if cap is not None:
+                ttls = [t if t < cap else cap for t in ttls]
+                if cap < left:
+                    left = cap
+            tail = bytearray(self.tail)
+            patch_ttls(tail, self.offsets, ttls, 0)
+            entry.tail = entry.patched = bytes(tail)
+            entry.offsets, entry.ttls = self.offsets, ttls
+            entry.stored, entry.expires = now, now + left
         entry.stale_until = self.stale_until
         entry.prefetch_at = self.prefetch_at if self.prefetch_at < entry.expires else entry.expires
         entry.hits = entry.seen = entry.age = 0

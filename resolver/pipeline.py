@@ -52,7 +52,8 @@ log = logging.getLogger("hearth.pipeline")
 EDE_STALE_ANSWER, EDE_PROHIBITED, EDE_NOT_SUPPORTED, EDE_NO_REACHABLE_AUTHORITY = 3, 18, 21, 22
 DROP = b""
 _NEVER = float("inf")
-_NULL_A, _NULL_AAAA = bytes(4), bytes(16)   # blocking.mode null: 0.0.0.0 and ::
+_NULL_A, _NULL_AAAA = bytes(4), bytes(16)
+_CNAME_IN = b"\x00\x05\x00\x01"   # an RR's type CNAME and class IN, as bytes   # blocking.mode null: 0.0.0.0 and ::
 # Types the raw miss path never forwards: ANY (RFC 8482), zone transfers, MAILA/MAILB.
 _SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
 _CLASS_IN = b"\x00\x01"
@@ -360,7 +361,7 @@ class Pipeline:
             ttls = [min(t, ttl) for t in ttls]
         entry = CacheEntry(packed, 12 + len(key) - 1, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
                            rcode=rcode, upstream=upstream, offsets=offsets, ttls=ttls)
-        if rcode == 0 and packed[6:8] != b"\x00\x00":
+        if rcode == 0 and packed[6:8] != b"\x00\x00" and _CNAME_IN in packed:  # (a cheap pre-check)
             entry.cnames = cname_targets(packed)
         return entry
 
