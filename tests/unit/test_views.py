@@ -142,3 +142,21 @@ def test_refreshed_upstream_answer_replaces_every_profiles_copy():
     assert str(_ask(p, "popular.example", "127.0.0.1").rr[0].rdata) == "192.0.2.2"
     assert str(_ask(p, "popular.example", "127.0.0.2").rr[0].rdata) == "192.0.2.2"
     assert pool.calls == 2
+
+
+def test_block_mode_is_per_profile_and_null_means_the_appliance_default():
+    from resolver.policy import BlockingConfig
+
+    pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1.7e9]
+    p = _pipeline(pool, clock, wall)
+    p.blocking = BlockingConfig(mode="page", page_ipv4="192.168.1.2")
+    strict = Profile(name="Kids", block=("www.example.com",), block_mode="nxdomain")
+    quiet = Profile(name="default", block=("www.example.com",))
+    p.set_policies(PolicySet(p.registry, [strict, quiet], DEVICES, [], [], None, {}, "UTC", now=wall[0],
+                             default_block_mode="page"))
+    assert _ask(p, "www.example.com", "127.0.0.2").header.rcode == 3             # the profile's nxdomain
+    assert str(_ask(p, "www.example.com", "127.0.0.1").rr[0].rdata) == "192.168.1.2"  # blocking.mode page
+    p.blocking = BlockingConfig()                                                # no page address: null
+    p.set_policies(PolicySet(p.registry, [strict, quiet], DEVICES, [], [], None, {}, "UTC", now=wall[0],
+                             default_block_mode="page"))
+    assert str(_ask(p, "www.example.com", "127.0.0.1").rr[0].rdata) == "0.0.0.0"
