@@ -226,13 +226,35 @@ def dns_addresses() -> tuple[list[str], bool]:
     return listens, loopback_only
 
 
+def lan_addresses() -> list[str]:
+    """This machine's global IPv4 addresses (from `ip addr`: a netlink read, no traffic), for telling
+    the parent what to type into the router. Empty when `ip` is missing."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["ip", "-o", "-4", "addr", "show", "scope", "global"], capture_output=True,
+                             text=True, timeout=2).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = []
+    for line in out.splitlines():
+        words = line.split()
+        if "inet" in words:
+            address = words[words.index("inet") + 1].split("/")[0]
+            if address not in found:
+                found.append(address)
+    return found
+
+
 @bp.get("/setup/done")
 def setup_done():
     if g.user is None:
         return redirect(url_for("auth.login"))
     listens, loopback_only = dns_addresses()
-    return render_template("auth/setup_done.html", listens=listens, loopback_only=loopback_only,
-                           host=request.host.rsplit(":", 1)[0].strip("[]"))
+    host = request.host.rsplit(":", 1)[0].strip("[]")
+    if host in ("localhost", "::1") or host.startswith("127."):  # the parent is on the Hearth machine itself
+        host = next(iter(lan_addresses()), host)
+    return render_template("auth/setup_done.html", listens=listens, loopback_only=loopback_only, host=host)
 
 
 # -- one's own account --------------------------------------------------------------------------------
