@@ -53,7 +53,10 @@ EDE_STALE_ANSWER, EDE_PROHIBITED, EDE_NOT_SUPPORTED, EDE_NO_REACHABLE_AUTHORITY 
 DROP = b""
 _NEVER = float("inf")
 _NULL_A, _NULL_AAAA = bytes(4), bytes(16)
-_CNAME_IN = b"\x00\x05\x00\x01"   # an RR's type CNAME and class IN, as bytes   # blocking.mode null: 0.0.0.0 and ::
+_CNAME_IN = b"\x00\x05\x00\x01"
+# Clients noted for the "seen" list between two flushes: a flood of spoofed sources must not grow it
+# (or the next flush's writes) without bound.
+_SEEN_MAX = 4096   # an RR's type CNAME and class IN, as bytes   # blocking.mode null: 0.0.0.0 and ::
 # Types the raw miss path never forwards: ANY (RFC 8482), zone transfers, MAILA/MAILB.
 _SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
 _CLASS_IN = b"\x00\x01"
@@ -162,7 +165,8 @@ class Pipeline:
                 return found
         view, _device = ps.view_for(client)
         st.view = view
-        self.seen.setdefault(client, "")
+        if len(self.seen) < _SEEN_MAX:
+            self.seen.setdefault(client, "")
         return view, client
 
     def _view_by_mac(self, ps: PolicySet, client: str, data: bytes) -> Optional[tuple[View, str]]:
@@ -183,7 +187,8 @@ class Pipeline:
             if len(self._mac_views) > 65536:
                 self._mac_views.clear()
             self._mac_views[raw] = found
-        self.seen[mac] = mac
+        if len(self.seen) < _SEEN_MAX:
+            self.seen[mac] = mac
         return found
 
     def view_of(self, client: str, data: bytes) -> tuple[View, str]:
