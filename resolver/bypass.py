@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
+from .names import wire_name
+
 __all__ = ["bypass_answer", "bypass_answer_wire", "BYPASS_ANSWERS", "NXDOMAIN", "NODATA"]
 
 NXDOMAIN = "nxdomain"
@@ -32,8 +34,7 @@ BYPASS_ANSWERS: Dict[str, str] = {
 }
 
 
-def _wire(name: str) -> bytes:
-    return b"".join(bytes((len(label),)) + label.encode("ascii") for label in name.split(".")) + b"\x00"
+_wire = wire_name
 
 
 _BY_WIRE: Dict[bytes, str] = {_wire(name): answer for name, answer in BYPASS_ANSWERS.items()}

@@ -17,7 +17,7 @@ from .control import ControlServer
 from .dnsconfig import parse_listen
 from .listener import Listeners
 from .localrecords import LocalZone
-from .names import normalise_name
+from .names import normalise_name, wire_name
 from .pipeline import Pipeline
 from .querylog import QueryLog
 from .stats import Stats
@@ -296,7 +296,7 @@ class Engine:
             text = normalise_name(name)
         except ValueError as exc:
             return {"ok": False, "message": str(exc)}
-        wire = b"".join(bytes((len(lbl),)) + lbl.encode("ascii") for lbl in text.split(".")) + b"\x00"
+        wire = wire_name(text)
         view, device = ps.view_for(client)
         verdict = view.decide(wire, self.pipeline.wall())
         out = {"ok": True, "client": client, "name": text, "device": device.name if device else None,

@@ -8,7 +8,7 @@ from typing import Optional
 from dnslib import AAAA, CNAME, PTR, QTYPE, RR, A, DNSLabel
 
 from .configspec import option
-from .names import normalise_name
+from .names import normalise_name, wire_name
 
 TYPES = ("A", "AAAA", "CNAME", "PTR")
 
@@ -51,8 +51,7 @@ class LocalZone:
             self._add(rec.name, rec.type, rec.value, rec.ttl)
             if rec.type in ("A", "AAAA") and rec.ptr:
                 self._add(ipaddress.ip_address(rec.value).reverse_pointer, "PTR", rec.name, rec.ttl)
-        self._wire_names = {b"".join(bytes((len(p),)) + p.encode() for p in n.split(".")) + b"\x00"
-                            for n in self.rrs}
+        self._wire_names = {wire_name(n) for n in self.rrs}
 
     def _add(self, name: str, rtype: str, value: str, ttl: int) -> None:
         rdata = {"A": A, "AAAA": AAAA, "CNAME": lambda v: CNAME(DNSLabel(v)), "PTR": lambda v: PTR(DNSLabel(v))}

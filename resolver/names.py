@@ -8,6 +8,12 @@ import idna
 _ASCII_NAME = re.compile(r"^[a-z0-9_*]([a-z0-9_\-]{0,62})?(\.[a-z0-9_]([a-z0-9_\-]{0,62})?)*$")
 
 
+def wire_name(name: str) -> bytes:
+    """A normalised (ASCII) name as an uncompressed wire name:
+    ``"www.example.com"`` → ``b"\\x03www\\x07example\\x03com\\x00"``."""
+    return b"".join(bytes((len(label),)) + label.encode("ascii") for label in name.split(".")) + b"\x00"
+
+
 def normalise_name(text: str, *, wildcard: bool = False) -> str:
     """``"Ví-Dụ.VN."`` → ``"xn--v-d-rma6749a.vn"``; raises ValueError for what is not a host name.
 

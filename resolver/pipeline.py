@@ -35,6 +35,7 @@ from .answers import (ClientQuery, address_answer, finish, local_answer, reply_s
 from .cache import AnswerCache, CacheEntry
 from .clients import AddressMatcher, edns_client_mac
 from .localrecords import LocalZone
+from .names import wire_name
 from .policy import BlockingConfig, Decision
 from .profile_policy import ALLOW, BLOCK, REWRITE, Verdict
 from .querylog import QueryLog
@@ -457,8 +458,7 @@ class Pipeline:
             packed, qend = address_answer(key, target, ttl, self.edns_size)
             rcode, summary = 0, f"A {target}" if key[-5:-3] == b"\x00\x01" else "NODATA"
         else:
-            target_key = b"".join(bytes((len(lbl),)) + lbl.encode("ascii") for lbl in target.split(".")) + b"\x00" \
-                + key[-5:]
+            target_key = wire_name(target) + key[-5:]
             up = self.cache.get(target_key)
             now = self.clock()
             if up is None or now >= up.expires:

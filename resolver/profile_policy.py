@@ -74,7 +74,7 @@ from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, NamedTuple, O
 from blocklists.manager import MANDATORY_PREFIX
 
 from .bypass import bypass_answer_wire
-from .names import normalise_name
+from .names import normalise_name, wire_name
 from .policy import Decision, Reason, _text_name
 from .profiles import ALL_CATEGORIES, Profile, Schedule
 from .safesearch import SAFE_HOSTS, YOUTUBE_MODERATE, YOUTUBE_STRICT, safe_target_wire
@@ -116,10 +116,7 @@ class _State(NamedTuple):
 _Entry = Tuple[str, str, int, int, Tuple[str, ...], Tuple[str, ...]]
 
 
-@lru_cache(maxsize=65536)
-def _wire(name: str) -> bytes:
-    """``"www.example.com"`` -> ``b"\\x03www\\x07example\\x03com\\x00"`` (``name`` normalised, ASCII)."""
-    return b"".join(bytes((len(label),)) + label.encode("ascii") for label in name.split(".")) + b"\x00"
+_wire = lru_cache(maxsize=65536)(wire_name)   # every profile's policy converts the same catalogue
 
 
 @lru_cache(maxsize=65536)

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 from typing import Dict, FrozenSet, Optional
 
+from .names import wire_name
+
 __all__ = ["safe_target", "safe_target_wire", "SAFE_HOSTS", "ADDRESS_TARGETS", "SEARCH_NAMES", "YOUTUBE_NAMES",
            "YOUTUBE_LEVELS", "is_address_target"]
 
@@ -100,9 +102,7 @@ def _search_table() -> Dict[str, str]:
     return table
 
 
-def _wire(name: str) -> bytes:
-    """``"www.google.com"`` -> ``b"\\x03www\\x06google\\x03com\\x00"``."""
-    return b"".join(bytes((len(label),)) + label.encode("ascii") for label in name.split(".")) + b"\x00"
+_wire = wire_name
 
 
 _SEARCH: Dict[str, str] = _search_table()
