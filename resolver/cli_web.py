@@ -1,9 +1,11 @@
-"""The `hearth` commands for web UI accounts: `hearth admin create`, `hearth token create`.
+"""The `hearth` commands for web UI accounts: `hearth admin create`, `hearth admin setup-code`,
+`hearth token create`.
 
 ``hearth admin create USER --password-stdin`` does headless what the first-run wizard does (the
 wizard is then skipped: Hearth has an admin); with ``--reset`` it sets an existing user's password
 (a forgotten password). ``hearth token create USER`` prints a new API token for
 ``Authorization: Bearer …``; only its hash is stored. Both are recorded in the audit log as "cli".
+``hearth admin setup-code`` prints the one-time code the setup wizard asks for (see webui.setupcode).
 """
 from __future__ import annotations
 
@@ -42,8 +44,56 @@ def admin_create(args: argparse.Namespace, ctx: Any, store: Any) -> bool:
         return False
     user = store.add_user(args.user, generate_password_hash(password), args.role or "admin")
     store.add_audit("cli", "user.add", user.name, None, {"name": user.name, "role": user.role})
+    if user.role == "admin":
+        from webui import setupcode
+
+        setupcode.retire(ctx.config.data_dir)        # set up: the wizard's code is no longer needed
     ctx.say(f"{user.role} {user.name!r} created: sign in at http://{ctx.config.web.listen}/")
     return False
+
+
+def _set_up(data_dir: str) -> bool:
+    """Whether a web UI user exists. The store is only read, never made: as root (the installer)
+    this must not leave a database the service's user cannot write."""
+    import os
+    import sqlite3
+
+    path = os.path.join(data_dir, "hearth.db")
+    if not os.path.exists(path):
+        return False
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute("SELECT COUNT(*) FROM users").fetchone()[0] > 0
+        finally:
+            db.close()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return False
+        raise CommandError(f"cannot read the store {path}: {exc}") from None
+
+
+def setup_code(args: argparse.Namespace) -> int:
+    """Print the one-time code the setup wizard asks for (made when there is none yet)."""
+    from webui import setupcode
+
+    from .cli_policy import _load_config
+
+    config = _load_config(args, "admin setup-code")
+    data_dir = args.data_dir or config.data_dir
+    try:
+        code = setupcode.read_code(data_dir)
+        if code is None:
+            if _set_up(data_dir):
+                print("hearth admin setup-code: Hearth is already set up: sign in to the web UI (a forgotten "
+                      "password: hearth admin create NAME --password-stdin --reset)", file=sys.stderr)
+                return 1
+            code = setupcode.ensure_code(data_dir)
+    except (OSError, CommandError) as exc:
+        print(f"hearth admin setup-code: {exc}", file=sys.stderr)
+        return 1
+    print(code)
+    return 0
 
 
 def token_create(args: argparse.Namespace, ctx: Any, store: Any) -> bool:
@@ -74,6 +124,12 @@ def add_web_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--role", choices=ROLES, help="admin (changes; the default) or viewer (read only)")
     p.add_argument("--reset", action="store_true", help="the user exists: set its password")
     p.set_defaults(func=_command("admin create", admin_create))
+    p = subs.add_parser("setup-code", help="print the one-time code the setup wizard asks for",
+                        description="print the one-time code the web UI's setup wizard asks for before the first "
+                        "admin exists (made when missing; kept in data_dir/setup-code, mode 0600)",
+                        parents=[common])
+    p.add_argument("--data-dir", metavar="DIR", help="the data folder (default: data_dir of the configuration)")
+    p.set_defaults(func=setup_code)
 
     gp = sub.add_parser("token", help="API tokens for /api/v1", description="API tokens", parents=[common])
     subs = gp.add_subparsers(dest="token_command", metavar="COMMAND")

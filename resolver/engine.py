@@ -476,6 +476,14 @@ class Engine:
 STORE_SETTINGS = ("upstreams", "timezone")
 
 
+def file_upstreams(config: Config) -> Optional[list[str]]:
+    """The upstreams the configuration file sets, when they override the web UI's choice (anything but
+    the built-in default, see with_settings); None when the wizard's or settings page's choice applies."""
+    if list(config.dns.upstreams) == list(Config().dns.upstreams):
+        return None
+    return list(config.dns.upstreams)
+
+
 def with_settings(config: Config, settings: dict) -> Config:
     """``config`` with the setup wizard's choices (kept in the store) where the file leaves the default:
     a value written in the configuration file always wins. Unusable values are ignored (logged)."""
@@ -483,7 +491,7 @@ def with_settings(config: Config, settings: dict) -> Config:
 
     defaults = Config()
     upstreams = settings.get("upstreams")
-    if upstreams and list(config.dns.upstreams) == list(defaults.dns.upstreams):
+    if upstreams and file_upstreams(config) is None:
         try:
             from .upstream import parse_upstream
 

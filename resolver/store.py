@@ -297,6 +297,12 @@ class Store(Protocol):
 
     def purge_login_attempts(self, older_than: float) -> int: ...
 
+    def session_generation(self, user_id: int) -> int:
+        """The user's session generation (0 at first): a web session signed with an older one is over."""
+
+    def bump_session_generation(self, user_id: int) -> int:
+        """End every web session of the user (sign out, password change, removal); the new generation."""
+
     # -- web UI: audit log -------------------------------------------------------------------------
 
     def add_audit(self, user: str, action: str, target: str, before: Any = None, after: Any = None,

@@ -684,6 +684,21 @@ class SQLiteStore:
         with self._write(bump=False) as db:
             return db.execute("DELETE FROM login_attempts WHERE ts < ?", (older_than,)).rowcount
 
+    # kept in the settings table (key session-gen:ID), so no schema change was needed
+    def session_generation(self, user_id: int) -> int:
+        with self._lock:
+            row = _row(self._db, "SELECT value FROM settings WHERE key = ?", f"session-gen:{int(user_id)}")
+        return int(json.loads(row[0])) if row else 0
+
+    def bump_session_generation(self, user_id: int) -> int:
+        key = f"session-gen:{int(user_id)}"
+        with self._write(bump=False) as db:
+            row = _row(db, "SELECT value FROM settings WHERE key = ?", key)
+            gen = (int(json.loads(row[0])) if row else 0) + 1
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, json.dumps(gen)))
+        return gen
+
     # -- web UI: audit log ----------------------------------------------------------------------------
 
     def add_audit(self, user: str, action: str, target: str, before: Any = None, after: Any = None,

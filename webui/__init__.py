@@ -91,5 +91,20 @@ def serve(config: Config) -> int:
         else:
             log.info("block page on http://%s/", config.web.block_page_listen)
             threading.Thread(target=server.run, name="blockpage", daemon=True).start()
-    waitress.serve(create_app(config), host=host, port=port, threads=4, ident="hearth")
+    app = create_app(config)
+    announce_setup_code(app)
+    waitress.serve(app, host=host, port=port, threads=4, ident="hearth")
     return 0
+
+
+def announce_setup_code(app: Flask) -> None:
+    """Before the first admin exists: make the one-time setup code and write it to the log, which only
+    the person running the machine reads (journalctl -u hearth, the container's log)."""
+    from . import core, setupcode
+
+    with app.app_context():
+        if core.store().count_users():
+            return
+        code = setupcode.ensure_code(core.config().data_dir)
+    log.warning("Hearth is not set up yet: open the web UI (%s) and enter the setup code %s "
+                "(also shown by `hearth admin setup-code`)", app.config["HEARTH"].web.listen, code)

@@ -1,11 +1,13 @@
 """Signing in and out, the first-run setup wizard, and one's own account (password, language, API tokens).
 
-No default credentials: until the first admin exists every page leads to ``/setup``. Login is
-rate-limited per user name and per client address: after ``web.login_max_failures`` failures
-login is locked for ``web.login_lockout`` (kept in the store, so a restart does not reset it).
+No default credentials: until the first admin exists every page leads to ``/setup``, which needs the
+one-time setup code (see :mod:`webui.setupcode`). Login is throttled per client address and per
+account with a growing wait, so that failures from one device never lock the parent out of another
+(see :mod:`webui.throttle`); failures and lock-outs are audited.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Optional
 
@@ -15,11 +17,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from resolver.profiles import DEFAULT_PROFILE_NAME, identify, profile_from_preset
 
-from . import core
+from . import core, setupcode, throttle
 from .errors import localise_error
 from .i18n import LANGUAGES
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger("hearth.web")
+bp.add_app_template_global(throttle.recent_failures, "recent_sign_in_failures")
 PASSWORD_MIN = 8
 # Upstream resolvers the wizard offers: the embedded default, and family filters that block adult
 # content themselves as a second line.
@@ -51,50 +55,26 @@ def _client() -> str:
     return request.remote_addr or "?"
 
 
-def lockout_until(name: str, address: str) -> float:
-    """When login for this name or address unlocks (0: it is not locked)."""
-    cfg = core.config().web
-    since = time.time() - cfg.login_lockout
-    until = 0.0
-    for key in (f"user:{name.strip().lower()}", f"ip:{address}"):
-        failures, last = core.store().login_failures(key, since)
-        if failures >= cfg.login_max_failures:
-            until = max(until, last + cfg.login_lockout)
-    return until
-
-
-def _record_attempt(name: str, address: str, ok: bool) -> None:
-    store = core.store()
-    now = time.time()
-    for key in (f"user:{name.strip().lower()}", f"ip:{address}"):
-        store.add_login_attempt(key, ok, now)
-    if ok:
-        store.purge_login_attempts(now - 7 * 86400)
-
-
 def authenticate(name: str, password: str, address: str) -> tuple[Optional[Any], Optional[str]]:
-    """(user, None) or (None, why not)."""
-    until = lockout_until(name, address)
-    if until > time.time():
-        minutes = max(1, int((until - time.time() + 59) // 60))
+    """(user, None) or (None, why not). Throttled per address and per account (see webui.throttle)."""
+    lock = throttle.lock_for(name, address, throttle.is_known_device(name))
+    if lock is not None:
+        minutes = max(1, int((lock.until - time.time() + 59) // 60))
+        if lock.scope == "account":
+            return None, _("Too many failed sign-ins to this account from other devices. Sign in from a device "
+                           "you used before, or try again in %(n)d minutes.", n=minutes)
         return None, _("Too many failed sign-ins. Try again in %(n)d minutes.", n=minutes)
     user = core.store().get_user(name) if name.strip() else None
     # check a hash either way, so a wrong name takes as long as a wrong password
     ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok:
-        _record_attempt(name, address, False)
+        throttle.record(name, address, False)
         return None, _("Wrong user name or password.")
-    _record_attempt(name, address, True)
+    throttle.record(name, address, True)
     return core.store().update_user(user.name, last_login=time.time()), None
 
 
 _DUMMY_HASH = generate_password_hash("not a password, for timing")
-
-
-def _safe_next(target: Optional[str]) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and not target.startswith("/\\"):
-        return target
-    return url_for("admin.dashboard")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -104,12 +84,16 @@ def login():
         user, error = authenticate(request.form.get("username", ""), request.form.get("password", ""), _client())
         if user is not None:
             core.sign_in(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return throttle.remember_device(
+                redirect(core.safe_next(request.args.get("next"), url_for("admin.dashboard"))), user.name)
     return render_template("auth/login.html", error=error), (401 if error else 200)
 
 
 @bp.post("/logout")
 def logout():
+    if g.user is not None and not g.via_token:
+        core.end_sessions(g.user)
+        core.audit("logout", g.user.name)
     core.sign_out()
     return redirect(url_for("auth.login"))
 
@@ -128,6 +112,7 @@ def _apply_wizard(form: dict) -> list[str]:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     errors = []
+    fixed_upstreams = configured_upstreams()
     name = form["username"].strip()
     bad = check_new_password(form["password"], form["password2"])
     if bad:
@@ -138,7 +123,7 @@ def _apply_wizard(form: dict) -> list[str]:
         ZoneInfo(form["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
         errors.append(_("Unknown time zone %(tz)s.", tz=form["timezone"]))
-    if form["upstream"] not in UPSTREAM_CHOICES:
+    if fixed_upstreams is None and form["upstream"] not in UPSTREAM_CHOICES:
         errors.append(_("Choose an upstream resolver."))
     profile = device = None
     try:
@@ -165,10 +150,12 @@ def _apply_wizard(form: dict) -> list[str]:
     g.user = user
     store.set_setting("language", form["language"])
     store.set_setting("timezone", form["timezone"])
-    store.set_setting("upstream_choice", form["upstream"])
-    store.set_setting("upstreams", list(UPSTREAM_CHOICES[form["upstream"]]))
+    if fixed_upstreams is None:
+        store.set_setting("upstream_choice", form["upstream"])
+        store.set_setting("upstreams", list(UPSTREAM_CHOICES[form["upstream"]]))
+    setupcode.retire(core.config().data_dir)
     core.audit("setup", name, None, {"language": form["language"], "timezone": form["timezone"],
-                                     "upstream": form["upstream"]})
+                                     "upstream": form["upstream"] if fixed_upstreams is None else "config file"})
     from . import actions
 
     try:
@@ -190,17 +177,35 @@ def setup():
         if g.user is not None:
             return redirect(url_for("auth.setup_done"))
         return redirect(url_for("auth.login"))
+    data_dir = core.config().data_dir
+    setupcode.ensure_code(data_dir)
     form = _wizard_defaults()
     errors: list[str] = []
+    status = 200
     if request.method == "POST":
         form.update({k: request.form.get(k, "") for k in list(form) + ["password", "password2"]})
-        errors = _apply_wizard(form)
+        if not setupcode.check_code(data_dir, request.form.get("setup_code", "")):
+            errors, status = [_("That is not the setup code. Hearth printed it when it was installed and started; "
+                                "on the Hearth machine, run: hearth admin setup-code")], 403
+            log.warning("setup wizard: wrong setup code from %s", _client())
+        else:
+            form["setup_code"] = request.form.get("setup_code", "")
+            errors = _apply_wizard(form)
+            status = 400 if errors else 200
         if not errors:
             return redirect(url_for("auth.setup_done"))
         form.pop("password", None)
         form.pop("password2", None)
     return render_template("auth/setup.html", form=form, errors=errors, timezones=TIMEZONES,
-                           upstreams=UPSTREAM_CHOICES, presets=_preset_choices()), (400 if errors else 200)
+                           upstreams=UPSTREAM_CHOICES, presets=_preset_choices(),
+                           fixed_upstreams=configured_upstreams()), status
+
+
+def configured_upstreams() -> Optional[list[str]]:
+    """The configuration file's dns.upstreams when they override the wizard's choice, else None."""
+    from resolver.engine import file_upstreams
+
+    return file_upstreams(core.config())
 
 
 def _preset_choices() -> list[str]:
@@ -278,6 +283,7 @@ def account():
                 else:
                     user = store.update_user(g.user.name, password_hash=hash_password(request.form["password"]))
                     core.audit("user.password", user.name)
+                    core.end_sessions(user)          # signed out elsewhere; this browser stays signed in
                     core.sign_in(user)
                     flash(_("Password changed."), "ok")
         elif what == "language" and request.form.get("language") in LANGUAGES:

@@ -15,7 +15,9 @@ import time
 from functools import wraps
 from typing import Any, Callable, Optional
 
-from flask import Flask, current_app, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (Flask, current_app, g, has_request_context, jsonify, redirect, render_template, request, session,
+                   url_for)
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from resolver.store import User
@@ -84,8 +86,23 @@ def new_token() -> str:
 # -- users ------------------------------------------------------------------------------------------
 
 def _session_stamp(user: User) -> str:
-    """Part of the session: changes when the password does, so that signs every session out."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+    """Part of the session: changes when the password or the user's session generation does (sign out,
+    password change, removal), which ends every session signed with the old one, copied cookies too."""
+    gen = store().session_generation(user.id)
+    text = f"{user.id}|{user.name}|{user.created}|{user.password_hash}|{gen}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def cookies_secure() -> bool:
+    """Cookies get ``Secure`` when ``web.secure_cookies`` says so or this request came over HTTPS."""
+    return bool(current_app.config.get("SESSION_COOKIE_SECURE")) or (has_request_context() and request.is_secure)
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with ``Secure`` set per request (HTTPS) as well as by config."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return cookies_secure()
 
 
 def sign_in(user: User) -> None:
@@ -98,10 +115,75 @@ def sign_in(user: User) -> None:
 
 
 def sign_out() -> None:
+    """Forget the session in this browser (see end_sessions for every copy of it)."""
     lang = session.get("lang")
     session.clear()
     if lang:
         session["lang"] = lang
+
+
+def end_sessions(user: User) -> None:
+    """End every web session of ``user`` server-side (a copied cookie is refused from now on)."""
+    store().bump_session_generation(user.id)
+
+
+# -- where to go next ---------------------------------------------------------------------------------
+
+def safe_next(target: Optional[str], default: str = "/") -> str:
+    """``target`` when it is a path on this site, else ``default``: the one check for every ``next``
+    parameter (login, language switch, forms). Refused: anything not starting with one ``/``, ``//``
+    (another host), backslashes (browsers read ``/\\`` as ``//``) and control characters anywhere, tabs
+    and newlines included: browsers drop those, so ``/%09/evil.example`` would be ``//evil.example``."""
+    from urllib.parse import urlsplit
+
+    if not target or not isinstance(target, str) or len(target) > 2000:
+        return default
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target) or "\\" in target:
+        return default
+    if not target.startswith("/") or target.startswith("//"):
+        return default
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return default
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+# -- same-origin check ---------------------------------------------------------------------------------
+
+def _netloc(url: str) -> Optional[str]:
+    """``host[:port]`` of an http(s) URL, lower case, default port dropped; None when it is not one."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or (parts.scheme, port) in (("http", 80), ("https", 443)):
+        return host
+    return f"{host}:{port}"
+
+
+def same_origin() -> bool:
+    """A state-changing browser request came from a page of this host: its ``Origin`` (else its
+    ``Referer``), when the browser sent one, names the host the request was sent to. No header: true
+    (the CSRF token still has to match). Defence in depth beside the token, not instead of it."""
+    source = request.headers.get("Origin")
+    if source is None:
+        source = request.headers.get("Referer")
+        if not source:
+            return True
+    ours = _netloc(f"{request.scheme}://{request.host}")
+    theirs = _netloc(source)
+    return theirs is not None and theirs == ours
 
 
 def is_api() -> bool:
@@ -132,6 +214,8 @@ def load_user() -> Optional[Any]:
             else:
                 sign_out()
         if request.method not in SAFE_METHODS:
+            if not same_origin():
+                return _cross_origin()
             csrf.protect()
     if not current_app.extensions.get("hearth_setup_done") and "auth" in current_app.blueprints:
         if store().count_users():
@@ -253,6 +337,18 @@ def _csrf_error(exc: CSRFError):
                                      "page and try again.")), 400
 
 
+def _cross_origin():
+    from flask_babel import gettext as _
+
+    log.warning("refused %s %s from another site (Origin %r, Referer %r)", request.method, request.path,
+                request.headers.get("Origin"), request.headers.get("Referer"))
+    if is_api():
+        return json_error(403, "cross-site request refused: Origin/Referer does not match this host")
+    return render_template("error.html", code=403,
+                           message=_("This request came from another site and was refused. Open Hearth's own "
+                                     "page and try again.")), 403
+
+
 def _handle_404(_exc: Any):
     if is_api():
         return json_error(404, "no such resource")
@@ -276,6 +372,7 @@ def _security_headers(resp: Any) -> Any:
 
 
 def init_app(app: Flask) -> None:
+    app.session_interface = SessionInterface()
     csrf.init_app(app)
     app.before_request(load_user)
     app.after_request(_security_headers)

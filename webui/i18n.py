@@ -148,10 +148,9 @@ def percent(n: float) -> str:
 def _set_language(code: str):
     if code in LANGUAGES:
         session["lang"] = code
-    target = request.args.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    return redirect(target)
+    from .core import safe_next
+
+    return redirect(safe_next(request.args.get("next")))
 
 
 def init_app(app: Flask) -> None:

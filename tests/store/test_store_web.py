@@ -69,6 +69,14 @@ def test_login_attempts(store):
     assert store.purge_login_attempts(NOW + 3.5) == 4
 
 
+def test_session_generation_per_user(store):
+    mum = store.add_user("mum", "h1")
+    dad = store.add_user("dad", "h2")
+    assert store.session_generation(mum.id) == 0 == store.session_generation(dad.id)
+    assert store.bump_session_generation(mum.id) == 1 and store.bump_session_generation(mum.id) == 2
+    assert store.session_generation(mum.id) == 2 and store.session_generation(dad.id) == 0
+
+
 def test_audit_log(store):
     a = store.add_audit("dad", "profile.update", "Kids", {"safe_search": False}, {"safe_search": True}, now=NOW)
     b = store.add_audit("dad", "device.remove", "tablet", {"name": "tablet"}, None, now=NOW + 1)

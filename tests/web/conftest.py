@@ -64,12 +64,20 @@ class Browser:
         return self.client.open(url, method=method, json=json, headers={"X-CSRFToken": self.token}, **kw)
 
 
-def run_wizard(browser: Browser, **fields) -> object:
-    data = {"username": "admin", "password": PASSWORD, "password2": PASSWORD, "language": "en",
-            "timezone": "Asia/Ho_Chi_Minh", "upstream": "quad9", "profile_name": "Kids", "preset": "child",
-            "device_name": "", "device_id": ""}
+def setup_code_of(browser: Browser) -> str:
+    """The one-time setup code, as `hearth admin setup-code` reads it (the wizard's page makes it)."""
+    from webui.setupcode import read_code
+
+    return read_code(browser.client.application.config["HEARTH"].data_dir) or ""
+
+
+def run_wizard(browser: Browser, headers: dict | None = None, **fields) -> object:
+    browser.get("/setup")
+    data = {"setup_code": setup_code_of(browser), "username": "admin", "password": PASSWORD,
+            "password2": PASSWORD, "language": "en", "timezone": "Asia/Ho_Chi_Minh", "upstream": "quad9",
+            "profile_name": "Kids", "preset": "child", "device_name": "", "device_id": ""}
     data.update(fields)
-    return browser.post("/setup", data, page="/setup")
+    return browser.post("/setup", data, headers=headers or {})
 
 
 @pytest.fixture

@@ -34,8 +34,7 @@ def attempt(fn: Callable[[], Any], ok_message: Any, target: str) -> Any:
 
 
 def back(default: str) -> str:
-    target = request.form.get("next") or default
-    return target if target.startswith("/") and not target.startswith("//") else default
+    return core.safe_next(request.form.get("next"), default)
 
 
 from . import monitor, policy, system  # noqa: E402,F401  (register the views)

@@ -142,6 +142,7 @@ def users_post():
             if bad:
                 raise ValueError(bad)
             user = store.update_user(name, password_hash=hash_password(f["password"]))
+            core.end_sessions(user)
             core.audit("user.password", user.name)
         return attempt(password, _("Password changed."), target)
     if what == "remove":
@@ -150,6 +151,8 @@ def users_post():
                 raise ValueError(_("You can't remove yourself."))
             before = store.get_user(name)
             store.remove_user(name)
+            if before is not None:
+                core.end_sessions(before)
             core.audit("user.remove", name, before and actions.user_dict(before), None)
         return attempt(remove, _("User removed."), target)
     if what == "token-remove":
