@@ -42,6 +42,9 @@ def test_a_child_hammering_the_admin_account_cannot_lock_the_parent_out(app, adm
     assert ok.status_code == 302 and ok.location == "/"
     page = parent.get("/").get_data(as_text=True)
     assert 'id="sign-in-failures"' in page and CHILD in page and "address locked until" in page
+    parent.get("/lang/vi?next=/")
+    page = parent.get("/").get_data(as_text=True)
+    assert "Đăng nhập thất bại" in page and "địa chỉ bị khóa đến" in page
     with app.app_context():
         actions = [(e.action, e.user, e.target) for e in core.store().list_audit(50)]
     assert actions.count(("login.failed", CHILD, "admin")) == 5   # later tries were refused unchecked
