@@ -5,6 +5,8 @@ both languages; screenshots of the main pages in tests/artifacts/."""
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
@@ -47,9 +49,28 @@ def page(context):
     p.close()
 
 
+def _setup_code(stack) -> str:
+    """What the installer sees: `hearth admin setup-code` on the machine (also in the web UI's log)."""
+    res = subprocess.run([sys.executable, "-m", "resolver.cli", "admin", "setup-code", "-c",
+                          str(stack.engine.config_path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    code = res.stdout.strip()
+    assert code in _wait(lambda: (stack.engine.tmp / "web.log").read_text(), what="the web log")
+    return code
+
+
 def test_first_run_to_approved_access(stack, page):
     page.goto(stack.url + "/")
     assert page.url.endswith("/setup")
+    code = _setup_code(stack)
+    # without the setup code (a child's tablet that reached the wizard first) nothing is set up
+    page.fill("input[name=setup_code]", "AAAA-BBBB-CCCC")
+    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.click("button.primary")
+    page.wait_for_selector("text=That is not the setup code")
+    assert page.url.endswith("/setup")
+    page.fill("input[name=setup_code]", code.lower())
     page.fill("input[name=password]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
     page.select_option("select[name=language]", "en")
