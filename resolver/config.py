@@ -69,6 +69,15 @@ class WebConfig:
                                      "locked for login_lockout.", minimum=1)
     login_lockout: float = option(900, "How long login stays locked after login_max_failures.", duration=True,
                                   minimum=1)
+    metrics_token: str = option(
+        "", "A secret Prometheus must send to read /metrics: `Authorization: Bearer TOKEN` (Prometheus: "
+        "`authorization: {credentials_file: ...}`) or as the HTTP basic-auth password. Empty: the token in "
+        "data_dir/metrics_token if that file exists, else /metrics is open to anyone who reaches it.",
+        related="web.metrics_listen")
+    metrics_listen: str = option(
+        "", "A separate address serving only /metrics (and /healthz), e.g. 127.0.0.1:9153 for a Prometheus on "
+        "this machine; /metrics then leaves web.listen. Empty: /metrics is on web.listen.",
+        check=_check_optional_listen, related="web.metrics_token")
     public_form_limit: int = option(10, "Ask-for-access and harmful-site reports one client may send per hour "
                                     "(the public forms need no login).", minimum=1)
     hotline_country: str = option("VN", "Country whose child-protection hotline the block page shows (two-letter "

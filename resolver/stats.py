@@ -7,6 +7,23 @@ import time
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
+_FIXED_KINDS = ("bypass", "paused", "schedule", "custom-rule", "safe-search")
+
+
+def block_label(log_reason: str) -> str:
+    """The counter a block goes to, never text a parent typed (it ends up in /metrics labels):
+    ``category:adult`` counts as ``adult`` (list categories are single words from the lists' config or
+    the feed), ``service:TikTok`` as ``service:TikTok`` (bundled service names), and a schedule, a
+    profile's own rule or a pause only by kind (``schedule``, not ``schedule:Bedtime``)."""
+    reason = log_reason.split(" via ", 1)[0]
+    kind, _, what = reason.partition(":")
+    if kind in ("category", "mandatory") and what and all(ch.isalnum() or ch in "-_." for ch in what):
+        return what[:40]
+    if kind == "service" and what:
+        return f"service:{what[:40]}"
+    return kind if kind in _FIXED_KINDS else "other"
+
+
 class Stats:
     """Counters since the engine started. Cache hits are answered in microseconds and are
     counted in ``cache_hits``; the histogram covers queries that took the slow path."""
@@ -34,11 +51,8 @@ class Stats:
         self.latency = [0] * (len(LATENCY_BUCKETS_MS) + 1)
 
     def count_block(self, log_reason: str) -> None:
-        """One more blocked answer built, by what blocked it (``category:adult`` counts as ``adult``,
-        ``service:TikTok`` as ``service:TikTok``, ``bypass`` as ``bypass``)."""
-        kind, _, what = log_reason.partition(":")
-        label = what if kind in ("category", "mandatory") else log_reason
-        label = label[:60]
+        """One more blocked answer built, by what blocked it: see :func:`block_label`."""
+        label = block_label(log_reason)
         counts = self.blocked_by_category
         if label in counts or len(counts) < 200:
             counts[label] = counts.get(label, 0) + 1

@@ -2,8 +2,8 @@
 
 Areas (one blueprint each): ``auth`` (login, logout, first-run wizard), ``admin`` (the parents'
 console), ``api`` (JSON under /api/v1), ``blockpage`` (public, no login: the block page, ask for
-access, report a harmful site) and ``health``. Views reach the store through
-:class:`resolver.store.Store` only.
+access, report a harmful site), ``health`` and ``metrics`` (on ``web.metrics_listen`` when set).
+Views reach the store through :class:`resolver.store.Store` only.
 """
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def create_app(config: Optional[Config] = None) -> Flask:
     from .metrics import bp as metrics_bp
 
     app.register_blueprint(health_bp)
-    app.register_blueprint(metrics_bp)
+    if not app.config["HEARTH"].web.metrics_listen:
+        app.register_blueprint(metrics_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(blockpage_bp)
     app.register_blueprint(admin_bp)
@@ -72,25 +73,47 @@ def create_blockpage_app(config: Optional[Config] = None) -> Flask:
     return app
 
 
+def create_metrics_app(config: Optional[Config] = None) -> Flask:
+    """The app on ``web.metrics_listen``: /metrics and /healthz only."""
+    app = Flask(__name__)
+    app.config["HEARTH"] = config or Config()
+    from .health import bp as health_bp
+    from .metrics import bp as metrics_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(metrics_bp)
+    return app
+
+
+def _serve_beside(name: str, app: Flask, listen: str, fallback: str) -> None:
+    """Serve ``app`` on ``listen`` in a thread beside the UI; a failure to bind is logged, not fatal."""
+    import waitress
+
+    from resolver.dnsconfig import parse_listen
+
+    host, port = parse_listen(listen)
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=2, ident="hearth")
+    except OSError as exc:
+        log.error("%s: cannot listen on %s (%s); %s", name, listen, exc, fallback)
+        return
+    log.info("%s on http://%s/", name, listen)
+    threading.Thread(target=server.run, name=name.replace(" ", "-"), daemon=True).start()
+
+
 def serve(config: Config) -> int:
     """Run the UI under waitress (a production WSGI server) on ``web.listen``, and the block page on
-    ``web.block_page_listen`` when set."""
+    ``web.block_page_listen`` and /metrics on ``web.metrics_listen`` when set."""
     import waitress
 
     from resolver.dnsconfig import parse_listen
 
     host, port = parse_listen(config.web.listen)
     if config.web.block_page_listen:
-        bhost, bport = parse_listen(config.web.block_page_listen)
-        try:
-            server = waitress.create_server(create_blockpage_app(config), host=bhost, port=bport, threads=2,
-                                            ident="hearth")
-        except OSError as exc:
-            log.error("block page: cannot listen on %s (%s); it stays at /blocked on %s",
-                      config.web.block_page_listen, exc, config.web.listen)
-        else:
-            log.info("block page on http://%s/", config.web.block_page_listen)
-            threading.Thread(target=server.run, name="blockpage", daemon=True).start()
+        _serve_beside("block page", create_blockpage_app(config), config.web.block_page_listen,
+                      f"it stays at /blocked on {config.web.listen}")
+    if config.web.metrics_listen:
+        _serve_beside("metrics", create_metrics_app(config), config.web.metrics_listen, "no /metrics")
     app = create_app(config)
     announce_setup_code(app)
     waitress.serve(app, host=host, port=port, threads=4, ident="hearth")

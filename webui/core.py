@@ -199,6 +199,8 @@ def json_error(status: int, message: str, **extra: Any):
 def load_user() -> Optional[Any]:
     g.user = None
     g.via_token = False
+    if (request.endpoint or "").startswith("metrics."):
+        return None             # no session, no CSRF; its own token (Authorization: Bearer) in webui.metrics
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         user = store().user_for_token(token_hash(auth[7:].strip()))

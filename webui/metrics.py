@@ -5,10 +5,11 @@ socket and reads ``data_dir/lists/status.json``; nothing is cached between scrap
 process holds no counter state. When the engine does not answer, ``hearth_engine_up`` is 0 and
 only the list metrics are given.
 
-The page shows aggregate numbers only (no names, no clients). To keep it private on a LAN, put a
-password in ``data_dir/metrics_token``: scrapes must then use HTTP basic authentication with that
-password (any user name; Prometheus: ``basic_auth: {username: metrics, password_file: ...}``).
-Basic, not Bearer: ``Authorization: Bearer`` belongs to the web UI's API tokens.
+The page shows aggregate numbers only: no client addresses and no text a parent typed (schedule,
+profile or device names); labels are list ids, categories, bundled service names and upstream URLs
+from the configuration. To keep it private, set ``web.metrics_token`` (or put the token in
+``data_dir/metrics_token``): scrapes then send ``Authorization: Bearer TOKEN``, or the token as the
+HTTP basic-auth password. ``web.metrics_listen`` serves it on an address of its own instead of the UI's.
 """
 from __future__ import annotations
 
@@ -146,16 +147,26 @@ class HearthCollector:
         yield from (entries, success, age, failing)
 
 
-def _authorised(config: Any) -> bool:
-    token_file = Path(config.data_dir) / "metrics_token"
+def metrics_token(config: Any) -> str:
+    """The token scrapes must send: ``web.metrics_token``, else ``data_dir/metrics_token``; "" for none."""
+    if config.web.metrics_token:
+        return config.web.metrics_token.strip()
     try:
-        token = token_file.read_text().strip()
+        return (Path(config.data_dir) / "metrics_token").read_text().strip()
     except OSError:
-        return True
+        return ""
+
+
+def _authorised(config: Any) -> bool:
+    token = metrics_token(config)
     if not token:
         return True
     auth = request.authorization
-    given = (auth.password or "") if auth is not None and auth.type == "basic" else ""
+    given = ""
+    if auth is not None and auth.type == "basic":
+        given = auth.password or ""
+    elif auth is not None and auth.type == "bearer":
+        given = auth.token or ""
     return hmac.compare_digest(given.encode(), token.encode())
 
 
@@ -165,8 +176,9 @@ def metrics() -> Response:
 
     config = current_app.config["HEARTH"]
     if not _authorised(config):
-        return Response("metrics need the password in data_dir/metrics_token (HTTP basic authentication)\n",
-                        status=401, headers={"WWW-Authenticate": 'Basic realm="hearth metrics"'},
+        return Response("metrics need the token of web.metrics_token (or data_dir/metrics_token): "
+                        "Authorization: Bearer TOKEN, or as the basic-auth password\n",
+                        status=401, headers={"WWW-Authenticate": 'Bearer realm="hearth metrics"'},
                         mimetype="text/plain")
     try:
         reply = call(config.control_socket, "stats", timeout=2.0)

@@ -134,3 +134,72 @@ def test_hearth_web_serves_metrics(tmp_path, upstream, start_engine):
         web.terminate()
         web.wait(10)
         log.close()
+
+
+def test_metrics_have_no_parent_typed_text_and_a_listen_address_and_token_of_their_own(tmp_path, upstream,
+                                                                                      start_engine):
+    """Issue 13 item 5: schedule, profile and device names a parent typed never reach /metrics; with
+    web.metrics_listen and web.metrics_token it is served apart from the UI, to Bearer-token scrapes only."""
+    import datetime
+
+    from resolver.profiles import Device, Profile, Schedule
+    from resolver.store_sqlite import open_store
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = ((now + datetime.timedelta(hours=h)).strftime("%H:%M") for h in (-1, 1))
+    store = open_store(str(tmp_path / "engine0" / "data"))
+    try:
+        store.add_profile(Profile(name="Bé Lan secret", block=("homework-skip.example",)))
+        store.add_profile(Profile(name="Night of An"))
+        store.add_schedule(Schedule(profile="Night of An", name="Giờ ngủ của An", days=("mon", "tue", "wed", "thu",
+                                    "fri", "sat", "sun"), start=start, end=end, action="block_all"))
+        store.add_device(Device(name="Lan tablet", kind="ip", value="127.0.0.2", profile="Bé Lan secret"))
+        store.add_device(Device(name="An laptop", kind="ip", value="127.0.0.3", profile="Night of An"))
+    finally:
+        store.close()
+    ui, scrape_at = _free_port(), _free_port()
+    eng = start_engine({"timezone": "UTC", "dns": {"upstreams": [f"udp://127.0.0.1:{upstream.port}"]},
+                        "web": {"listen": f"127.0.0.1:{ui}", "metrics_listen": f"127.0.0.1:{scrape_at}",
+                                "metrics_token": "t0k3n-for-prometheus"}})
+    for name, source in (("homework-skip.example", "127.0.0.2"), ("www.example.com", "127.0.0.3")):
+        reply = ask(name, "A", eng.port, source=source)
+        assert reply is not None and [str(r.rdata) for r in reply.rr] == ["0.0.0.0"], name
+    log = open(tmp_path / "web.log", "wb")
+    web = subprocess.Popen([sys.executable, "-m", "resolver.cli", "web", "-c", str(eng.config_path)], stdout=log,
+                           stderr=subprocess.STDOUT, cwd=str(REPO))
+    url = f"http://127.0.0.1:{scrape_at}/metrics"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{scrape_at}/healthz", timeout=2).close()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if web.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((tmp_path / "web.log").read_text()) from None
+                time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=5)
+        assert err.value.code == 401
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer t0k3n-for-prometheus"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            text = resp.read().decode()
+        by_category = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "hearth_dns_blocked_by_category_total":
+                    by_category[s.labels["category"]] = s.value
+        assert by_category.get("custom-rule") == 1 and by_category.get("schedule") == 1, by_category
+        for typed in ("Lan", "An laptop", "Giờ", "secret", "Night"):
+            assert typed not in text, typed
+        assert value(scrape(url, "t0k3n-for-prometheus"), "hearth_engine_up") == 1    # basic auth works too
+        # the UI's own address no longer serves /metrics
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ui}/metrics", timeout=5) as resp:
+                assert b"hearth_engine_up" not in resp.read()
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404
+    finally:
+        web.terminate()
+        web.wait(10)
+        log.close()
