@@ -250,5 +250,15 @@ if [ "$DO_SYSTEMCTL" = 1 ]; then
     fi
   fi
 fi
+# --- the one-time setup code ---------------------------------------------------------------------------
+# Until the first admin exists the web UI's setup wizard asks for this code, so that only whoever
+# installed Hearth (and can read this, or the service log) can set it up. Nothing is printed once set up.
+if [ -x "$HEARTH" ]; then
+  if CODE=$("$HEARTH" admin setup-code --config "$ROOT$CONFIG" --data-dir "$ROOT$DATA_DIR" 2>/dev/null) \
+      && [ -n "$CODE" ]; then
+    say "first step: open the web UI in a browser and enter the setup code $CODE"
+    say "(to see it again: sudo hearth admin setup-code)"
+  fi
+fi
 [ "$PORTS_OK" = 1 ] || exit 3
 say "done"

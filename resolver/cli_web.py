@@ -67,7 +67,7 @@ def _set_up(data_dir: str) -> bool:
             return db.execute("SELECT COUNT(*) FROM users").fetchone()[0] > 0
         finally:
             db.close()
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:
         if "no such table" in str(exc):
             return False
         raise CommandError(f"cannot read the store {path}: {exc}") from None

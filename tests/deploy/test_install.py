@@ -66,6 +66,12 @@ def test_install_upgrade_uninstall_in_a_throwaway_root(tmp_path):
         assert line in unit.splitlines(), line
     assert "@" not in unit.replace("@system-service", "")   # every placeholder filled in
 
+    # the one-time setup code for the web UI's wizard: printed at the end, kept for the service (0600)
+    code_file = root / "var/lib/hearth/setup-code"
+    code = code_file.read_text().strip()
+    assert f"enter the setup code {code}" in res.stdout and mode(code_file) == 0o600
+    assert not (root / "var/lib/hearth/hearth.db").exists()      # the installer makes no store
+
     # the admin edits the config; a second run (an upgrade) keeps it and refreshes the unit
     edited = config.read_text().replace('"0.0.0.0:80"', '"0.0.0.0:8080"') + "# my change\n"
     config.write_text(edited)
@@ -74,6 +80,7 @@ def test_install_upgrade_uninstall_in_a_throwaway_root(tmp_path):
     res = install(root)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "keeping your configuration" in res.stdout
+    assert f"enter the setup code {code}" in res.stdout          # the same code until setup is done
     assert config.read_text() == edited
     assert (root / "etc/systemd/system/hearth.service").read_text() == unit
 
