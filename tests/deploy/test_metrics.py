@@ -172,7 +172,8 @@ def test_metrics_have_no_parent_typed_text_and_a_listen_address_and_token_of_the
         deadline = time.monotonic() + 20
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{scrape_at}/healthz", timeout=2).close()
+                for port in (scrape_at, ui):       # both up (the metrics server starts first)
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).close()
                 break
             except (urllib.error.URLError, ConnectionError):
                 if web.poll() is not None or time.monotonic() > deadline:
