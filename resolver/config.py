@@ -65,10 +65,11 @@ class WebConfig:
         "Empty: web-secret.key in data_dir.")
     secure_cookies: bool = option(False, "Mark cookies Secure (sent over HTTPS only): turn on when the UI is "
                                   "served through an HTTPS proxy.")
-    login_max_failures: int = option(5, "Failed logins (per user name and per client address) before login is "
-                                     "locked for login_lockout.", minimum=1)
-    login_lockout: float = option(900, "How long login stays locked after login_max_failures.", duration=True,
-                                  minimum=1)
+    login_max_failures: int = option(5, "Failed logins from one client address before it waits login_lockout "
+                                     "(doubling with each further failure, at most a day; other addresses are "
+                                     "not affected). An account slows down after 4 times as many from all "
+                                     "addresses, except for browsers that signed in to it before.", minimum=1)
+    login_lockout: float = option(900, "The first wait after login_max_failures.", duration=True, minimum=1)
     metrics_token: str = option(
         "", "A secret Prometheus must send to read /metrics: `Authorization: Bearer TOKEN` (Prometheus: "
         "`authorization: {credentials_file: ...}`) or as the HTTP basic-auth password. Empty: the token in "
