@@ -192,8 +192,8 @@ def setup():
             form["setup_code"] = request.form.get("setup_code", "")
             errors = _apply_wizard(form)
             status = 400 if errors else 200
-        if not errors:
-            return redirect(url_for("auth.setup_done"))
+        if not errors:          # this browser is the admin's: a known device from now on
+            return throttle.remember_device(redirect(url_for("auth.setup_done")), form["username"])
         form.pop("password", None)
         form.pop("password2", None)
     return render_template("auth/setup.html", form=form, errors=errors, timezones=TIMEZONES,

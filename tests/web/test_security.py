@@ -69,6 +69,7 @@ def test_the_wait_grows_with_each_failure_and_a_success_resets_it(app, admin):
 
 
 def test_guessing_from_many_addresses_slows_the_account_but_not_a_known_device(app, admin):
+    assert admin.client.get_cookie("hearth_device") is not None      # the wizard's browser is known
     parent = device(app, PARENT)
     assert sign_in(parent).status_code == 302           # this browser now carries the known-device cookie
     parent.post("/logout", {})
