@@ -290,10 +290,11 @@ def requests_list():
     return jsonify([r._asdict() for r in items])
 
 
-@route("/requests/<int:request_id>", "POST", "Answer a request ({decision: 30m|day|always|decline, domain?})",
-       body="Decision")
+@route("/requests/<int:request_id>", "POST",
+       "Answer a request ({decision: 30m|day|minutes|always|decline, minutes?, domain?})", body="Decision")
 def request_decide(request_id: int):
-    return _call(lambda: actions.decide_request(request_id, _body().get("decision", ""), _body().get("domain")))
+    return _call(lambda: actions.decide_request(request_id, _body().get("decision", ""), _body().get("domain"),
+                                                _body().get("minutes")))
 
 
 @route("/reports", "GET", "Harmful-site reports, newest first (CSV with ?format=csv)", query=("format",))

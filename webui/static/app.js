@@ -18,11 +18,19 @@
   document.querySelectorAll("input.filter[data-filter]").forEach(function (box) {
     box.addEventListener("input", function () {
       var needle = box.value.trim().toLowerCase();
+      var groups = [];
       document.querySelectorAll(box.getAttribute("data-filter")).forEach(function (label) {
-        label.hidden = needle && label.textContent.toLowerCase().indexOf(needle) < 0;
+        label.hidden = Boolean(needle) && label.textContent.toLowerCase().indexOf(needle) < 0;
         var det = label.closest("details");
-        if (det && needle) { det.open = true; }
+        if (det && groups.indexOf(det) < 0) { groups.push(det); }
       });
+      groups.forEach(function (det) {      /* a group with no match goes too; one with a match opens */
+        var any = Array.prototype.some.call(det.querySelectorAll("label"), function (l) { return !l.hidden; });
+        det.hidden = !any;
+        if (needle && any) { det.open = true; }
+      });
+      var none = box.parentNode.querySelector(".filter-none");
+      if (none) { none.hidden = !needle || groups.some(function (det) { return !det.hidden; }); }
     });
   });
 
