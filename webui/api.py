@@ -226,11 +226,16 @@ def lists_update():
 # -- query log and statistics -------------------------------------------------------------------------------
 
 def query_dict(item: dict) -> dict:
+    """A query-log row; the ``*_text`` keys are for people, in the request's language (``reason`` stays the
+    machine code)."""
+    from .i18n import answer_text, log_reason, profile_name, record_type
+
     r = item["row"]
     return {"id": item["id"], "ts": r.ts, "client": r.client, "device": item["device"], "qname": r.qname,
             "qtype": r.qtype, "rcode": r.rcode, "answer": r.answer, "upstream": r.upstream,
             "latency_ms": r.latency_ms, "cached": r.cached, "reason": r.reason, "blocked": item["blocked"],
-            "profile": item["profile"]}
+            "profile": item["profile"], "reason_text": log_reason(r.reason), "type_text": record_type(r.qtype),
+            "answer_text": answer_text(r.answer), "profile_text": profile_name(item["profile"])}
 
 
 @route("/querylog", "GET", "Query log, newest first; after_id for a live tail",

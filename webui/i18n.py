@@ -119,7 +119,7 @@ AUDIT_ACTIONS: dict[str, Any] = {
     "lists.update": _l("lists update started"), "querylog.purge": _l("query log deleted"),
     "settings.language": _l("language changed"), "settings.resolver": _l("resolver settings changed"),
     "user.add": _l("user added"), "user.role": _l("user's role changed"), "user.password": _l("password changed"),
-    "user.remove": _l("user removed"), "token.add": _l("API token created"), "token.remove": _l("API token revoked"),
+    "user.remove": _l("user removed"), "token.create": _l("API token created"), "token.remove": _l("API token revoked"),
     "login.failed": _l("failed sign-in"), "login.locked": _l("sign-in locked"),
 }
 
@@ -270,15 +270,23 @@ def _set_language(code: str):
     return redirect(target)
 
 
+ORIGIN_LABELS: dict[str, Any] = {"feed": _l("feed"), "config": _l("configuration file"),
+                                 "starter": _l("built in")}
+
+
 def init_app(app: Flask) -> None:
+    from .errors import localise_error
+    from .listlog import localise_line
+
     Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.add_url_rule("/lang/<code>", "i18n_lang", _set_language)
     app.jinja_env.filters.update(when=when, hhmm=hhmm, number=number, percent=percent,
                                  category=category_label, reason_text=reason_text, log_reason=log_reason,
                                  profile_name=profile_name, duration=duration, audit_action=audit_action,
-                                 record_type=record_type, answer_text=answer_text)
+                                 record_type=record_type, answer_text=answer_text, error_text=localise_error,
+                                 list_line=localise_line)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale, CATEGORY_LABELS=CATEGORY_LABELS,
                                  SERVICE_GROUPS=SERVICE_GROUPS, DAY_LABELS=DAY_LABELS, HARM_KINDS=HARM_KINDS,
                                  PRESET_LABELS=PRESET_LABELS, YOUTUBE_LABELS=YOUTUBE_LABELS,
                                  BLOCK_MODE_LABELS=BLOCK_MODE_LABELS, SCHEDULE_ACTION_LABELS=SCHEDULE_ACTION_LABELS,
-                                 UPSTREAM_LABELS=UPSTREAM_LABELS)
+                                 UPSTREAM_LABELS=UPSTREAM_LABELS, ORIGIN_LABELS=ORIGIN_LABELS)

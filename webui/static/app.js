@@ -71,14 +71,20 @@
             cell(tr, new Date(row.ts * 1000).toLocaleString(document.documentElement.lang));
             cell(tr, row.device || row.client);
             cell(tr, show(row.qname), "name");
-            cell(tr, row.qtype);
+            cell(tr, row.type_text || row.qtype);
             var res = cell(tr, "");
             var tag = document.createElement("span");
             tag.className = "tag " + (row.blocked ? "bad" : "ok");
             tag.textContent = log.getAttribute(row.blocked ? "data-labels-blocked" : "data-labels-allowed");
             res.appendChild(tag);
-            if (row.reason) { var small = document.createElement("small"); small.textContent = " " + show(row.reason); res.appendChild(small); }
-            cell(tr, show(row.answer), "answer");
+            if (row.reason) {
+              var small = document.createElement("small");
+              small.className = "reason";
+              small.title = show(row.reason);
+              small.textContent = " " + show(row.reason_text || row.reason);
+              res.appendChild(small);
+            }
+            cell(tr, show(row.answer_text != null ? row.answer_text : row.answer), "answer");
             if (canEdit) {
               var td = cell(tr, "");
               var form = document.createElement("form");
@@ -93,7 +99,7 @@
               b.className = "small" + (row.blocked ? "" : " danger");
               b.textContent = log.getAttribute(row.blocked ? "data-labels-allow" : "data-labels-block");
               form.appendChild(b);
-              var p = document.createElement("small"); p.textContent = " " + row.profile; form.appendChild(p);
+              var p = document.createElement("small"); p.textContent = " " + (row.profile_text || row.profile); form.appendChild(p);
               td.appendChild(form);
             }
             body.insertBefore(tr, body.firstChild);
