@@ -77,8 +77,11 @@ def current_state(client: str, domain: str, now: float) -> dict:
         p = core.store().get_profile(profile) if profile else None
         blocked = not (allowance_until(device, domain, now)
                        or (p is not None and any(_covers(a, domain) for a in p.allow)))
-    until = None if blocked else allowance_until(device, domain, now)
-    return {"info": info, "device": device, "profile": profile, "blocked": blocked, "until": until}
+    until = allowance_until(device, domain, now)
+    # the store has the parent's yes but the engine has not picked it up yet (it reloads within seconds)
+    starting = blocked and until is not None
+    return {"info": info, "device": device, "profile": profile, "blocked": blocked,
+            "until": None if blocked else until, "starting": starting}
 
 
 def render_block(domain_text: str, status: int = 200) -> Any:
@@ -90,7 +93,7 @@ def render_block(domain_text: str, status: int = 200) -> Any:
     else:
         d = actions.device_for_client(client)
         state = {"info": None, "device": d.name if d else None, "profile": d.profile if d else None,
-                 "blocked": True, "until": None}
+                 "blocked": True, "until": None, "starting": False}
     last = core.store().latest_access_request(client, domain) if domain else None
     return render_template("blockpage/blocked.html", domain=domain or domain_text, valid=domain is not None,
                            last=last, now=now, hotline=hotline(core.config().web), harm_kinds=HARM_KINDS,
