@@ -121,6 +121,10 @@ class HarmReport(NamedTuple):
     kind: str            # the kind of harm, one of the form's choices
     contact: str         # optional
     message: str         # optional
+    device: str = ""     # the sending device's name when it was sent ("" when unknown)
+    handled_ts: Optional[float] = None   # when a parent marked it handled (None: new)
+    handled_by: str = ""
+    forwarded_ts: Optional[float] = None  # when it was forwarded to the list provider (None: not forwarded)
 
 
 class Store(Protocol):
@@ -334,10 +338,18 @@ class Store(Protocol):
         """Requests a client made since ``since`` (for the public form's rate limit)."""
 
     def add_report(self, client: str, url: str, kind: str, contact: str = "", message: str = "",
-                   now: Optional[float] = None) -> HarmReport: ...
+                   now: Optional[float] = None, *, device: str = "") -> HarmReport: ...
 
-    def list_reports(self, limit: int = 1000) -> list[HarmReport]:
-        """Newest first."""
+    def list_reports(self, limit: int = 1000, *, handled: Optional[bool] = None) -> list[HarmReport]:
+        """Newest first; ``handled`` False: only new ones, True: only handled ones."""
+
+    def get_report(self, report_id: int) -> Optional[HarmReport]: ...
+
+    def count_new_reports(self) -> int:
+        """Reports no parent has marked handled yet."""
+
+    def mark_report_handled(self, report_id: int, by: str, now: Optional[float] = None) -> HarmReport:
+        """Mark a report handled by ``by`` (a report handled already keeps its first answer)."""
 
     def count_reports(self, client: str, since: float) -> int: ...
 

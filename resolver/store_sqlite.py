@@ -173,6 +173,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX query_log_reason_ts ON query_log (ts) WHERE reason IS NOT NULL;
     """,
+    # 4: harmful-site reports name the device that sent them, and the parent marks them handled (who,
+    # when). forwarded_ts stays NULL until reports are forwarded to the list provider.
+    """
+    ALTER TABLE reports ADD COLUMN device TEXT NOT NULL DEFAULT '';
+    ALTER TABLE reports ADD COLUMN handled_ts REAL;
+    ALTER TABLE reports ADD COLUMN handled_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE reports ADD COLUMN forwarded_ts REAL;
+    CREATE INDEX reports_new ON reports (ts) WHERE handled_ts IS NULL;
+    """,
 ]
 
 _PROFILE_SQL = ("SELECT id, name, preset, categories, services, safe_search, youtube, block_mode, block_list,"
@@ -186,7 +195,8 @@ _USER_SQL = "SELECT id, name, role, password_hash, language, created, last_login
 _TOKEN_SQL = "SELECT t.id, u.name, t.label, t.created, t.last_used FROM api_tokens t JOIN users u ON u.id = t.user_id"
 _REQUEST_SQL = ("SELECT id, ts, client, device, profile, domain, reason, message, status, decision, decided_by,"
                 " decided_ts, until FROM access_requests")
-_REPORT_SQL = "SELECT id, ts, client, url, kind, contact, message FROM reports"
+_REPORT_SQL = ("SELECT id, ts, client, url, kind, contact, message, device, handled_ts, handled_by, forwarded_ts"
+               " FROM reports")
 _QUERY_SQL = "SELECT id, ts, client, qname, qtype, rcode, answer, upstream, latency_ms, cached, reason FROM query_log"
 # is_blocked(reason) in SQL (the reasons are fixed words, safe to inline)
 _BLOCKED_SQL = "(" + " OR ".join(f"reason = '{r}' OR reason LIKE '{r}:%'" for r in BLOCK_REASONS) + ")"
@@ -783,21 +793,44 @@ class SQLiteStore:
                         str(client), since)[0]
 
     def add_report(self, client: str, url: str, kind: str, contact: str = "", message: str = "",
-                   now: Optional[float] = None) -> HarmReport:
+                   now: Optional[float] = None, *, device: str = "") -> HarmReport:
         client = check_ip(client, "client address")
         url = _clip(url, 2000)
         if not url:
             raise ValueError("which site? the address is empty")
         with self._write(bump=False) as db:
-            rid = db.execute("INSERT INTO reports (ts, client, url, kind, contact, message) VALUES (?,?,?,?,?,?)",
+            rid = db.execute("INSERT INTO reports (ts, client, url, kind, contact, message, device)"
+                             " VALUES (?,?,?,?,?,?,?)",
                              (_now(now), client, url, _clip(kind, 40), _clip(contact, 200),
-                              _clip(message, _TEXT_MAX))).lastrowid
+                              _clip(message, _TEXT_MAX), _clip(device, 40))).lastrowid
             return HarmReport(*_row(db, _REPORT_SQL + " WHERE id = ?", rid))
 
-    def list_reports(self, limit: int = 1000) -> list[HarmReport]:
+    def list_reports(self, limit: int = 1000, *, handled: Optional[bool] = None) -> list[HarmReport]:
+        sql = _REPORT_SQL
+        if handled is not None:
+            sql += " WHERE handled_ts IS NOT NULL" if handled else " WHERE handled_ts IS NULL"
         with self._lock:
-            return [HarmReport(*r) for r in self._db.execute(_REPORT_SQL + " ORDER BY ts DESC, id DESC LIMIT ?",
+            return [HarmReport(*r) for r in self._db.execute(sql + " ORDER BY ts DESC, id DESC LIMIT ?",
                                                              (int(limit),))]
+
+    def get_report(self, report_id: int) -> Optional[HarmReport]:
+        with self._lock:
+            row = _row(self._db, _REPORT_SQL + " WHERE id = ?", int(report_id))
+        return HarmReport(*row) if row else None
+
+    def count_new_reports(self) -> int:
+        with self._lock:
+            return _row(self._db, "SELECT COUNT(*) FROM reports WHERE handled_ts IS NULL")[0]
+
+    def mark_report_handled(self, report_id: int, by: str, now: Optional[float] = None) -> HarmReport:
+        with self._write(bump=False) as db:
+            if db.execute("UPDATE reports SET handled_ts = ?, handled_by = ? WHERE id = ? AND handled_ts IS NULL",
+                          (_now(now), _clip(by, 40), int(report_id))).rowcount == 0:
+                row = _row(db, _REPORT_SQL + " WHERE id = ?", int(report_id))
+                if row is None:
+                    raise ValueError(f"unknown report {report_id!r}")
+                return HarmReport(*row)                      # handled already: the first answer stays
+            return HarmReport(*_row(db, _REPORT_SQL + " WHERE id = ?", int(report_id)))
 
     def count_reports(self, client: str, since: float) -> int:
         with self._lock:

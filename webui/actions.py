@@ -17,7 +17,7 @@ from resolver.profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Schedule, 
 from . import core
 
 MAX_MINUTES = 366 * 24 * 60
-DECISIONS = {"30m": 30 * 60, "day": 24 * 3600, "always": None, "decline": None}
+DECISIONS = {"30m": 30 * 60, "day": 24 * 3600, "minutes": None, "always": None, "decline": None}
 
 
 # -- plain dicts (for the audit log and the API) -------------------------------------------------------
@@ -330,15 +330,17 @@ def _device_for_request(address: str, profile: str) -> Device:
 
 # -- access requests ---------------------------------------------------------------------------------
 
-def decide_request(request_id: int, decision: str, domain: Optional[str] = None) -> Any:
-    """Approve for 30 minutes ("30m"), a day ("day") or always ("always": added to the profile's allow
-    list), or "decline". ``domain`` may widen the approval (e.g. ``*.example.com``)."""
+def decide_request(request_id: int, decision: str, domain: Optional[str] = None, minutes: Any = None) -> Any:
+    """Approve for 30 minutes ("30m"), a day ("day"), ``minutes`` minutes ("minutes": 1 to a year) or
+    always ("always": added to the profile's allow list), or "decline". ``domain`` may widen the
+    approval (e.g. ``*.example.com``)."""
     store = core.store()
     req = store.get_access_request(request_id)
     if req is None:
         raise ValueError(f"unknown access request {request_id!r}")
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+    seconds = 60 * _minutes(minutes) if decision == "minutes" else DECISIONS[decision]
     target = check_domain(domain or req.domain)
     until = None
     if decision == "decline":
@@ -356,12 +358,40 @@ def decide_request(request_id: int, decision: str, domain: Optional[str] = None)
         done = store.decide_access_request(req.id, "approved", "always", core.actor())
     else:
         device = _device_for_request(req.client, req.profile)
-        until = time.time() + DECISIONS[decision]
-        allow_for_device(device.name, target, DECISIONS[decision] // 60)
-        done = store.decide_access_request(req.id, "approved", decision, core.actor(), until=until)
+        until = time.time() + seconds
+        allow_for_device(device.name, target, seconds // 60)
+        label = f"{seconds // 60}m" if decision == "minutes" else decision
+        done = store.decide_access_request(req.id, "approved", label, core.actor(), until=until)
     core.audit(f"request.{'decline' if decision == 'decline' else 'approve'}", f"{req.client}: {req.domain}",
                as_dict(req), as_dict(done))
     return done
+
+
+# -- harmful-site reports ----------------------------------------------------------------------------
+
+def report_handled(report_id: Any) -> Any:
+    """A parent has dealt with a harmful-site report: it leaves the dashboard's new list."""
+    try:
+        rid = int(report_id)
+    except (TypeError, ValueError):
+        raise ValueError(f"unknown report {report_id!r}") from None
+    store = core.store()
+    before = store.get_report(rid)
+    if before is None:
+        raise ValueError(f"unknown report {rid!r}")
+    after = store.mark_report_handled(rid, core.actor())
+    if before.handled_ts is None:
+        core.audit("report.handled", f"{before.device or before.client}: {before.url}",
+                   {"handled_ts": None}, {"handled_ts": after.handled_ts, "handled_by": after.handled_by})
+    return after
+
+
+def report_device(report: Any) -> str:
+    """The name of the device a report came from: as stored when it was sent, else as known now."""
+    if report.device:
+        return report.device
+    d = device_for_client(report.client)
+    return d.name if d is not None else ""
 
 
 def stats_window(hours: int = 24) -> tuple[float, float]:

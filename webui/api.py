@@ -226,11 +226,16 @@ def lists_update():
 # -- query log and statistics -------------------------------------------------------------------------------
 
 def query_dict(item: dict) -> dict:
+    """A query-log row; the ``*_text`` keys are for people, in the request's language (``reason`` stays the
+    machine code)."""
+    from .i18n import answer_text, log_reason, profile_name, record_type
+
     r = item["row"]
     return {"id": item["id"], "ts": r.ts, "client": r.client, "device": item["device"], "qname": r.qname,
             "qtype": r.qtype, "rcode": r.rcode, "answer": r.answer, "upstream": r.upstream,
             "latency_ms": r.latency_ms, "cached": r.cached, "reason": r.reason, "blocked": item["blocked"],
-            "profile": item["profile"]}
+            "profile": item["profile"], "reason_text": log_reason(r.reason), "type_text": record_type(r.qtype),
+            "answer_text": answer_text(r.answer), "profile_text": profile_name(item["profile"])}
 
 
 @route("/querylog", "GET", "Query log, newest first; after_id for a live tail",
@@ -290,10 +295,11 @@ def requests_list():
     return jsonify([r._asdict() for r in items])
 
 
-@route("/requests/<int:request_id>", "POST", "Answer a request ({decision: 30m|day|always|decline, domain?})",
-       body="Decision")
+@route("/requests/<int:request_id>", "POST",
+       "Answer a request ({decision: 30m|day|minutes|always|decline, minutes?, domain?})", body="Decision")
 def request_decide(request_id: int):
-    return _call(lambda: actions.decide_request(request_id, _body().get("decision", ""), _body().get("domain")))
+    return _call(lambda: actions.decide_request(request_id, _body().get("decision", ""), _body().get("domain"),
+                                                _body().get("minutes")))
 
 
 @route("/reports", "GET", "Harmful-site reports, newest first (CSV with ?format=csv)", query=("format",))

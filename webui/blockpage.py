@@ -48,21 +48,56 @@ def _limited(counter: Any) -> bool:
     return counter(_client(), time.time() - 3600) >= core.config().web.public_form_limit
 
 
+def _covers(rule: str, domain: str) -> bool:
+    """Whether an allow entry (``example.com`` or ``*.example.com``) covers ``domain`` as the engine's
+    temporary allows do: the name itself or any name under it."""
+    base = rule[2:] if rule.startswith("*.") else rule
+    return domain == base or domain.endswith("." + base)
+
+
+def allowance_until(device: Optional[str], domain: str, now: float) -> Optional[float]:
+    """The end of the device's unexpired temporary allow for ``domain`` (the latest), or None."""
+    if not device:
+        return None
+    ends = [a.until for a in core.store().list_temp_allows(now) if a.device == device and _covers(a.domain, domain)]
+    return max(ends) if ends else None
+
+
+def current_state(client: str, domain: str, now: float) -> dict:
+    """What is true for this device and name *now*, asked afresh on every page load: the engine's verdict
+    (``blocked``, the reason) and the parent's allowance still running, if any. Without an engine the store
+    answers: the name counts as blocked unless a temporary allow or the profile's allow list covers it."""
+    info = explain(client, domain)
+    if info is not None:
+        device, profile = info.get("device"), info.get("profile")
+        blocked = info.get("action") == "block"
+    else:
+        d = actions.device_for_client(client)
+        device, profile = (d.name, d.profile) if d is not None else (None, None)
+        p = core.store().get_profile(profile) if profile else None
+        blocked = not (allowance_until(device, domain, now)
+                       or (p is not None and any(_covers(a, domain) for a in p.allow)))
+    until = allowance_until(device, domain, now)
+    # the store has the parent's yes but the engine has not picked it up yet (it reloads within seconds)
+    starting = blocked and until is not None
+    return {"info": info, "device": device, "profile": profile, "blocked": blocked,
+            "until": None if blocked else until, "starting": starting}
+
+
 def render_block(domain_text: str, status: int = 200) -> Any:
     domain = clean_domain(domain_text)
     client = _client()
-    info = explain(client, domain) if domain else None
-    device = profile = None
-    if info is not None:
-        device, profile = info.get("device"), info.get("profile")
+    now = time.time()
+    if domain:
+        state = current_state(client, domain, now)
     else:
         d = actions.device_for_client(client)
-        if d is not None:
-            device, profile = d.name, d.profile
+        state = {"info": None, "device": d.name if d else None, "profile": d.profile if d else None,
+                 "blocked": True, "until": None, "starting": False}
     last = core.store().latest_access_request(client, domain) if domain else None
     return render_template("blockpage/blocked.html", domain=domain or domain_text, valid=domain is not None,
-                           info=info, device=device, profile=profile, last=last, now=time.time(),
-                           hotline=hotline(core.config().web), harm_kinds=HARM_KINDS), status
+                           last=last, now=now, hotline=hotline(core.config().web), harm_kinds=HARM_KINDS,
+                           **state), status
 
 
 @bp.get("/blocked")
@@ -114,9 +149,10 @@ def report():
             return render_template("blockpage/message.html", title=_("Please wait"),
                                    message=_("Many reports came from this device. Thank you — try again "
                                              "later.")), 429
+        d = actions.device_for_client(_client())
         try:
             core.store().add_report(_client(), request.form.get("url", ""), kind, request.form.get("contact", ""),
-                                    request.form.get("message", ""))
+                                    request.form.get("message", ""), device=d.name if d is not None else "")
             sent = True
         except ValueError as exc:
             error = localise_error(str(exc))

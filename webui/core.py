@@ -386,10 +386,12 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _globals() -> dict:
         user = getattr(g, "user", None)
-        pending = 0
+        pending = new_reports = 0
         if user is not None:
             try:
                 pending = len(store().list_access_requests("pending"))
+                new_reports = store().count_new_reports()
             except Exception:
-                pending = 0
-        return {"can_edit": user is not None and user.role == "admin", "pending_requests": pending}
+                pending = new_reports = 0
+        return {"can_edit": user is not None and user.role == "admin", "pending_requests": pending,
+                "new_reports": new_reports}

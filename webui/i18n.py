@@ -7,10 +7,11 @@ committed); English is the source language.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from typing import Any, Optional
 
 from flask import Flask, g, redirect, request, session
-from flask_babel import Babel, format_datetime, format_decimal, format_percent, get_locale
+from flask_babel import Babel, format_datetime, format_decimal, format_percent, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 
 LANGUAGES: dict[str, str] = {"vi": "Tiếng Việt", "en": "English"}
@@ -83,6 +84,54 @@ SCHEDULE_ACTION_LABELS: dict[str, Any] = {
 }
 
 
+# The query log's reason codes (``kind`` or ``kind:detail``, see resolver.policy.Decision.log_reason and the
+# pipeline's own codes), as the parent reads them; %(x)s is the detail (a category's label, a service's or a
+# schedule's name).
+LOG_REASON_TEXT: dict[str, Any] = {
+    "category": _l("category %(x)s"),
+    "mandatory": _l("blocked for everyone: %(x)s"),
+    "bypass": _l("filter bypass"),
+    "paused": _l("internet paused"),
+    "schedule": _l("schedule %(x)s"),
+    "custom-rule": _l("your own block list (%(x)s)"),
+    "service": _l("app %(x)s"),
+    "safe-search": _l("safe search"),
+    "stale": _l("saved answer (upstream not answering)"),
+    "upstream-failed": _l("upstream not answering"),
+    "refused-class": _l("refused (unusual query)"),
+    "refused-transfer": _l("refused (zone transfer)"),
+    "local-record": _l("local name"),
+}
+SAFE_SEARCH_KINDS: dict[str, Any] = {"youtube": _l("YouTube restricted mode"), "search": _l("safe search")}
+
+# Audit log actions (``area.verb``), as the parent reads them.
+AUDIT_ACTIONS: dict[str, Any] = {
+    "setup": _l("first setup"),
+    "profile.add": _l("profile added"), "profile.update": _l("profile changed"),
+    "profile.remove": _l("profile removed"),
+    "device.add": _l("device added"), "device.update": _l("device changed"), "device.remove": _l("device removed"),
+    "device.pause": _l("internet paused"), "device.resume": _l("internet resumed"),
+    "allow.add": _l("site allowed for a while"), "allow.remove": _l("allowance ended"),
+    "schedule.add": _l("schedule added"), "schedule.update": _l("schedule changed"),
+    "schedule.remove": _l("schedule removed"),
+    "request.approve": _l("request approved"), "request.decline": _l("request declined"),
+    "report.handled": _l("report marked as handled"),
+    "lists.update": _l("lists update started"), "querylog.purge": _l("query log deleted"),
+    "settings.language": _l("language changed"), "settings.resolver": _l("resolver settings changed"),
+    "user.add": _l("user added"), "user.role": _l("user's role changed"), "user.password": _l("password changed"),
+    "user.remove": _l("user removed"), "token.create": _l("API token created"), "token.remove": _l("API token revoked"),
+    "login.failed": _l("failed sign-in"), "login.locked": _l("sign-in locked"),
+    "logout": _l("signed out"),
+}
+
+UPSTREAM_LABELS: dict[str, Any] = {
+    "quad9": _l("Quad9 (blocks malware; the default)"),
+    "cloudflare-family": _l("Cloudflare for Families (also blocks adult content)"),
+    "adguard-family": _l("AdGuard Family (also blocks adult content)"),
+    "cleanbrowsing-family": _l("CleanBrowsing Family (also blocks adult content)"),
+}
+
+
 def category_label(word: str) -> str:
     if word == "*":
         return str(_l("Every category"))
@@ -95,6 +144,74 @@ def reason_text(reason: Optional[str]) -> str:
     key = (reason or "").split(":", 1)[0]
     text = REASON_TEXT.get(key)
     return str(text) if text else ""
+
+
+def log_reason(reason: Optional[str]) -> str:
+    """A query-log reason code (``service:TikTok``, ``category:adult``, ``paused:device``…) as a phrase in
+    the parent's language, with the name or category put in; an unknown code is shown as it is."""
+    if not reason:
+        return ""
+    code, via = reason, False
+    if code.endswith(" via CNAME"):
+        code, via = code[:-len(" via CNAME")], True
+    kind, _sep, detail = code.partition(":")
+    template = LOG_REASON_TEXT.get(kind)
+    if template is None:
+        return reason
+    if kind == "safe-search":
+        text = str(SAFE_SEARCH_KINDS.get(detail, template))
+    else:
+        if kind in ("category", "mandatory"):
+            detail = category_label(detail)
+        elif kind == "custom-rule":
+            detail = profile_name(detail)
+        text = str(template) % {"x": detail}
+    return gettext("%(reason)s, reached through another name (CNAME)", reason=text) if via else text
+
+
+def profile_name(name: Optional[str]) -> str:
+    """A profile's name as shown: the built-in "default" profile in the parent's language."""
+    if name is None:
+        return ""
+    return gettext("Default") if name.lower() == "default" else name
+
+
+def duration(minutes: Any) -> str:
+    """Minutes as "1 h 30 min" in the parent's language."""
+    m = int(minutes or 0)
+    if m < 60:
+        return gettext("%(n)d min", n=m)
+    if m % 60 == 0:
+        return gettext("%(n)d h", n=m // 60)
+    return gettext("%(h)d h %(m)d min", h=m // 60, m=m % 60)
+
+
+def audit_action(action: str) -> str:
+    """An audit-log action code (``profile.update``) as the parent reads it; unknown codes as they are."""
+    text = AUDIT_ACTIONS.get(action)
+    return str(text) if text is not None else action
+
+
+def record_type(qtype: Any) -> str:
+    """A query's record type by its usual name (A, AAAA, HTTPS…); a number without one as "type N"."""
+    try:
+        n = int(qtype)
+    except (TypeError, ValueError):
+        return str(qtype)
+    from dnslib import QTYPE
+
+    name = QTYPE.get(n, None) if n else None
+    if isinstance(name, str) and not name.startswith("TYPE"):
+        return name
+    return gettext("type %(n)s", n=n)
+
+
+_TYPE_N = re.compile(r"\bTYPE(\d+)\b")
+
+
+def answer_text(answer: Optional[str]) -> str:
+    """A logged answer summary (``A 192.0.2.1, TYPE65``) with unnamed record types in words."""
+    return _TYPE_N.sub(lambda m: gettext("type %(n)s", n=m.group(1)), answer or "")
 
 
 def select_locale() -> str:
@@ -153,12 +270,23 @@ def _set_language(code: str):
     return redirect(safe_next(request.args.get("next")))
 
 
+ORIGIN_LABELS: dict[str, Any] = {"feed": _l("feed"), "config": _l("configuration file"),
+                                 "starter": _l("built in")}
+
+
 def init_app(app: Flask) -> None:
+    from .errors import localise_error
+    from .listlog import localise_line
+
     Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.add_url_rule("/lang/<code>", "i18n_lang", _set_language)
     app.jinja_env.filters.update(when=when, hhmm=hhmm, number=number, percent=percent,
-                                 category=category_label, reason_text=reason_text)
+                                 category=category_label, reason_text=reason_text, log_reason=log_reason,
+                                 profile_name=profile_name, duration=duration, audit_action=audit_action,
+                                 record_type=record_type, answer_text=answer_text, error_text=localise_error,
+                                 list_line=localise_line)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale, CATEGORY_LABELS=CATEGORY_LABELS,
                                  SERVICE_GROUPS=SERVICE_GROUPS, DAY_LABELS=DAY_LABELS, HARM_KINDS=HARM_KINDS,
                                  PRESET_LABELS=PRESET_LABELS, YOUTUBE_LABELS=YOUTUBE_LABELS,
-                                 BLOCK_MODE_LABELS=BLOCK_MODE_LABELS, SCHEDULE_ACTION_LABELS=SCHEDULE_ACTION_LABELS)
+                                 BLOCK_MODE_LABELS=BLOCK_MODE_LABELS, SCHEDULE_ACTION_LABELS=SCHEDULE_ACTION_LABELS,
+                                 UPSTREAM_LABELS=UPSTREAM_LABELS, ORIGIN_LABELS=ORIGIN_LABELS)

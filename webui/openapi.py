@@ -39,7 +39,9 @@ SCHEMAS: dict[str, dict] = {
                                               "action": {"type": "string", "enum": ["allow", "block", "remove"]}},
              "required": ["domain", "action"]},
     "Decision": {"type": "object", "properties": {
-        "decision": {"type": "string", "enum": ["30m", "day", "always", "decline"]},
+        "decision": {"type": "string", "enum": ["30m", "day", "minutes", "always", "decline"]},
+        "minutes": {"type": "integer", "minimum": 1, "maximum": 527040,
+                    "description": "for decision minutes: how long to allow (1 minute to a year)"},
         "domain": {"type": "string", "description": "what to allow instead of the asked name, e.g. *.example.com"}},
         "required": ["decision"]},
     "ListsUpdate": {"type": "object", "properties": {"offline": _BOOL}},

@@ -113,6 +113,21 @@ def test_reports(store):
     assert store.count_reports("10.0.0.2", NOW + 0.5) == 1
 
 
+def test_reports_name_the_device_and_are_marked_handled_once(store):
+    a = store.add_report("10.0.0.2", "bad.example", "violence", now=NOW, device="An tablet")
+    b = store.add_report("10.0.0.3", "bad2.example", "scam", now=NOW + 1)
+    assert a.device == "An tablet" and b.device == "" and a.handled_ts is None and a.forwarded_ts is None
+    assert store.count_new_reports() == 2 and store.list_reports(handled=False) == [b, a]
+    done = store.mark_report_handled(a.id, "mum", now=NOW + 10)
+    assert (done.handled_ts, done.handled_by) == (NOW + 10, "mum") and store.get_report(a.id) == done
+    assert store.mark_report_handled(a.id, "dad", now=NOW + 20) == done        # the first answer stays
+    assert store.count_new_reports() == 1 and store.list_reports(handled=False) == [b]
+    assert store.list_reports(handled=True) == [done]
+    with pytest.raises(ValueError, match="unknown report 999"):
+        store.mark_report_handled(999, "mum")
+    assert store.get_report(999) is None
+
+
 def test_settings(store):
     assert store.get_setting("language", "en") == "en"
     store.set_setting("language", "vi")

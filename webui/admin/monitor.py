@@ -13,6 +13,8 @@ from resolver.profiles import DEFAULT_PROFILE_NAME
 from .. import actions, core
 from . import bp, done
 
+PAUSE_CHOICES = (15, 30, 60, 120, 240)
+
 CHART_W, CHART_H = 720, 180
 
 
@@ -50,10 +52,14 @@ def dashboard():
     blocked = sum(c.blocked for c in counts)
     top_clients = store.top_clients(since, 10)
     names = actions.device_names(c.name for c in top_clients)
+    device_list = store.list_devices()
+    reports = store.list_reports(20, handled=False)
     return render_template("admin/dashboard.html", chart=bar_chart(counts), total=total, blocked=blocked,
                            share=(blocked / total) if total else 0.0,
                            top_blocked=store.top_domains(since, 10, blocked=True), top_clients=top_clients,
-                           names=names, protecting=store.count_clients(since), devices=len(store.list_devices()),
+                           names=names, protecting=store.count_clients(since), devices=len(device_list),
+                           device_list=device_list, now=time.time(), pause_choices=PAUSE_CHOICES,
+                           reports=reports, report_devices={r.id: actions.report_device(r) for r in reports},
                            lists=list_health(), engine=core.engine_call("ping") is not None,
                            pending=len(store.list_access_requests("pending")))
 

@@ -15,8 +15,7 @@ from resolver.profiles import (ALL_CATEGORIES, BLOCK_MODES, CATEGORIES, DAYS, DE
 from .. import actions, core
 from ..errors import localise_error
 from . import attempt, back, bp, done
-
-PAUSE_CHOICES = (15, 30, 60, 120, 240)
+from .monitor import PAUSE_CHOICES
 ALLOW_CHOICES = (15, 30, 60, 120, 24 * 60)
 
 

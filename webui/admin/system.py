@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from typing import Optional
 
 from flask import Response, abort, g, render_template, request, url_for
 from flask_babel import gettext as _
@@ -11,14 +12,15 @@ from flask_babel import gettext as _
 from .. import actions, core
 from ..auth import TIMEZONES, UPSTREAM_CHOICES, check_new_password, dns_addresses, hash_password
 from ..i18n import LANGUAGES
-from . import attempt, bp
+from . import attempt, back, bp
 
 
 @bp.get("/requests")
 def requests_page():
     store = core.store()
+    reports = store.list_reports(200)
     return render_template("admin/requests.html", requests=store.list_access_requests(limit=200),
-                           reports=store.list_reports(200))
+                           reports=reports, report_devices={r.id: actions.report_device(r) for r in reports})
 
 
 @bp.post("/requests")
@@ -27,19 +29,33 @@ def requests_post():
     domain = f.get("domain", "").strip()
     if f.get("subdomains") and domain and not domain.startswith("*."):
         domain = "*." + domain
-    return attempt(lambda: actions.decide_request(int(f.get("id", "0")), f.get("decision", ""), domain or None),
-                   _("Answer saved."), url_for("admin.requests_page"))
+    return attempt(lambda: actions.decide_request(int(f.get("id", "0")), f.get("decision", ""), domain or None,
+                                                  f.get("minutes")),
+                   _("Answer saved."), back(url_for("admin.requests_page")))
+
+
+@bp.post("/reports")
+def reports_post():
+    f = request.form
+    if f.get("action") != "handled":
+        abort(400)
+    return attempt(lambda: actions.report_handled(f.get("id", "")), _("Report marked as handled."),
+                   back(url_for("admin.requests_page", _anchor="reports")))
 
 
 def reports_csv(reports: list) -> Response:
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["id", "time_utc", "client", "url", "kind", "contact", "message"])
+    w.writerow(["id", "time_utc", "client", "url", "kind", "contact", "message", "device", "handled_utc"])
     for r in reports:
-        w.writerow([r.id, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.ts)), r.client,
-                    *(_csv_safe(x) for x in (r.url, r.kind, r.contact, r.message))])
+        w.writerow([r.id, _utc(r.ts), r.client, *(_csv_safe(x) for x in (r.url, r.kind, r.contact, r.message,
+                                                                            r.device)), _utc(r.handled_ts)])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=hearth-reports.csv"})
+
+
+def _utc(ts: Optional[float]) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else ""
 
 
 def _csv_safe(text: str) -> str:

@@ -18,11 +18,19 @@
   document.querySelectorAll("input.filter[data-filter]").forEach(function (box) {
     box.addEventListener("input", function () {
       var needle = box.value.trim().toLowerCase();
+      var groups = [];
       document.querySelectorAll(box.getAttribute("data-filter")).forEach(function (label) {
-        label.hidden = needle && label.textContent.toLowerCase().indexOf(needle) < 0;
+        label.hidden = Boolean(needle) && label.textContent.toLowerCase().indexOf(needle) < 0;
         var det = label.closest("details");
-        if (det && needle) { det.open = true; }
+        if (det && groups.indexOf(det) < 0) { groups.push(det); }
       });
+      groups.forEach(function (det) {      /* a group with no match goes too; one with a match opens */
+        var any = Array.prototype.some.call(det.querySelectorAll("label"), function (l) { return !l.hidden; });
+        det.hidden = !any;
+        if (needle && any) { det.open = true; }
+      });
+      var none = box.parentNode.querySelector(".filter-none");
+      if (none) { none.hidden = !needle || groups.some(function (det) { return !det.hidden; }); }
     });
   });
 
@@ -63,14 +71,20 @@
             cell(tr, new Date(row.ts * 1000).toLocaleString(document.documentElement.lang));
             cell(tr, row.device || row.client);
             cell(tr, show(row.qname), "name");
-            cell(tr, row.qtype);
+            cell(tr, row.type_text || row.qtype);
             var res = cell(tr, "");
             var tag = document.createElement("span");
             tag.className = "tag " + (row.blocked ? "bad" : "ok");
             tag.textContent = log.getAttribute(row.blocked ? "data-labels-blocked" : "data-labels-allowed");
             res.appendChild(tag);
-            if (row.reason) { var small = document.createElement("small"); small.textContent = " " + show(row.reason); res.appendChild(small); }
-            cell(tr, show(row.answer), "answer");
+            if (row.reason) {
+              var small = document.createElement("small");
+              small.className = "reason";
+              small.title = show(row.reason);
+              small.textContent = " " + show(row.reason_text || row.reason);
+              res.appendChild(small);
+            }
+            cell(tr, show(row.answer_text != null ? row.answer_text : row.answer), "answer");
             if (canEdit) {
               var td = cell(tr, "");
               var form = document.createElement("form");
@@ -85,7 +99,7 @@
               b.className = "small" + (row.blocked ? "" : " danger");
               b.textContent = log.getAttribute(row.blocked ? "data-labels-allow" : "data-labels-block");
               form.appendChild(b);
-              var p = document.createElement("small"); p.textContent = " " + row.profile; form.appendChild(p);
+              var p = document.createElement("small"); p.textContent = " " + (row.profile_text || row.profile); form.appendChild(p);
               td.appendChild(form);
             }
             body.insertBefore(tr, body.firstChild);
