@@ -218,7 +218,7 @@ class ListManager:
     def _run(self, fetch: bool, only: Optional[set[str]], trigger: str) -> dict:
         started = time.time()
         state = load_update_state(self.dir)
-        state.run = RunStatus(pid=os.getpid(), trigger=trigger, started=started, running=True)
+        state.run = RunStatus(pid=os.getpid(), trigger=trigger, started=started, running=True, offline=not fetch)
         save_update_state(self.dir, state)
         try:
             return self._update_locked(fetch, only, started)
@@ -480,10 +480,10 @@ class ListManager:
         return sorted(self._load_status().values(), key=lambda s: (s.origin != "starter", s.id))
 
     def update_state(self) -> UpdateState:
-        """The feed (as a source of its own) and the last update run, as last recorded."""
+        """The feed (as a source of its own) and the last update run, as last recorded. The record wins
+        over this object's config: the update that wrote it read the configuration file as it was then,
+        and a caller's config may be older (the web UI keeps the one it started with)."""
         state = load_update_state(self.dir)
-        if state.feed is not None and state.feed.url != self.config.feed.url:
-            state.feed = None      # the feed was changed or removed in the configuration since
         if state.feed is None and self.config.feed.url:
             state.feed = FeedStatus(url=self.config.feed.url, error="not checked yet: run `hearth lists update`")
         if state.run.running and state.run.pid and not _is_updater(state.run.pid):

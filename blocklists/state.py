@@ -57,6 +57,7 @@ class RunStatus:
     started: Optional[float] = None
     finished: Optional[float] = None
     running: bool = False
+    offline: bool = False                  # compiled the copies at hand, downloaded nothing
     error: Optional[str] = None            # the run itself failed (stopped at its time limit, crashed)
     failed: list = field(default_factory=list)    # ids of lists that kept their previous copy
     removed: list = field(default_factory=list)   # "id: why" of sources dropped from the index

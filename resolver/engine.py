@@ -353,9 +353,16 @@ class Engine:
         plan = (every, tuple(x.url for x in c.lists), c.feed.url)
         if job is not None and self._lists_plan == plan:
             return
+        first = 30.0
+        if not self._lists_plan:   # at start: not again if the last full update is recent (a restart)
+            from blocklists.state import load_update_state
+
+            run = load_update_state(os.path.join(c.data_dir, "lists")).run
+            if run.finished and not run.error and not run.offline:
+                first = max(first, run.finished + every - time.time())
         self._lists_plan = plan
         self.scheduler.add_job(self.scheduled_update, "interval", seconds=every, jitter=int(every * 0.1),
-                               id="lists-update", next_run_time=_soon(30), max_instances=1, coalesce=True,
+                               id="lists-update", next_run_time=_soon(first), max_instances=1, coalesce=True,
                                replace_existing=True)
 
     async def purge_query_log(self) -> int:

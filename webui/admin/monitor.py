@@ -164,7 +164,8 @@ class ListsJob:
         except OSError:
             lines = []
         with self.lock:
-            waiting = (self.requested is not None and (run.started or 0) < self.requested - 1
+            # asked the engine, its update process has not written its start yet (same clock: same host)
+            waiting = (self.requested is not None and (run.started or 0) < self.requested
                        and time.time() - self.requested < 30)
             running = self.local or run.running or waiting
             local_error = self.local_error
@@ -185,13 +186,17 @@ class ListsJob:
     def start(self, config: Any, fetch: bool = True) -> bool:
         from resolver.control import call
 
-        with self.lock:
-            if self.local or (self.requested is not None and time.time() - self.requested < 2):
-                return False
-        if self.snapshot(config)["running"]:
+        if self.snapshot(config)["running"]:   # this process's, the engine's, or one just asked for
             return False
+        command = "lists-update" if fetch else "lists-update offline"
         try:
-            reply = call(config.control_socket, "lists-update" if fetch else "lists-update offline", timeout=5)
+            reply = call(config.control_socket, command, timeout=5)
+            # the engine may still be wrapping up a run whose process has just written its end
+            for _ in range(10):
+                if reply.get("started") or self.snapshot(config)["running"]:
+                    break
+                time.sleep(0.3)
+                reply = call(config.control_socket, command, timeout=5)
         except OSError:
             reply = None
         with self.lock:
