@@ -639,3 +639,71 @@ def test_feed_over_https(tmp_path, src, keys, monkeypatch):
         assert time.monotonic() - started < 4
     finally:
         srv.close()
+
+
+class _HeaderDripper:
+    """A raw socket server on 127.0.0.1 that accepts, reads the request, then sends "HTTP/1.1 200 OK\\r\\n"
+    one byte every ``every`` seconds: requests' per-read timeout never fires on it."""
+
+    def __init__(self, every: float):
+        self.every = every
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(4096)
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n":
+                    if self.stop.wait(self.every):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def test_fetch_url_deadline_covers_the_headers_of_a_dripping_server(tmp_path):
+    dripper = _HeaderDripper(every=2.0)
+    try:
+        dest = tmp_path / "dl" / "x.txt"
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="timed out: .* not done after 3 s") as info:
+            fetch_url(f"http://127.0.0.1:{dripper.port}/list.txt", str(dest), None,
+                      FetchLimits(connect_timeout=2, total_timeout=3, retries=2, backoff=0.1))
+        took = time.monotonic() - started
+        assert info.value.kind == "timeout"
+        assert 2.5 < took < 6, f"{took:.1f} s for a 3 s deadline"   # retries stay inside the one deadline
+        assert _no_leftovers(dest)
+    finally:
+        dripper.close()
+
+
+def test_feed_client_reports_a_dripping_manifest_and_keeps_its_lists(tmp_path, src, keys, server):
+    build(src, keys, tmp_path / "public")
+    limits = FetchLimits(connect_timeout=2, total_timeout=2, retries=0)
+    client = FeedClient(server.url(), keys[1], str(tmp_path / "state"), limits)
+    assert client.update().error is None
+    server.overrides["/manifest.json"] = _trickle   # 100 bytes over 10 s
+    started = time.monotonic()
+    result = client.update()
+    assert time.monotonic() - started < 6
+    assert result.error and "timed out" in result.error and result.version == 1
+    assert all(r.path for r in result.lists.values())
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert state["error"] == result.error and state["last_attempt"] > state["last_success"]
