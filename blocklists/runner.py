@@ -32,14 +32,39 @@ def update_argv(config_file: Optional[str], *, offline: bool = False, trigger: s
     return argv
 
 
+class Cancel:
+    """Lets the caller stop a running update early (the engine shutting down): the process is killed,
+    the lists in force stay, and the run is recorded as stopped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: Optional[subprocess.Popen] = None
+        self.cancelled = False
+
+    def attach(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._proc = proc
+            if self.cancelled:
+                proc.kill()
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.kill()
+
+
 def run_update(config_file: Optional[str], data_dir: str, time_limit: float, *, offline: bool = False,
-               trigger: str = "scheduler", progress: Optional[Callable[[str], None]] = None) -> Optional[int]:
+               trigger: str = "scheduler", progress: Optional[Callable[[str], None]] = None,
+               cancel: Optional[Cancel] = None) -> Optional[int]:
     """Run `hearth lists update` and wait for it; its exit status, or None when it was stopped at
     ``time_limit`` seconds (then the failure is recorded in ``DATA_DIR/lists/update.json``)."""
     lists_dir = Path(data_dir) / "lists"
     say = progress or (lambda line: log.info("lists update: %s", line))
     proc = subprocess.Popen(update_argv(config_file, offline=offline, trigger=trigger), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace")
+    if cancel is not None:
+        cancel.attach(proc)
     reader = threading.Thread(target=_pump, args=(proc, say), name="lists-update-output", daemon=True)
     reader.start()
     started = time.monotonic()
@@ -63,8 +88,10 @@ def run_update(config_file: Optional[str], data_dir: str, time_limit: float, *, 
     if code != 0:
         state = load_update_state(lists_dir)
         if state.run.pid == proc.pid and state.run.running:   # it died without writing its end
-            record_run_failure(lists_dir, f"the update process ended without finishing (exit status {code})",
-                               pid=proc.pid)
+            why = ("stopped because Hearth was stopping; the next update runs it again"
+                   if cancel is not None and cancel.cancelled
+                   else f"the update process ended without finishing (exit status {code})")
+            record_run_failure(lists_dir, why, pid=proc.pid)
     return code
 
 

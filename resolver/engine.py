@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from .access import ClientAccess
 from .cache import AnswerCache
@@ -88,6 +88,7 @@ class Engine:
         self._tables: tuple = ({}, {})   # the last neighbour and lease tables read
         self._updating = False
         self._lists_plan: tuple = ()
+        self._cancel_update: Optional[Callable[[], None]] = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -135,13 +136,17 @@ class Engine:
                           ) -> Optional[int]:
         """`hearth lists update` in its own process (blocklists.runner: the one way the scheduler and the
         web UI update), re-reading the config file; stopped and recorded as failed past its time limit."""
-        from blocklists.runner import run_update
+        from blocklists.runner import Cancel, run_update
 
         limit = timeout if timeout is not None else self.config.feed.update_time_limit
+        cancel = self._cancel_update = Cancel()   # shutdown() kills a running update: no wait for it
         call = functools.partial(run_update, self.config_file, self.config.data_dir, limit,
                                  offline="--offline" in extra, trigger=trigger,
-                                 progress=lambda line: log.debug("lists update: %s", line))
-        return await asyncio.get_running_loop().run_in_executor(None, call)
+                                 progress=lambda line: log.debug("lists update: %s", line), cancel=cancel)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, call)
+        finally:
+            self._cancel_update = None
 
     async def scheduled_update(self, trigger: str = "scheduler", offline: bool = False) -> None:
         if self._updating:
@@ -398,6 +403,8 @@ class Engine:
         await self.pipeline.drain(timeout=1.0)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if self._cancel_update is not None:
+            self._cancel_update()
         await self.control.close()
         for task in self._background:
             task.cancel()

@@ -479,3 +479,20 @@ def test_update_now_in_the_ui_uses_the_current_config_and_keeps_the_feed(tmp_pat
         assert status_json(cfg)["update"]["trigger"] == "ui"
     finally:
         ui.close()
+
+
+def test_stopping_the_engine_does_not_wait_for_a_hung_update(tmp_path, upstream, updated_engine, feed_server):
+    keys = Path(feedlib.keygen(str(tmp_path / "keys"))[0])
+    pub = (tmp_path / "keys" / "feed.pub").read_text().strip()
+    publish(tmp_path, feed_server.root, keys, {"bets": "bet-one.example\n"})
+    eng = updated_engine(_feed_config(upstream, feed_server.url(), pub, download_deadline="1h"))
+    feed_server.mode = "drip"
+    from resolver.control import call
+
+    assert call(str(eng.data_dir / "hearth.sock"), "lists-update")["started"] is True
+    _wait(lambda: status_json(eng.config_path)["update"]["running"], 20, "the update to start")
+    started = time.monotonic()
+    assert eng.stop() == 0
+    assert time.monotonic() - started < 8
+    st = status_json(eng.config_path)
+    assert not st["update"]["running"] and "stopped because Hearth was stopping" in st["update"]["error"]
