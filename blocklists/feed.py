@@ -409,7 +409,7 @@ def verify_manifest(manifest_bytes: bytes, signature_text: Union[bytes, str], pu
     try:
         key.verify(signature, manifest_bytes)
     except InvalidSignature:
-        raise FeedError("manifest signature does not verify with the public key "
+        raise FeedError("signature does not match the configured public key "
                         "(the manifest was altered, or signed with another key)") from None
     try:
         manifest = json.loads(manifest_bytes.decode("utf-8"))

@@ -17,6 +17,7 @@ import socket
 import tempfile
 import threading
 import time
+import weakref
 import zlib
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -27,6 +28,9 @@ from urllib.request import url2pathname
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .feed import (
     MANIFEST_NAME,
@@ -63,8 +67,8 @@ _HEAD = 512           # bytes looked at to tell an HTML page from a list
 
 @dataclass
 class FetchLimits:
-    connect_timeout: float = 10.0   # seconds to connect (and per read while waiting for the response)
-    total_timeout: float = 60.0     # seconds for one attempt, from request to last byte
+    connect_timeout: float = 10.0   # seconds to connect to one address
+    total_timeout: float = 120.0    # THE deadline of one download: connecting, headers, body and retries together
     max_bytes: int = 64 * 1024 * 1024  # cap on the body as stored, i.e. after gzip decoding
     retries: int = 2                # extra attempts after connection errors, time-outs and 5xx
     backoff: float = 1.0            # seconds before the first retry, doubled each time
@@ -115,24 +119,35 @@ def fetch_url(url: str, dest_path: str, previous: Optional[CachedFile] = None,
     """Download ``url`` to ``dest_path`` (replaced atomically, never left partial).
 
     With ``previous`` (whose file still exists) the request is conditional; a 304 answer returns
-    ``FetchResult(previous, not_modified=True)`` and leaves ``dest_path`` alone. Raises FetchError."""
+    ``FetchResult(previous, not_modified=True)`` and leaves ``dest_path`` alone. The whole download,
+    retries included, ends within ``limits.total_timeout`` seconds, whatever the server does (a server
+    that drips its headers or its body one byte at a time is cut off). Raises FetchError."""
     limits = limits or FetchLimits()
     scheme = urlsplit(url).scheme.lower()
     if scheme == "file":
         return _fetch_file(url, dest_path, previous, limits)
     if scheme not in ("http", "https"):
         raise FetchError(f"{redact(url)}: unsupported URL scheme (use http, https or file)")
-    attempt = 0
-    while True:
-        try:
-            return _fetch_http(url, dest_path, previous, limits, session)
-        except FetchError as exc:
-            if not exc.retryable or attempt >= limits.retries:
-                if attempt:
-                    raise FetchError(f"{exc} (after {attempt + 1} attempts)", exc.kind, exc.status) from None
-                raise
-        time.sleep(limits.backoff * (2 ** attempt))
-        attempt += 1
+    deadline = time.monotonic() + limits.total_timeout
+    own = session is None or not isinstance(session.get_adapter(url), DeadlineAdapter)
+    if own:
+        session = deadline_session()
+    try:
+        attempt = 0
+        while True:
+            try:
+                return _fetch_http(url, dest_path, previous, limits, session, deadline)
+            except FetchError as exc:
+                pause = limits.backoff * (2 ** attempt)
+                if not exc.retryable or attempt >= limits.retries or time.monotonic() + pause >= deadline:
+                    if attempt:
+                        raise FetchError(f"{exc} (after {attempt + 1} attempts)", exc.kind, exc.status) from None
+                    raise
+            time.sleep(pause)
+            attempt += 1
+    finally:
+        if own:
+            session.close()
 
 
 def _usable(previous: Optional[CachedFile]) -> Optional[CachedFile]:
@@ -140,7 +155,7 @@ def _usable(previous: Optional[CachedFile]) -> Optional[CachedFile]:
 
 
 def _fetch_http(url: str, dest_path: str, previous: Optional[CachedFile], limits: FetchLimits,
-                session: Optional[requests.Session]) -> FetchResult:
+                session: requests.Session, deadline: float) -> FetchResult:
     shown = redact(url)
     previous = _usable(previous)
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip", "Accept": "*/*"}
@@ -149,25 +164,33 @@ def _fetch_http(url: str, dest_path: str, previous: Optional[CachedFile], limits
             headers["If-None-Match"] = previous.etag
         if previous.last_modified:
             headers["If-Modified-Since"] = previous.last_modified
-    deadline = time.monotonic() + limits.total_timeout
-    getter = session.get if session is not None else requests.get
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FetchError(_too_slow(shown, limits), "timeout")
+    # The watchdog runs from before the connection is opened: it cuts a server that accepts and then
+    # sends its headers one byte at a time, which requests' per-read timeouts never do.
+    watchdog = _Watchdog(left, session.get_adapter(url))
+    resp = None
     try:
-        resp = getter(url, headers=headers, stream=True, allow_redirects=True,
-                      timeout=(limits.connect_timeout, max(limits.connect_timeout, limits.total_timeout)))
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise FetchError(f"{shown}: cannot connect: {_short(exc)}", "connection", retryable=True) from None
-    except requests.RequestException as exc:
-        raise FetchError(f"{shown}: request failed: {_short(exc)}", "connection") from None
-    watchdog = _Watchdog(deadline - time.monotonic(), resp)
-    try:
+        try:
+            resp = session.get(url, headers=headers, stream=True, allow_redirects=True,
+                               timeout=(max(0.1, min(limits.connect_timeout, left)), max(0.1, left)))
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if watchdog.fired:
+                raise FetchError(_too_slow(shown, limits), "timeout") from None
+            raise FetchError(connect_error(shown, exc), "connection", retryable=True) from None
+        except requests.RequestException as exc:
+            if watchdog.fired:
+                raise FetchError(_too_slow(shown, limits), "timeout") from None
+            raise FetchError(f"{shown}: request failed: {_short(exc)}", "connection") from None
         status = resp.status_code
         if status == 304:
             if previous is None:
-                raise FetchError(f"{shown}: HTTP 304 Not Modified to an unconditional request", "http", 304)
+                raise FetchError(f"HTTP 304 Not Modified to an unconditional request from {shown}", "http", 304)
             return FetchResult(previous, not_modified=True)
         if status != 200:
             reason = f" {resp.reason}" if resp.reason else ""
-            raise FetchError(f"{shown}: HTTP {status}{reason}", "http", status, retryable=status >= 500)
+            raise FetchError(f"HTTP {status}{reason} from {shown}", "http", status, retryable=status >= 500)
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype in ("text/html", "application/xhtml+xml"):
             raise FetchError(f"{shown}: got an HTML page (Content-Type {ctype}), not a list", "html", status)
@@ -185,9 +208,9 @@ def _fetch_http(url: str, dest_path: str, previous: Optional[CachedFile], limits
                     raise FetchError(f"{shown}: over the limit of {limits.max_bytes} bytes", "too-big", status)
                 decoder.feed(chunk, sink.write)
                 if time.monotonic() > deadline:
-                    raise FetchError(f"{shown}: not done after {limits.total_timeout:g} s", "timeout", status)
+                    raise FetchError(_too_slow(shown, limits), "timeout", status)
             if watchdog.fired:  # the body may look complete when the connection was cut
-                raise FetchError(f"{shown}: not done after {limits.total_timeout:g} s", "timeout", status)
+                raise FetchError(_too_slow(shown, limits), "timeout", status)
             decoder.finish()
             file = sink.finish()
         except BaseException:
@@ -198,19 +221,41 @@ def _fetch_http(url: str, dest_path: str, previous: Optional[CachedFile], limits
         return FetchResult(file)
     except FetchError as exc:
         if watchdog.fired and exc.kind != "timeout":  # e.g. a gzip stream cut short by the watchdog
-            raise FetchError(f"{shown}: not done after {limits.total_timeout:g} s", "timeout") from None
+            raise FetchError(_too_slow(shown, limits), "timeout") from None
         raise
     except Exception as exc:
         # After the watchdog shut the socket down, reads fail in ways that depend on the TLS and
         # urllib3 versions (OSError, ValueError, ProtocolError...).
         if watchdog.fired:
-            raise FetchError(f"{shown}: not done after {limits.total_timeout:g} s", "timeout") from None
+            raise FetchError(_too_slow(shown, limits), "timeout") from None
         if isinstance(exc, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
             raise FetchError(f"{shown}: connection broken: {_short(exc)}", "connection", retryable=True) from None
         raise
     finally:
         watchdog.cancel()
-        resp.close()
+        if resp is not None:
+            resp.close()
+
+
+def _too_slow(shown: str, limits: FetchLimits) -> str:
+    return f"timed out: {shown} was not done after {limits.total_timeout:g} s"
+
+
+def connect_error(shown: str, exc: BaseException) -> str:
+    """A failed connection in plain words: "cannot connect to HOST:PORT: connection refused"."""
+    text = _short(exc)
+    low = text.lower()
+    plain = next((words for key, words in (
+        ("refused", "connection refused"), ("name or service not known", "host name not found"),
+        ("nodename nor servname", "host name not found"), ("temporary failure in name resolution",
+                                                          "host name not found (no DNS answer)"),
+        ("failed to resolve", "host name not found"), ("network is unreachable", "network unreachable"),
+        ("no route to host", "no route to the host"), ("timed out", "no answer (connection timed out)"),
+        ("certificate verify failed", "TLS certificate not trusted"), ("reset by peer", "connection reset"),
+    ) if key in low), None)
+    parts = urlsplit(shown)
+    where = parts.netloc or shown
+    return f"cannot connect to {where}: {plain}" if plain else f"cannot connect to {where}: {text}"
 
 
 def _fetch_file(url: str, dest_path: str, previous: Optional[CachedFile], limits: FetchLimits) -> FetchResult:
@@ -343,38 +388,76 @@ class _Decoder:
             raise FetchError(f"{self.shown}: truncated {self.encoding} body", "corrupt", retryable=True)
 
 
-class _Watchdog:
-    """Enforces the total time of one download: when it expires it shuts the socket down, which ends
-    a read that a slow server keeps alive one byte at a time."""
+class DeadlineAdapter(HTTPAdapter):
+    """A requests adapter that remembers the connections it opens, so a download's deadline can shut one
+    down wherever it is stuck: during the TLS handshake, waiting for the headers, or reading the body."""
 
-    def __init__(self, seconds: float, resp: requests.Response):
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.connections: weakref.WeakSet = weakref.WeakSet()
+        super().__init__(*args, **kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        live = self.connections
+
+        class _Tracked:
+            def _new_conn(self):  # type: ignore[no-untyped-def]
+                sock = super()._new_conn()
+                self._hearth_raw_sock = sock
+                live.add(self)
+                return sock
+
+            def connect(self):  # type: ignore[no-untyped-def]
+                super().connect()
+                # http.client drops ``sock`` when the response takes the connection over: keep it
+                self._hearth_sock = self.sock
+
+        http_conn = type("HearthHTTPConnection", (_Tracked, HTTPConnection), {})
+        https_conn = type("HearthHTTPSConnection", (_Tracked, HTTPSConnection), {})
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("HearthHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type("HearthHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+        }
+
+    def cut(self) -> None:
+        """Shut down every open connection of this adapter (the session is used by one thread at a time)."""
+        for conn in list(self.connections):
+            for sock in (getattr(conn, "sock", None), getattr(conn, "_hearth_sock", None),
+                         getattr(conn, "_hearth_raw_sock", None)):
+                if isinstance(sock, socket.socket):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+
+def deadline_session() -> requests.Session:
+    """A requests session whose downloads :func:`fetch_url` can cut off at their deadline."""
+    session = requests.Session()
+    adapter = DeadlineAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class _Watchdog:
+    """Enforces the deadline of one download: when it expires it shuts the connection down, which ends
+    a connect, a header read or a body read that a slow server keeps alive one byte at a time."""
+
+    def __init__(self, seconds: float, adapter: Any):
         self.fired = False
-        self._resp = resp
+        self._adapter = adapter
         self._timer = threading.Timer(max(0.0, seconds), self._fire)
         self._timer.daemon = True
         self._timer.start()
 
     def _fire(self) -> None:
         self.fired = True
-        sock = _socket_of(self._resp)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        if isinstance(self._adapter, DeadlineAdapter):
+            self._adapter.cut()
 
     def cancel(self) -> None:
         self._timer.cancel()
-
-
-def _socket_of(resp: requests.Response) -> Optional[socket.socket]:
-    raw = resp.raw
-    conn = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
-    sock = getattr(conn, "sock", None)
-    if sock is None:  # the socket behind http.client's buffered reader
-        fp = getattr(getattr(raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(fp, "raw", None), "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
 
 
 def redact(url: str) -> str:
@@ -584,7 +667,7 @@ class FeedClient:
             state = self.load_state()
             return self._current(state, "another update of this feed is running")
         try:
-            with requests.Session() as session:
+            with deadline_session() as session:
                 return self._update(session)
         except OSError as exc:  # the state folder itself failed us (disk full, permissions)
             return self._current(self.load_state(), f"{exc.filename or self.state_dir}: {exc.strerror or exc}")
@@ -612,8 +695,8 @@ class FeedClient:
             manifest, fetched = self._fetch_manifest(state, session)
             version = manifest["version"]
             if version < state["version"]:
-                raise FeedError(f"feed version {version} is older than the accepted version {state['version']}: "
-                                "rollback refused")
+                raise FeedError(f"version {version} is older than installed version {state['version']} "
+                                "(rollback refused)")
             accepted = CachedFile.from_dict(state["manifest"])
             if version == state["version"] and accepted is not None and fetched[0].file.sha256 != accepted.sha256:
                 raise FeedError(f"feed version {version} was re-published with different content; keeping the "

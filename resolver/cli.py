@@ -54,6 +54,8 @@ def cmd_dns(args: argparse.Namespace) -> int:
 def cmd_web(args: argparse.Namespace) -> int:
     config, _path = _load(args)
     _setup_logging(config.log_level)
+    if _path:  # the UI's list updates re-read this file (blocklists.runner), like the engine's
+        os.environ["HEARTH_CONFIG"] = os.path.abspath(_path)
     from webui import serve
 
     log.info("web UI on http://%s/", config.web.listen)
@@ -132,7 +134,8 @@ def cmd_lists_update(args: argparse.Namespace) -> int:
 
     manager = ListManager(config, progress=lambda msg: print(msg, flush=True))
     try:
-        report = manager.update(fetch=not args.offline, only=set(args.list) if args.list else None)
+        report = manager.update(fetch=not args.offline, only=set(args.list) if args.list else None,
+                                trigger=args.trigger)
     except UpdateBusy as exc:
         print(f"hearth lists update: {exc}", file=sys.stderr)
         return 1
@@ -145,34 +148,53 @@ def cmd_lists_update(args: argparse.Namespace) -> int:
             print("engine: new lists in force")
         except OSError:
             print("engine: not running (the new lists apply when it starts)")
-    if report.get("feed_error") or failed:
-        print(f"{len(failed)} list(s) failed and kept their previous copy: {', '.join(failed)}"
-              + (f"; feed: {report['feed_error']}" if report.get("feed_error") else ""))
-        return 1
-    return 0
+    if report.get("feed_error"):
+        print(f"feed FAILED: {report['feed_error']} (the lists it gave before stay in force)")
+    if failed:
+        print(f"{len(failed)} list(s) failed and kept their previous copy: {', '.join(failed)}")
+    return 1 if report.get("feed_error") or failed else 0
+
+
+def _when(ts: Optional[float]) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
 
 
 def cmd_lists_status(args: argparse.Namespace) -> int:
     config, _path = _load(args)
     from blocklists.manager import ListManager
 
-    rows = ListManager(config).status()
+    manager = ListManager(config)
+    rows = manager.status()
+    state = manager.update_state()
+    problems = state.problems()
     if args.json:
-        print(json.dumps([r.__dict__ for r in rows], indent=2))
+        print(json.dumps({"lists": [r.__dict__ for r in rows], "feed": state.feed.__dict__ if state.feed else None,
+                          "update": state.run.__dict__, "problems": problems}, indent=2))
         return 0
+    if state.feed is not None:
+        f = state.feed
+        print(f"feed {f.url}" + (f"  ({f.title})" if f.title else ""))
+        print(f"  installed version {f.version if f.version is not None else 'none'}, {f.lists} lists"
+              f"{f' ({f.mandatory} mandatory)' if f.mandatory else ''}; last check {_when(f.last_check)}, "
+              f"last success {_when(f.last_success)}")
+        print(f"  {'FAILING: ' + f.error if f.error else 'ok'}")
+        print()
+    run = state.run
+    if run.running:
+        print(f"an update is running (pid {run.pid}, started {_when(run.started)}, by {run.trigger or 'cli'})")
+    elif run.error:
+        print(f"last update ({_when(run.started)}, by {run.trigger or 'cli'}) FAILED: {run.error}")
+    for line in run.removed:
+        print(f"removed at the last update: {line}")
     if not rows:
         print("no lists compiled yet: run `hearth lists update`")
         return 0
-
-    def when(ts):
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
-
     print(f"{'list':<28} {'category':<10} {'origin':<8} {'entries':>9}  {'last success':<16}  "
           f"{'last attempt':<16}  error")
     for r in rows:
         flag = "*" if r.mandatory else ""
-        print(f"{r.id + flag:<28} {r.category:<10} {r.origin:<8} {r.entries:>9}  {when(r.last_success):<16}  "
-              f"{when(r.last_attempt):<16}  {r.error or ''}")
+        print(f"{r.id + flag:<28} {r.category:<10} {r.origin:<8} {r.entries:>9}  {_when(r.last_success):<16}  "
+              f"{_when(r.last_attempt):<16}  {r.error or ''}")
     if any(r.mandatory for r in rows):
         print("* mandatory: enforced in every profile")
     return 0
@@ -252,8 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="append", metavar="ID", help="only download this list (repeatable)")
     p.add_argument("--offline", action="store_true", help="compile the copies at hand, download nothing")
     p.add_argument("--no-notify", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--trigger", choices=("cli", "ui", "scheduler", "startup"), default="cli", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_lists_update)
-    p = lists_sub.add_parser("status", help="per list: entries, last success, last attempt, error",
+    p = lists_sub.add_parser("status", help="the feed (version, last check, last error), the last update, and per "
+                             "list: entries, last success, last attempt, error",
                              parents=[common])
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lists_status)

@@ -1,6 +1,7 @@
 """The engine's local control socket: one command line in, one JSON line out.
 
-Commands: ``stats``, ``reload`` (the config file), ``lists-reload``, ``policy-reload`` (profiles and
+Commands: ``stats``, ``reload`` (the config file), ``lists-reload``, ``lists-update`` (start a list update
+in the background, from the config file as it is now: the web UI's "Update now"), ``policy-reload`` (profiles and
 devices from the store, at once instead of within a second), ``explain CLIENT_IP NAME`` (what that
 client gets for that name now, and why: the block page uses it), ``ping``.
 
@@ -48,6 +49,8 @@ class ControlServer:
                 reply = {"ok": ok, "message": message}
             elif command == "lists-reload":
                 reply = {"ok": self.engine.load_lists(), "generation": self.engine.pipeline.generation}
+            elif command in ("lists-update", "lists-update offline"):
+                reply = {"ok": True, "started": self.engine.start_update("ui", offline=command.endswith("offline"))}
             elif command == "policy-reload":
                 await self.engine.refresh_policies(force=True)
                 reply = {"ok": True, "generation": self.engine.pipeline.generation}

@@ -299,6 +299,7 @@ def check_lists(config: Any, now: Optional[float] = None) -> list[Check]:
         if c.enabled and c.id not in known:
             out.append(Check("lists", "warn", f"list {c.id}: configured but never compiled",
                              "run `hearth lists update`"))
+    out += _feed_and_run_checks(manager, now)
     fresh = 0
     for r in rows:
         if r.origin not in intervals:
@@ -322,6 +323,27 @@ def check_lists(config: Any, now: Optional[float] = None) -> list[Check]:
         starter = sum(1 for r in rows if r.origin == "starter")
         out.append(Check("lists", "ok", f"{len(rows)} lists compiled ({starter} bundled, {fresh} downloaded "
                          "and fresh)"))
+    return out
+
+
+def _feed_and_run_checks(manager: Any, now: float) -> list[Check]:
+    """A failing feed and a failed update run are problems of their own (the lists' copies may look fine)."""
+    state = manager.update_state()
+    out = []
+    feed = state.feed
+    if feed is not None and feed.error:
+        kept = (f"version {feed.version} ({feed.lists} lists) accepted {_ago(now - feed.last_success)} ago stays in "
+                "force" if feed.version and feed.last_success else "no feed version accepted yet: its lists block "
+                "nothing")
+        out.append(Check("lists", "fail", f"feed {feed.url}: {feed.error}; {kept}",
+                         "check feed.url and feed.public_key in the configuration, the network and the feed server, "
+                         "then run `hearth lists update`"))
+    run = state.run
+    if run.error and not run.running:
+        when = f"{run.trigger or 'cli'}, {_ago(now - (run.started or now))} ago"
+        out.append(Check("lists", "fail", f"the last list update ({when}) failed: {run.error}",
+                         "run `hearth lists update` and read its output; raise feed.update_time_limit if a big "
+                         "update is simply slow"))
     return out
 
 

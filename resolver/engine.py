@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import signal
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from .access import ClientAccess
 from .cache import AnswerCache
@@ -85,6 +86,9 @@ class Engine:
         self._policy_version: Optional[int] = None
         self._policy_lock: Optional[asyncio.Lock] = None
         self._tables: tuple = ({}, {})   # the last neighbour and lease tables read
+        self._updating = False
+        self._lists_plan: tuple = ()
+        self._cancel_update: Optional[Callable[[], None]] = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -123,30 +127,50 @@ class Engine:
         if not self._wants_lists() or ListManager(self.config).index_path.exists():
             return
         log.info("no compiled lists yet: compiling the lists at hand before answering")
-        code = await self._run_update(["--offline"], timeout=120)
+        code = await self._run_update(["--offline"], timeout=120,
+                                      trigger="startup")
         if code != 0:
             log.error("compiling the lists failed (exit %s): answering unfiltered until an update succeeds", code)
 
-    async def _run_update(self, extra: list, timeout: float = 1800) -> Optional[int]:
-        """`hearth lists update` in its own process: a big compile never slows answers."""
-        import sys
+    async def _run_update(self, extra: list, timeout: Optional[float] = None, trigger: str = "scheduler"
+                          ) -> Optional[int]:
+        """`hearth lists update` in its own process (blocklists.runner: the one way the scheduler and the
+        web UI update), re-reading the config file; stopped and recorded as failed past its time limit."""
+        from blocklists.runner import Cancel, run_update
 
-        argv = [sys.executable, "-m", "resolver.cli", "lists", "update", "--no-notify", *extra]
-        if self.config_file:
-            argv += ["--config", os.path.abspath(self.config_file)]
-        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL)
+        limit = timeout if timeout is not None else self.config.feed.update_time_limit
+        cancel = self._cancel_update = Cancel()   # shutdown() kills a running update: no wait for it
+        call = functools.partial(run_update, self.config_file, self.config.data_dir, limit,
+                                 offline="--offline" in extra, trigger=trigger,
+                                 progress=lambda line: log.debug("lists update: %s", line), cancel=cancel)
         try:
-            return await asyncio.wait_for(proc.wait(), timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            log.error("list update took longer than %.0fs and was stopped", timeout)
-            return None
+            return await asyncio.get_running_loop().run_in_executor(None, call)
+        finally:
+            self._cancel_update = None
 
-    async def scheduled_update(self) -> None:
-        code = await self._run_update([])
-        if code is not None:
-            self.load_lists()
+    async def scheduled_update(self, trigger: str = "scheduler", offline: bool = False) -> None:
+        if self._updating:
+            return
+        self._updating = True
+        try:
+            await self._run_update(["--offline"] if offline else [], trigger=trigger)
+        finally:
+            self._updating = False
+        self.load_lists()   # also after a failure: a run that was stopped may have installed nothing new
+
+    def start_update(self, trigger: str = "ui", offline: bool = False) -> bool:
+        """Start a list update now in the background (the web UI's "Update now"); False if one is running."""
+        if self._updating:
+            return False
+        self._updating = True   # at once: a second request in the same loop turn must not start another
+        task = asyncio.ensure_future(self._started_update(trigger, offline))
+        self._background.append(task)
+        task.add_done_callback(lambda t: self._background.remove(t) if t in self._background else None)
+        return True
+
+    async def _started_update(self, trigger: str, offline: bool) -> None:
+        self._updating = False
+        await self.scheduled_update(trigger, offline)
 
     def load_lists(self) -> bool:
         """(Re)open the compiled index and rebuild the profiles' policies on it (new generation)."""
@@ -318,12 +342,33 @@ class Engine:
         self.scheduler.add_job(self.purge_query_log, "interval", hours=6, id="querylog-retention",
                                next_run_time=_soon(60))
         self.scheduler.add_job(self.cache.expire_stale, "interval", minutes=10, id="cache-expire-stale")
-        if self.config.lists or self.config.feed.url:  # bundled lists alone have nothing to download
-            c = self.config
-            every = min(c.blocking.list_update_interval, c.feed.update_interval if c.feed.url else 1e12)
-            self.scheduler.add_job(self.scheduled_update, "interval", seconds=every, jitter=int(every * 0.1),
-                                   id="lists-update", next_run_time=_soon(30), max_instances=1, coalesce=True)
+        self._schedule_lists()
         self.scheduler.start()
+
+    def _schedule_lists(self) -> None:
+        """The periodic list update, (re)planned from the current config: a feed added by a reload is
+        checked within 30 s and then on its interval."""
+        c = self.config
+        job = self.scheduler.get_job("lists-update")
+        if not (c.lists or c.feed.url):  # bundled lists alone have nothing to download
+            if job is not None:
+                job.remove()
+            return
+        every = min(c.blocking.list_update_interval, c.feed.update_interval if c.feed.url else 1e12)
+        plan = (every, tuple(x.url for x in c.lists), c.feed.url)
+        if job is not None and self._lists_plan == plan:
+            return
+        first = 30.0
+        if not self._lists_plan:   # at start: not again if the last full update is recent (a restart)
+            from blocklists.state import load_update_state
+
+            run = load_update_state(os.path.join(c.data_dir, "lists")).run
+            if run.finished and not run.error and not run.offline:
+                first = max(first, run.finished + every - time.time())
+        self._lists_plan = plan
+        self.scheduler.add_job(self.scheduled_update, "interval", seconds=every, jitter=int(every * 0.1),
+                               id="lists-update", next_run_time=_soon(first), max_instances=1, coalesce=True,
+                               replace_existing=True)
 
     async def purge_query_log(self) -> int:
         cutoff = time.time() - self.config.querylog.retention
@@ -358,6 +403,8 @@ class Engine:
         await self.pipeline.drain(timeout=1.0)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if self._cancel_update is not None:
+            self._cancel_update()
         await self.control.close()
         for task in self._background:
             task.cancel()
@@ -430,6 +477,8 @@ class Engine:
                     log.error("reload: cannot listen on %s: %s", _fmt((host, port)), exc)
         self.config = new
         self.load_lists()  # block mode, time zone or bypass prevention may have changed: new generation
+        if self.scheduler is not None:
+            self._schedule_lists()
         self._write_state()
 
     # ------------------------------------------------------------ state

@@ -201,14 +201,16 @@ def lists_status():
 
     health = list_health()
     return jsonify({"lists": [r.__dict__ for r in health["rows"]], "entries": health["entries"],
-                    "errors": len(health["errors"]), "update": lists_job().snapshot()})
+                    "errors": len(health["errors"]), "feed": health["feed"].__dict__ if health["feed"] else None,
+                    "problems": health["problems"], "healthy": health["healthy"],
+                    "update": lists_job().snapshot(core.config())})
 
 
 @route("/lists/update", "GET", "Progress of the running (or last) list update")
 def lists_update_status():
     from .admin.monitor import lists_job
 
-    return jsonify(lists_job().snapshot())
+    return jsonify(lists_job().snapshot(core.config()))
 
 
 @route("/lists/update", "POST", "Start a list update now ({offline: true} compiles without downloading)",
@@ -220,7 +222,7 @@ def lists_update():
     started = lists_job().start(core.config(), fetch=not data.get("offline"))
     if started:
         core.audit("lists.update", "lists")
-    return jsonify({"started": started, **lists_job().snapshot()}), (202 if started else 409)
+    return jsonify({"started": started, **lists_job().snapshot(core.config())}), (202 if started else 409)
 
 
 # -- query log and statistics -------------------------------------------------------------------------------

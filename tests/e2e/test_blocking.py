@@ -202,7 +202,7 @@ def test_signed_feed_is_pulled_verified_and_enforced_and_bad_updates_are_refused
         assert out.returncode == 1, out.stdout
         assert answers(ask("bet-one.example", "A", eng.port)) == ["0.0.0.0"]  # the old index still answers
         status = run_cli("lists", "status", "--json", config=eng.config_path)
-        rows = {r["id"]: r for r in json.loads(status.stdout)}
+        rows = {r["id"]: r for r in json.loads(status.stdout)["lists"]}
         text = out.stdout + json.dumps(rows)
         assert expect_in_status.lower() in text.lower(), text
 
@@ -259,7 +259,7 @@ def test_plain_list_failures_keep_the_previous_copy(tmp_path, upstream, start_en
         assert answers(ask("old-bad.example", "A", eng.port)) == ["0.0.0.0"], why   # old copy in force
         assert answers(ask(f"new-{why}.example", "A", eng.port)) == ["0.0.0.0"], why  # the other list updated
         rows = {r["id"]: r for r in json.loads(run_cli("lists", "status", "--json",
-                                                       config=eng.config_path).stdout)}
+                                                       config=eng.config_path).stdout)["lists"]}
         assert rows["web"]["error"] and rows["web"]["entries"] == 1 and rows["other"]["error"] is None
     (served.root / "list.txt").unlink()
     out = run_cli("lists", "update", config=eng.config_path)
@@ -305,7 +305,8 @@ def test_oversize_list_is_refused_and_reported(tmp_path, upstream, start_engine,
     os.utime(served.root / "list.txt", (bump, bump))
     out = run_cli("lists", "update", config=eng.config_path)
     assert out.returncode == 1
-    row = {r["id"]: r for r in json.loads(run_cli("lists", "status", "--json", config=eng.config_path).stdout)}["web"]
+    row = {r["id"]: r for r in json.loads(run_cli("lists", "status", "--json",
+                                                  config=eng.config_path).stdout)["lists"]}["web"]
     assert row["entries"] == 1 and "over the limit" in row["error"], row
     assert answers(ask("small-bad.example", "A", eng.port)) == ["0.0.0.0"]
     assert answers(ask("n5.huge.example", "A", eng.port)) != ["0.0.0.0"]

@@ -215,13 +215,13 @@ def test_keygen_build_verify_round_trip(tmp_path, src, keys, server, shared_data
 def test_verify_rejects_tampering_and_wrong_key(tmp_path, src, keys):
     out = tmp_path / "public"
     manifest = build(src, keys, out)
-    with pytest.raises(FeedError, match="signature does not verify"):
+    with pytest.raises(FeedError, match="signature does not match the configured public key"):
         feed.verify_feed(str(out), other_key(tmp_path))
     flip_byte(served(out, manifest, "tiktok"))
     with pytest.raises(FeedError, match=r"1 of 3 lists failed: tiktok: sha256"):
         feed.verify_feed(str(out), keys[1])
     flip_byte(out / "manifest.json", 40)
-    with pytest.raises(FeedError, match="signature does not verify"):
+    with pytest.raises(FeedError, match="signature does not match the configured public key"):
         feed.verify_feed(str(out), keys[1])
     with pytest.raises(FeedError, match="not the base64 of a 64-byte"):
         feed.verify_manifest(b"{}", b"not a signature", keys[1])
@@ -343,7 +343,7 @@ def test_tampered_manifest_changes_nothing(tmp_path, src, keys, server):
     build(src, keys, out)
     flip_byte(out / "manifest.json", 60)
     result = client.update()
-    assert result.error and "signature does not verify" in result.error
+    assert result.error and "signature does not match the configured public key" in result.error
     assert result.version == 1 and result.manifest["version"] == 1 and not result.changed
     assert {k: Path(r.path).read_bytes() for k, r in result.lists.items()} == before
     saved = json.loads((tmp_path / "state" / "state.json").read_text())
@@ -392,7 +392,7 @@ def test_list_corrupt_on_first_update_has_no_copy(tmp_path, src, keys, server):
 def test_wrong_public_key_is_rejected(tmp_path, src, keys, server):
     build(src, keys, tmp_path / "public")
     result = FeedClient(server.url(), other_key(tmp_path), str(tmp_path / "state"), FAST).update()
-    assert result.error and "signature does not verify" in result.error
+    assert result.error and "signature does not match the configured public key" in result.error
     assert result.version is None and result.lists == {}
     assert not any((tmp_path / "state" / "lists").glob("*.txt"))
 
@@ -536,7 +536,7 @@ def test_fetch_url_rejects_http_errors_with_retries_on_5xx_only(tmp_path, server
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(FetchError, match="cannot connect.*after 3 attempts"):
+    with pytest.raises(FetchError, match="cannot connect to 127.0.0.1:[0-9]+: connection refused.*after 3 attempts"):
         fetch_url(f"http://127.0.0.1:{port}/x.txt", str(dest), None, FAST)
     with pytest.raises(FetchError, match="unsupported URL scheme"):
         fetch_url("ftp://127.0.0.1/x.txt", str(dest), None, FAST)
@@ -603,7 +603,7 @@ def test_fetch_url_total_timeout_stops_a_trickling_server(tmp_path, server):
     server.overrides["/slow"] = _trickle
     dest = tmp_path / "dl" / "x.txt"
     started = time.monotonic()
-    with pytest.raises(FetchError, match="not done after 1 s"):
+    with pytest.raises(FetchError, match="timed out: .* not done after 1 s"):
         fetch_url(server.url("slow"), str(dest), None, FetchLimits(connect_timeout=2, total_timeout=1, retries=0))
     assert time.monotonic() - started < 4
     assert _no_leftovers(dest)
@@ -633,9 +633,77 @@ def test_feed_over_https(tmp_path, src, keys, monkeypatch):
         assert result.error is None and len(result.lists) == 3 and all(r.changed for r in result.lists.values())
         srv.overrides["/slow"] = _trickle
         started = time.monotonic()
-        with pytest.raises(FetchError, match="not done after 1 s"):
+        with pytest.raises(FetchError, match="timed out: .* not done after 1 s"):
             fetch_url(srv.url("slow"), str(tmp_path / "dl" / "x"), None,
                       FetchLimits(connect_timeout=2, total_timeout=1, retries=0))
         assert time.monotonic() - started < 4
     finally:
         srv.close()
+
+
+class _HeaderDripper:
+    """A raw socket server on 127.0.0.1 that accepts, reads the request, then sends "HTTP/1.1 200 OK\\r\\n"
+    one byte every ``every`` seconds: requests' per-read timeout never fires on it."""
+
+    def __init__(self, every: float):
+        self.every = every
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(4096)
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n":
+                    if self.stop.wait(self.every):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def test_fetch_url_deadline_covers_the_headers_of_a_dripping_server(tmp_path):
+    dripper = _HeaderDripper(every=2.0)
+    try:
+        dest = tmp_path / "dl" / "x.txt"
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="timed out: .* not done after 3 s") as info:
+            fetch_url(f"http://127.0.0.1:{dripper.port}/list.txt", str(dest), None,
+                      FetchLimits(connect_timeout=2, total_timeout=3, retries=2, backoff=0.1))
+        took = time.monotonic() - started
+        assert info.value.kind == "timeout"
+        assert 2.5 < took < 6, f"{took:.1f} s for a 3 s deadline"   # retries stay inside the one deadline
+        assert _no_leftovers(dest)
+    finally:
+        dripper.close()
+
+
+def test_feed_client_reports_a_dripping_manifest_and_keeps_its_lists(tmp_path, src, keys, server):
+    build(src, keys, tmp_path / "public")
+    limits = FetchLimits(connect_timeout=2, total_timeout=2, retries=0)
+    client = FeedClient(server.url(), keys[1], str(tmp_path / "state"), limits)
+    assert client.update().error is None
+    server.overrides["/manifest.json"] = _trickle   # 100 bytes over 10 s
+    started = time.monotonic()
+    result = client.update()
+    assert time.monotonic() - started < 6
+    assert result.error and "timed out" in result.error and result.version == 1
+    assert all(r.path for r in result.lists.values())
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert state["error"] == result.error and state["last_attempt"] > state["last_success"]

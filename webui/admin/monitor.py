@@ -1,6 +1,7 @@
 """Dashboard, query log, per-device weekly report, lists and feed."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Optional
@@ -34,13 +35,17 @@ def bar_chart(counts: list[Any]) -> dict:
 
 
 def list_health() -> dict:
+    """The lists, the feed as a source of its own, the last update run, and what is wrong with them."""
     from blocklists.manager import ListManager
 
-    rows = ListManager(core.config()).status()
+    manager = ListManager(core.config())
+    rows = manager.status()
+    state = manager.update_state()
     errors = [r for r in rows if r.error]
     last = max([r.last_success or 0 for r in rows] + [0])
     return {"rows": rows, "errors": errors, "entries": sum(r.entries for r in rows), "last_success": last,
-            "count": len(rows)}
+            "count": len(rows), "feed": state.feed, "run": state.run, "problems": state.problems(),
+            "healthy": not errors and not state.problems()}
 
 
 @bp.get("/")
@@ -143,55 +148,94 @@ def week_activity(online: list[Any]) -> list[dict]:
 # -- lists and feed ------------------------------------------------------------------------------------
 
 class ListsJob:
-    """One list update at a time, in a thread of the UI process, with its progress lines."""
+    """The list update as the lists page sees it. Whoever started it (the scheduler, `hearth lists
+    update`, this page), its state is read from ``lists/update.json`` and its lines from
+    ``lists/update.log``. "Update now" asks the engine to run it (blocklists.runner: the same process,
+    re-reading the config file, as the scheduler); without an engine this process runs the same command."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.running = False
-        self.lines: list[str] = []
-        self.started: Optional[float] = None
-        self.finished: Optional[float] = None
-        self.error: Optional[str] = None
+        self.local = False                 # an update run by this process is going on
+        self.requested: Optional[float] = None
+        self.local_error: Optional[str] = None
 
-    def snapshot(self) -> dict:
+    def snapshot(self, config: Any) -> dict:
+        from blocklists.manager import ListManager
+
+        manager = ListManager(config)
+        state = manager.update_state()
+        run = state.run
+        try:
+            lines = (manager.dir / "update.log").read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
+        except OSError:
+            lines = []
         with self.lock:
-            return {"running": self.running, "lines": list(self.lines[-200:]), "started": self.started,
-                    "finished": self.finished, "error": self.error}
+            # asked the engine, its update process has not written its start yet (same clock: same host)
+            waiting = (self.requested is not None and (run.started or 0) < self.requested
+                       and time.time() - self.requested < 30)
+            running = self.local or run.running or waiting
+            local_error = self.local_error
+        errors = []
+        if not running:
+            if local_error:
+                errors.append(local_error)
+            if run.error:
+                errors.append(run.error)
+            if state.feed is not None and state.feed.error:
+                errors.append(_("feed: %(error)s", error=state.feed.error))
+            if run.failed:
+                errors.append(", ".join(run.failed))
+        return {"running": running, "lines": lines if (lines or not waiting) else [], "started": run.started,
+                "finished": None if running else run.finished, "error": "; ".join(errors) or None,
+                "trigger": run.trigger}
 
     def start(self, config: Any, fetch: bool = True) -> bool:
+        from resolver.control import call
+
+        if self.snapshot(config)["running"]:   # this process's, the engine's, or one just asked for
+            return False
+        command = "lists-update" if fetch else "lists-update offline"
+        try:
+            reply = call(config.control_socket, command, timeout=5)
+            # the engine may still be wrapping up a run whose process has just written its end
+            for _ in range(10):
+                if reply.get("started") or self.snapshot(config)["running"]:
+                    break
+                time.sleep(0.3)
+                reply = call(config.control_socket, command, timeout=5)
+        except OSError:
+            reply = None
         with self.lock:
-            if self.running:
-                return False
-            self.running, self.lines, self.error = True, [], None
-            self.started, self.finished = time.time(), None
-        threading.Thread(target=self._run, args=(config, fetch), name="lists-update", daemon=True).start()
+            self.local_error = None
+            if reply is not None:
+                if not reply.get("started"):
+                    return False
+                self.requested = time.time()
+                return True
+            self.local, self.requested = True, time.time()
+        config_file = current_app.config.get("HEARTH_CONFIG_FILE") or os.environ.get("HEARTH_CONFIG")
+        threading.Thread(target=self._run, args=(config, config_file, fetch), name="lists-update",
+                         daemon=True).start()
         return True
 
-    def _say(self, line: str) -> None:
-        with self.lock:
-            self.lines.append(str(line))
-
-    def _run(self, config: Any, fetch: bool) -> None:
+    def _run(self, config: Any, config_file: Optional[str], fetch: bool) -> None:
+        """No engine to ask: run the update here, the same way (a process re-reading the config file)."""
         from blocklists.manager import ListManager, UpdateBusy
-        from resolver.control import call
+        from blocklists.runner import run_update
 
         error = None
         try:
-            report = ListManager(config, progress=self._say).update(fetch=fetch)
-            failed = [k for k, v in report.get("lists", {}).items() if v.get("error")]
-            if failed or report.get("feed_error"):
-                error = ", ".join(failed) + (f"; feed: {report['feed_error']}" if report.get("feed_error") else "")
-            try:
-                call(config.control_socket, "lists-reload", timeout=10)
-                self._say("engine: new lists in force")
-            except OSError:
-                self._say("engine: not running (the new lists apply when it starts)")
+            if config_file:
+                run_update(config_file, config.data_dir, config.feed.update_time_limit, offline=not fetch,
+                           trigger="ui", progress=lambda _line: None)
+            else:  # an app made with a Config object and no file: that object is the current configuration
+                ListManager(config, progress=lambda _line: None).update(fetch=fetch, trigger="ui")
         except UpdateBusy as exc:
             error = str(exc)
         except Exception as exc:       # shown on the page; the old index keeps serving
             error = f"{type(exc).__name__}: {exc}"
         with self.lock:
-            self.running, self.error, self.finished = False, error, time.time()
+            self.local, self.local_error = False, error
 
 
 def lists_job() -> ListsJob:
@@ -204,7 +248,7 @@ def lists_job() -> ListsJob:
 @bp.get("/lists")
 def lists():
     cfg = core.config()
-    return render_template("admin/lists.html", health=list_health(), job=lists_job().snapshot(), feed=cfg.feed,
+    return render_template("admin/lists.html", health=list_health(), job=lists_job().snapshot(cfg), feed=cfg.feed,
                            subscribed=cfg.lists, starter=cfg.blocking.starter_lists)
 
 
