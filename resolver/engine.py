@@ -74,7 +74,8 @@ class Engine:
             mac_forwarders=_mac_forwarders(config),
         )
         self.listeners = Listeners(self.pipeline, self.stats, idle_timeout=config.dns.tcp_idle_timeout,
-                                   max_connections=config.dns.tcp_max_connections)
+                                   max_connections=config.dns.tcp_max_connections,
+                                   max_per_client=config.dns.tcp_max_connections_per_client)
         self.control = ControlServer(self)
         self.scheduler = None
         self._stopping: Optional[asyncio.Event] = None
@@ -416,6 +417,7 @@ class Engine:
             asyncio.get_running_loop().call_later(grace, lambda: asyncio.ensure_future(old_pool.close()))
         tcp = self.listeners.tcp
         tcp.idle_timeout, tcp.max_connections = new.dns.tcp_idle_timeout, new.dns.tcp_max_connections
+        tcp.max_per_client = new.dns.tcp_max_connections_per_client
         wanted = [parse_listen(t) for t in new.dns.listen]
         for addr in self.listeners.addresses:
             if addr not in wanted and (addr[0], 0) not in wanted:
@@ -552,8 +554,23 @@ def _sd_notify(message: str) -> None:
         pass
 
 
+def _raise_file_limit(want: int = 4096) -> None:
+    """Lift the soft limit on open files towards ``want`` (the hard limit allowing): TCP clients, upstream
+    sockets and the store must not run out of descriptors at the default 1,024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.debug("cannot raise the open-file limit: %s", exc)
+
+
 def run_engine(config: Config, config_file: Optional[str]) -> int:
     """Entry point of `hearth dns`: run until SIGTERM/SIGINT."""
+    _raise_file_limit()
     engine = Engine(config, config_file)
     try:
         import uvloop  # optional extra: about twice the packet rate of the default loop
