@@ -35,33 +35,66 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print("hearth check-config: give a FILE (or --config / $HEARTH_CONFIG)", file=sys.stderr)
         return 2
     try:
-        load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         print(exc)
+        return 1
+    # what would stop Hearth from starting although the file is right: ports in use, the data directory
+    from .startup import preflight
+
+    findings = preflight(config, dns=True, web=config.web.enabled, running_ok=True)
+    for f in findings:
+        if not f.fatal:
+            print(f"{path}: {f.key}: warning: {f.message}", file=sys.stderr)
+    fatal = [f for f in findings if f.fatal]
+    for f in fatal:
+        print(f"{path}: {f.key}: {f.message}")
+    if fatal:
         return 1
     print("ok")
     return 0
 
 
+def _preflight_or_exit(config, *, dns: bool, web: bool) -> Optional[int]:
+    """Check ports and the data directory before starting; one line and EXIT_STARTUP when they fail."""
+    from .startup import EXIT_STARTUP, preflight
+
+    for f in preflight(config, dns=dns, web=web):
+        if f.fatal:
+            print(f"hearth: {f.message}", file=sys.stderr, flush=True)
+            return EXIT_STARTUP
+        log.warning("%s: %s", f.key, f.message)
+    return None
+
+
 def cmd_dns(args: argparse.Namespace) -> int:
     config, path = _load(args)
     _setup_logging(config.log_level)
+    failed = _preflight_or_exit(config, dns=True, web=False)
+    if failed is not None:
+        return failed
     from .engine import run_engine
 
     return run_engine(config, path)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    config, _path = _load(args)
+    config, path = _load(args)
     _setup_logging(config.log_level)
+    failed = _preflight_or_exit(config, dns=False, web=True)
+    if failed is not None:
+        return failed
     from webui import serve
 
     log.info("web UI on http://%s/", config.web.listen)
-    return serve(config)
+    return serve(config, path)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     config, path = _load(args)  # a broken config stops here, with every problem named
+    failed = _preflight_or_exit(config, dns=True, web=config.web.enabled)
+    if failed is not None:
+        return failed
     argv = [sys.executable, "-m", "resolver.supervisor", "--log-level", config.log_level]
     if path:
         argv += ["--config", os.path.abspath(path)]

@@ -17,6 +17,18 @@ MAX_TCP_INFLIGHT = 64  # pipelined queries one connection may have outstanding
 TCP_BACKLOG = 1024     # connections the kernel queues before we accept them (a burst must not refuse SYNs)
 
 
+class ListenError(OSError):
+    """A listen address cannot be bound; the message names it, the protocol and the likely cause."""
+
+    def __init__(self, host: str, port: int, proto: str, exc: OSError):
+        from .startup import bind_error
+
+        super().__init__(exc.errno, bind_error(host, port, proto, exc))
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
 class UdpEndpoint(asyncio.DatagramProtocol):
     """Answers datagrams; cache hits are sent before this callback returns."""
 
@@ -210,7 +222,11 @@ class Listeners:
                 udp_sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-            udp_sock.bind((host, port))
+            try:
+                udp_sock.bind((host, port))
+            except OSError as exc:
+                udp_sock.close()
+                raise ListenError(host, port, "udp", exc) from None
             bound = udp_sock.getsockname()[1]
             tcp_sock = socket.socket(family, socket.SOCK_STREAM)
             if family == socket.AF_INET6:
@@ -218,11 +234,11 @@ class Listeners:
             tcp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 tcp_sock.bind((host, bound))
-            except OSError:
+            except OSError as exc:
                 udp_sock.close()
                 tcp_sock.close()
                 if port:
-                    raise
+                    raise ListenError(host, port, "tcp", exc) from None
                 continue  # the UDP port's TCP twin is taken: try another
             tcp_sock.listen(TCP_BACKLOG)
             transport, _ = await loop.create_datagram_endpoint(lambda: UdpEndpoint(self.pipeline), sock=udp_sock)

@@ -20,7 +20,7 @@ log = logging.getLogger("hearth.web")
 
 
 def _base_app(config: Config) -> Flask:
-    from . import core, i18n
+    from . import core, i18n, reload
 
     app = Flask(__name__)
     app.config["HEARTH"] = config
@@ -38,6 +38,7 @@ def _base_app(config: Config) -> Flask:
     )
     core.init_app(app)
     i18n.init_app(app)
+    reload.init_app(app)
     return app
 
 
@@ -72,24 +73,39 @@ def create_blockpage_app(config: Optional[Config] = None) -> Flask:
     return app
 
 
-def serve(config: Config) -> int:
+def serve(config: Config, config_file: Optional[str] = None) -> int:
     """Run the UI under waitress (a production WSGI server) on ``web.listen``, and the block page on
-    ``web.block_page_listen`` when set."""
+    ``web.block_page_listen`` when set. SIGHUP re-reads ``config_file`` (see :mod:`webui.reload`)."""
+    import sys
+
     import waitress
 
     from resolver.dnsconfig import parse_listen
+    from resolver.startup import EXIT_STARTUP, bind_error
+
+    from .reload import Reloader
 
     host, port = parse_listen(config.web.listen)
+    app = create_app(config)
+    apps = [app]
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=4, ident="hearth")
+    except OSError as exc:
+        print(f"hearth: {bind_error(host, port, 'tcp', exc, service='web')}", file=sys.stderr, flush=True)
+        return EXIT_STARTUP
     if config.web.block_page_listen:
         bhost, bport = parse_listen(config.web.block_page_listen)
+        blockpage = create_blockpage_app(config)
         try:
-            server = waitress.create_server(create_blockpage_app(config), host=bhost, port=bport, threads=2,
-                                            ident="hearth")
+            bserver = waitress.create_server(blockpage, host=bhost, port=bport, threads=2, ident="hearth")
         except OSError as exc:
-            log.error("block page: cannot listen on %s (%s); it stays at /blocked on %s",
-                      config.web.block_page_listen, exc, config.web.listen)
+            log.error("block page: %s; it stays at /blocked on %s",
+                      bind_error(bhost, bport, "tcp", exc, service="web"), config.web.listen)
         else:
+            apps.append(blockpage)
             log.info("block page on http://%s/", config.web.block_page_listen)
-            threading.Thread(target=server.run, name="blockpage", daemon=True).start()
-    waitress.serve(create_app(config), host=host, port=port, threads=4, ident="hearth")
+            threading.Thread(target=bserver.run, name="blockpage", daemon=True).start()
+    Reloader(apps, config, config_file).install()
+    server.print_listen("Serving on http://{}:{}")
+    server.run()
     return 0
