@@ -39,6 +39,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc)
         return 1
+    if args.file_only:
+        print("ok")
+        return 0
     # what would stop Hearth from starting although the file is right: ports in use, the data directory
     from .startup import preflight
 
@@ -270,8 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("run", cmd_run, "run the DNS engine and the web UI, supervised (restarted if they crash)")
     add("dns", cmd_dns, "run the DNS engine alone")
     add("web", cmd_web, "run the web UI alone")
-    p = add("check-config", cmd_check_config, "check a configuration file: prints ok, or FILE:LINE: key: problem")
+    p = add("check-config", cmd_check_config, "check a configuration file, and that its listen addresses are free "
+            "and its data_dir usable: prints ok, or FILE:LINE: key: problem")
     p.add_argument("file", nargs="?", metavar="FILE")
+    p.add_argument("--file-only", action="store_true",
+                   help="check the file alone (no port or data directory checks), e.g. on another machine")
     p = add("stats", cmd_stats, "show the running engine's counters")
     p.add_argument("--json", action="store_true", help="print JSON")
     add("reload", cmd_reload, "make the running engine re-read its configuration (like SIGHUP)")
