@@ -127,7 +127,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if key == "upstreams":
             for u in value:
                 print(f"upstream {u['url']}: {'up' if u.get('healthy') else 'DOWN'}, {u.get('queries', 0)} queries, "
-                      f"{u.get('errors', 0)} errors, ewma {u.get('ewma_ms') or 0:.1f} ms"
+                      f"{u.get('errors', 0)} errors, ewma {u.get('ewma_ms') or 0:.1f} ms, "
+                      f"{u.get('health_changes', 0)} health changes"
                       + (f", last error: {u['last_error']}" if u.get("last_error") else ""))
         elif key == "latency_histogram":
             print("latency (slow path): " + ", ".join(f"{k} {v}" for k, v in value.items()))
