@@ -197,7 +197,8 @@ if [ -x "$HEARTH" ]; then
   "$HEARTH" config example > "$ROOT$CONFIG_DIR/hearth.example.yaml.tmp" \
     && chmod 0644 "$ROOT$CONFIG_DIR/hearth.example.yaml.tmp" \
     && mv "$ROOT$CONFIG_DIR/hearth.example.yaml.tmp" "$ROOT$CONFIG_DIR/hearth.example.yaml"
-  CHECK=$("$HEARTH" check-config "$ROOT$CONFIG" 2>&1) || {
+  # the file alone: the ports are checked below, where a taken one does not stop the install
+  CHECK=$("$HEARTH" check-config --file-only "$ROOT$CONFIG" 2>&1) || {
     printf '%s\n' "$CHECK" >&2
     die "$CONFIG has errors (above): fix them, then run this installer again"
   }

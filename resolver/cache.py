@@ -32,6 +32,11 @@ class CacheConfig:
     stale_client_timeout: float = option(1.8, "When a stale answer exists and the upstream has not answered after "
                                          "this long, the stale answer is sent while the refresh goes on.",
                                          duration=True, minimum=0)
+    stale_failure_recheck: float = option(30, "After no upstream answered a query, expired answers are served "
+                                          "stale at once (and refreshed in the background) for this long, instead "
+                                          "of each waiting stale_client_timeout first (RFC 8767's failure recheck "
+                                          "timer). Any answer from an upstream ends it. 0: always wait.",
+                                          duration=True, minimum=0, related="cache.stale_client_timeout")
     prefetch: bool = option(True, "Refresh popular answers shortly before they expire, so they never miss.")
     prefetch_min_hits: int = option(3, "Hits an answer needs before it is prefetched.", minimum=1)
 

@@ -35,35 +35,71 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print("hearth check-config: give a FILE (or --config / $HEARTH_CONFIG)", file=sys.stderr)
         return 2
     try:
-        load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         print(exc)
+        return 1
+    if args.file_only:
+        print("ok")
+        return 0
+    # what would stop Hearth from starting although the file is right: ports in use, the data directory
+    from .startup import preflight
+
+    findings = preflight(config, dns=True, web=config.web.enabled, running_ok=True)
+    for f in findings:
+        if not f.fatal:
+            print(f"{path}: {f.key}: warning: {f.message}", file=sys.stderr)
+    fatal = [f for f in findings if f.fatal]
+    for f in fatal:
+        print(f"{path}: {f.key}: {f.message}")
+    if fatal:
         return 1
     print("ok")
     return 0
 
 
+def _preflight_or_exit(config, *, dns: bool, web: bool) -> Optional[int]:
+    """Check ports and the data directory before starting; one line and EXIT_STARTUP when they fail."""
+    from .startup import EXIT_STARTUP, preflight
+
+    for f in preflight(config, dns=dns, web=web):
+        if f.fatal:
+            print(f"hearth: {f.message}", file=sys.stderr, flush=True)
+            return EXIT_STARTUP
+        log.warning("%s: %s", f.key, f.message)
+    return None
+
+
 def cmd_dns(args: argparse.Namespace) -> int:
     config, path = _load(args)
     _setup_logging(config.log_level)
+    failed = _preflight_or_exit(config, dns=True, web=False)
+    if failed is not None:
+        return failed
     from .engine import run_engine
 
     return run_engine(config, path)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    config, _path = _load(args)
+    config, path = _load(args)
     _setup_logging(config.log_level)
-    if _path:  # the UI's list updates re-read this file (blocklists.runner), like the engine's
-        os.environ["HEARTH_CONFIG"] = os.path.abspath(_path)
+    failed = _preflight_or_exit(config, dns=False, web=True)
+    if failed is not None:
+        return failed
+    if path:  # the UI's list updates re-read this file (blocklists.runner), like the engine's
+        os.environ["HEARTH_CONFIG"] = os.path.abspath(path)
     from webui import serve
 
     log.info("web UI on http://%s/", config.web.listen)
-    return serve(config)
+    return serve(config, path)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     config, path = _load(args)  # a broken config stops here, with every problem named
+    failed = _preflight_or_exit(config, dns=True, web=config.web.enabled)
+    if failed is not None:
+        return failed
     argv = [sys.executable, "-m", "resolver.supervisor", "--log-level", config.log_level]
     if path:
         argv += ["--config", os.path.abspath(path)]
@@ -93,7 +129,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if key == "upstreams":
             for u in value:
                 print(f"upstream {u['url']}: {'up' if u.get('healthy') else 'DOWN'}, {u.get('queries', 0)} queries, "
-                      f"{u.get('errors', 0)} errors, ewma {u.get('ewma_ms') or 0:.1f} ms"
+                      f"{u.get('errors', 0)} errors, ewma {u.get('ewma_ms') or 0:.1f} ms, "
+                      f"{u.get('health_changes', 0)} health changes"
                       + (f", last error: {u['last_error']}" if u.get("last_error") else ""))
         elif key == "latency_histogram":
             print("latency (slow path): " + ", ".join(f"{k} {v}" for k, v in value.items()))
@@ -259,8 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("run", cmd_run, "run the DNS engine and the web UI, supervised (restarted if they crash)")
     add("dns", cmd_dns, "run the DNS engine alone")
     add("web", cmd_web, "run the web UI alone")
-    p = add("check-config", cmd_check_config, "check a configuration file: prints ok, or FILE:LINE: key: problem")
+    p = add("check-config", cmd_check_config, "check a configuration file, and that its listen addresses are free "
+            "and its data_dir usable: prints ok, or FILE:LINE: key: problem")
     p.add_argument("file", nargs="?", metavar="FILE")
+    p.add_argument("--file-only", action="store_true",
+                   help="check the file alone (no port or data directory checks), e.g. on another machine")
     p = add("stats", cmd_stats, "show the running engine's counters")
     p.add_argument("--json", action="store_true", help="print JSON")
     add("reload", cmd_reload, "make the running engine re-read its configuration (like SIGHUP)")

@@ -69,6 +69,11 @@ class DnsConfig:
                                 minimum=512, maximum=4096)
     tcp_idle_timeout: float = option(10.0, "An idle TCP client connection is closed after this long.",
                                      duration=True, minimum=0.5)
-    tcp_max_connections: int = option(256, "Most TCP client connections at once; more are refused.", minimum=1)
+    tcp_max_connections: int = option(256, "Most TCP client connections at once. When full, a new connection "
+                                      "takes the slot of the idlest connection of the address holding the most.",
+                                      minimum=1, related="dns.tcp_max_connections_per_client")
+    tcp_max_connections_per_client: int = option(
+        32, "Most TCP connections one client address holds; its idlest one is closed to make room for a new one, "
+        "so one client cannot take every slot.", minimum=1, related="dns.tcp_max_connections")
     max_pending: int = option(2048, "Most queries waiting on upstreams at once; past this new ones are dropped "
                               "(UDP) or answered SERVFAIL (TCP).", minimum=16)

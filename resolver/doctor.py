@@ -10,8 +10,8 @@ problems, the fix in one or two sentences. The checks:
 * ``time``      the clock is plausible and synchronised (schedules depend on it)
 * ``engine``    the engine answers on its control socket and a DNS query on its socket
 * ``web``       the web UI answers ``/healthz``
-* ``store``     the SQLite store opens (read only), passes ``quick_check``, is not from a newer Hearth;
-                free disk space in data_dir
+* ``store``     data_dir can be created and written by this user; the SQLite store opens (read only),
+                passes ``quick_check``, is not from a newer Hearth; free disk space in data_dir
 
 Nothing here changes the installation. Exit status (cli_ops): 1 when a check fails.
 """
@@ -461,8 +461,13 @@ def check_store(config: Any) -> list[Check]:
     from .backup import fix_sidecar_owner
     from .store_sqlite import MIGRATIONS
 
+    from .startup import data_dir_problem
+
     out = []
     db = Path(config.data_dir) / "hearth.db"
+    problem = data_dir_problem(config.data_dir)
+    if problem:
+        out.append(Check("store", "fail", problem, "Hearth cannot start until it can keep its state there"))
     if not db.exists():
         out.append(Check("store", "warn", f"no store at {db} yet", "it is created when Hearth first starts"))
     else:

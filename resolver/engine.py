@@ -16,11 +16,12 @@ from .clients import AddressMatcher, read_tables
 from .config import Config, ConfigError, load_config
 from .control import ControlServer
 from .dnsconfig import parse_listen
-from .listener import Listeners
+from .listener import ListenError, Listeners
 from .localrecords import LocalZone
 from .names import normalise_name, wire_name
 from .pipeline import Pipeline
 from .querylog import QueryLog
+from .startup import EXIT_STARTUP, StartupError
 from .stats import Stats
 from .store_sqlite import open_store
 from .upstream import UpstreamPool
@@ -53,9 +54,7 @@ class Engine:
         self.file_config = config          # as the file says; self.config adds the setup wizard's choices
         self.config_file = config_file
         self.stats = Stats()
-        os.makedirs(config.data_dir, exist_ok=True)
-        # migrate now, so a broken store stops start-up loudly; kept for policy reads (off the loop)
-        self.store = open_store(config.data_dir)
+        self.store = _open_store_or_explain(config.data_dir)
         self._settings = self._read_settings()
         self.config = config = with_settings(config, self._settings)
         self.querylog = QueryLog(config.querylog, lambda: open_store(config.data_dir))
@@ -75,7 +74,8 @@ class Engine:
             mac_forwarders=_mac_forwarders(config),
         )
         self.listeners = Listeners(self.pipeline, self.stats, idle_timeout=config.dns.tcp_idle_timeout,
-                                   max_connections=config.dns.tcp_max_connections)
+                                   max_connections=config.dns.tcp_max_connections,
+                                   max_per_client=config.dns.tcp_max_connections_per_client)
         self.control = ControlServer(self)
         self.scheduler = None
         self._stopping: Optional[asyncio.Event] = None
@@ -100,10 +100,18 @@ class Engine:
         await self.pool.start()
         for text in self.config.dns.listen:
             host, port = parse_listen(text)
-            await self.listeners.open(host, port)
+            try:
+                await self.listeners.open(host, port)
+            except ListenError as exc:
+                raise StartupError(str(exc)) from None
         self._background.append(asyncio.ensure_future(self.querylog.run()))
         self._background.append(asyncio.ensure_future(self._watch_policies()))
-        await self.control.start(self.config.control_socket)
+        try:
+            await self.control.start(self.config.control_socket)
+        except OSError as exc:
+            raise StartupError(f"cannot create the control socket {self.config.control_socket}: "
+                               f"{exc.strerror or exc} (check control_socket and that its directory is "
+                               "writable by the user Hearth runs as)") from None
         self._start_scheduler()
         self._write_state()
         self._log_settings()
@@ -463,6 +471,7 @@ class Engine:
             asyncio.get_running_loop().call_later(grace, lambda: asyncio.ensure_future(old_pool.close()))
         tcp = self.listeners.tcp
         tcp.idle_timeout, tcp.max_connections = new.dns.tcp_idle_timeout, new.dns.tcp_max_connections
+        tcp.max_per_client = new.dns.tcp_max_connections_per_client
         wanted = [parse_listen(t) for t in new.dns.listen]
         for addr in self.listeners.addresses:
             if addr not in wanted and (addr[0], 0) not in wanted:
@@ -609,8 +618,54 @@ def _sd_notify(message: str) -> None:
         pass
 
 
+def _raise_file_limit(want: int = 4096) -> None:
+    """Lift the soft limit on open files towards ``want`` (the hard limit allowing): TCP clients, upstream
+    sockets and the store must not run out of descriptors at the default 1,024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.debug("cannot raise the open-file limit: %s", exc)
+
+
+def _open_store_or_explain(data_dir: str):
+    """Create ``data_dir`` and open (migrate) the store in it; a StartupError naming the path when it fails.
+    Migrating now makes a broken store stop start-up loudly; the store is kept for policy reads."""
+    import sqlite3
+
+    from .startup import data_dir_problem
+
+    problem = data_dir_problem(data_dir)
+    if problem:
+        raise StartupError(problem)
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+        return open_store(data_dir)
+    except (OSError, sqlite3.Error) as exc:
+        db = os.path.join(os.path.abspath(data_dir), "hearth.db")
+        raise StartupError(f"cannot open the store {db}: {exc} (check the owner and permissions of "
+                           f"{os.path.abspath(data_dir)}, and free disk space; `hearth doctor` checks both)") from None
+
+
 def run_engine(config: Config, config_file: Optional[str]) -> int:
-    """Entry point of `hearth dns`: run until SIGTERM/SIGINT."""
+    """Entry point of `hearth dns`: run until SIGTERM/SIGINT. A start-up failure ends it with one line on
+    standard error and EXIT_STARTUP."""
+    import sys
+
+    _raise_file_limit()
+    try:
+        return _run(config, config_file)
+    except StartupError as exc:
+        log.debug("start-up failed", exc_info=True)
+        print(f"hearth: {exc}", file=sys.stderr, flush=True)
+        return EXIT_STARTUP
+
+
+def _run(config: Config, config_file: Optional[str]) -> int:
     engine = Engine(config, config_file)
     try:
         import uvloop  # optional extra: about twice the packet rate of the default loop

@@ -14,6 +14,19 @@ log = logging.getLogger("hearth.listener")
 
 MAX_TCP_MESSAGE = 65535
 MAX_TCP_INFLIGHT = 64  # pipelined queries one connection may have outstanding
+TCP_BACKLOG = 1024     # connections the kernel queues before we accept them (a burst must not refuse SYNs)
+
+
+class ListenError(OSError):
+    """A listen address cannot be bound; the message names it, the protocol and the likely cause."""
+
+    def __init__(self, host: str, port: int, proto: str, exc: OSError):
+        from .startup import bind_error
+
+        super().__init__(exc.errno, bind_error(host, port, proto, exc))
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 class UdpEndpoint(asyncio.DatagramProtocol):
@@ -53,16 +66,17 @@ class TcpConnection(asyncio.Protocol):
         self.inflight = 0
         self.idle: Optional[asyncio.TimerHandle] = None
         self.paused = False
+        self.last_active = 0.0
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
-        if len(self.server.connections) >= self.server.max_connections:
+        self.last_active = asyncio.get_running_loop().time()
+        if not self.server.admit(self):
             self.server.stats.tcp_rejected += 1
             transport.abort()
             return
-        self.server.connections.add(self)
         self.server.stats.tcp_connections += 1
         self._arm_idle()
 
@@ -90,6 +104,7 @@ class TcpConnection(asyncio.Protocol):
                 break
             msg = bytes(buf[2:2 + size])
             del buf[:2 + size]
+            self.last_active = asyncio.get_running_loop().time()
             self._arm_idle()
             out = self.pipeline.answer_cached(msg, self.client, False)
             if out:
@@ -105,6 +120,7 @@ class TcpConnection(asyncio.Protocol):
 
     def _send(self, out: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
+            self.last_active = asyncio.get_running_loop().time()
             self.transport.write(len(out).to_bytes(2, "big") + out)
 
     def _send_async(self, out: bytes) -> None:
@@ -118,24 +134,80 @@ class TcpConnection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         if self.idle is not None:
             self.idle.cancel()
-        self.server.connections.discard(self)
+        self.server.forget(self)
         self.transport = None
 
 
 class TcpServer:
-    def __init__(self, pipeline: Pipeline, stats: Stats, idle_timeout: float, max_connections: int):
+    """The table of open client connections and who may have a slot in it.
+
+    One address holds at most ``max_per_client`` connections: past that its idlest one is closed to
+    make room (RFC 7766 lets a server close idle connections), so a client that floods hurts only
+    itself. When the whole table is full, a newcomer takes the slot of the idlest connection of the
+    address holding the most: clients that are not the heaviest always get in."""
+
+    def __init__(self, pipeline: Pipeline, stats: Stats, idle_timeout: float, max_connections: int,
+                 max_per_client: int = 32):
         self.pipeline = pipeline
         self.stats = stats
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.max_per_client = max_per_client
         self.connections: set[TcpConnection] = set()
+        self.by_client: dict[str, set[TcpConnection]] = {}
+
+    def admit(self, conn: TcpConnection) -> bool:
+        """Take ``conn`` into the table, closing an idle connection to make room if needed; False when
+        every candidate is busy (then ``conn`` is refused)."""
+        mine = self.by_client.get(conn.client)
+        if mine is not None and len(mine) >= self.max_per_client:
+            victims = mine
+        elif len(self.connections) >= self.max_connections:
+            victims = max(self.by_client.values(), key=len)
+        else:
+            victims = None
+        if victims is not None:
+            victim = _idlest(victims)
+            if victim is None:
+                return False
+            self.evict(victim)
+        self.connections.add(conn)
+        if mine is None:
+            mine = self.by_client[conn.client] = set()
+        mine.add(conn)
+        return True
+
+    def evict(self, conn: TcpConnection) -> None:
+        """Close an idle connection to make room for a new one."""
+        self.stats.tcp_evicted += 1
+        self.forget(conn)
+        if conn.transport is not None:
+            conn.transport.close()
+
+    def forget(self, conn: TcpConnection) -> None:
+        self.connections.discard(conn)
+        mine = self.by_client.get(conn.client)
+        if mine is not None:
+            mine.discard(conn)
+            if not mine:
+                del self.by_client[conn.client]
+
+
+def _idlest(conns: set[TcpConnection]) -> Optional[TcpConnection]:
+    """The connection with no query in flight that was quiet the longest (None: all are busy)."""
+    best = None
+    for c in conns:
+        if c.inflight == 0 and (best is None or c.last_active < best.last_active):
+            best = c
+    return best
 
 
 class Listeners:
     """All sockets for a set of listen addresses; can be re-pointed on reload."""
 
-    def __init__(self, pipeline: Pipeline, stats: Stats, *, idle_timeout: float, max_connections: int):
-        self.tcp = TcpServer(pipeline, stats, idle_timeout, max_connections)
+    def __init__(self, pipeline: Pipeline, stats: Stats, *, idle_timeout: float, max_connections: int,
+                 max_per_client: int = 32):
+        self.tcp = TcpServer(pipeline, stats, idle_timeout, max_connections, max_per_client)
         self.udp_by_addr: dict[tuple[str, int], asyncio.DatagramTransport] = {}
         self.tcp_by_addr: dict[tuple[str, int], asyncio.AbstractServer] = {}
         self.pipeline = pipeline
@@ -150,7 +222,11 @@ class Listeners:
                 udp_sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-            udp_sock.bind((host, port))
+            try:
+                udp_sock.bind((host, port))
+            except OSError as exc:
+                udp_sock.close()
+                raise ListenError(host, port, "udp", exc) from None
             bound = udp_sock.getsockname()[1]
             tcp_sock = socket.socket(family, socket.SOCK_STREAM)
             if family == socket.AF_INET6:
@@ -158,13 +234,13 @@ class Listeners:
             tcp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 tcp_sock.bind((host, bound))
-            except OSError:
+            except OSError as exc:
                 udp_sock.close()
                 tcp_sock.close()
                 if port:
-                    raise
+                    raise ListenError(host, port, "tcp", exc) from None
                 continue  # the UDP port's TCP twin is taken: try another
-            tcp_sock.listen(256)
+            tcp_sock.listen(TCP_BACKLOG)
             transport, _ = await loop.create_datagram_endpoint(lambda: UdpEndpoint(self.pipeline), sock=udp_sock)
             server = await loop.create_server(lambda: TcpConnection(self.tcp), sock=tcp_sock)
             self.udp_by_addr[(host, bound)] = transport

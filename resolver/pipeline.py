@@ -253,11 +253,26 @@ class Pipeline:
             return
         cfg = self.cache.config
         stale = held if held is not None and cfg.serve_stale > 0 and now < held.stale_until else None
+        if stale is not None and self._upstreams_down():
+            # the upstreams just failed: answer stale now, refresh in the background (RFC 8767 §5)
+            self._send_failure(data, q, client, udp, send, now, stale, "upstreams down")
+            self._refresh(q.key)
+            return
         waiter = _Waiter(self, data, q, client, udp, send, now, stale, view, cap)
         if stale is not None and cfg.stale_client_timeout > 0:
             waiter.timer = asyncio.get_running_loop().call_later(cfg.stale_client_timeout, waiter.on_slow)
             self._timers.add(waiter.timer)
         self._fetch(q.key, waiter)
+
+    def _upstreams_down(self) -> bool:
+        """Within the failure recheck period: no upstream answered a recent query and none has since."""
+        recheck = self.cache.config.stale_failure_recheck
+        return recheck > 0 and self.upstreams.known_down(recheck)
+
+    def _refresh(self, key: bytes) -> None:
+        """Fetch ``key`` in the background unless a fetch for it is under way (the answer lands in the cache)."""
+        if key not in self._waiting and len(self._waiting) + len(self._tasks) < self.max_pending:
+            self._fetch(key, _ignore)
 
     def _view_entry(self, view: View, key: bytes, up: CacheEntry, cap: Optional[int], now: float) -> CacheEntry:
         """The view's cached copy of an upstream answer it allows: blocked instead when a CNAME in the
@@ -585,21 +600,27 @@ class Pipeline:
         if held is not None and now < held.expires:
             entry = self._view_entry(view, q.key, held, cap, now)
             return entry.reply(data, q.qend, now), entry.rcode, entry, "", entry.reason
+        cfg = self.cache.config
+        if held is not None and cfg.serve_stale > 0 and now < held.stale_until and self._upstreams_down():
+            self._refresh(q.key)
+            return self._stale_answer(data, q, cq, held)
         try:
             up = await asyncio.shield(self._fetch_entry(q.key))
             entry = self._view_entry(view, q.key, up, cap, self.clock())
         except _FetchFailed as exc:
-            cfg = self.cache.config
             if held is not None and cfg.serve_stale > 0 and now < held.stale_until:
-                self.stats.stale_answers += 1
-                out = held.stale_reply(data, q.qend, cfg.stale_answer_ttl)
-                if cq.edns:
-                    out = add_option(out, ede_option(EDE_STALE_ANSWER, "upstreams unavailable"))
-                return out, held.rcode, held, held.upstream, "stale"
+                return self._stale_answer(data, q, cq, held)
             out = error_reply(data, RCODE_SERVFAIL, self.edns_size,
                               (EDE_NO_REACHABLE_AUTHORITY, f"upstreams failed: {exc}"[:150]))
             return out, RCODE_SERVFAIL, "", "", "upstream-failed"
         return entry.reply(data, q.qend, self.clock()), entry.rcode, entry, entry.upstream, entry.reason
+
+    def _stale_answer(self, data: bytes, q: Question, cq: ClientQuery, held: CacheEntry) -> tuple:
+        self.stats.stale_answers += 1
+        out = held.stale_reply(data, q.qend, self.cache.config.stale_answer_ttl)
+        if cq.edns:
+            out = add_option(out, ede_option(EDE_STALE_ANSWER, "upstreams unavailable"))
+        return out, held.rcode, held, held.upstream, "stale"
 
     def _refuse(self, cq: ClientQuery, why: str) -> bytes:
         return finish(reply_skeleton(cq, RCODE_REFUSED), cq, self.edns_size, (EDE_NOT_SUPPORTED, why))
@@ -665,6 +686,10 @@ class _Waiter:
             self.answered = True
             self.pipeline._send_failure(self.data, self.q, self.client, self.udp, self.send, self.started,
                                         self.stale, "upstream slow")
+
+
+def _ignore(_entry: Optional[CacheEntry], _error: Optional[str]) -> None:
+    """The waiter of a background refresh: the fetch itself puts the answer in the cache."""
 
 
 class _FetchFailed(Exception):

@@ -48,6 +48,7 @@ class Stats:
         self.dropped = 0
         self.tcp_connections = 0
         self.tcp_rejected = 0
+        self.tcp_evicted = 0
         self.latency = [0] * (len(LATENCY_BUCKETS_MS) + 1)
 
     def count_block(self, log_reason: str) -> None:

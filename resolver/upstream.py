@@ -16,6 +16,7 @@ import random
 import re
 import ssl
 import struct
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
@@ -36,6 +37,11 @@ DEFAULT_PORTS = {"udp": 53, "tcp": 53, "tls": 853, "https": 443}
 STRATEGIES = ("failover", "fastest")
 EWMA_ALPHA = 0.3
 _FAILING_RCODES = {2: "SERVFAIL", 5: "REFUSED"}  # the upstream could not answer
+# Query types every resolver serves. A failure to answer anything else (REFUSED for an odd type, a type a
+# firewall drops) says more about the query than the upstream: it never changes the upstream's health.
+_ORDINARY_QTYPES = frozenset(t.to_bytes(2, "big") for t in (1, 2, 5, 6, 12, 15, 16, 28, 33, 35, 43, 48, 64, 65,
+                                                              257))
+RCODE_FAILURES_TO_DOWN = 3   # SERVFAIL/REFUSED in a row (to ordinary queries) before an upstream is marked down
 _HOSTNAME = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*$")
 
 
@@ -176,8 +182,8 @@ def _describe(e: BaseException) -> str:
 
 
 class _Upstream:
-    __slots__ = ("errors", "ewma", "healthy", "index", "last_error", "queries", "spec", "tcp",
-                 "transport")
+    __slots__ = ("errors", "ewma", "health_changes", "healthy", "index", "last_error", "queries",
+                 "rcode_failures", "spec", "tcp", "transport")
 
     def __init__(self, spec: UpstreamSpec, index: int, transport: Transport,
                  tcp: StreamTransport | None) -> None:
@@ -186,6 +192,8 @@ class _Upstream:
         self.ewma: float | None = None  # ms
         self.queries = self.errors = 0
         self.last_error: str | None = None
+        self.rcode_failures = 0   # SERVFAIL/REFUSED answers to ordinary queries since the last good answer
+        self.health_changes = 0   # times marked down or up again
 
 
 class UpstreamPool:
@@ -193,7 +201,7 @@ class UpstreamPool:
 
     def __init__(self, urls: list[str], *, strategy: str = "failover", timeout: float = 2.0,
                  attempts: int = 3, ca_file: str | None = None,
-                 health_interval: float = 10.0) -> None:
+                 health_interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         if not urls:
             raise ValueError("at least one upstream is needed")
         if strategy not in STRATEGIES:
@@ -210,6 +218,10 @@ class UpstreamPool:
         self._failover_order: list[_Upstream] | None = None
         self._tasks: set[asyncio.Task] = set()
         self._deadlines = _Deadlines(timeout)
+        self.clock = clock
+        # When an ordinary query last went unanswered by every upstream it tried (silence, refused
+        # connections); None once anything answered since. See known_down().
+        self.down_since: Optional[float] = None
 
     def _context(self, scheme: str) -> ssl.SSLContext:
         if scheme not in self._ctx:
@@ -309,17 +321,42 @@ class UpstreamPool:
 
     def _success(self, u: _Upstream, seconds: float) -> None:
         self._sample(u, seconds)
+        u.rcode_failures = 0
+        if self.down_since is not None:
+            self.down_since = None
+            log.info("upstream %s answers again: expired answers are refreshed before they are served", u.spec.url)
         if not u.healthy:
             log.info("upstream %s is healthy again", u.spec.url)
             u.healthy = True
+            u.health_changes += 1
             self._failover_order = None
 
-    def _failure(self, u: _Upstream, err: str) -> None:
+    def _failure(self, u: _Upstream, err: str, *, answered: bool = False) -> None:
+        """``u`` failed one try. ``answered``: it replied, with SERVFAIL or REFUSED; that marks it down
+        only the RCODE_FAILURES_TO_DOWN-th time in a row (one broken domain is not a broken resolver)."""
         u.last_error = err
+        if answered:
+            u.rcode_failures += 1
+            if u.rcode_failures < RCODE_FAILURES_TO_DOWN:
+                return
         if u.healthy:
             log.warning("upstream %s failed (%s): marked unhealthy", u.spec.url, err)
             u.healthy = False
+            u.health_changes += 1
             self._failover_order = None
+
+    def _unanswered(self) -> None:
+        """Every try of an ordinary query went unanswered: the upstreams are down (RFC 8767 §4 failure
+        recheck: expired answers are served at once for a while, see known_down)."""
+        if self.down_since is None:
+            log.warning("no upstream answers: expired answers are served stale at once while they are down")
+        self.down_since = self.clock()
+
+    def known_down(self, recheck: float) -> bool:
+        """True while the last ordinary query that every try failed on was less than ``recheck`` seconds ago
+        and nothing has answered since."""
+        since = self.down_since
+        return since is not None and self.clock() - since < recheck
 
     async def _health_loop(self) -> None:
         while True:
@@ -356,10 +393,11 @@ class UpstreamPool:
                 self._failure(u, "health check: SERVFAIL")
 
     def status(self) -> list[dict]:
-        """Per upstream: url, healthy, ewma_ms, queries, errors, last_error."""
+        """Per upstream: url, healthy, ewma_ms, queries, errors, last_error, health_changes."""
         return [{"url": u.spec.url, "healthy": u.healthy,
                  "ewma_ms": None if u.ewma is None else round(u.ewma, 3),
-                 "queries": u.queries, "errors": u.errors, "last_error": u.last_error}
+                 "queries": u.queries, "errors": u.errors, "last_error": u.last_error,
+                 "health_changes": u.health_changes}
                 for u in self._ups]
 
 
@@ -403,7 +441,7 @@ class _Forward:
     """One query's way through the pool: tries, time-outs, failover. Callbacks, no task for UDP."""
 
     __slots__ = ("pool", "packet", "question", "done", "attempt", "order", "errors", "armed", "token", "task",
-                 "started", "upstream", "finished")
+                 "started", "upstream", "finished", "ordinary", "answered")
 
     def __init__(self, pool: UpstreamPool, packet: bytes, done: Callable, question: bytes) -> None:
         self.pool, self.packet, self.done, self.question = pool, packet, done, question
@@ -414,11 +452,15 @@ class _Forward:
         self.armed = 0      # bumped by each (re)arming of the time-out: older deadlines no longer apply
         self.started = 0.0
         self.finished = False
+        self.ordinary = bytes(question[-4:-2]) in _ORDINARY_QTYPES   # failures of odd queries leave health alone
+        self.answered = False   # some try got a reply (SERVFAIL/REFUSED)
 
     def next_try(self) -> None:
         pool = self.pool
         if self.attempt >= pool.attempts or pool._closed:
             self.finished = True
+            if self.ordinary and not self.answered and not pool._closed:
+                pool._unanswered()
             self.done(None, "", "; ".join(self.errors) or "upstream pool is closed")
             return
         u = self.upstream = self.order[self.attempt % len(self.order)]
@@ -468,7 +510,8 @@ class _Forward:
             return
         err = _FAILING_RCODES.get(data[3] & 0x0F)
         if err is not None:
-            self.fail(err)
+            self.answered = True
+            self.fail(err, answered=True)
             return
         self.finished = True
         self.pool._success(u, asyncio.get_running_loop().time() - self.started)
@@ -481,7 +524,7 @@ class _Forward:
         self.pool._sample(self.upstream, self.pool.timeout)
         self.fail(f"timed out after {self.pool.timeout:g}s")
 
-    def fail(self, err: str) -> None:
+    def fail(self, err: str, answered: bool = False) -> None:
         u = self.upstream
         self.armed += 1  # this try's deadline no longer applies
         if self.token is not None:
@@ -491,6 +534,7 @@ class _Forward:
             task, self.task = self.task, None
             task.cancel()
         u.errors += 1
-        self.pool._failure(u, err)
+        if self.ordinary:
+            self.pool._failure(u, err, answered=answered)
         self.errors.append(f"{u.spec.url}: {err}")
         self.next_try()

@@ -8,7 +8,8 @@ DNS-over-TLS, and with ``doh=True`` as well it speaks DNS-over-HTTPS (POST or GE
         ... f"udp://127.0.0.1:{dns.port}" ...
 
 Fault injection (plain attributes, change them at any time from the test thread):
-``mode`` "answer" | "servfail" | "refused" | "drop"; ``delay`` and per-name ``delays``;
+``mode`` "answer" | "servfail" | "refused" | "drop"; ``type_modes`` the same per query type name
+(also "formerr", "notimp"; e.g. {"NULL": "refused"}); ``delay`` and per-name ``delays``;
 ``truncate`` names answered with TC set over UDP; ``udp_junk`` sends a wrong-ID and a
 wrong-question reply before each real UDP reply; ``wrong_question`` puts another name in every
 reply's question; ``http_status``, ``doh_chunked``, ``http_close`` for DoH.
@@ -45,6 +46,7 @@ class FakeDNS:
         for name, zone in (records or {}).items():
             self.add(name, *zone)
         self.mode = "answer"
+        self.type_modes: dict[str, str] = {}
         self.delay = delay
         self.delays: dict[str, float] = {}
         self.truncate: set[str] = set()
@@ -83,7 +85,8 @@ class FakeDNS:
         qname = _norm(str(req.q.qname))
         self.queries.append((transport, qname, QTYPE.get(req.q.qtype)))
         self.ids.append(req.header.id)
-        return qname, None if self.mode == "drop" else self.build(req, transport)
+        mode = self.type_modes.get(QTYPE.get(req.q.qtype), self.mode)
+        return qname, None if mode == "drop" else self.build(req, transport)
 
     def build(self, req: DNSRecord, transport: str) -> bytes:
         """The reply to ``req`` as this server is currently configured to give it."""
@@ -91,8 +94,10 @@ class FakeDNS:
         reply = req.reply()
         if self.wrong_question:
             reply.q.qname = "junk.invalid."
-        if self.mode in ("servfail", "refused"):
-            reply.header.rcode = RCODE.SERVFAIL if self.mode == "servfail" else RCODE.REFUSED
+        mode = self.type_modes.get(QTYPE.get(qtype), self.mode)
+        if mode in ("servfail", "refused", "formerr", "notimp"):
+            reply.header.rcode = {"servfail": RCODE.SERVFAIL, "refused": RCODE.REFUSED, "formerr": RCODE.FORMERR,
+                                  "notimp": RCODE.NOTIMP}[mode]
         elif transport == "udp" and qname in self.truncate:
             reply.header.tc = 1
         elif qname not in self.records:

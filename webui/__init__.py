@@ -20,7 +20,7 @@ log = logging.getLogger("hearth.web")
 
 
 def _base_app(config: Config) -> Flask:
-    from . import core, i18n
+    from . import core, i18n, reload
 
     app = Flask(__name__)
     app.config["HEARTH"] = config
@@ -38,6 +38,7 @@ def _base_app(config: Config) -> Flask:
     )
     core.init_app(app)
     i18n.init_app(app)
+    reload.init_app(app)
     return app
 
 
@@ -85,38 +86,59 @@ def create_metrics_app(config: Optional[Config] = None) -> Flask:
     return app
 
 
-def _serve_beside(name: str, app: Flask, listen: str, fallback: str) -> None:
-    """Serve ``app`` on ``listen`` in a thread beside the UI; a failure to bind is logged, not fatal."""
+def _serve_beside(name: str, app: Flask, listen: str, fallback: str) -> Optional[Flask]:
+    """Serve ``app`` on ``listen`` in a thread beside the UI; a failure to bind is logged, not fatal.
+    Returns the app when it serves (so a reload reaches it too)."""
     import waitress
 
     from resolver.dnsconfig import parse_listen
+    from resolver.startup import bind_error
 
     host, port = parse_listen(listen)
     try:
         server = waitress.create_server(app, host=host, port=port, threads=2, ident="hearth")
     except OSError as exc:
-        log.error("%s: cannot listen on %s (%s); %s", name, listen, exc, fallback)
-        return
+        log.error("%s: %s; %s", name, bind_error(host, port, "tcp", exc, service="web"), fallback)
+        return None
     log.info("%s on http://%s/", name, listen)
     threading.Thread(target=server.run, name=name.replace(" ", "-"), daemon=True).start()
+    return app
 
 
-def serve(config: Config) -> int:
-    """Run the UI under waitress (a production WSGI server) on ``web.listen``, and the block page on
-    ``web.block_page_listen`` and /metrics on ``web.metrics_listen`` when set."""
+def serve(config: Config, config_file: Optional[str] = None) -> int:
+    """Run the UI under waitress (a production WSGI server) on ``web.listen``, the block page on
+    ``web.block_page_listen`` and /metrics on ``web.metrics_listen`` when set. SIGHUP re-reads
+    ``config_file`` (see :mod:`webui.reload`)."""
+    import sys
+
     import waitress
 
     from resolver.dnsconfig import parse_listen
+    from resolver.startup import EXIT_STARTUP, bind_error
+
+    from .reload import Reloader
 
     host, port = parse_listen(config.web.listen)
-    if config.web.block_page_listen:
-        _serve_beside("block page", create_blockpage_app(config), config.web.block_page_listen,
-                      f"it stays at /blocked on {config.web.listen}")
-    if config.web.metrics_listen:
-        _serve_beside("metrics", create_metrics_app(config), config.web.metrics_listen, "no /metrics")
     app = create_app(config)
+    apps = [app]
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=4, ident="hearth")
+    except OSError as exc:
+        print(f"hearth: {bind_error(host, port, 'tcp', exc, service='web')}", file=sys.stderr, flush=True)
+        return EXIT_STARTUP
+    if config.web.block_page_listen:
+        served = _serve_beside("block page", create_blockpage_app(config), config.web.block_page_listen,
+                               f"it stays at /blocked on {config.web.listen}")
+        if served is not None:
+            apps.append(served)
+    if config.web.metrics_listen:
+        served = _serve_beside("metrics", create_metrics_app(config), config.web.metrics_listen, "no /metrics")
+        if served is not None:
+            apps.append(served)
+    Reloader(apps, config, config_file).install()
     announce_setup_code(app)
-    waitress.serve(app, host=host, port=port, threads=4, ident="hearth")
+    server.print_listen("Serving on http://{}:{}")
+    server.run()
     return 0
 
 

@@ -6,6 +6,8 @@ from flask import Blueprint, current_app, jsonify
 from resolver import __version__
 from resolver.control import call
 
+from .reload import config_error
+
 bp = Blueprint("health", __name__)
 
 
@@ -16,4 +18,8 @@ def healthz():
         engine = call(config.control_socket, "ping", timeout=1.0).get("ok", False)
     except OSError:
         engine = False
-    return jsonify(status="ok", version=__version__, engine=engine)
+    out = {"status": "ok", "version": __version__, "engine": engine}
+    error = config_error()
+    if error:   # the last reload found the file broken: the UI runs on the previous configuration
+        out["config_error"] = error
+    return jsonify(out)

@@ -43,7 +43,9 @@ COUNTERS = {
     "rate_limited": ("hearth_dns_rate_limited", "Queries dropped by a client's rate limit."),
     "dropped": ("hearth_dns_dropped", "Packets dropped unanswered (unreadable, or responses)."),
     "tcp_connections": ("hearth_dns_tcp_connections", "TCP connections accepted."),
-    "tcp_rejected": ("hearth_dns_tcp_rejected", "TCP connections refused over dns.tcp_max_connections."),
+    "tcp_rejected": ("hearth_dns_tcp_rejected", "TCP connections refused: the table was full of busy ones."),
+    "tcp_evicted": ("hearth_dns_tcp_evicted", "Idle TCP connections closed to make room (per-client cap, full "
+                    "table)."),
     "cache_evictions": ("hearth_dns_cache_evictions", "Answers evicted from the full cache."),
     "querylog_written": ("hearth_querylog_written", "Query-log entries written to the store."),
     "querylog_dropped": ("hearth_querylog_dropped", "Query-log entries dropped (the store was too slow or locked)."),

@@ -49,6 +49,9 @@ class ScriptedPool:
                 done(reply, url, None)
         asyncio.ensure_future(run())
 
+    def known_down(self, recheck: float) -> bool:
+        return False
+
 
 def _pipeline(pool, clock, **cache):
     return Pipeline(access=ClientAccess(["127.0.0.0/8"], RateLimitConfig(qps=0)),

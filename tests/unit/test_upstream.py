@@ -14,6 +14,7 @@ from dnslib import QTYPE, RCODE, DNSRecord
 
 from resolver.upstream import (
     UpstreamError,
+    RCODE_FAILURES_TO_DOWN,
     UpstreamPool,
     UpstreamSpec,
     parse_upstream,
@@ -405,7 +406,7 @@ def test_failover_skips_a_dead_upstream_and_returns_after_health_check():
 
 
 @pytest.mark.parametrize("mode", ["servfail", "refused"])
-def test_servfail_and_refused_count_as_failure(mode):
+def test_servfail_and_refused_fail_over_and_mark_down_when_repeated(mode):
     with FakeDNS(RECORDS) as first, FakeDNS(RECORDS) as second:
         first.mode = mode
 
@@ -414,6 +415,10 @@ def test_servfail_and_refused_count_as_failure(mode):
             _, url = await ask(pool)
             assert url.endswith(str(second.port))
             assert pool.status()[0]["last_error"] == mode.upper()
+            assert pool.status()[0]["healthy"]  # one SERVFAIL can be one broken domain, not a broken resolver
+            for _ in range(RCODE_FAILURES_TO_DOWN - 1):
+                await ask(pool)
+            assert not pool.status()[0]["healthy"]  # ... but every query failing is
             await pool.check_health()
             # SERVFAIL to the probe keeps it down; REFUSED for the root is what a forwarder limited
             # to some zones says while working, so the probe lets real queries judge it again
@@ -421,6 +426,30 @@ def test_servfail_and_refused_count_as_failure(mode):
             first.mode = "answer"
             await pool.check_health()
             assert pool.status()[0]["healthy"]
+            await pool.close()
+        run(main())
+
+
+def test_answers_to_odd_queries_never_change_health():
+    """REFUSED, FORMERR, NOTIMP or silence for odd types is the query's fault, not the upstream's."""
+    with FakeDNS(RECORDS) as fake:
+        fake.type_modes = {"NULL": "refused", "HINFO": "formerr", "65280": "notimp", "65281": "drop",
+                           "11": "servfail"}
+
+        async def main():
+            pool = UpstreamPool([f"udp://127.0.0.1:{fake.port}"], timeout=0.2, attempts=1)
+            for _ in range(3):
+                for qtype in (10, 13, 65280, 65281, 11):
+                    packet = query().pack()
+                    packet = packet[:-4] + qtype.to_bytes(2, "big") + packet[-2:]
+                    try:
+                        await pool.query(packet)
+                    except UpstreamError:
+                        pass
+            st = pool.status()[0]
+            assert st["healthy"] and st["health_changes"] == 0 and st["last_error"] is None
+            assert not pool.known_down(30)
+            await ask(pool)
             await pool.close()
         run(main())
 
@@ -512,7 +541,8 @@ def test_status_fields(fake):
     async def main():
         pool = UpstreamPool([f"udp://127.0.0.1:{fake.port}"])
         assert pool.status() == [{"url": f"udp://127.0.0.1:{fake.port}", "healthy": True,
-                                  "ewma_ms": None, "queries": 0, "errors": 0, "last_error": None}]
+                                  "ewma_ms": None, "queries": 0, "errors": 0, "last_error": None,
+                                  "health_changes": 0}]
         await ask(pool)
         st = pool.status()[0]
         assert st["queries"] == 1 and isinstance(st["ewma_ms"], float)
