@@ -165,11 +165,11 @@ def _recv(s, n):
     return buf
 
 
-def test_garbage_and_mutations_leave_the_server_answering(upstream, start_engine, shared_data):
+def test_garbage_and_mutations_leave_the_server_answering(upstream, start_engine, test_data):
     eng = start_engine(_cfg(upstream))
     rng = random.Random(1234)
     seeds = [bytes.fromhex(json.loads(line)["hex"]) for name in ("c-ares-fuzzinput.jsonl", "dnslib-test-packets.jsonl")
-             for line in (shared_data / "dns-wire" / name).read_text().splitlines()]
+             for line in (test_data / "dns-wire" / name).read_text().splitlines()]
     seeds.append(bytes(make_query("www.example.com").pack()))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.setblocking(False)
