@@ -142,7 +142,7 @@ def main() -> None:
                   "store_bytes": size, "bytes_per_query": round(size / rows, 1),
                   "raw_log_bytes_per_query": round(raw / rows, 1) if raw else None,
                   "tables_mb": {k: round(v / 1e6, 1) for k, v in tables.items() if v > 1e5},
-                  "pages": time_pages(data_dir, "10.0.0.10", args.repeat)}
+                  "pages": time_pages(data_dir, "10.0.1.11", args.repeat)}
         if args.json:
             print(json.dumps(result, indent=2))
             return
