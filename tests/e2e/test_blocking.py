@@ -107,9 +107,10 @@ def test_each_format_blocks_with_ede_and_reason(tmp_path, upstream, start_engine
     assert answers(ask("www.example.com", "A", eng.port)) == ["192.0.2.77"]
     # the query log records the same reason
     time.sleep(1.5)
-    import sqlite3
-    with sqlite3.connect(eng.data_dir / "hearth.db") as db:
-        reasons = dict(db.execute("SELECT qname, reason FROM query_log WHERE reason IS NOT NULL"))
+    from resolver.store_sqlite import open_store
+    store = open_store(str(eng.data_dir))
+    reasons = {r.qname: r.reason for r in store.recent_queries(1000) if r.reason}
+    store.close()
     assert reasons["casino77.example"] == "category:gambling"
 
 
