@@ -379,8 +379,9 @@ class Engine:
                                replace_existing=True)
 
     async def purge_query_log(self) -> int:
-        cutoff = time.time() - self.config.querylog.retention
-        n = await asyncio.get_running_loop().run_in_executor(None, self.querylog.purge, cutoff)
+        now = time.time()
+        cutoff = now - self.config.querylog.retention
+        n = await asyncio.get_running_loop().run_in_executor(None, self.querylog.purge, now)
         if n:
             log.info("query log: deleted %d entries older than %s", n, time.strftime("%Y-%m-%d %H:%M",
                                                                                     time.localtime(cutoff)))
@@ -512,6 +513,8 @@ class Engine:
         out["querylog_written"] = self.querylog.written
         out["querylog_dropped"] = self.querylog.dropped
         out["querylog_write_errors"] = self.querylog.write_errors
+        out["querylog_capped"] = self.querylog.capped
+        out["querylog_expired"] = self.querylog.expired
         out["upstreams"] = self.pool.status()
         out["policy_generation"] = self.pipeline.generation
         out["index_entries"] = (self.index.stats.get("entries", 0) if self.index is not None else 0)
@@ -527,8 +530,10 @@ class Engine:
         log.info("cache: %d entries, ttl %g..%gs, serve-stale %s, prefetch %s", c.cache.size, c.cache.min_ttl,
                  c.cache.max_ttl, f"{c.cache.serve_stale:g}s" if c.cache.serve_stale else "off",
                  "on" if c.cache.prefetch else "off")
-        log.info("local records: %d; query log: %s (kept %gd)", len(c.local_records),
-                 "on" if c.querylog.enabled else "off", c.querylog.retention / 86400)
+        log.info("local records: %d; query log: %s (kept %gd, at most %s entries; statistics %gd)",
+                 len(c.local_records), "on" if c.querylog.enabled else "off", c.querylog.retention / 86400,
+                 f"{c.querylog.max_rows:,}" if c.querylog.max_rows else "any number of",
+                 c.querylog.stats_retention / 86400)
 
 
 STORE_SETTINGS = ("upstreams", "timezone")

@@ -33,9 +33,19 @@ class QueryLogConfig:
                               "falls behind, the oldest are dropped (and counted).", minimum=100)
     flush_interval: float = option(1.0, "How often buffered entries are written.", duration=True, minimum=0.05)
     batch_size: int = option(5000, "Most entries written in one transaction.", minimum=1)
-    retention: float = option(7 * 86400, "Entries older than this are deleted (daily job).", duration=True,
-                              minimum=3600)
+    retention: float = option(7 * 86400, "Entries older than this are deleted (a job every 6 hours).",
+                              duration=True, minimum=3600, related="querylog.max_rows")
+    max_rows: int = option(5_000_000, "Most entries kept: past it the oldest are deleted as new ones are written "
+                           "(and counted as querylog_capped). At about 50 bytes an entry, 5,000,000 take some "
+                           "250 MB; 0 keeps every entry until querylog.retention.", minimum=0,
+                           related="querylog.retention")
+    stats_retention: float = option(31 * 86400, "How long the hourly statistics (the dashboard, the weekly "
+                                    "device reports, /api/v1/stats) are kept; they outlive the entries they count. "
+                                    "A device's top names per hour are kept for 8 days at most.",
+                                    duration=True, minimum=8 * 86400)
 
+
+CLIENT_NAMES_KEPT = 8 * 86400   # a device's top names per hour: the weekly report's 7 days and a day to spare
 
 # (monotonic time, client, entry) for a cache hit, else
 # (monotonic time, client, key-or-(name, qtype), rcode, answer, upstream, latency_ms, cached, reason)
@@ -49,6 +59,8 @@ class QueryLog:
         self.dropped = 0
         self.written = 0
         self.write_errors = 0
+        self.capped = 0      # written entries deleted to keep querylog.max_rows
+        self.expired = 0     # written entries deleted by querylog.retention
         self._store_factory = store_factory
         self._store: Optional[Store] = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog")
@@ -122,16 +134,27 @@ class QueryLog:
                 self._store = self._store_factory()
             self._store.add_queries(rows)
             self.written += len(rows)
+            if self.config.max_rows:
+                self.capped += self._store.cap_queries(self.config.max_rows)
         except Exception as exc:  # noqa: BLE001 - locked, disk full, …: answers go on, the batch is counted lost
             self.write_errors += 1
             self.dropped += len(rows)
             log.warning("query log: could not write %d entries: %s", len(rows), exc)
 
-    def purge(self, older_than: float) -> int:
-        """Delete old entries (runs in the writer thread via the scheduler)."""
+    def purge(self, now: float) -> int:
+        """Delete entries past querylog.retention and statistics past querylog.stats_retention (in the
+        writer thread, so it never races a batch); returns the entries deleted."""
+        return self._pool.submit(self._purge, now).result()
+
+    def _purge(self, now: float) -> int:
         if self._store is None and self._store_factory is not None:
             self._store = self._store_factory()
-        return self._store.purge_queries(older_than) if self._store else 0
+        if self._store is None:
+            return 0
+        n = self._store.purge_queries(now - self.config.retention)
+        self.expired += n
+        self._store.purge_query_stats(now - self.config.stats_retention, clients_older_than=now - CLIENT_NAMES_KEPT)
+        return n
 
     def close(self) -> None:
         """Write whatever is buffered, then release the store."""

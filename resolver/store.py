@@ -134,13 +134,27 @@ class Store(Protocol):
 
     def schema_version(self) -> int: ...
 
-    def add_queries(self, rows: Sequence[QueryRow]) -> None: ...
+    def add_queries(self, rows: Sequence[QueryRow]) -> None:
+        """Append answered queries and count them into the hourly roll-ups (the statistics below), in the
+        same transaction: statistics never read the raw rows, so they survive the log's limits."""
 
     def recent_queries(self, limit: int = 100, *, client: Optional[str] = None,
                        qname_contains: Optional[str] = None) -> list[QueryRow]: ...
 
     def purge_queries(self, older_than: float) -> int:
-        """Delete query-log rows older than ``older_than`` (UNIX time); returns how many."""
+        """Delete query-log rows older than ``older_than`` (UNIX time; rows are taken in the order they were
+        added); returns how many. The roll-ups keep their counts."""
+
+    def cap_queries(self, max_rows: int) -> int:
+        """Delete the oldest query-log rows beyond the newest ``max_rows``; returns how many."""
+
+    def count_queries(self) -> int:
+        """Rows in the query log."""
+
+    def purge_query_stats(self, older_than: float, *, clients_older_than: Optional[float] = None) -> int:
+        """Delete roll-up hours before the hour of ``older_than``; per-client name counts (the device
+        reports' top names, the biggest roll-up) already before ``clients_older_than`` when it is later.
+        Returns the roll-up rows deleted."""
 
     # -- profiles ------------------------------------------------------------------------------
     # Methods below refuse bad input with ValueError (one line, fit to show): unknown names
@@ -230,6 +244,9 @@ class Store(Protocol):
 
     # -- web UI: statistics over the query log ------------------------------------------------------
     # ``clients``: only these addresses (None: all). Blocked means is_blocked(reason).
+    # All but query_page read the hourly roll-ups that add_queries keeps: ``since`` counts from the start
+    # of its hour. Top names are exact while a client asks fewer than 30 names in an hour (200 for all
+    # clients together); past that, an hour that is over keeps only its most asked names.
 
     def query_page(self, limit: int = 100, *, clients: Optional[Sequence[str]] = None,
                    qname_contains: Optional[str] = None, blocked: Optional[bool] = None,
@@ -254,6 +271,10 @@ class Store(Protocol):
                        bucket: int = 300) -> list[HourCount]:
         """Per hour (as hourly_counts): ``total`` = minutes with activity (in ``bucket``-second steps),
         ``blocked`` = blocked queries. A rough "time online"."""
+
+    def reason_counts(self, since: float, *, clients: Optional[Sequence[str]] = None) -> dict[str, int]:
+        """Queries since ``since`` by reason ("category:adult", "local-record", … and "" for plain
+        answers), most first."""
 
     # -- web UI: settings the UI owns (JSON values) ------------------------------------------------
 

@@ -13,7 +13,18 @@ from typing import Any, Iterator, Optional, Sequence
 from .profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Schedule, SeenClient, TempAllow, check_choice, check_ip,
                        check_name, check_time)
 from .store import (BLOCK_REASONS, REQUEST_STATUSES, ROLES, AccessRequest, ApiToken, AuditEntry, HarmReport,
-                    HourCount, LoggedQuery, NameCount, QueryRow, SchemaTooNewError, User)
+                    HourCount, LoggedQuery, NameCount, QueryRow, SchemaTooNewError, User, is_blocked)
+
+# A closed hour of the names roll-up keeps this many names per client and per blocked/answered (the device
+# report shows 15), and this many for all clients together (the dashboard shows 10).
+NAMES_KEPT_CLIENT = 30
+NAMES_KEPT_ALL = 200
+
+
+def _blocked_sql(column: str) -> str:
+    """is_blocked(reason) in SQL on ``column`` (the reasons are fixed words, safe to inline)."""
+    return "(" + " OR ".join(f"{column} = '{r}' OR {column} LIKE '{r}:%'" for r in BLOCK_REASONS) + ")"
+
 
 # Each migration takes the schema from version i to i+1. Never edit a shipped one: append.
 MIGRATIONS: list[str] = [
@@ -182,6 +193,85 @@ MIGRATIONS: list[str] = [
     ALTER TABLE reports ADD COLUMN forwarded_ts REAL;
     CREATE INDEX reports_new ON reports (ts) WHERE handled_ts IS NULL;
     """,
+    # 5: a smaller query log with hourly roll-ups (a busy school: 146 bytes a query, the dashboard scanning
+    # millions of rows). Clients, upstreams and reasons become codes in ql_strings (never deleted, so a
+    # code keeps its meaning); times are integer milliseconds, latencies microseconds; the only index is the
+    # client's (ids grow with time, so age and size limits delete by id). The roll-ups are written with
+    # each batch: ql_hours (per hour and client: queries, blocked, a bit per minute with a query),
+    # ql_reasons (per hour, client and reason code, 0 = none), ql_names (per hour, client - 0 = all
+    # clients - and blocked or not, the names asked; a closed hour keeps only its most asked names).
+    f"""
+    CREATE TABLE ql_strings (
+        id INTEGER PRIMARY KEY,
+        text TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE query_log_v5 (
+        id INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        client INTEGER NOT NULL,
+        qname TEXT NOT NULL,
+        qtype INTEGER NOT NULL,
+        rcode INTEGER NOT NULL,
+        answer TEXT NOT NULL DEFAULT '',
+        upstream INTEGER,
+        latency_us INTEGER NOT NULL DEFAULT 0,
+        cached INTEGER NOT NULL DEFAULT 0,
+        reason INTEGER
+    );
+    INSERT OR IGNORE INTO ql_strings (text)
+        SELECT client FROM query_log UNION SELECT upstream FROM query_log WHERE upstream != ''
+        UNION SELECT reason FROM query_log WHERE reason IS NOT NULL;
+    INSERT INTO query_log_v5 (id, ts, client, qname, qtype, rcode, answer, upstream, latency_us, cached, reason)
+        SELECT q.id, CAST(round(q.ts * 1000) AS INTEGER), c.id, q.qname, q.qtype, q.rcode, q.answer, u.id,
+               CAST(round(q.latency_ms * 1000) AS INTEGER), q.cached, r.id
+        FROM query_log q JOIN ql_strings c ON c.text = q.client
+        LEFT JOIN ql_strings u ON u.text = q.upstream LEFT JOIN ql_strings r ON r.text = q.reason;
+    DROP TABLE query_log;
+    ALTER TABLE query_log_v5 RENAME TO query_log;
+    CREATE INDEX query_log_client ON query_log (client);
+    CREATE TABLE ql_hours (
+        hour INTEGER NOT NULL,
+        client INTEGER NOT NULL,
+        total INTEGER NOT NULL,
+        blocked INTEGER NOT NULL,
+        minutes INTEGER NOT NULL,
+        PRIMARY KEY (hour, client)
+    ) WITHOUT ROWID;
+    CREATE TABLE ql_reasons (
+        hour INTEGER NOT NULL,
+        client INTEGER NOT NULL,
+        reason INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (hour, client, reason)
+    ) WITHOUT ROWID;
+    CREATE TABLE ql_names (
+        client INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        blocked INTEGER NOT NULL,
+        qname TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (client, hour, blocked, qname)
+    ) WITHOUT ROWID;
+    CREATE TEMP VIEW ql_v5_rows AS
+        SELECT q.ts / 3600000 AS hour, q.client AS client, coalesce(q.reason, 0) AS reason, q.qname AS qname,
+               q.ts AS ts, coalesce({_blocked_sql("r.text")}, 0) AS blocked
+        FROM query_log q LEFT JOIN ql_strings r ON r.id = q.reason;
+    INSERT INTO ql_hours (hour, client, total, blocked, minutes)
+        SELECT hour, client, COUNT(*), SUM(blocked), SUM(DISTINCT 1 << (ts / 60000 % 60)) FROM ql_v5_rows
+        GROUP BY hour, client;
+    INSERT INTO ql_reasons (hour, client, reason, n)
+        SELECT hour, client, reason, COUNT(*) FROM ql_v5_rows GROUP BY hour, client, reason;
+    INSERT INTO ql_names (client, hour, blocked, qname, n)
+        SELECT client, hour, blocked, qname, COUNT(*) FROM ql_v5_rows GROUP BY client, hour, blocked, qname
+        UNION ALL SELECT 0, hour, blocked, qname, COUNT(*) FROM ql_v5_rows GROUP BY hour, blocked, qname;
+    DROP VIEW ql_v5_rows;
+    DELETE FROM ql_names WHERE (client, hour, blocked, qname) IN (
+        SELECT client, hour, blocked, qname FROM (
+            SELECT client, hour, blocked, qname, ROW_NUMBER() OVER (
+                PARTITION BY client, hour, blocked ORDER BY n DESC, qname) AS rank FROM ql_names)
+        WHERE rank > (CASE client WHEN 0 THEN {NAMES_KEPT_ALL} ELSE {NAMES_KEPT_CLIENT} END));
+    INSERT INTO meta (key, value) VALUES ('ql_names_pruned', 0);
+    """,
 ]
 
 _PROFILE_SQL = ("SELECT id, name, preset, categories, services, safe_search, youtube, block_mode, block_list,"
@@ -197,9 +287,10 @@ _REQUEST_SQL = ("SELECT id, ts, client, device, profile, domain, reason, message
                 " decided_ts, until FROM access_requests")
 _REPORT_SQL = ("SELECT id, ts, client, url, kind, contact, message, device, handled_ts, handled_by, forwarded_ts"
                " FROM reports")
-_QUERY_SQL = "SELECT id, ts, client, qname, qtype, rcode, answer, upstream, latency_ms, cached, reason FROM query_log"
-# is_blocked(reason) in SQL (the reasons are fixed words, safe to inline)
-_BLOCKED_SQL = "(" + " OR ".join(f"reason = '{r}' OR reason LIKE '{r}:%'" for r in BLOCK_REASONS) + ")"
+_QUERY_SQL = ("SELECT q.id, q.ts / 1000.0, c.text, q.qname, q.qtype, q.rcode, q.answer, coalesce(u.text, ''),"
+              " q.latency_us / 1000.0, q.cached, r.text FROM query_log q JOIN ql_strings c ON c.id = q.client"
+              " LEFT JOIN ql_strings u ON u.id = q.upstream LEFT JOIN ql_strings r ON r.id = q.reason")
+_BLOCKED_CODES = f"SELECT id FROM ql_strings WHERE {_blocked_sql('text')}"
 _TEXT_MAX = 2000          # user text kept from the public forms
 _KIND_LABEL = {"ip": "IP address", "cidr": "network", "mac": "MAC address"}
 
@@ -216,6 +307,9 @@ class SQLiteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._codes: dict[str, int] = {}                   # ql_strings: text -> code (codes never change)
+        self._names_pending: set[tuple[int, int]] = set()  # (client, hour) of ql_names not pruned yet
+        self._names_seen = False
 
     def schema_version(self) -> int:
         with self._lock:
@@ -240,38 +334,121 @@ class SQLiteStore:
             return len(MIGRATIONS)
 
     def add_queries(self, rows: Sequence[QueryRow]) -> None:
+        """Append the rows and add them to the hourly roll-ups, in one transaction."""
+        if not rows:
+            return
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
-                    "INSERT INTO query_log (ts, client, qname, qtype, rcode, answer, upstream, latency_ms, cached,"
-                    " reason) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-                self._db.execute("COMMIT")
+                code = self._code
+                raw = []
+                hours: dict[tuple[int, int], list[int]] = {}
+                reasons: dict[tuple[int, int, int], int] = {}
+                names: dict[tuple[int, int, int, str], int] = {}
+                for ts, client_text, qname, qtype, rcode, answer, upstream, latency, cached, reason_text in rows:
+                    ms = int(round(ts * 1000))
+                    client = code(client_text)
+                    reason = code(reason_text) if reason_text else None
+                    raw.append((ms, client, qname, qtype, rcode, answer, code(upstream) if upstream else None,
+                                int(round(latency * 1000)), int(bool(cached)), reason))
+                    hour = ms // 3_600_000
+                    blocked = int(is_blocked(reason_text))
+                    h = hours.get((hour, client))
+                    if h is None:
+                        h = hours[(hour, client)] = [0, 0, 0]
+                    h[0] += 1
+                    h[1] += blocked
+                    h[2] |= 1 << (ms // 60_000 % 60)
+                    k = (hour, client, reason or 0)
+                    reasons[k] = reasons.get(k, 0) + 1
+                    for who in (client, 0):
+                        k2 = (who, hour, blocked, qname)
+                        names[k2] = names.get(k2, 0) + 1
+                db = self._db
+                db.executemany("INSERT INTO query_log (ts, client, qname, qtype, rcode, answer, upstream, latency_us,"
+                               " cached, reason) VALUES (?,?,?,?,?,?,?,?,?,?)", raw)
+                db.executemany("INSERT INTO ql_hours (hour, client, total, blocked, minutes) VALUES (?,?,?,?,?)"
+                               " ON CONFLICT (hour, client) DO UPDATE SET total = total + excluded.total,"
+                               " blocked = blocked + excluded.blocked, minutes = minutes | excluded.minutes",
+                               [(*k, *v) for k, v in hours.items()])
+                db.executemany("INSERT INTO ql_reasons (hour, client, reason, n) VALUES (?,?,?,?)"
+                               " ON CONFLICT (hour, client, reason) DO UPDATE SET n = n + excluded.n",
+                               [(*k, v) for k, v in reasons.items()])
+                db.executemany("INSERT INTO ql_names (client, hour, blocked, qname, n) VALUES (?,?,?,?,?)"
+                               " ON CONFLICT (client, hour, blocked, qname) DO UPDATE SET n = n + excluded.n",
+                               [(*k, v) for k, v in names.items()])
+                self._prune_names(max(h for h, _c in hours), {(c, h) for h, c in hours})
+                db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._codes.clear()   # codes made in the rolled-back transaction are gone
                 raise
+
+    def _code(self, text: str) -> int:
+        """The ql_strings code of a client address, upstream or reason (made on first use; never changes)."""
+        code = self._codes.get(text)
+        if code is None:
+            self._db.execute("INSERT OR IGNORE INTO ql_strings (text) VALUES (?)", (text,))
+            code = self._codes[text] = self._db.execute("SELECT id FROM ql_strings WHERE text = ?",
+                                                        (text,)).fetchone()[0]
+            if len(self._codes) > 100_000:
+                self._codes.clear()
+        return code
+
+    def _prune_names(self, hour: int, touched: set[tuple[int, int]]) -> None:
+        """Once an hour is over, keep only its most asked names (per client and for all clients). The
+        (client, hour) pairs written are remembered, so pruning reads only those."""
+        pending = self._names_pending
+        if not self._names_seen:   # after a restart: the last hours another run wrote may not be pruned yet
+            self._names_seen = True
+            pending.update(self._db.execute("SELECT DISTINCT client, hour FROM ql_names WHERE hour >= ?",
+                                            (hour - 2,)).fetchall())
+        pending.update(touched)
+        closed = [(c, h) for c, h in pending if h < hour]
+        for client, h in closed:
+            keep = NAMES_KEPT_ALL if client == 0 else NAMES_KEPT_CLIENT
+            for blocked in (0, 1):
+                self._db.execute(
+                    "DELETE FROM ql_names WHERE client = ? AND hour = ? AND blocked = ? AND qname IN ("
+                    " SELECT qname FROM ql_names WHERE client = ? AND hour = ? AND blocked = ?"
+                    " ORDER BY n DESC, qname LIMIT -1 OFFSET ?)", (client, h, blocked, client, h, blocked, keep))
+            pending.discard((client, h))
+
+    def cap_queries(self, max_rows: int) -> int:
+        """Delete the oldest rows beyond ``max_rows``; returns how many. The roll-ups keep their counts."""
+        with self._lock:
+            low, high = self._db.execute("SELECT min(id), max(id) FROM query_log").fetchone()
+            if high is None or high - low + 1 <= max_rows:
+                return 0
+            return self._db.execute("DELETE FROM query_log WHERE id <= ?", (high - max_rows,)).rowcount
+
+    def count_queries(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM query_log").fetchone()[0]
 
     def recent_queries(self, limit: int = 100, *, client: Optional[str] = None,
                        qname_contains: Optional[str] = None) -> list[QueryRow]:
-        sql = ("SELECT ts, client, qname, qtype, rcode, answer, upstream, latency_ms, cached, reason"
-               " FROM query_log")
-        where, args = [], []
-        if client:
-            where.append("client = ?")
-            args.append(client)
-        if qname_contains:
-            where.append("instr(qname, ?) > 0")
-            args.append(qname_contains.lower())
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
-        with self._lock:
-            return [QueryRow(*r[:8], bool(r[8]), r[9]) for r in self._db.execute(sql, args)]
+        return [lq.row for lq in self.query_page(limit, clients=None if not client else [client],
+                                                 qname_contains=qname_contains)]
 
     def purge_queries(self, older_than: float) -> int:
+        # ids grow with time: the rows before the first one at or after the cutoff go (read from the oldest)
         with self._lock:
-            return self._db.execute("DELETE FROM query_log WHERE ts < ?", (older_than,)).rowcount
+            row = self._db.execute("SELECT id FROM query_log WHERE ts >= ? ORDER BY id LIMIT 1",
+                                   (older_than * 1000,)).fetchone()
+            if row is None:
+                return self._db.execute("DELETE FROM query_log").rowcount
+            return self._db.execute("DELETE FROM query_log WHERE id < ?", (row[0],)).rowcount
+
+    def purge_query_stats(self, older_than: float, *, clients_older_than: Optional[float] = None) -> int:
+        hour = int(older_than // 3600)
+        client_hour = hour if clients_older_than is None else max(hour, int(clients_older_than // 3600))
+        with self._write(bump=False) as db:
+            n = db.execute("DELETE FROM ql_hours WHERE hour < ?", (hour,)).rowcount
+            n += db.execute("DELETE FROM ql_reasons WHERE hour < ?", (hour,)).rowcount
+            n += db.execute("DELETE FROM ql_names WHERE client = 0 AND hour < ?", (hour,)).rowcount
+            n += db.execute("DELETE FROM ql_names WHERE client != 0 AND hour < ?", (client_hour,)).rowcount
+            return n
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -523,59 +700,108 @@ class SQLiteStore:
     def query_page(self, limit: int = 100, *, clients: Optional[Sequence[str]] = None,
                    qname_contains: Optional[str] = None, blocked: Optional[bool] = None,
                    after_id: Optional[int] = None, before_id: Optional[int] = None) -> list[LoggedQuery]:
-        where, args = _query_filter(clients=clients, blocked=blocked)
-        if qname_contains:
-            where.append("instr(qname, ?) > 0")
-            args.append(qname_contains.lower())
-        if after_id is not None:
-            where.append("id > ?")
-            args.append(int(after_id))
-        if before_id is not None:
-            where.append("id < ?")
-            args.append(int(before_id))
-        sql = _QUERY_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
-        args.append(int(limit))
+        where: list[str] = []
+        args: list = []
         with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+            if clients is not None:
+                codes = self._codes_of(clients)
+                if not codes:
+                    return []
+                where.append(f"q.client IN ({','.join(map(str, codes))})")
+            if blocked is True:
+                where.append(f"q.reason IN ({_BLOCKED_CODES})")
+            elif blocked is False:
+                where.append(f"(q.reason IS NULL OR q.reason NOT IN ({_BLOCKED_CODES}))")
+            if qname_contains:
+                where.append("instr(q.qname, ?) > 0")
+                args.append(qname_contains.lower())
+            if after_id is not None:
+                where.append("q.id > ?")
+                args.append(int(after_id))
+            if before_id is not None:
+                where.append("q.id < ?")
+                args.append(int(before_id))
+            sql = _QUERY_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY q.id DESC LIMIT ?"
+            rows = self._db.execute(sql, (*args, int(limit))).fetchall()
         return [LoggedQuery(r[0], QueryRow(*r[1:9], bool(r[9]), r[10])) for r in rows]
+
+    def _codes_of(self, clients: Sequence[str]) -> list[int]:
+        """The codes of the client addresses that have asked (lock held)."""
+        clients = list(clients)
+        if not clients:
+            return []
+        return [r[0] for r in self._db.execute(
+            f"SELECT id FROM ql_strings WHERE text IN ({','.join('?' * len(clients))})", clients)]
+
+    def _client_filter(self, clients: Optional[Sequence[str]], column: str = "client") -> Optional[str]:
+        """SQL for "only these clients" on a roll-up ("" for all; None when none of them has asked)."""
+        if clients is None:
+            return ""
+        codes = self._codes_of(clients)
+        return f" AND {column} IN ({','.join(map(str, codes))})" if codes else None
 
     def hourly_counts(self, since: float, until: float, *,
                       clients: Optional[Sequence[str]] = None) -> list[HourCount]:
-        where, args = _query_filter(clients=clients, since=since, until=until)
-        sql = (f"SELECT CAST(ts / 3600 AS INTEGER), COUNT(*), SUM({_BLOCKED_SQL}) FROM query_log"
-               f" WHERE {' AND '.join(where)} GROUP BY 1")
+        found: dict[int, tuple[int, int]] = {}
         with self._lock:
-            found = {r[0]: (r[1], r[2] or 0) for r in self._db.execute(sql, args)}
+            only = self._client_filter(clients)
+            if only is not None:
+                found = {r[0]: (r[1], r[2]) for r in self._db.execute(
+                    "SELECT hour, SUM(total), SUM(blocked) FROM ql_hours WHERE hour BETWEEN ? AND ?" + only
+                    + " GROUP BY hour", (int(since // 3600), int(until // 3600)))}
         return [HourCount(h * 3600.0, *found.get(h, (0, 0))) for h in _hours(since, until)]
 
     def top_domains(self, since: float, limit: int = 10, *, blocked: Optional[bool] = None,
                     clients: Optional[Sequence[str]] = None) -> list[NameCount]:
-        where, args = _query_filter(clients=clients, blocked=blocked, since=since)
-        sql = (f"SELECT qname, COUNT(*) AS n, SUM({_BLOCKED_SQL}) FROM query_log WHERE {' AND '.join(where)}"
-               " GROUP BY qname ORDER BY n DESC, qname LIMIT ?")
         with self._lock:
-            return [NameCount(r[0], r[1], r[2] or 0) for r in self._db.execute(sql, (*args, int(limit)))]
+            only = " AND client = 0" if clients is None else self._client_filter(clients)
+            if only is None:
+                return []
+            which = "" if blocked is None else f" AND blocked = {int(blocked)}"
+            sql = ("SELECT qname, SUM(n) AS total, SUM(n * blocked) FROM ql_names WHERE hour >= ?" + only + which
+                   + " GROUP BY qname ORDER BY total DESC, qname LIMIT ?")
+            return [NameCount(*r) for r in self._db.execute(sql, (int(since // 3600), int(limit)))]
 
     def top_clients(self, since: float, limit: int = 10) -> list[NameCount]:
-        sql = (f"SELECT client, COUNT(*) AS n, SUM({_BLOCKED_SQL}) FROM query_log WHERE ts >= ?"
-               " GROUP BY client ORDER BY n DESC, client LIMIT ?")
+        sql = ("SELECT s.text, SUM(h.total) AS n, SUM(h.blocked) FROM ql_hours h JOIN ql_strings s ON s.id = h.client"
+               " WHERE h.hour >= ? GROUP BY h.client ORDER BY n DESC, s.text LIMIT ?")
         with self._lock:
-            return [NameCount(r[0], r[1], r[2] or 0) for r in self._db.execute(sql, (since, int(limit)))]
+            return [NameCount(*r) for r in self._db.execute(sql, (int(since // 3600), int(limit)))]
 
     def count_clients(self, since: float) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(DISTINCT client) FROM query_log WHERE ts >= ?",
-                                    (since,)).fetchone()[0]
+            return self._db.execute("SELECT COUNT(DISTINCT client) FROM ql_hours WHERE hour >= ?",
+                                    (int(since // 3600),)).fetchone()[0]
 
     def online_minutes(self, since: float, until: float, *, clients: Sequence[str],
                        bucket: int = 300) -> list[HourCount]:
-        bucket = max(60, min(3600, int(bucket)))
-        where, args = _query_filter(clients=clients, since=since, until=until)
-        sql = (f"SELECT CAST(ts / 3600 AS INTEGER), COUNT(DISTINCT CAST(ts / {bucket} AS INTEGER)),"
-               f" SUM({_BLOCKED_SQL}) FROM query_log WHERE {' AND '.join(where)} GROUP BY 1")
+        step = max(1, min(60, int(bucket) // 60))      # minutes per bucket
+        found: dict[int, list[int]] = {}
         with self._lock:
-            found = {r[0]: (min(60, r[1] * bucket // 60), r[2] or 0) for r in self._db.execute(sql, args)}
-        return [HourCount(h * 3600.0, *found.get(h, (0, 0))) for h in _hours(since, until)]
+            only = self._client_filter(clients)
+            if only is not None:
+                for hour, blocked, mask in self._db.execute(
+                        "SELECT hour, blocked, minutes FROM ql_hours WHERE hour BETWEEN ? AND ?" + only,
+                        (int(since // 3600), int(until // 3600))):
+                    f = found.setdefault(hour, [0, 0])
+                    f[0] |= mask
+                    f[1] += blocked
+        group = (1 << step) - 1
+        out = {}
+        for hour, (mask, blocked) in found.items():
+            active = sum(1 for g in range(0, 60, step) if (mask >> g) & group)
+            out[hour] = (min(60, active * step), blocked)
+        return [HourCount(h * 3600.0, *out.get(h, (0, 0))) for h in _hours(since, until)]
+
+    def reason_counts(self, since: float, *, clients: Optional[Sequence[str]] = None) -> dict[str, int]:
+        with self._lock:
+            only = self._client_filter(clients)
+            if only is None:
+                return {}
+            rows = self._db.execute("SELECT coalesce(s.text, ''), SUM(r.n) FROM ql_reasons r LEFT JOIN ql_strings s"
+                                    " ON s.id = r.reason WHERE r.hour >= ?" + only.replace("client", "r.client")
+                                    + " GROUP BY r.reason ORDER BY 2 DESC", (int(since // 3600),)).fetchall()
+        return dict(rows)
 
     # -- web UI: settings ----------------------------------------------------------------------------
 
@@ -854,32 +1080,6 @@ def _clip(text: Any, limit: int) -> str:
 
 def _hours(since: float, until: float) -> range:
     return range(int(since // 3600), int(until // 3600) + 1)
-
-
-def _query_filter(*, clients: Optional[Sequence[str]] = None, blocked: Optional[bool] = None,
-                  since: Optional[float] = None, until: Optional[float] = None) -> tuple[list[str], list]:
-    where: list[str] = []
-    args: list = []
-    if since is not None:
-        where.append("ts >= ?")
-        args.append(since)
-    if until is not None:
-        where.append("ts < ?")
-        args.append(until)
-    if clients is not None:
-        clients = list(clients)
-        if not clients:
-            where.append("0")
-        else:
-            where.append(f"client IN ({','.join('?' * len(clients))})")
-            args.extend(clients)
-    if blocked is True:
-        where.append("reason IS NOT NULL AND " + _BLOCKED_SQL)
-    elif blocked is False:
-        where.append("(reason IS NULL OR NOT " + _BLOCKED_SQL + ")")
-    if not where:
-        where.append("1")
-    return where, args
 
 
 def _admins(db: sqlite3.Connection) -> int:

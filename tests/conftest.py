@@ -1,4 +1,4 @@
-"""Shared fixtures: the shared data folder, a running `hearth dns`, fake upstreams."""
+"""Shared fixtures: the test data (tests/data, and the optional large shared data set), a running `hearth dns`."""
 from __future__ import annotations
 
 import json
@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+TEST_DATA = REPO / "tests" / "data"
 
 
 def shared_data_dir() -> Path:
@@ -22,10 +23,17 @@ def shared_data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def test_data() -> Path:
+    """The fixtures every checkout carries (real lists, cut to slices; see tests/data/README.md)."""
+    return TEST_DATA
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """The full shared data set, beside the checkout: only for large-data tests, which skip without it."""
     path = shared_data_dir()
     if not path.is_dir():
-        pytest.fail(f"shared test data not found at {path} (set HEARTH_SHARED_DATA)")
+        pytest.skip(f"large-data test: the shared data set is not at {path} (set HEARTH_SHARED_DATA to run it)")
     return path
 
 

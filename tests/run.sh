@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi   # as root (a container, a fresh Pi) no sudo is needed
 need=()
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
@@ -18,6 +18,10 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
+  if [ -n "$SUDO" ] && ! command -v sudo >/dev/null 2>&1; then
+    echo "tests/run.sh: sudo is not installed: run this as root, or install: ${need[*]}" >&2
+    exit 1
+  fi
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi

@@ -251,7 +251,8 @@ def querylog():
     return jsonify([query_dict(i) for i in query_rows(rows)])
 
 
-@route("/stats", "GET", "Queries and blocks per hour, top blocked names, top clients, engine counters",
+@route("/stats", "GET", "Queries and blocks per hour, top blocked names, top clients, queries by reason, "
+       "engine counters (all from hourly roll-ups)",
        query=("hours",))
 def stats():
     store = core.store()
@@ -268,6 +269,7 @@ def stats():
         "top_blocked": [c._asdict() for c in store.top_domains(since, 10, blocked=True)],
         "top_clients": [{**c._asdict(), "device": names.get(c.name)} for c in clients],
         "clients": store.count_clients(since), "devices": len(store.list_devices()),
+        "by_reason": store.reason_counts(since),
         "engine": engine.get("stats") if engine else None,
     })
 

@@ -50,6 +50,8 @@ COUNTERS = {
     "querylog_written": ("hearth_querylog_written", "Query-log entries written to the store."),
     "querylog_dropped": ("hearth_querylog_dropped", "Query-log entries dropped (the store was too slow or locked)."),
     "querylog_write_errors": ("hearth_querylog_write_errors", "Failed batch writes of the query log."),
+    "querylog_capped": ("hearth_querylog_capped", "Query-log entries deleted to keep querylog.max_rows."),
+    "querylog_expired": ("hearth_querylog_expired", "Query-log entries deleted by querylog.retention."),
 }
 GAUGES = {
     "cache_entries": ("hearth_dns_cache_entries", "Answers in the cache."),

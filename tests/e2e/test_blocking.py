@@ -107,9 +107,10 @@ def test_each_format_blocks_with_ede_and_reason(tmp_path, upstream, start_engine
     assert answers(ask("www.example.com", "A", eng.port)) == ["192.0.2.77"]
     # the query log records the same reason
     time.sleep(1.5)
-    import sqlite3
-    with sqlite3.connect(eng.data_dir / "hearth.db") as db:
-        reasons = dict(db.execute("SELECT qname, reason FROM query_log WHERE reason IS NOT NULL"))
+    from resolver.store_sqlite import open_store
+    store = open_store(str(eng.data_dir))
+    reasons = {r.qname: r.reason for r in store.recent_queries(1000) if r.reason}
+    store.close()
     assert reasons["casino77.example"] == "category:gambling"
 
 
@@ -129,7 +130,7 @@ def test_block_modes(tmp_path, upstream, start_engine):
     assert nodata.header.rcode == 0 and not nodata.rr
 
 
-def test_starter_lists_block_offline_and_spare_popular_sites(tmp_path, upstream, start_engine, shared_data):
+def test_starter_lists_block_offline_and_spare_popular_sites(tmp_path, upstream, start_engine, test_data):
     eng = start_engine({"dns": {"upstreams": [f"udp://127.0.0.1:{upstream.port}"]},
                         "blocking": {"starter_lists": True}})
     status = run_cli("lists", "status", config=eng.config_path)
@@ -140,7 +141,7 @@ def test_starter_lists_block_offline_and_spare_popular_sites(tmp_path, upstream,
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from blocklists.manager import load_index
     index, _meta = load_index(str(eng.data_dir))
-    benign = [n.strip() for n in (shared_data / "ut1" / "child.domains").read_text().splitlines() if n.strip()]
+    benign = [n.strip() for n in (test_data / "ut1" / "child.domains").read_text().splitlines() if n.strip()]
     blocked = [n for n in benign if index.lookup(n) is not None]
     assert len(blocked) <= len(benign) * 0.02, blocked[:20]
     for name in ("google.com", "www.youtube.com", "vnexpress.net", "zalo.me", "wikipedia.org", "thuvienphapluat.vn"):
@@ -266,7 +267,7 @@ def test_plain_list_failures_keep_the_previous_copy(tmp_path, upstream, start_en
     assert out.returncode == 1 and "404" in out.stdout
 
 
-def test_kill_during_update_keeps_last_good_index(tmp_path, upstream, start_engine, shared_data):
+def test_kill_during_update_keeps_last_good_index(tmp_path, upstream, start_engine):
     big = tmp_path / "big.txt"
     with open(big, "w") as fh:
         for i in range(600000):

@@ -5,7 +5,6 @@ import json
 import random
 import signal
 import socket
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import time
 import pytest
 from dnslib import QTYPE, DNSRecord
 
+from resolver.store_sqlite import open_store
 from tests.dnsclient import answers, ask, ede, exchange, make_query
 from tests.dnsfake import FakeDNS
 
@@ -165,11 +165,11 @@ def _recv(s, n):
     return buf
 
 
-def test_garbage_and_mutations_leave_the_server_answering(upstream, start_engine, shared_data):
+def test_garbage_and_mutations_leave_the_server_answering(upstream, start_engine, test_data):
     eng = start_engine(_cfg(upstream))
     rng = random.Random(1234)
     seeds = [bytes.fromhex(json.loads(line)["hex"]) for name in ("c-ares-fuzzinput.jsonl", "dnslib-test-packets.jsonl")
-             for line in (shared_data / "dns-wire" / name).read_text().splitlines()]
+             for line in (test_data / "dns-wire" / name).read_text().splitlines()]
     seeds.append(bytes(make_query("www.example.com").pack()))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.setblocking(False)
@@ -253,17 +253,48 @@ def test_query_log_reaches_the_store_and_stats_are_readable(upstream, start_engi
     rows = []
     while time.monotonic() < deadline and len(rows) < 3:
         time.sleep(0.2)
-        with sqlite3.connect(eng.data_dir / "hearth.db") as db:
-            rows = db.execute("SELECT qname, qtype, rcode, cached, client, answer FROM query_log"
-                              " ORDER BY id").fetchall()
-    assert [(r[0], r[2], r[3]) for r in rows] == [("www.example.com", 0, 0), ("www.example.com", 0, 1),
-                                                   ("nothing.example.com", 3, 0)]
-    assert rows[0][4] == "127.0.0.1" and rows[0][5] == "A 192.0.2.10"
+        store = open_store(str(eng.data_dir))
+        rows = store.recent_queries(100)[::-1]
+        store.close()
+    assert [(r.qname, r.rcode, r.cached) for r in rows] == [("www.example.com", 0, 0), ("www.example.com", 0, 1),
+                                                           ("nothing.example.com", 3, 0)]
+    assert rows[0].client == "127.0.0.1" and rows[0].answer == "A 192.0.2.10"
     out = subprocess.run([sys.executable, "-m", "resolver.cli", "stats", "--json", "-c", str(eng.config_path)],
                          capture_output=True, text=True, timeout=10)
     assert out.returncode == 0, out.stderr
     stats = json.loads(out.stdout)
     assert stats["queries"] == 3 and stats["cache_hits"] == 1 and stats["upstream_queries"] == 2
+
+
+def test_query_log_size_cap_holds_and_is_counted(upstream, start_engine):
+    """querylog.max_rows through the running engine: the log keeps the newest entries, `hearth stats`
+    counts what the cap deleted, and the hourly statistics still count every query."""
+    cfg = _cfg(upstream)
+    cfg["querylog"] = {"max_rows": 40, "flush_interval": 0.05, "batch_size": 10}
+    cfg["local_records"] = [{"name": f"h{i}.lan", "type": "A", "value": f"192.168.1.{i + 1}"} for i in range(150)]
+    eng = start_engine(cfg)
+    for i in range(150):
+        assert answers(ask(f"h{i}.lan", "A", eng.port)) == [f"192.168.1.{i + 1}"]
+    stats: dict = {}
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and stats.get("querylog_written", 0) < 150:
+        time.sleep(0.2)
+        out = subprocess.run([sys.executable, "-m", "resolver.cli", "stats", "--json", "-c", str(eng.config_path)],
+                             capture_output=True, text=True, timeout=10)
+        stats = json.loads(out.stdout)
+    assert stats["querylog_written"] == 150 and stats["querylog_capped"] == 110, stats
+    text = subprocess.run([sys.executable, "-m", "resolver.cli", "stats", "-c", str(eng.config_path)],
+                          capture_output=True, text=True, timeout=10).stdout
+    assert "querylog_capped: 110" in text
+    store = open_store(str(eng.data_dir))
+    try:
+        assert store.count_queries() == 40
+        assert [r.qname for r in store.recent_queries(3)] == ["h149.lan", "h148.lan", "h147.lan"]
+        hour = 3600 * (int(time.time()) // 3600) - 3600
+        assert sum(c.total for c in store.hourly_counts(hour, time.time())) == 150
+        assert store.reason_counts(hour) == {"local-record": 150}
+    finally:
+        store.close()
 
 
 def test_tcp_connection_cap_and_idle_timeout(upstream, start_engine):

@@ -14,6 +14,9 @@ ROWS = [QueryRow(1_700_000_000.0 + i, f"192.168.1.{i}", f"n{i}.example", 1, 0, "
                  1.5, bool(i % 2), None if i else "local-record") for i in range(5)]
 
 
+TEXT_LOG_UNTIL = 5   # versions 1-4 kept the query log as text columns (5 made it codes plus hourly roll-ups)
+
+
 def _db_at(path, version: int) -> None:
     """A database as a Hearth with only the first ``version`` migrations left it, with query-log rows
     once there is a query log. Built with plain sqlite3, as the old code did."""
@@ -24,7 +27,7 @@ def _db_at(path, version: int) -> None:
             db.execute(stmt)
         db.execute(f"PRAGMA user_version={i + 1}")
         db.execute("COMMIT")
-    if version >= 1:
+    if 1 <= version < TEXT_LOG_UNTIL:
         db.executemany("INSERT INTO query_log (ts, client, qname, qtype, rcode, answer, upstream, latency_ms, cached,"
                        " reason) VALUES (?,?,?,?,?,?,?,?,?,?)", ROWS)
     db.close()
@@ -39,6 +42,11 @@ def test_every_older_version_migrates_to_the_current_one(tmp_path, version):
     assert store.migrate() == len(MIGRATIONS) == store.schema_version()
     if version >= 1:
         assert store.recent_queries(limit=100) == ROWS[::-1]
+        # the roll-ups start from the rows already there
+        hour = 3600 * int(ROWS[0].ts // 3600)
+        assert [(c.total, c.blocked) for c in store.hourly_counts(hour, hour)] == [(5, 0)]
+        assert store.count_clients(hour) == 5 and store.top_domains(hour, 1)[0].total == 1
+        assert store.reason_counts(hour) == {"": 4, "local-record": 1}
     else:
         assert store.recent_queries() == []
     default = store.get_profile("default")

@@ -47,6 +47,9 @@ class SlowStore:
         self.release.wait(5)
         self.batches.append(len(rows))
 
+    def cap_queries(self, max_rows):
+        return 0
+
     def close(self):
         pass
 
@@ -99,3 +102,53 @@ def test_purge_deletes_old_entries(tmp_path):
                        QueryRow(now, "c", "new.test", 1, 0, "", "", 0, False, None)])
     assert store.purge_queries(now - 7 * 86400) == 1
     assert [r.qname for r in store.recent_queries()] == ["new.test"]
+
+
+def test_soak_the_size_cap_holds_and_everything_is_counted(tmp_path):
+    """20 s of queries as fast as the writer takes them, into a real store capped at 30,000 rows: the log never
+    grows past the cap (plus one batch), the file stops growing, and what was written, dropped, capped and
+    expired adds up, with the statistics counting every written query."""
+    cap, batch = 30_000, 2_000
+    qlog = QueryLog(QueryLogConfig(flush_interval=0.05, batch_size=batch, buffer_size=20_000, max_rows=cap),
+                    lambda: open_store(str(tmp_path)))
+    reader = open_store(str(tmp_path))
+    keys = [_key(f"n{i}.example.com") for i in range(500)]
+    recorded, sizes, counts = 0, [], []
+
+    async def main():
+        nonlocal recorded
+        task = asyncio.ensure_future(qlog.run())
+        end = time.monotonic() + 20
+        next_sample = time.monotonic() + 1
+        while time.monotonic() < end:
+            for i in range(500):
+                qlog.record(time.monotonic(), f"10.0.{i % 7}.{i % 50}", keys[i], 0, "A 192.0.2.1", "udp://x", 1.0,
+                            False, "category:adult" if i % 10 == 0 else None)
+            recorded += 500
+            await asyncio.sleep(0.002)
+            if time.monotonic() >= next_sample:
+                next_sample += 1
+                counts.append(reader.count_queries())
+                sizes.append(sum(p.stat().st_size for p in tmp_path.glob("hearth.db*")))
+        task.cancel()
+
+    asyncio.run(main())
+    qlog.close()
+    assert qlog.written > 3 * cap, "the writer did not get through enough to test the cap"
+    assert max(counts) <= cap + batch and reader.count_queries() == cap
+    assert qlog.capped == qlog.written - cap
+    assert qlog.written + qlog.dropped == recorded and qlog.write_errors == 0
+    late = sizes[len(sizes) // 2:]
+    assert max(late) <= 1.25 * late[0] + (1 << 20), sizes   # freed pages are reused: the file stops growing
+    hour = 3600 * int(time.time() // 3600) - 3600
+    stats = reader.hourly_counts(hour, time.time())
+    assert sum(c.total for c in stats) == qlog.written                  # the roll-ups count every written query
+    blocked = reader.query_page(cap, blocked=True)
+    assert len(blocked) == sum(1 for lq in reader.query_page(cap) if lq.row.reason)   # blocked rows are findable
+    # the age limit: everything written is older than a retention ending in the future
+    qlog2 = QueryLog(QueryLogConfig(retention=3600), lambda: open_store(str(tmp_path)))
+    assert qlog2.purge(time.time() + 3600 + 5) == cap and qlog2.expired == cap
+    assert reader.count_queries() == 0 and sum(c.total for c in reader.hourly_counts(hour, time.time())) \
+        == qlog.written
+    qlog2.close()
+    reader.close()

@@ -19,9 +19,9 @@ def wire(name: str) -> bytes:
     return b"".join(bytes((len(label),)) + label.encode() for label in name.split(".")) + b"\x00"
 
 
-def read_rules(shared_data, engine: str) -> list[tuple[str, str, str]]:
+def read_rules(test_data, engine: str) -> list[tuple[str, str, str]]:
     rules = []
-    for line in (shared_data / "safesearch" / f"{engine}.txt").read_text().splitlines():
+    for line in (test_data / "safesearch" / f"{engine}.txt").read_text().splitlines():
         if not line.strip():
             continue
         m = _RULE.match(line.strip())
@@ -30,8 +30,8 @@ def read_rules(shared_data, engine: str) -> list[tuple[str, str, str]]:
     return rules
 
 
-def test_every_google_name_in_the_rules_file(shared_data):
-    rules = read_rules(shared_data, "google")
+def test_every_google_name_in_the_rules_file(test_data):
+    rules = read_rules(test_data, "google")
     assert len(rules) >= 190
     tlds = []
     for name, kind, target in rules:
@@ -47,8 +47,8 @@ def test_every_google_name_in_the_rules_file(shared_data):
 
 
 @pytest.mark.parametrize("engine", ["bing", "duckduckgo", "ecosia", "pixabay", "yandex"])
-def test_other_engines_follow_their_rules_files(shared_data, engine):
-    rules = read_rules(shared_data, engine)
+def test_other_engines_follow_their_rules_files(test_data, engine):
+    rules = read_rules(test_data, engine)
     assert rules
     for name, _kind, target in rules:
         assert safe_target(name, safe_search=True, youtube="off") == target, name
@@ -76,8 +76,8 @@ def test_named_targets():
     assert not any(is_address_target(t) for t in SAFE_HOSTS)
 
 
-def test_youtube_levels(shared_data):
-    rules = read_rules(shared_data, "youtube")
+def test_youtube_levels(test_data):
+    rules = read_rules(test_data, "youtube")
     assert {n for n, _, _ in rules} == YOUTUBE_NAMES
     assert {t for _, _, t in rules} == {"restrictmoderate.youtube.com"}
     for name in YOUTUBE_NAMES:

@@ -14,8 +14,8 @@ from resolver.names import normalise_name
 
 
 @pytest.fixture(scope="module")
-def adguard_file(shared_data):
-    return shared_data / "services" / "blocked_services.json"
+def adguard_file(test_data):
+    return test_data / "services" / "blocked_services.json"
 
 
 def covers(service: Service, name: str) -> bool:

@@ -11,12 +11,12 @@ from resolver import wire
 from resolver.wire import KEY_DO, KEY_EDNS, KEY_RD, parse_question
 
 
-def _packets(shared_data, name):
-    return [json.loads(line) for line in (shared_data / "dns-wire" / name).read_text().splitlines()]
+def _packets(test_data, name):
+    return [json.loads(line) for line in (test_data / "dns-wire" / name).read_text().splitlines()]
 
 
-def test_queries_parse_like_dnslib(shared_data):
-    for row in _packets(shared_data, "dnslib-test-packets.jsonl"):
+def test_queries_parse_like_dnslib(test_data):
+    for row in _packets(test_data, "dnslib-test-packets.jsonl"):
         if row["kind"] != "query":
             continue
         data = bytes.fromhex(row["hex"])
@@ -29,8 +29,8 @@ def test_queries_parse_like_dnslib(shared_data):
         assert bool(q.key[-1] & KEY_RD) == bool(ref.header.rd)
 
 
-def test_responses_are_not_fast_path_queries_and_ttl_offsets_match(shared_data):
-    for row in _packets(shared_data, "dnslib-test-packets.jsonl"):
+def test_responses_are_not_fast_path_queries_and_ttl_offsets_match(test_data):
+    for row in _packets(test_data, "dnslib-test-packets.jsonl"):
         if row["kind"] != "response":
             continue
         data = bytes.fromhex(row["hex"])
@@ -93,10 +93,10 @@ def test_truncated_keeps_question_and_opt():
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_fuzz_corpus_and_mutations_never_raise(shared_data, seed):
+def test_fuzz_corpus_and_mutations_never_raise(test_data, seed):
     rng = random.Random(seed)
-    seeds = [bytes.fromhex(r["hex"]) for r in _packets(shared_data, "c-ares-fuzzinput.jsonl")]
-    seeds += [bytes.fromhex(r["hex"]) for r in _packets(shared_data, "dnslib-test-packets.jsonl")]
+    seeds = [bytes.fromhex(r["hex"]) for r in _packets(test_data, "c-ares-fuzzinput.jsonl")]
+    seeds += [bytes.fromhex(r["hex"]) for r in _packets(test_data, "dnslib-test-packets.jsonl")]
     for _ in range(3000):
         data = bytearray(rng.choice(seeds)[:4096])
         for _ in range(rng.randint(1, 8)):
@@ -112,8 +112,8 @@ def test_fuzz_corpus_and_mutations_never_raise(shared_data, seed):
         wire.error_reply(data, wire.RCODE_FORMERR)
 
 
-def test_rewrite_reply_keeps_records_and_replaces_opt(shared_data):
-    rows = _packets(shared_data, "dnslib-test-packets.jsonl")
+def test_rewrite_reply_keeps_records_and_replaces_opt(test_data):
+    rows = _packets(test_data, "dnslib-test-packets.jsonl")
     checked = 0
     for row in rows:
         if row["kind"] != "response":
@@ -152,8 +152,8 @@ def test_rewrite_reply_rejects_other_questions_and_garbage():
             wire.rewrite_reply(bad, key, 1232)
 
 
-def test_summarise_answers_matches_dnslib(shared_data):
-    for row in _packets(shared_data, "dnslib-test-packets.jsonl"):
+def test_summarise_answers_matches_dnslib(test_data):
+    for row in _packets(test_data, "dnslib-test-packets.jsonl"):
         if row["kind"] != "response":
             continue
         data = bytes.fromhex(row["hex"])
