@@ -44,7 +44,7 @@ setup(
                  # browser tests drive Debian's chromium (no browser download)
                  "playwright>=1.40"],
     },
-    entry_points={"console_scripts": ["hearth = resolver.cli:main"]},
+    entry_points={"console_scripts": ["hearth = resolver.cli.main:main"]},
     classifiers=[
         "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)",
         "Programming Language :: Python :: 3",

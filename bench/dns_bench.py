@@ -50,7 +50,7 @@ ENGINES = ("hearth", "dnsmasq")
 CASES = ("cached hits", "cache misses", "blocked names")
 CASE_KEYS = {"hits": "cached hits", "misses": "cache misses", "blocked": "blocked names"}
 BLOCKED_A = "0.0.0.0"  # how both engines answer a blocked name (Hearth's blocking.mode null; the hosts file)
-# Hearth runs its first scheduled `lists update` this long after start-up (resolver/engine.py,
+# Hearth runs its first scheduled `lists update` this long after start-up (resolver/service/server.py,
 # _start_scheduler): a child process on the engine's core whose CPU time counts as the engine's.
 HEARTH_FIRST_LIST_UPDATE_S = 30.0
 _HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"

@@ -35,14 +35,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from resolver.access import ClientAccess, RateLimitConfig  # noqa: E402
-from resolver.cache import AnswerCache, CacheConfig  # noqa: E402
-from resolver.localrecords import LocalZone  # noqa: E402
-from resolver.pipeline import Pipeline  # noqa: E402
-from resolver.profiles import PRESETS, Device, Schedule, profile_from_preset  # noqa: E402
-from resolver.querylog import QueryLog, QueryLogConfig  # noqa: E402
-from resolver.stats import Stats  # noqa: E402
-from resolver.views import PolicySet  # noqa: E402
+from resolver.policy.access import ClientAccess, RateLimitConfig  # noqa: E402
+from resolver.engine.cache import AnswerCache, CacheConfig  # noqa: E402
+from resolver.engine.localrecords import LocalZone  # noqa: E402
+from resolver.engine.pipeline import Pipeline  # noqa: E402
+from resolver.policy.profiles import PRESETS, Device, Schedule, profile_from_preset  # noqa: E402
+from resolver.engine.querylog import QueryLog, QueryLogConfig  # noqa: E402
+from resolver.engine.stats import Stats  # noqa: E402
+from resolver.policy.views import PolicySet  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 SERVICES = ("tiktok", "youtube", "facebook", "instagram", "roblox", "discord", "fortnite", "minecraft", "zalo",

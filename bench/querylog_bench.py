@@ -27,11 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from resolver.config import Config  # noqa: E402
-from resolver.policy import BlockingConfig  # noqa: E402
-from resolver.profiles import Device  # noqa: E402
-from resolver.store import QueryRow  # noqa: E402
-from resolver.store_sqlite import open_store  # noqa: E402
+from resolver.service.config import Config  # noqa: E402
+from resolver.policy.blocking import BlockingConfig  # noqa: E402
+from resolver.policy.profiles import Device  # noqa: E402
+from resolver.store.protocol import QueryRow  # noqa: E402
+from resolver.store.sqlite import open_store  # noqa: E402
 
 REASONS = ["category:adult", "category:gambling", "category:ads", "service:TikTok", "schedule:school",
            "bypass", "safe-search:google", "local-record"]

@@ -470,64 +470,6 @@ def is_safe_relative_url(url: str) -> bool:
     return all(seg not in ("", ".", "..") for seg in parts.path.split("/"))
 
 
-def verify_feed(url_or_dir: str, public_key: Any) -> dict:
-    """Check a published feed (a folder, or a manifest / folder URL): the signature, the manifest,
-    and every list's size and sha256. Returns the manifest; raises FeedError naming every problem."""
-    key = load_public_key(public_key)
-    if os.path.isdir(url_or_dir):
-        return _verify_dir(url_or_dir, key)
-    from . import fetch  # fetch imports this module
-
-    manifest_url = fetch.manifest_url_for(url_or_dir)
-    with tempfile.TemporaryDirectory(prefix="hearth-feed-verify-") as tmp:
-        limits = fetch.FetchLimits()
-        fetched = fetch.fetch_manifest_pair(manifest_url, tmp, limits)
-        with open(fetched[0].file.path, "rb") as fh:
-            manifest_bytes = fh.read()
-        with open(fetched[1].file.path, "rb") as fh:
-            sig = fh.read()
-        manifest = verify_manifest(manifest_bytes, sig, key)
-        problems = []
-        for entry in manifest["lists"]:
-            try:
-                fetch.fetch_list(fetch.urljoin(manifest_url, entry["url"]), os.path.join(tmp, entry["id"]),
-                                 None, entry, limits)
-            except FeedError as exc:
-                problems.append(f"{entry['id']}: {exc}")
-    _raise_problems(problems, manifest)
-    return manifest
-
-
-def _verify_dir(out_dir: str, key: Ed25519PublicKey) -> dict:
-    try:
-        with open(os.path.join(out_dir, MANIFEST_NAME), "rb") as fh:
-            manifest_bytes = fh.read(MAX_MANIFEST_BYTES + 1)
-        with open(os.path.join(out_dir, SIGNATURE_NAME), "rb") as fh:
-            sig = fh.read(MAX_SIGNATURE_BYTES)
-    except OSError as exc:
-        raise FeedError(f"{exc.filename}: {exc.strerror or exc}") from None
-    manifest = verify_manifest(manifest_bytes, sig, key)
-    problems = []
-    for entry in manifest["lists"]:
-        path = os.path.join(out_dir, *entry["url"].split("/"))
-        try:
-            size, digest = file_digest(path)
-        except OSError as exc:
-            problems.append(f"{entry['id']}: {path}: {exc.strerror or exc}")
-            continue
-        problem = entry_mismatch(entry, size, digest)
-        if problem:
-            problems.append(f"{entry['id']}: {problem}")
-    _raise_problems(problems, manifest)
-    return manifest
-
-
-def _raise_problems(problems: list, manifest: dict) -> None:
-    if problems:
-        raise FeedError(f"feed version {manifest['version']}: {len(problems)} of {len(manifest['lists'])} lists "
-                        f"failed: {'; '.join(problems)}")
-
-
 def entry_mismatch(entry: dict, size: int, digest: str) -> Optional[str]:
     """Why a file of ``size`` bytes and ``digest`` is not the one the manifest entry names, or None."""
     if size != entry["size"]:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 import yaml
 
-from resolver.configspec import option
+from resolver.base.configspec import option
 
 from .parsers import FORMATS, ParseStats, parse_file
 from .state import (

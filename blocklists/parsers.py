@@ -1,7 +1,7 @@
 """Streaming parsers for public DNS blocklists: hosts, domains, wildcard, adblock, regex and dnsmasq syntax.
 
 Every format comes out as one stream of :class:`Rule` tuples with the names in the one normalised form of
-:func:`resolver.names.normalise_name` (lower case, IDNA punycode, no trailing dot). Nothing is read whole: files
+:func:`resolver.base.names.normalise_name` (lower case, IDNA punycode, no trailing dot). Nothing is read whole: files
 are read line by line (a line longer than :data:`MAX_LINE` characters is cut off, counted invalid and its rest
 skipped), so a 2-million-line list costs the memory of one line plus whatever the caller keeps.
 
@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
-from resolver.names import normalise_name
+from resolver.base.names import normalise_name
 
 FORMATS = ("hosts", "domains", "wildcard", "adblock", "regex", "dnsmasq")
 

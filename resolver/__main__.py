@@ -1,3 +1,4 @@
-from .cli import main
+"""``python -m resolver``: the ``hearth`` command."""
+from resolver.cli.main import main
 
 raise SystemExit(main())

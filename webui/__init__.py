@@ -3,7 +3,7 @@
 Areas (one blueprint each): ``auth`` (login, logout, first-run wizard), ``admin`` (the parents'
 console), ``api`` (JSON under /api/v1), ``blockpage`` (public, no login: the block page, ask for
 access, report a harmful site), ``health`` and ``metrics`` (on ``web.metrics_listen`` when set).
-Views reach the store through :class:`resolver.store.Store` only.
+Views reach the store through :class:`resolver.store.protocol.Store` only.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from typing import Optional
 
 from flask import Flask
 
-from resolver.config import Config
+from resolver.service.config import Config
 
 log = logging.getLogger("hearth.web")
 
 
 def _base_app(config: Config) -> Flask:
-    from . import core, i18n, reload
+    from . import core, i18n_setup, reload
 
     app = Flask(__name__)
     app.config["HEARTH"] = config
@@ -37,7 +37,7 @@ def _base_app(config: Config) -> Flask:
         JSON_SORT_KEYS=False,
     )
     core.init_app(app)
-    i18n.init_app(app)
+    i18n_setup.init_app(app)
     reload.init_app(app)
     return app
 
@@ -91,8 +91,8 @@ def _serve_beside(name: str, app: Flask, listen: str, fallback: str) -> Optional
     Returns the app when it serves (so a reload reaches it too)."""
     import waitress
 
-    from resolver.dnsconfig import parse_listen
-    from resolver.startup import bind_error
+    from resolver.engine.dnsconfig import parse_listen
+    from resolver.engine.startup import bind_error
 
     host, port = parse_listen(listen)
     try:
@@ -113,8 +113,8 @@ def serve(config: Config, config_file: Optional[str] = None) -> int:
 
     import waitress
 
-    from resolver.dnsconfig import parse_listen
-    from resolver.startup import EXIT_STARTUP, bind_error
+    from resolver.engine.dnsconfig import parse_listen
+    from resolver.engine.startup import EXIT_STARTUP, bind_error
 
     from .reload import Reloader
 

@@ -2,7 +2,7 @@
 recorded in the audit log (who, what, before, after) and nudged to the engine.
 
 Views turn form fields or JSON into the arguments below; the checks (and their one-line
-``ValueError`` messages) are the model's (:mod:`resolver.profiles`).
+``ValueError`` messages) are the model's (:mod:`resolver.policy.profiles`).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import ipaddress
 import time
 from typing import Any, Iterable, Optional
 
-from resolver.profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Schedule, TempAllow,
+from resolver.policy.profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Schedule, TempAllow,
                                check_domain, identify)
 
 from . import core

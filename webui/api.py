@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from resolver.profiles import Profile, profile_from_preset
+from resolver.policy.profiles import Profile, profile_from_preset
 
 from . import actions, core
 from .i18n import category_label

@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from flask_babel import gettext as _
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from resolver.profiles import DEFAULT_PROFILE_NAME, identify, profile_from_preset
+from resolver.policy.profiles import DEFAULT_PROFILE_NAME, identify, profile_from_preset
 
 from . import core, setupcode, throttle
 from .errors import localise_error
@@ -132,7 +132,7 @@ def _apply_wizard(form: dict) -> list[str]:
         errors.append(localise_error(str(exc)))
     if form["device_name"].strip() or form["device_id"].strip():
         try:
-            from resolver.profiles import Device
+            from resolver.policy.profiles import Device
 
             kind, value = identify(form["device_id"])
             device = Device(form["device_name"], kind, value, profile.name if profile else DEFAULT_PROFILE_NAME)
@@ -203,13 +203,13 @@ def setup():
 
 def configured_upstreams() -> Optional[list[str]]:
     """The configuration file's dns.upstreams when they override the wizard's choice, else None."""
-    from resolver.engine import file_upstreams
+    from resolver.service.server import file_upstreams
 
     return file_upstreams(core.config())
 
 
 def _preset_choices() -> list[str]:
-    from resolver.profiles import PRESETS
+    from resolver.policy.profiles import PRESETS
 
     return list(PRESETS)
 

@@ -12,7 +12,7 @@ from typing import Any, Optional
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from resolver.names import normalise_name
+from resolver.base.names import normalise_name
 
 from . import actions, core
 from .errors import localise_error

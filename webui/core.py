@@ -20,7 +20,7 @@ from flask import (Flask, current_app, g, has_request_context, jsonify, redirect
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from resolver.store import User
+from resolver.store.protocol import User
 
 log = logging.getLogger("hearth.web")
 csrf = CSRFProtect()
@@ -65,7 +65,7 @@ def store() -> Any:
     app = current_app
     s = app.extensions.get("hearth_store")
     if s is None:
-        from resolver.store_sqlite import open_store
+        from resolver.store.sqlite import open_store
 
         s = app.extensions["hearth_store"] = open_store(app.config["HEARTH"].data_dir)
     return s
@@ -276,7 +276,7 @@ def audit(action: str, target: str, before: Any = None, after: Any = None) -> No
 
 def engine_call(command: str, timeout: float = 1.0) -> Optional[dict]:
     """One control-socket command; None when the engine does not answer."""
-    from resolver.control import call
+    from resolver.service.control import call
 
     try:
         return call(config().control_socket, command, timeout=timeout)

@@ -1,6 +1,6 @@
 """The model's one-line ``ValueError`` messages in the parent's language.
 
-The model (:mod:`resolver.profiles`, :mod:`resolver.schedule`, :mod:`resolver.names`, the SQLite
+The model (:mod:`resolver.policy.profiles`, :mod:`resolver.policy.schedule`, :mod:`resolver.base.names`, the SQLite
 store) and :mod:`webui.actions` raise ``ValueError`` with English messages, which the CLI and the
 JSON API show as they are. The HTML UI passes them through :func:`localise_error`: an ordered table
 of (regular expression for one English message shape, with named groups for its variable parts;
@@ -80,7 +80,7 @@ _WHAT = r"(?P<what>.+?)"
 # (English message shape, template), most specific first. Keep a template's placeholders equal to
 # its shape's group names.
 _TABLE: list[tuple[str, Any]] = [
-    # -- names (resolver.profiles.check_name) ------------------------------------------------------------
+    # -- names (resolver.policy.profiles.check_name) ------------------------------------------------------------
     (_WHAT + r" name must be text, not (?P<type>\w+)",
      _l("The %(what)s name must be text, not %(type)s.")),
     (_WHAT + r" name is empty",
@@ -91,7 +91,7 @@ _TABLE: list[tuple[str, Any]] = [
      _l("The %(what)s name is longer than %(max)s characters: %(name)s")),
     (_WHAT + r" name may only hold letters, digits, spaces, '-' and '_': (?P<name>.+)",
      _l("The %(what)s name may only hold letters, digits, spaces, '-' and '_': %(name)s")),
-    # -- lists, choices, switches, times (resolver.profiles) ----------------------------------------------
+    # -- lists, choices, switches, times (resolver.policy.profiles) ----------------------------------------------
     (_WHAT + r" must be a list, not (?P<type>\w+)",
      _l("The %(what)s must be a list, not %(type)s.")),
     (_WHAT + r": not a valid name: (?P<value>.+) \(lower-case letters, digits, '-', '_'\)",
@@ -106,7 +106,7 @@ _TABLE: list[tuple[str, Any]] = [
      _l("The %(what)s must be a UNIX time in seconds, not %(value)s.")),
     (_WHAT + r" id must be an integer, not (?P<value>.+)",
      _l("The %(what)s number must be a whole number, not %(value)s.")),
-    # -- device identities (resolver.profiles) ------------------------------------------------------------
+    # -- device identities (resolver.policy.profiles) ------------------------------------------------------------
     (_WHAT + r": not an IP address: (?P<value>.+)",
      _l("Wrong %(what)s: %(value)s is not an IP address.")),
     (_WHAT + r": not an IP network \(CIDR such as 192\.168\.1\.0/24\): (?P<value>.+)",
@@ -119,7 +119,7 @@ _TABLE: list[tuple[str, Any]] = [
      _l("%(value)s is not an IP address, a network or a MAC address.")),
     (r"a device needs its IP address, network \(CIDR\) or MAC address",
      _l("Enter the device's IP address, network (CIDR) or MAC address.")),
-    # -- schedules (resolver.profiles) --------------------------------------------------------------------
+    # -- schedules (resolver.policy.profiles) --------------------------------------------------------------------
     (_WHAT + r" must be a time HH:MM between 00:00 and 23:59, not (?P<value>.+)",
      _l("The %(what)s must be a time HH:MM between 00:00 and 23:59, not %(value)s.")),
     (r"days: not a day: (?P<value>.+) \(use (?P<days>.+)\)",
@@ -136,12 +136,12 @@ _TABLE: list[tuple[str, Any]] = [
      _l("Categories only apply when the schedule blocks categories, not to “%(action)s”.")),
     (r"services only apply to action block_services, not (?P<action>.+)",
      _l("Apps only apply when the schedule blocks apps, not to “%(action)s”.")),
-    # -- profiles (resolver.profiles) ---------------------------------------------------------------------
+    # -- profiles (resolver.policy.profiles) ---------------------------------------------------------------------
     (r"unknown preset (?P<value>.+) \(use (?P<choices>.+)\)",
      _l("There is no preset %(value)s (use %(choices)s).")),
     (r"(?P<domain>.+) is both blocked and allowed",
      _l("%(domain)s is both blocked and allowed.")),
-    # -- day lists and times (resolver.schedule) ----------------------------------------------------------
+    # -- day lists and times (resolver.policy.schedule) ----------------------------------------------------------
     (r"unknown day (?P<day>.+?) in (?P<text>.+): use .+",
      _l("Unknown day %(day)s in %(text)s: use mon, tue, wed, thu, fri, sat, sun, a range such as mon-fri, "
         "all, weekdays or weekends.")),
@@ -170,14 +170,14 @@ _TABLE: list[tuple[str, Any]] = [
      _l("The schedule starts and ends at %(time)s: give different times (00:00-24:00 for a whole day).")),
     (r"unknown time zone (?P<value>.+?)(?: \(use an IANA name such as Asia/Ho_Chi_Minh\))?",
      _l("Unknown time zone %(value)s (use an IANA name such as Asia/Ho_Chi_Minh).")),
-    # -- site names (resolver.names) ----------------------------------------------------------------------
+    # -- site names (resolver.base.names) ----------------------------------------------------------------------
     (r"empty name",
      _l("The site name is empty.")),
     (r"not a valid international name: (?P<value>.+?) \((?P<detail>.*)\)",
      _l("%(value)s is not a valid international site name (%(detail)s).")),
     (r"not a valid host name: (?P<value>.+)",
      _l("%(value)s is not a valid site name.")),
-    # -- the store (resolver.store_sqlite) ----------------------------------------------------------------
+    # -- the store (resolver.store.sqlite) ----------------------------------------------------------------
     (r"refused by the store: (?P<detail>.+)",
      _l("Hearth could not save this: %(detail)s")),
     (r"(?P<kind>profile|device|user) (?P<name>.+) already exists",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 
 from resolver import __version__
-from resolver.control import call
+from resolver.service.control import call
 
 from .reload import config_error
 

@@ -10,8 +10,8 @@ import datetime as _dt
 import re
 from typing import Any, Optional
 
-from flask import Flask, g, redirect, request, session
-from flask_babel import Babel, format_datetime, format_decimal, format_percent, get_locale, gettext
+from flask import g, redirect, request, session
+from flask_babel import format_datetime, format_decimal, format_percent, gettext
 from flask_babel import lazy_gettext as _l
 
 LANGUAGES: dict[str, str] = {"vi": "Tiếng Việt", "en": "English"}
@@ -84,7 +84,7 @@ SCHEDULE_ACTION_LABELS: dict[str, Any] = {
 }
 
 
-# The query log's reason codes (``kind`` or ``kind:detail``, see resolver.policy.Decision.log_reason and the
+# The query log's reason codes (``kind`` or ``kind:detail``, see resolver.policy.blocking.Decision.log_reason and the
 # pipeline's own codes), as the parent reads them; %(x)s is the detail (a category's label, a service's or a
 # schedule's name).
 LOG_REASON_TEXT: dict[str, Any] = {
@@ -262,7 +262,7 @@ def percent(n: float) -> str:
     return format_percent(n or 0, "#,##0.#%")
 
 
-def _set_language(code: str):
+def set_language(code: str):
     if code in LANGUAGES:
         session["lang"] = code
     from .core import safe_next
@@ -272,21 +272,3 @@ def _set_language(code: str):
 
 ORIGIN_LABELS: dict[str, Any] = {"feed": _l("feed"), "config": _l("configuration file"),
                                  "starter": _l("built in")}
-
-
-def init_app(app: Flask) -> None:
-    from .errors import localise_error
-    from .listlog import localise_line
-
-    Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    app.add_url_rule("/lang/<code>", "i18n_lang", _set_language)
-    app.jinja_env.filters.update(when=when, hhmm=hhmm, number=number, percent=percent,
-                                 category=category_label, reason_text=reason_text, log_reason=log_reason,
-                                 profile_name=profile_name, duration=duration, audit_action=audit_action,
-                                 record_type=record_type, answer_text=answer_text, error_text=localise_error,
-                                 list_line=localise_line)
-    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale, CATEGORY_LABELS=CATEGORY_LABELS,
-                                 SERVICE_GROUPS=SERVICE_GROUPS, DAY_LABELS=DAY_LABELS, HARM_KINDS=HARM_KINDS,
-                                 PRESET_LABELS=PRESET_LABELS, YOUTUBE_LABELS=YOUTUBE_LABELS,
-                                 BLOCK_MODE_LABELS=BLOCK_MODE_LABELS, SCHEDULE_ACTION_LABELS=SCHEDULE_ACTION_LABELS,
-                                 UPSTREAM_LABELS=UPSTREAM_LABELS, ORIGIN_LABELS=ORIGIN_LABELS)

@@ -22,7 +22,7 @@ from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from resolver.control import call
+from resolver.service.control import call
 
 bp = Blueprint("metrics", __name__)
 

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from flask import Flask, current_app
 
-from resolver.config import Config, ConfigError, load_config
+from resolver.service.config import Config, ConfigError, load_config
 
 log = logging.getLogger("hearth.web")
 
@@ -64,7 +64,7 @@ class Reloader:
                 log.error("reload refused, the web UI keeps the running config:\n%s", exc)
                 return False
             if _restart_keys(new) != _restart_keys(self.config):
-                from resolver.startup import preflight
+                from resolver.engine.startup import preflight
 
                 problems = [f.message for f in preflight(new, dns=False, web=True) if f.fatal]
                 if problems:

@@ -10,8 +10,8 @@ import time
 
 import yaml
 
-from resolver.store import QueryRow
-from resolver.store_sqlite import open_store
+from resolver.store.protocol import QueryRow
+from resolver.store.sqlite import open_store
 from tests.deploy.conftest import run_cli, write_config
 from tests.dnsclient import ask
 

@@ -6,8 +6,8 @@ import json
 import socket
 import time
 
-from resolver.config import Config
-from resolver.doctor import check_lists, check_time
+from resolver.service.config import Config
+from resolver.ops.doctor import check_lists, check_time
 from tests.deploy.conftest import run_cli, write_config
 
 

@@ -15,7 +15,7 @@ import waitress
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
-from resolver.config import load_config
+from resolver.service.config import load_config
 from tests.deploy.conftest import REPO, run_cli
 from tests.dnsclient import ask
 
@@ -142,8 +142,8 @@ def test_metrics_have_no_parent_typed_text_and_a_listen_address_and_token_of_the
     web.metrics_listen and web.metrics_token it is served apart from the UI, to Bearer-token scrapes only."""
     import datetime
 
-    from resolver.profiles import Device, Profile, Schedule
-    from resolver.store_sqlite import open_store
+    from resolver.policy.profiles import Device, Profile, Schedule
+    from resolver.store.sqlite import open_store
 
     now = datetime.datetime.now(datetime.timezone.utc)
     start, end = ((now + datetime.timedelta(hours=h)).strftime("%H:%M") for h in (-1, 1))

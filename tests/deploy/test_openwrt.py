@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from resolver.config import load_config
+from resolver.service.config import load_config
 from tests.deploy.conftest import REPO, run_cli
 
 OPENWRT = REPO / "deploy" / "openwrt"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resolver.names import normalise_name
+from resolver.base.names import normalise_name
 from tests.dnsclient import answers, ask, ede
 from tests.dnsfake import FakeDNS
 
@@ -107,7 +107,7 @@ def test_each_format_blocks_with_ede_and_reason(tmp_path, upstream, start_engine
     assert answers(ask("www.example.com", "A", eng.port)) == ["192.0.2.77"]
     # the query log records the same reason
     time.sleep(1.5)
-    from resolver.store_sqlite import open_store
+    from resolver.store.sqlite import open_store
     store = open_store(str(eng.data_dir))
     reasons = {r.qname: r.reason for r in store.recent_queries(1000) if r.reason}
     store.close()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resolver.profiles import PRESETS, Device, Profile, Schedule, TempAllow
-from resolver.store_sqlite import open_store
+from resolver.policy.profiles import PRESETS, Device, Profile, Schedule, TempAllow
+from resolver.store.sqlite import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "resolver.cli"]

@@ -13,7 +13,7 @@ import time
 import pytest
 from dnslib import QTYPE, DNSRecord
 
-from resolver.store_sqlite import open_store
+from resolver.store.sqlite import open_store
 from tests.dnsclient import answers, ask, ede, exchange, make_query
 from tests.dnsfake import FakeDNS
 
@@ -203,7 +203,7 @@ def test_garbage_and_mutations_leave_the_server_answering(upstream, start_engine
     assert answers(ask("www.example.com", "A", eng.port, tcp=True)) == ["192.0.2.10"]
     log = eng.log()
     assert "Traceback" not in log, log[-3000:]
-    from resolver.control import call
+    from resolver.service.control import call
     stats = call(str(eng.data_dir / "hearth.sock"), "stats")["stats"]
     assert stats["pending"] == 0  # no task left behind
     assert stats["formerr"] > 1000

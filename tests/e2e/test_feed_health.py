@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from blocklists import feed as feedlib
-from resolver.config import load_config
+from resolver.service.config import load_config
 from tests.dnsclient import answers, ask, ede
 from tests.conftest import RunningEngine
 from tests.dnsfake import FakeDNS
@@ -362,7 +362,7 @@ def test_a_stuck_update_is_stopped_at_its_time_limit_and_a_stuck_lock_is_taken_o
                                       update_time_limit="6s"))
     cfg = eng.config_path
     feed_server.mode, feed_server.drip_every = "drip", 1.0
-    from resolver.control import call
+    from resolver.service.control import call
 
     # the engine runs the update (as the scheduler and the UI's "Update now" do): stopped at 6 s, recorded
     assert call(str(eng.data_dir / "hearth.sock"), "lists-update")["started"] is True
@@ -488,7 +488,7 @@ def test_stopping_the_engine_does_not_wait_for_a_hung_update(tmp_path, upstream,
     publish(tmp_path, feed_server.root, keys, {"bets": "bet-one.example\n"})
     eng = updated_engine(_feed_config(upstream, feed_server.url(), pub, download_deadline="1h"))
     feed_server.mode = "drip"
-    from resolver.control import call
+    from resolver.service.control import call
 
     assert call(str(eng.data_dir / "hearth.sock"), "lists-update")["started"] is True
     _wait(lambda: status_json(eng.config_path)["update"]["running"], 20, "the update to start")

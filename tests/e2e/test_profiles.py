@@ -15,9 +15,9 @@ from typing import Callable
 import pytest
 from dnslib import EDNS0, QTYPE, DNSRecord, EDNSOption
 
-from resolver.control import call
-from resolver.profiles import Device, Profile, Schedule, TempAllow
-from resolver.store_sqlite import open_store
+from resolver.service.control import call
+from resolver.policy.profiles import Device, Profile, Schedule, TempAllow
+from resolver.store.sqlite import open_store
 from tests.dnsclient import answers, ask, ede, exchange
 from tests.dnsfake import FakeDNS
 

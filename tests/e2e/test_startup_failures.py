@@ -93,7 +93,7 @@ def test_supervisor_gives_up_after_repeated_fast_failures(tmp_path, taken_port):
     """What `hearth run` execs: when the engine keeps failing at start it gives up and exits non-zero."""
     path = _config(tmp_path, taken_port)
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "resolver.supervisor", "--config", path, "--no-web"],
+    out = subprocess.run([sys.executable, "-m", "resolver.ops.supervisor", "--config", path, "--no-web"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert time.monotonic() - t0 < 100

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from resolver.store_sqlite import SQLiteStore
+from resolver.store.sqlite import SQLiteStore
 
 BACKENDS = ["sqlite"]
 

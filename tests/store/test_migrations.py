@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
-from resolver.profiles import ALL_CATEGORIES
-from resolver.store import QueryRow, SchemaTooNewError
-from resolver.store_sqlite import MIGRATIONS, SQLiteStore, _statements, open_store
+from resolver.policy.profiles import ALL_CATEGORIES
+from resolver.store.protocol import QueryRow, SchemaTooNewError
+from resolver.store.sqlite import MIGRATIONS, SQLiteStore, _statements, open_store
 
 ROWS = [QueryRow(1_700_000_000.0 + i, f"192.168.1.{i}", f"n{i}.example", 1, 0, "A 192.0.2.1", "udp://9.9.9.9",
                  1.5, bool(i % 2), None if i else "local-record") for i in range(5)]

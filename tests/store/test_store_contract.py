@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from resolver.profiles import (ALL_CATEGORIES, CATEGORIES, DEFAULT_PROFILE, PRESETS, Device, Profile, Schedule,
+from resolver.policy.profiles import (ALL_CATEGORIES, CATEGORIES, DEFAULT_PROFILE, PRESETS, Device, Profile, Schedule,
                                SeenClient, TempAllow, identify, profile_from_preset)
-from resolver.store import QueryRow
+from resolver.store.protocol import QueryRow
 
 NOW = 1_750_000_000.0
 

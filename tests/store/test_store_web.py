@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resolver.store import QueryRow, is_blocked
+from resolver.store.protocol import QueryRow, is_blocked
 
 NOW = 1_750_000_000.0
 

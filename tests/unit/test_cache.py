@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dnslib import RR, DNSRecord
 
-from resolver.cache import AnswerCache, CacheConfig, CacheEntry
-from resolver.wire import parse_question
+from resolver.engine.cache import AnswerCache, CacheConfig, CacheEntry
+from resolver.engine.wire import parse_question
 
 
 class Clock:

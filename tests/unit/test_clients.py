@@ -9,12 +9,12 @@ import time
 import pytest
 from dnslib import EDNS0, QTYPE, RR, DNSRecord, EDNSOption
 
-from resolver import clients
-from resolver.clients import (AddressMatcher, ClientDirectory, ClientsConfig, edns_client_mac, read_dnsmasq_leases,
-                              read_ip_neigh, read_isc_leases, read_leases, read_odhcpd_leases, read_proc_arp,
-                              run_ip_neigh, sniff_lease_format)
-from resolver.configspec import ConfigError, build_section
-from resolver.profiles import Device
+from resolver.policy import clients
+from resolver.policy.clients import (AddressMatcher, ClientDirectory, ClientsConfig, edns_client_mac,
+                                     read_dnsmasq_leases, read_ip_neigh, read_isc_leases, read_leases,
+                                     read_odhcpd_leases, read_proc_arp, run_ip_neigh, sniff_lease_format)
+from resolver.base.configspec import ConfigError, build_section
+from resolver.policy.profiles import Device
 
 # ---------------------------------------------------------------------------------------------
 # sample files, as the real programs write them

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver import config as cfgmod
-from resolver.config import Config, ConfigError, load_config
+from resolver.service import config as cfgmod
+from resolver.service.config import Config, ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,15 +98,15 @@ def test_example_file_is_a_valid_config():
 
 
 def test_every_option_is_documented():
-    from resolver.configspec import iter_options
+    from resolver.base.configspec import iter_options
     for dotted, field, _hint, _section in iter_options(Config):
         assert field.metadata.get("help"), f"{dotted} has no help text"
 
 
 def test_wizard_settings_apply_only_where_the_file_keeps_the_default():
-    from resolver.config import Config
-    from resolver.dnsconfig import DnsConfig
-    from resolver.engine import with_settings
+    from resolver.service.config import Config
+    from resolver.engine.dnsconfig import DnsConfig
+    from resolver.service.server import with_settings
 
     chosen = {"upstreams": ["udp://1.1.1.3", "udp://1.0.0.3"], "timezone": "Asia/Bangkok"}
     cfg = with_settings(Config(), chosen)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from resolver.profiles import CATEGORIES, PRESETS
+from resolver.policy.profiles import CATEGORIES, PRESETS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "profiles.md"
 

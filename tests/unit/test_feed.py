@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import pytest
 
-from blocklists import feed
+from blocklists import feed, verify
 from blocklists.feed import FeedError
 from blocklists.fetch import CachedFile, FeedClient, FetchError, FetchLimits, fetch_url
 from tests.dnsfake import make_test_certs, server_tls_context
@@ -206,23 +206,23 @@ def test_keygen_build_verify_round_trip(tmp_path, src, keys, server, test_data):
     assert json.loads(raw) == manifest
     assert feed.verify_manifest(raw, (out / "manifest.json.sig").read_bytes(), public) == manifest
 
-    assert feed.verify_feed(str(out), public)["version"] == 1
-    assert feed.verify_feed(server.url(), pub_text)["version"] == 1
-    assert feed.verify_feed(server.url("manifest.json"), public)["version"] == 1
-    assert feed.verify_feed(out.as_uri() + "/", public)["version"] == 1
+    assert verify.verify_feed(str(out), public)["version"] == 1
+    assert verify.verify_feed(server.url(), pub_text)["version"] == 1
+    assert verify.verify_feed(server.url("manifest.json"), public)["version"] == 1
+    assert verify.verify_feed(out.as_uri() + "/", public)["version"] == 1
 
 
 def test_verify_rejects_tampering_and_wrong_key(tmp_path, src, keys):
     out = tmp_path / "public"
     manifest = build(src, keys, out)
     with pytest.raises(FeedError, match="signature does not match the configured public key"):
-        feed.verify_feed(str(out), other_key(tmp_path))
+        verify.verify_feed(str(out), other_key(tmp_path))
     flip_byte(served(out, manifest, "tiktok"))
     with pytest.raises(FeedError, match=r"1 of 3 lists failed: tiktok: sha256"):
-        feed.verify_feed(str(out), keys[1])
+        verify.verify_feed(str(out), keys[1])
     flip_byte(out / "manifest.json", 40)
     with pytest.raises(FeedError, match="signature does not match the configured public key"):
-        feed.verify_feed(str(out), keys[1])
+        verify.verify_feed(str(out), keys[1])
     with pytest.raises(FeedError, match="not the base64 of a 64-byte"):
         feed.verify_manifest(b"{}", b"not a signature", keys[1])
     with pytest.raises(FeedError, match="neither an existing file nor the base64"):
@@ -248,7 +248,7 @@ def test_build_versions_updated_times_and_pruning(tmp_path, src, keys, monkeypat
     m4 = build(src, keys, out)
     tiktok_files = sorted(p.name for p in (out / "lists").glob("tiktok.*"))
     assert len(tiktok_files) == 2 and served(out, m4, "tiktok").name in tiktok_files
-    assert feed.verify_feed(str(out), keys[1])["version"] == 11
+    assert verify.verify_feed(str(out), keys[1])["version"] == 11
     # the private key must never land in the published folder
     inside = out / "feed.key"
     shutil.copy(keys[0], inside)

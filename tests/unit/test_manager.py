@@ -8,8 +8,8 @@ import pytest
 
 from blocklists.manager import ListConfig, ListManager, UpdateBusy
 from blocklists.state import load_update_state
-from resolver.config import Config
-from resolver.policy import BlockingConfig
+from resolver.service.config import Config
+from resolver.policy.blocking import BlockingConfig
 
 
 def _config(tmp_path, ids=("a", "b")) -> Config:

@@ -23,7 +23,7 @@ from blocklists.parsers import (
     parse_file,
     parse_lines,
 )
-from resolver.names import normalise_name
+from resolver.base.names import normalise_name
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,13 +5,13 @@ import asyncio
 
 from dnslib import RR, DNSRecord
 
-from resolver.access import ClientAccess, RateLimitConfig
-from resolver.cache import AnswerCache, CacheConfig
-from resolver.localrecords import LocalZone
-from resolver.pipeline import Pipeline
-from resolver.querylog import QueryLog, QueryLogConfig
-from resolver.stats import Stats
-from resolver.upstream import UpstreamError
+from resolver.policy.access import ClientAccess, RateLimitConfig
+from resolver.engine.cache import AnswerCache, CacheConfig
+from resolver.engine.localrecords import LocalZone
+from resolver.engine.pipeline import Pipeline
+from resolver.engine.querylog import QueryLog, QueryLogConfig
+from resolver.engine.stats import Stats
+from resolver.engine.upstream import UpstreamError
 
 
 class Clock:

@@ -12,11 +12,11 @@ import pytest
 
 from blocklists.index import BlockIndex, IndexBuilder
 from blocklists.services import Service, load_services
-from resolver.names import normalise_name
-from resolver.policy import Reason
-from resolver.profile_policy import ProfilePolicy, Verdict
-from resolver.profiles import DEFAULT_PROFILE, PRESETS, Profile, Schedule
-from resolver.safesearch import is_address_target
+from resolver.base.names import normalise_name
+from resolver.policy.blocking import Reason
+from resolver.policy.profile_policy import ProfilePolicy, Verdict
+from resolver.policy.profiles import DEFAULT_PROFILE, PRESETS, Profile, Schedule
+from resolver.policy.safesearch import is_address_target
 
 HCM = "Asia/Ho_Chi_Minh"
 BERLIN = "Europe/Berlin"

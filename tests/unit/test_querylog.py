@@ -6,9 +6,9 @@ import sqlite3
 import threading
 import time
 
-from resolver.querylog import QueryLog, QueryLogConfig
-from resolver.store_sqlite import SQLiteStore, open_store
-from resolver.wire import parse_question
+from resolver.engine.querylog import QueryLog, QueryLogConfig
+from resolver.store.sqlite import SQLiteStore, open_store
+from resolver.engine.wire import parse_question
 from dnslib import DNSRecord
 
 
@@ -96,7 +96,7 @@ def test_locked_database_counts_a_write_error_and_keeps_going(tmp_path):
 
 def test_purge_deletes_old_entries(tmp_path):
     store = open_store(str(tmp_path))
-    from resolver.store import QueryRow
+    from resolver.store.protocol import QueryRow
     now = time.time()
     store.add_queries([QueryRow(now - 10 * 86400, "c", "old.test", 1, 0, "", "", 0, False, None),
                        QueryRow(now, "c", "new.test", 1, 0, "", "", 0, False, None)])

@@ -1,14 +1,14 @@
-"""Safe search rewrites (resolver.safesearch) and bypass-prevention answers (resolver.bypass)."""
+"""Safe search rewrites (resolver.policy.safesearch) and bypass-prevention answers (resolver.policy.bypass)."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from resolver import safesearch
-from resolver.bypass import BYPASS_ANSWERS, bypass_answer, bypass_answer_wire
-from resolver.names import normalise_name
-from resolver.safesearch import (ADDRESS_TARGETS, SAFE_HOSTS, SEARCH_NAMES, YOUTUBE_LEVELS, YOUTUBE_NAMES,
+from resolver.policy import safesearch
+from resolver.policy.bypass import BYPASS_ANSWERS, bypass_answer, bypass_answer_wire
+from resolver.base.names import normalise_name
+from resolver.policy.safesearch import (ADDRESS_TARGETS, SAFE_HOSTS, SEARCH_NAMES, YOUTUBE_LEVELS, YOUTUBE_NAMES,
                                  is_address_target, safe_target, safe_target_wire)
 
 # |name^$dnsrewrite=NOERROR;CNAME;target  or  ...;A;address

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from resolver.schedule import DAYS, END_OF_DAY, WeeklySchedule, Window, parse_days, parse_hhmm
+from resolver.policy.schedule import DAYS, END_OF_DAY, WeeklySchedule, Window, parse_days, parse_hhmm
 
 HCM = "Asia/Ho_Chi_Minh"
 BERLIN = "Europe/Berlin"

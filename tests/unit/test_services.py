@@ -10,7 +10,7 @@ from blocklists import services as svc_mod
 from blocklists.services import (HEARTH_EXTRA_DOMAINS, HEARTH_SERVICES, REQUIRED_SERVICES, SERVICES_JSON, Service,
                                  build_catalogue, convert_adguard, dumps_catalogue, load_services, service_ids,
                                  services_table, validate_service_ids)
-from resolver.names import normalise_name
+from resolver.base.names import normalise_name
 
 
 @pytest.fixture(scope="module")

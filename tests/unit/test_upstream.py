@@ -1,4 +1,4 @@
-"""Tests for resolver.upstream: URL parsing, the four transports, strategies, health, clean-up.
+"""Tests for resolver.engine.upstream: URL parsing, the four transports, strategies, health, clean-up.
 
 Everything runs against tests/dnsfake.FakeDNS on 127.0.0.1; nothing leaves the machine.
 """
@@ -12,14 +12,14 @@ import time
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from resolver.upstream import (
+from resolver.engine.upstream import (
     UpstreamError,
     RCODE_FAILURES_TO_DOWN,
     UpstreamPool,
     UpstreamSpec,
     parse_upstream,
 )
-from resolver.upstream_transports import (
+from resolver.engine.transports import (
     StreamTransport,
     UDPTransport,
     is_reply_to,

@@ -5,14 +5,14 @@ import asyncio
 
 from dnslib import DNSRecord
 
-from resolver.access import ClientAccess, RateLimitConfig
-from resolver.cache import AnswerCache, CacheConfig
-from resolver.localrecords import LocalZone
-from resolver.pipeline import Pipeline
-from resolver.profiles import Device, Profile, Schedule, TempAllow
-from resolver.querylog import QueryLog, QueryLogConfig
-from resolver.stats import Stats
-from resolver.views import PolicySet, ViewRegistry
+from resolver.policy.access import ClientAccess, RateLimitConfig
+from resolver.engine.cache import AnswerCache, CacheConfig
+from resolver.engine.localrecords import LocalZone
+from resolver.engine.pipeline import Pipeline
+from resolver.policy.profiles import Device, Profile, Schedule, TempAllow
+from resolver.engine.querylog import QueryLog, QueryLogConfig
+from resolver.engine.stats import Stats
+from resolver.policy.views import PolicySet, ViewRegistry
 from tests.unit.test_pipeline import Clock, ScriptedPool
 
 KIDS = Profile(name="Kids", block=("www.example.com",), bypass_prevention=True)
@@ -145,7 +145,7 @@ def test_refreshed_upstream_answer_replaces_every_profiles_copy():
 
 
 def test_block_mode_is_per_profile_and_null_means_the_appliance_default():
-    from resolver.policy import BlockingConfig
+    from resolver.policy.blocking import BlockingConfig
 
     pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1.7e9]
     p = _pipeline(pool, clock, wall)

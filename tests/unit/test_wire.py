@@ -7,8 +7,8 @@ import random
 import pytest
 from dnslib import QTYPE, DNSRecord
 
-from resolver import wire
-from resolver.wire import KEY_DO, KEY_EDNS, KEY_RD, parse_question
+from resolver.engine import wire
+from resolver.engine.wire import KEY_DO, KEY_EDNS, KEY_RD, parse_question
 
 
 def _packets(test_data, name):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.config import Config, WebConfig
-from resolver.policy import BlockingConfig
+from resolver.service.config import Config, WebConfig
+from resolver.policy.blocking import BlockingConfig
 from webui import create_app
 
 PASSWORD = "correct horse battery"

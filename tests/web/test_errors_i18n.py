@@ -9,9 +9,9 @@ import pytest
 from babel.messages.pofile import read_po
 from markupsafe import escape
 
-from resolver.names import normalise_name
-from resolver.profiles import Device, Profile, Schedule, TempAllow, check_domain, identify, profile_from_preset
-from resolver.schedule import END_OF_DAY, Window, WeeklySchedule, parse_days, parse_hhmm
+from resolver.base.names import normalise_name
+from resolver.policy.profiles import Device, Profile, Schedule, TempAllow, check_domain, identify, profile_from_preset
+from resolver.policy.schedule import END_OF_DAY, Window, WeeklySchedule, parse_days, parse_hhmm
 from tests.web.conftest import Browser, run_wizard
 from tests.web.test_i18n import PO
 from webui import actions, core, errors
@@ -38,19 +38,19 @@ def _filled(store):
 
 # (what the parent did wrong, the bad input, the user text the message must still show — or None)
 CASES = [
-    # resolver.profiles: names
+    # resolver.policy.profiles: names
     ("name not text", lambda s, r: Profile(name=5), "int"),
     ("empty profile name", lambda s, r: Profile(name="   "), None),
     ("long device name", lambda s, r: Device("D" * 41, "ip", "10.0.0.9"), "D" * 41),
     ("bad schedule name", lambda s, r: _bedtime(name="Bed<time>"), "Bed<time>"),
-    # resolver.profiles: lists, choices, switches, times, ids
+    # resolver.policy.profiles: lists, choices, switches, times, ids
     ("categories not a list", lambda s, r: Profile("Kids", categories="adult"), "str"),
     ("bad category", lambda s, r: Profile("Kids", categories=["Adult!"]), "Adult!"),
     ("bad choice", lambda s, r: Profile("Kids", youtube="loud"), "loud"),
     ("bad switch", lambda s, r: Profile("Kids", safe_search="maybe"), "maybe"),
     ("bad UNIX time", lambda s, r: TempAllow("tablet", "a.example", -1), "-1"),
     ("bad id", lambda s, r: Profile("Kids", id="seven"), "seven"),
-    # resolver.profiles: device identities
+    # resolver.policy.profiles: device identities
     ("bad device IP", lambda s, r: Device("Tablet", "ip", "10.0.0.999"), "10.0.0.999"),
     ("bad device network", lambda s, r: Device("Tablet", "cidr", "10.0.0.0/99"), "10.0.0.0/99"),
     ("bad device MAC", lambda s, r: Device("Tablet", "mac", "zz:zz"), "zz:zz"),
@@ -58,7 +58,7 @@ CASES = [
     ("unknown identity", lambda s, r: identify("my phone"), "my phone"),
     ("no identity", lambda s, r: actions.device_from_fields({"name": "Tablet"}), None),
     ("long hostname", lambda s, r: Device("Tablet", "ip", "10.0.0.9", hostname="h" * 300), "h" * 40),
-    # resolver.profiles: schedules
+    # resolver.policy.profiles: schedules
     ("bad time", lambda s, r: _bedtime(start="25:00"), "25:00"),
     ("bad day", lambda s, r: _bedtime(days=["someday"]), "someday"),
     ("no day", lambda s, r: _bedtime(days=[]), None),
@@ -67,13 +67,13 @@ CASES = [
     ("no service", lambda s, r: _bedtime(action="block_services"), None),
     ("categories for block_all", lambda s, r: _bedtime(categories=["adult"]), None),
     ("services for block_all", lambda s, r: _bedtime(services=["tiktok"]), None),
-    # resolver.profiles: profiles
+    # resolver.policy.profiles: profiles
     ("unknown preset", lambda s, r: profile_from_preset("Kids", "baby"), "baby"),
     ("blocked and allowed", lambda s, r: Profile("Kids", block=["a.example"], allow=["a.example"]), "a.example"),
     ("bad blocked site", lambda s, r: Profile("Kids", block=["bad site!"]), "bad site!"),
     ("empty allowed site", lambda s, r: Profile("Kids", allow=[" "]), None),
     ("bad international site", lambda s, r: check_domain("é" * 70 + ".vn"), "é" * 70),
-    # resolver.schedule
+    # resolver.policy.schedule
     ("unknown day", lambda s, r: parse_days("mon,funday"), "funday"),
     ("days not text", lambda s, r: parse_days(5), "5"),
     ("no days", lambda s, r: parse_days(" , "), None),
@@ -87,10 +87,10 @@ CASES = [
     ("window starts at 24:00", lambda s, r: Window(("mon",), END_OF_DAY, dt.time(7)), None),
     ("window without period", lambda s, r: Window(("mon",), dt.time(7), dt.time(7)), "07:00"),
     ("unknown time zone", lambda s, r: WeeklySchedule([], "Mars/Olympus"), "Mars/Olympus"),
-    # resolver.names
+    # resolver.base.names
     ("empty site name", lambda s, r: normalise_name(""), None),
     ("bad site name", lambda s, r: normalise_name("bad site!"), "bad site!"),
-    # resolver.store_sqlite
+    # resolver.store.sqlite
     ("duplicate profile", lambda s, r: s.add_profile(Profile("kids")), "kids"),
     ("unknown profile", lambda s, r: s.add_device(Device("phone", "ip", "10.0.0.6", "Nobody")), "Nobody"),
     ("unknown profile id", lambda s, r: s.update_profile(Profile("Kids", id=999)), "999"),

@@ -9,7 +9,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from resolver.store import QueryRow
+from resolver.store.protocol import QueryRow
 from tests.web.conftest import Browser
 from webui import core
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from resolver.store import QueryRow
+from resolver.store.protocol import QueryRow
 from webui import core
 
 EVIL = '<script>alert("x")</script>\'"&.example'

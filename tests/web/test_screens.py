@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from resolver.profiles import Device, Schedule
-from resolver.store import QueryRow
+from resolver.policy.profiles import Device, Schedule
+from resolver.store.protocol import QueryRow
 from tests.web.conftest import Browser
 from webui import core
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from resolver.store import QueryRow
+from resolver.store.protocol import QueryRow
 from webui import core
 
 

@@ -9,10 +9,10 @@ from typing import Any, Optional
 from flask import abort, current_app, render_template, request, url_for
 from flask_babel import gettext as _
 
-from resolver.profiles import DEFAULT_PROFILE_NAME
+from resolver.policy.profiles import DEFAULT_PROFILE_NAME
 
 from .. import actions, core
-from . import bp, done
+from .blueprint import bp, done
 
 PAUSE_CHOICES = (15, 30, 60, 120, 240)
 
@@ -88,7 +88,7 @@ def query_filter(args: Any) -> dict:
 
 def query_rows(rows: list[Any]) -> list[dict]:
     """Rows with what the page shows besides the row: device name, blocked, the profile a rule would go to."""
-    from resolver.store import is_blocked
+    from resolver.store.protocol import is_blocked
 
     devices: dict[str, Any] = {}
     out = []
@@ -190,7 +190,7 @@ class ListsJob:
                 "trigger": run.trigger}
 
     def start(self, config: Any, fetch: bool = True) -> bool:
-        from resolver.control import call
+        from resolver.service.control import call
 
         if self.snapshot(config)["running"]:   # this process's, the engine's, or one just asked for
             return False

@@ -9,12 +9,12 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from resolver.profiles import (ALL_CATEGORIES, BLOCK_MODES, CATEGORIES, DAYS, DEFAULT_PROFILE_NAME, PRESETS,
+from resolver.policy.profiles import (ALL_CATEGORIES, BLOCK_MODES, CATEGORIES, DAYS, DEFAULT_PROFILE_NAME, PRESETS,
                                SCHEDULE_ACTIONS, YOUTUBE_MODES, profile_from_preset)
 
 from .. import actions, core
 from ..errors import localise_error
-from . import attempt, back, bp, done
+from .blueprint import attempt, back, bp, done
 from .monitor import PAUSE_CHOICES
 ALLOW_CHOICES = (15, 30, 60, 120, 24 * 60)
 

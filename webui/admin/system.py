@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from .. import actions, core
 from ..auth import TIMEZONES, UPSTREAM_CHOICES, check_new_password, dns_addresses, hash_password
 from ..i18n import LANGUAGES
-from . import attempt, back, bp
+from .blueprint import attempt, back, bp
 
 
 @bp.get("/requests")

@@ -1,0 +1,4 @@
+"""``python -m resolver.cli``: the ``hearth`` command."""
+from resolver.cli.main import main
+
+raise SystemExit(main())

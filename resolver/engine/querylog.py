@@ -1,0 +1,167 @@
+"""The query log: a bounded ring buffer on the hot path, written to the store in batches.
+
+Appending is one tuple into a ``deque``; a background task hands batches to a
+single writer thread. A locked or slow store therefore never delays an
+answer: the ring keeps the newest entries, the oldest are dropped and counted.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional, Union
+
+from resolver.base.configspec import option
+from resolver.engine.answers import describe
+from resolver.engine.cache import untagged
+from resolver.store.protocol import Store
+from resolver.engine.wire import key_name, key_qtype
+
+if TYPE_CHECKING:
+    from resolver.engine.cache import CacheEntry
+
+log = logging.getLogger("hearth.querylog")
+
+
+@dataclass(frozen=True)
+class QueryLogConfig:
+    enabled: bool = option(True, "Keep a log of answered queries in the store (for the UI and reports).")
+    buffer_size: int = option(20000, "Entries held in memory while waiting to be written; when the store "
+                              "falls behind, the oldest are dropped (and counted).", minimum=100)
+    flush_interval: float = option(1.0, "How often buffered entries are written.", duration=True, minimum=0.05)
+    batch_size: int = option(5000, "Most entries written in one transaction.", minimum=1)
+    retention: float = option(7 * 86400, "Entries older than this are deleted (a job every 6 hours).",
+                              duration=True, minimum=3600, related="querylog.max_rows")
+    max_rows: int = option(5_000_000, "Most entries kept: past it the oldest are deleted as new ones are written "
+                           "(and counted as querylog_capped). At about 50 bytes an entry, 5,000,000 take some "
+                           "250 MB; 0 keeps every entry until querylog.retention.", minimum=0,
+                           related="querylog.retention")
+    stats_retention: float = option(31 * 86400, "How long the hourly statistics (the dashboard, the weekly "
+                                    "device reports, /api/v1/stats) are kept; they outlive the entries they count. "
+                                    "A device's top names per hour are kept for 8 days at most.",
+                                    duration=True, minimum=8 * 86400)
+
+
+CLIENT_NAMES_KEPT = 8 * 86400   # a device's top names per hour: the weekly report's 7 days and a day to spare
+
+# (monotonic time, client, entry) for a cache hit, else
+# (monotonic time, client, key-or-(name, qtype), rcode, answer, upstream, latency_ms, cached, reason)
+Entry = tuple
+
+
+class QueryLog:
+    def __init__(self, config: QueryLogConfig, store_factory: Optional[Callable[[], Store]]):
+        self.config = config
+        self.ring: deque[Entry] = deque(maxlen=config.buffer_size)
+        self.dropped = 0
+        self.written = 0
+        self.write_errors = 0
+        self.capped = 0      # written entries deleted to keep querylog.max_rows
+        self.expired = 0     # written entries deleted by querylog.retention
+        self._store_factory = store_factory
+        self._store: Optional[Store] = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog")
+        self._busy = False
+        self._names: dict = {}  # cache key → (name, qtype): repeated names are decoded once
+
+    def log_hit(self, now: float, client: str, entry: CacheEntry) -> None:
+        """Hot path (cache hit): one short tuple; the writer fills in the rest from the entry."""
+        if self.config.enabled:
+            ring = self.ring
+            if len(ring) == ring.maxlen:
+                self.dropped += 1
+            ring.append((now, client, entry))
+
+    def record(self, now: float, client: str, question: Union[bytes, tuple[str, int]], rcode: int,
+               answer: Union[str, CacheEntry], upstream: str, latency_ms: float, cached: bool,
+               reason: Optional[str]) -> None:
+        """One answered query. ``now`` is the engine's monotonic clock; ``question`` a cache key
+        (bytes) or (name, qtype); ``answer`` a summary text or the entry to summarise later."""
+        if self.config.enabled:
+            ring = self.ring
+            if len(ring) == ring.maxlen:
+                self.dropped += 1
+            ring.append((now, client, question, rcode, answer, upstream, latency_ms, cached, reason))
+
+    async def run(self) -> None:
+        """Flush forever (cancel to stop; :meth:`close` writes what is left)."""
+        while True:
+            await asyncio.sleep(self.config.flush_interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._busy or not self.ring or self._store_factory is None:
+            return
+        batch = self._take()
+        self._busy = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._write, batch)
+        finally:
+            self._busy = False
+
+    def _take(self) -> list[Entry]:
+        ring, n = self.ring, min(len(self.ring), self.config.batch_size)
+        return [ring.popleft() for _ in range(n)]
+
+    def _write(self, batch: list[Entry]) -> None:
+        wall = time.time() - time.monotonic()  # monotonic stamps → UNIX time
+        names = self._names
+        if len(names) > 50000:
+            names.clear()
+        rows = []
+        append = rows.append
+        for item in batch:
+            if len(item) == 3:
+                now, client, entry = item
+                q, rcode, answer, upstream, latency, cached, reason = (untagged(entry.key), entry.rcode, entry, "",
+                                                                       0.0, True, entry.reason)
+            else:
+                now, client, q, rcode, answer, upstream, latency, cached, reason = item
+            if isinstance(q, bytes):
+                nq = names.get(q)
+                if nq is None:
+                    nq = names[q] = (key_name(q), key_qtype(q))
+            else:
+                nq = q
+            if answer.__class__ is not str:
+                answer = describe(answer)
+            append((now + wall, client, nq[0], nq[1], rcode, answer, upstream, latency, cached, reason))
+        try:
+            if self._store is None:
+                self._store = self._store_factory()
+            self._store.add_queries(rows)
+            self.written += len(rows)
+            if self.config.max_rows:
+                self.capped += self._store.cap_queries(self.config.max_rows)
+        except Exception as exc:  # noqa: BLE001 - locked, disk full, …: answers go on, the batch is counted lost
+            self.write_errors += 1
+            self.dropped += len(rows)
+            log.warning("query log: could not write %d entries: %s", len(rows), exc)
+
+    def purge(self, now: float) -> int:
+        """Delete entries past querylog.retention and statistics past querylog.stats_retention (in the
+        writer thread, so it never races a batch); returns the entries deleted."""
+        return self._pool.submit(self._purge, now).result()
+
+    def _purge(self, now: float) -> int:
+        if self._store is None and self._store_factory is not None:
+            self._store = self._store_factory()
+        if self._store is None:
+            return 0
+        n = self._store.purge_queries(now - self.config.retention)
+        self.expired += n
+        self._store.purge_query_stats(now - self.config.stats_retention, clients_older_than=now - CLIENT_NAMES_KEPT)
+        return n
+
+    def close(self) -> None:
+        """Write whatever is buffered, then release the store."""
+        self._pool.shutdown(wait=True)
+        if self._store_factory is not None:
+            while self.ring:
+                self._write(self._take())
+        if self._store is not None:
+            self._store.close()
+            self._store = None
