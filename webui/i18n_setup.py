@@ -4,12 +4,12 @@ the template filters every page uses. Kept apart from :mod:`webui.i18n` (the lab
 from __future__ import annotations
 
 from flask import Flask
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
 from .errors import localise_error
 from .i18n import (BLOCK_MODE_LABELS, CATEGORY_LABELS, DAY_LABELS, HARM_KINDS, LANGUAGES, ORIGIN_LABELS, PRESET_LABELS,
                    SCHEDULE_ACTION_LABELS, SERVICE_GROUPS, UPSTREAM_LABELS, YOUTUBE_LABELS, answer_text, audit_action,
-                   category_label, duration, get_locale, hhmm, log_reason, number, percent, profile_name, reason_text,
+                   category_label, duration, hhmm, log_reason, number, percent, profile_name, reason_text,
                    record_type, select_locale, select_timezone, set_language, when)
 from .listlog import localise_line
 
