@@ -74,7 +74,8 @@ VERBATIM = (  # (output file, shared data path, header)
      "licence: GPL-3.0 (licenses/GPL-3.0.txt)"),
     ("adult-hostsvn.txt", "hostsvn/adult-VN.domains.txt",
      "hostsVN adult, Vietnamese-language sites (exact names).\n"
-     "source: bigdargon/hostsVN extensions/adult/domain-VN.txt (83537ccd, 2026-07-23)\nlicence: MIT (licenses/hostsvn-MIT.txt)"),
+     "source: bigdargon/hostsVN extensions/adult/domain-VN.txt (83537ccd, 2026-07-23)\n"
+     "licence: MIT (licenses/hostsvn-MIT.txt)"),
     ("gambling-hostsvn.txt", "hostsvn/gambling-VN.domains.txt",
      "hostsVN gambling, Vietnamese-language sites (exact names).\n"
      "source: bigdargon/hostsVN extensions/gambling/domain-VN.txt (83537ccd, 2026-07-23)\n"
