@@ -199,14 +199,18 @@ def setup():
             return redirect(url_for("auth.setup_done"))
         form.pop("password", None)
         form.pop("password2", None)
+    from blocklists.coverage import category_names
+
     return render_template("auth/setup.html", form=form, errors=errors, timezones=TIMEZONES,
-                           upstreams=UPSTREAM_CHOICES, presets=_preset_choices()), (400 if errors else 200)
+                           upstreams=UPSTREAM_CHOICES, presets=_preset_choices(),
+                           names=category_names(core.config())), (400 if errors else 200)
 
 
-def _preset_choices() -> list[str]:
+def _preset_choices() -> dict[str, tuple[str, ...]]:
+    """Each preset and the categories it ticks."""
     from resolver.profiles import PRESETS
 
-    return list(PRESETS)
+    return {name: p.categories for name, p in PRESETS.items()}
 
 
 def dns_addresses() -> tuple[list[str], bool]:
