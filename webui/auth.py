@@ -196,9 +196,11 @@ def setup():
             return throttle.remember_device(redirect(url_for("auth.setup_done")), form["username"])
         form.pop("password", None)
         form.pop("password2", None)
+    from blocklists.coverage import category_names
+
     return render_template("auth/setup.html", form=form, errors=errors, timezones=TIMEZONES,
                            upstreams=UPSTREAM_CHOICES, presets=_preset_choices(),
-                           fixed_upstreams=configured_upstreams()), status
+                           names=category_names(core.config()), fixed_upstreams=configured_upstreams()), status
 
 
 def configured_upstreams() -> Optional[list[str]]:
@@ -208,10 +210,11 @@ def configured_upstreams() -> Optional[list[str]]:
     return file_upstreams(core.config())
 
 
-def _preset_choices() -> list[str]:
+def _preset_choices() -> dict[str, tuple[str, ...]]:
+    """Each preset and the categories it ticks."""
     from resolver.policy.profiles import PRESETS
 
-    return list(PRESETS)
+    return {name: p.categories for name, p in PRESETS.items()}
 
 
 def dns_addresses() -> tuple[list[str], bool]:

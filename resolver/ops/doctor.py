@@ -7,6 +7,7 @@ problems, the fix in one or two sentences. The checks:
                 the holder is named (systemd-resolved's stub listener, dnsmasq, …) with the way out
 * ``upstreams`` one real query (``. NS``) to each configured upstream, over its own transport
 * ``lists``     list freshness: ``lists/status.json`` ages against the update intervals
+* ``categories`` each profile's ticked categories that no list gives a name (they block nothing)
 * ``time``      the clock is plausible and synchronised (schedules depend on it)
 * ``engine``    the engine answers on its control socket and a DNS query on its socket
 * ``web``       the web UI answers ``/healthz``
@@ -34,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-CHECKS = ("ports", "upstreams", "lists", "time", "engine", "web", "store")
+CHECKS = ("ports", "upstreams", "lists", "categories", "time", "engine", "web", "store")
 EARLIEST_SANE_TIME = 1735689600   # 2025-01-01: a clock before this has not been set
 MIN_FREE_BYTES = 64 * 1024 * 1024
 TIME_ERROR = 5                    # adjtimex(): clock not synchronised
@@ -59,6 +60,7 @@ def run_checks(config: Any, config_file: Optional[str], *, skip: frozenset = fro
         "ports": lambda: check_ports(config, engine),
         "upstreams": lambda: check_upstreams(config, timeout),
         "lists": lambda: check_lists(config),
+        "categories": lambda: check_categories(config),
         "time": lambda: check_time(config),
         "engine": lambda: check_engine(config, engine, timeout),
         "web": lambda: check_web(config),
@@ -345,6 +347,33 @@ def _feed_and_run_checks(manager: Any, now: float) -> list[Check]:
                          "run `hearth lists update` and read its output; raise feed.update_time_limit if a big "
                          "update is simply slow"))
     return out
+
+
+def check_categories(config: Any) -> list[Check]:
+    """A line per profile and ticked category with 0 names in the compiled lists."""
+    from blocklists.coverage import NO_NAMES, category_names, empty_categories
+
+    from resolver.ops.backup import fix_sidecar_owner
+    from resolver.store.sqlite import MIGRATIONS, SQLiteStore
+
+    db = Path(config.data_dir) / "hearth.db"
+    if not db.exists():
+        return [Check("categories", "skip", "no store yet: no profiles to check")]
+    store = SQLiteStore(str(db))    # read only: no migration (check_store reports a pending one)
+    try:
+        if store.schema_version() != len(MIGRATIONS):
+            return [Check("categories", "skip", "the store's schema is not this Hearth's: profiles not checked")]
+        profiles = store.list_profiles()
+    finally:
+        store.close()
+        fix_sidecar_owner(str(db))
+    names = category_names(config)
+    out = [Check("categories", "warn", f"profile {p.name}: {category} is ticked but has {NO_NAMES}",
+                 f"subscribe a list with `category: {category}` under `lists:` (or a feed that has one), "
+                 "then `hearth lists update`; or untick it")
+           for p in profiles for category in empty_categories(p.categories, names)]
+    return out or [Check("categories", "ok", f"every category ticked in {len(profiles)} profile(s) has names "
+                         f"in the compiled lists ({len(names)} categories have some)")]
 
 
 # ---------------------------------------------------------------------------------------------

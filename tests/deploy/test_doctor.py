@@ -94,3 +94,49 @@ def test_list_and_clock_rules(tmp_path):
     # no compiled index while lists are wanted: nothing is blocked, say so
     checks = check_lists(config)
     assert checks[0].status == "fail" and "hearth lists update" in checks[0].fix
+
+
+def test_doctor_flags_each_ticked_category_with_no_names(tmp_path):
+    """A line per profile and ticked category that no list gives a name; the bundled lists cover every preset."""
+    lst = tmp_path / "gambling.txt"
+    lst.write_text("casino.example\n")
+    base = {"data_dir": str(tmp_path / "data"), "dns": {"listen": ["127.0.0.1:0"], "upstreams": ["udp://127.0.0.1:9"]},
+            "lists": [{"id": "gamb", "url": f"file://{lst}", "format": "domains", "category": "gambling"}]}
+    cfg = write_config(tmp_path / "hearth.yaml", {**base, "blocking": {"starter_lists": False}})
+    assert run_cli("lists", "update", config=cfg).returncode == 0
+    assert run_cli("profile", "add", "Kids", "--preset", "child", config=cfg).returncode == 0
+    assert run_cli("profile", "set", "Kids", "--add-categories", "homework", config=cfg).returncode == 0
+
+    code, data, by, checks = doctor(cfg, "ports", "upstreams", "time", "engine", "web")
+    flagged = [c for c in checks if c["name"] == "categories"]
+    assert code == 0 and {c["status"] for c in flagged} == {"warn"}      # a warning, not a failure
+    messages = [c["message"] for c in flagged]
+    for category in ("adult", "violence", "drugs", "dating", "social", "ads", "trackers", "malware", "phishing",
+                     "scam", "bypass", "homework"):
+        assert f"profile Kids: {category} is ticked but has 0 names: add a list or a feed" in messages, messages
+    assert not any(": gambling " in m for m in messages)                 # the subscribed list gives it names
+    assert not any("profile default" in m for m in messages)             # "every category" is never empty
+    assert all("category:" in c["fix"] and "hearth lists update" in c["fix"] for c in flagged)
+    human = run_cli("doctor", "--only", "categories", config=cfg)
+    assert "WARN" in human.stdout and "profile Kids: social is ticked but has 0 names" in human.stdout
+
+    # the bundled starter lists on: only the custom category is left without names
+    cfg = write_config(tmp_path / "hearth.yaml", {**base, "blocking": {"starter_lists": True}})
+    assert run_cli("lists", "update", "--offline", config=cfg).returncode == 0
+    code, data, by, checks = doctor(cfg, "ports", "upstreams", "time", "engine", "web")
+    assert [c["message"] for c in checks if c["name"] == "categories"] == [
+        "profile Kids: homework is ticked but has 0 names: add a list or a feed"]
+
+    # a list of the custom category is subscribed: nothing to flag; unsubscribed again: flagged again
+    hw = tmp_path / "homework.txt"
+    hw.write_text("games-at-school.example\n")
+    hw_list = {"id": "hw", "url": f"file://{hw}", "format": "domains", "category": "homework"}
+    cfg = write_config(tmp_path / "hearth.yaml", {**base, "lists": [hw_list], "blocking": {"starter_lists": True}})
+    assert run_cli("lists", "update", config=cfg).returncode == 0
+    code, data, by, checks = doctor(cfg, "ports", "upstreams", "time", "engine", "web")
+    assert [c["status"] for c in checks if c["name"] == "categories"] == ["ok"]
+    cfg = write_config(tmp_path / "hearth.yaml", {**base, "lists": [], "blocking": {"starter_lists": True}})
+    assert run_cli("lists", "update", config=cfg).returncode == 0
+    code, data, by, checks = doctor(cfg, "ports", "upstreams", "time", "engine", "web")
+    assert [c["message"] for c in checks if c["name"] == "categories"] == [
+        "profile Kids: homework is ticked but has 0 names: add a list or a feed"]

@@ -118,7 +118,12 @@ def profile(name: str):
     p = store.get_profile(name)
     if p is None:
         abort(404)
-    return render_template("admin/profile.html", p=p, categories=known_categories(), groups=services_by_group(),
+    from blocklists.coverage import category_names
+
+    known = known_categories()
+    categories = known + [c for c in p.categories if c not in known and c != ALL_CATEGORIES]  # custom ones too
+    return render_template("admin/profile.html", p=p, categories=categories, names=category_names(core.config()),
+                           groups=services_by_group(),
                            youtube_modes=YOUTUBE_MODES, block_modes=BLOCK_MODES,
                            devices=[d for d in store.list_devices() if d.profile == p.name],
                            schedules=store.list_schedules(p.name))

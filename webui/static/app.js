@@ -15,6 +15,15 @@
     if (ev.target.matches("select.autosubmit")) { ev.target.form.submit(); }
   });
 
+  var preset = document.querySelector('#wizard select[name="preset"]');   /* the wizard: the preset's categories */
+  if (preset) {
+    preset.addEventListener("change", function () {
+      document.querySelectorAll(".preset-categories").forEach(function (box) {
+        box.hidden = box.getAttribute("data-preset") !== preset.value;
+      });
+    });
+  }
+
   document.querySelectorAll("input.filter[data-filter]").forEach(function (box) {
     box.addEventListener("input", function () {
       var needle = box.value.trim().toLowerCase();
