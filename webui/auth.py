@@ -196,7 +196,7 @@ def setup():
             return throttle.remember_device(redirect(url_for("auth.setup_done")), form["username"])
         form.pop("password", None)
         form.pop("password2", None)
-    from blocklists.coverage import category_names
+    from resolver.policy.coverage import category_names
 
     return render_template("auth/setup.html", form=form, errors=errors, timezones=TIMEZONES,
                            upstreams=UPSTREAM_CHOICES, presets=_preset_choices(),

@@ -351,7 +351,7 @@ def _feed_and_run_checks(manager: Any, now: float) -> list[Check]:
 
 def check_categories(config: Any) -> list[Check]:
     """A line per profile and ticked category with 0 names in the compiled lists."""
-    from blocklists.coverage import NO_NAMES, category_names, empty_categories
+    from resolver.policy.coverage import NO_NAMES, category_names, empty_categories
 
     from resolver.ops.backup import fix_sidecar_owner
     from resolver.store.sqlite import MIGRATIONS, SQLiteStore

@@ -420,9 +420,16 @@ PRESETS: dict[str, Profile] = {
                                              "video", *_ALWAYS, "bypass"), True, "strict"),
 }
 
-# The profile every store starts with and every unassigned device gets: blocks every category the
-# lists provide, as Hearth did before profiles existed. It can be edited but not removed or renamed.
-DEFAULT_PROFILE = Profile(name=DEFAULT_PROFILE_NAME, preset=DEFAULT_PROFILE_NAME, categories=(ALL_CATEGORIES,))
+# The profile every store starts with and every device nobody has set up gets. Such a device may be a
+# child's new tablet or a parent's phone, so it gets what harms minors and what harms anyone (adult,
+# gambling, violence, drugs, dating, scams, malware), ads and trackers, and bypass prevention - but not
+# social networks, games or video, which are about time rather than harm: a household's grown-up phones
+# keep YouTube and Facebook on day one. (Until 2026-12 it was "*", every category the lists provide;
+# since the bundled lists cover social, games and video too, that blocked them for every unknown device.)
+# It can be edited but not removed or renamed.
+DEFAULT_CATEGORIES: tuple[str, ...] = ("adult", "gambling", "violence", "drugs", "dating", "ads", "trackers",
+                                       *_ALWAYS, "bypass")
+DEFAULT_PROFILE = Profile(name=DEFAULT_PROFILE_NAME, preset=DEFAULT_PROFILE_NAME, categories=DEFAULT_CATEGORIES)
 
 
 def profile_from_preset(name: str, preset: str) -> Profile:

@@ -10,8 +10,8 @@ import unicodedata
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Sequence
 
-from resolver.policy.profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Schedule, SeenClient, TempAllow,
-                                      check_choice, check_ip, check_name, check_time)
+from resolver.policy.profiles import (DEFAULT_CATEGORIES, DEFAULT_PROFILE_NAME, Device, Profile, Schedule, SeenClient,
+                                      TempAllow, check_choice, check_ip, check_name, check_time)
 from resolver.store.protocol import (BLOCK_REASONS, REQUEST_STATUSES, ROLES, AccessRequest, ApiToken, AuditEntry,
                                      HarmReport, HourCount, LoggedQuery, NameCount, QueryRow, SchemaTooNewError, User,
                                      is_blocked)
@@ -272,6 +272,15 @@ MIGRATIONS: list[str] = [
                 PARTITION BY client, hour, blocked ORDER BY n DESC, qname) AS rank FROM ql_names)
         WHERE rank > (CASE client WHEN 0 THEN {NAMES_KEPT_ALL} ELSE {NAMES_KEPT_CLIENT} END));
     INSERT INTO meta (key, value) VALUES ('ql_names_pruned', 0);
+    """,
+    # 6: the default profile (devices nobody has set up) blocks a fixed set of categories instead of "*":
+    # with bundled lists for social, games and video, "*" took YouTube and Facebook from every grown-up's
+    # phone not yet assigned. Only a default still on "*" changes (see profiles.DEFAULT_CATEGORIES).
+    f"""
+    UPDATE profiles SET categories = '{json.dumps(list(DEFAULT_CATEGORIES))}',
+        updated = (julianday('now') - 2440587.5) * 86400.0
+        WHERE name = 'default' AND categories = '["*"]';
+    UPDATE meta SET value = value + 1 WHERE key = 'policy_version';
     """,
 ]
 

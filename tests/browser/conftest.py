@@ -101,3 +101,11 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def setup_code(stack) -> str:
+    """The one-time setup code, as the person installing Hearth reads it (`hearth admin setup-code`)."""
+    res = subprocess.run([sys.executable, "-m", "resolver.cli", "admin", "setup-code", "-c",
+                          str(stack.engine.config_path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip()

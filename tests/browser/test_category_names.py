@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import setup_code, shot
 
 PASSWORD = "a long family password"
 WARNING = "0 names: add a list or a feed"
@@ -58,6 +58,7 @@ def test_wizard_and_profile_page_flag_ticked_categories_without_names(stack, pag
     assert _box(page, teen, "Social networks").count() == 0
     page.select_option("select[name=preset]", "child")
 
+    page.fill("input[name=setup_code]", setup_code(stack))
     page.fill("input[name=password]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
     page.fill("input[name=profile_name]", "Kids")

@@ -5,13 +5,11 @@ dashboard, approvals take a free number of minutes, pause/resume works from the 
 shows only the current state and the query log speaks Vietnamese. Screenshots in tests/artifacts/."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import setup_code, shot
 from tests.dnsclient import ask
 
 PASSWORD = "a long family password"
@@ -38,10 +36,7 @@ def set_up_hearth(page, stack, language: str = "vi") -> None:
     """The first-run wizard, as a parent does it (the one place that knows its fields)."""
     page.goto(stack.url + "/")
     assert page.url.endswith("/setup")
-    res = subprocess.run([sys.executable, "-m", "resolver.cli", "admin", "setup-code", "-c",
-                          str(stack.engine.config_path)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    page.fill("input[name=setup_code]", res.stdout.strip())
+    page.fill("input[name=setup_code]", setup_code(stack))
     page.fill("input[name=password]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
     page.select_option("select[name=language]", language)

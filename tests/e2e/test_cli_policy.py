@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resolver.policy.profiles import PRESETS, Device, Profile, Schedule, TempAllow
+from resolver.policy.profiles import DEFAULT_PROFILE, PRESETS, Device, Profile, Schedule, TempAllow
 from resolver.store.sqlite import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,7 +108,7 @@ def test_profile_add_set_list_show_remove(hearth):
         "", (), (), False, "off", "null")
     assert (teen.categories, teen.safe_search, teen.youtube, teen.block_mode, teen.block, teen.allow) == (
         ("adult", "gambling"), False, "moderate", "nxdomain", ("*.worse.example", "bad.example"), ("good.example",))
-    assert everything.categories == ("*",) and everything.preset == "default"
+    assert everything.categories == DEFAULT_PROFILE.categories and everything.preset == "default"
 
     # set changes only the flags given
     out = hearth.ok("profile", "set", "kids", "--youtube", "moderate", "--remove-categories", "ads",

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from resolver.policy.profiles import ALL_CATEGORIES
+from resolver.policy.profiles import DEFAULT_CATEGORIES
 from resolver.store.protocol import QueryRow, SchemaTooNewError
 from resolver.store.sqlite import MIGRATIONS, SQLiteStore, _statements, open_store
 
@@ -40,7 +40,7 @@ def test_every_older_version_migrates_to_the_current_one(tmp_path, version):
     store = SQLiteStore(path)
     assert store.schema_version() == version
     assert store.migrate() == len(MIGRATIONS) == store.schema_version()
-    if version >= 1:
+    if 1 <= version < TEXT_LOG_UNTIL:     # old rows are carried into the new log and its roll-ups
         assert store.recent_queries(limit=100) == ROWS[::-1]
         # the roll-ups start from the rows already there
         hour = 3600 * int(ROWS[0].ts // 3600)
@@ -50,7 +50,7 @@ def test_every_older_version_migrates_to_the_current_one(tmp_path, version):
     else:
         assert store.recent_queries() == []
     default = store.get_profile("default")
-    assert default is not None and default.categories == (ALL_CATEGORIES,)
+    assert default is not None and default.categories == DEFAULT_CATEGORIES   # "*" until migration 6
     assert [p.name for p in store.list_profiles()] == ["default"]
     version_after = store.policy_version()
     assert store.migrate() == len(MIGRATIONS)         # migrating again changes nothing
@@ -105,3 +105,17 @@ def test_a_store_from_a_newer_hearth_is_refused(tmp_path):
     store.close()
     with pytest.raises(RuntimeError, match="is newer than this Hearth"):
         open_store(str(tmp_path))
+
+
+def test_a_default_profile_the_parent_changed_keeps_its_categories(tmp_path):
+    """Migration 6 moves only an untouched default ("*") to the fixed set; a parent's own choice stays."""
+    path = str(tmp_path / "hearth.db")
+    _db_at(path, 5)
+    db = sqlite3.connect(path)
+    db.execute("""UPDATE profiles SET categories = '["adult", "social"]' WHERE name = 'default'""")
+    db.commit()
+    db.close()
+    store = SQLiteStore(path)
+    assert store.migrate() == len(MIGRATIONS)
+    assert store.get_profile("default").categories == ("adult", "social")
+    store.close()

@@ -165,7 +165,9 @@ def test_presets_are_valid_distinct_and_documented():
     assert PRESETS["adult"].categories == ("malware", "phishing", "scam") and not PRESETS["adult"].safe_search
     assert PRESETS["teen"].youtube == "moderate" and "social" not in PRESETS["teen"].categories
     assert "ads" not in PRESETS["school-pupil"].categories and "games" in PRESETS["school-pupil"].categories
-    assert DEFAULT_PROFILE.categories == (ALL_CATEGORIES,) and "default" not in PRESETS
+    # a device nobody has set up: harm blocked, time-spending categories (a grown-up's phone) open
+    assert {"adult", "gambling", "malware", "phishing", "scam", "bypass"} <= set(DEFAULT_PROFILE.categories)
+    assert not {"social", "games", "video"} & set(DEFAULT_PROFILE.categories) and "default" not in PRESETS
     mine = profile_from_preset("Anna", "teen")
     assert mine.name == "Anna" and mine.preset == "teen" and mine.categories == PRESETS["teen"].categories
     with pytest.raises(ValueError, match="unknown preset"):
@@ -179,7 +181,7 @@ def test_a_fresh_store_has_the_default_profile(store):
     assert [p.name for p in profiles] == ["default"]
     default = store.get_profile("default")
     assert default == profiles[0] and default.id is not None and default.updated > 0
-    assert default.categories == (ALL_CATEGORIES,) and default.preset == "default" and default.blocks_all_categories
+    assert default.categories == DEFAULT_PROFILE.categories and default.preset == "default"
     assert store.list_devices() == [] and store.list_schedules() == [] and store.list_temp_allows(0) == []
     assert store.list_seen() == []
 

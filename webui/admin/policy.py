@@ -118,7 +118,7 @@ def profile(name: str):
     p = store.get_profile(name)
     if p is None:
         abort(404)
-    from blocklists.coverage import category_names
+    from resolver.policy.coverage import category_names
 
     known = known_categories()
     categories = known + [c for c in p.categories if c not in known and c != ALL_CATEGORIES]  # custom ones too
