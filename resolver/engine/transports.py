@@ -80,11 +80,12 @@ async def _wait_closed(writer: asyncio.StreamWriter) -> None:
 # --------------------------------------------------------------------------------------------- UDP
 
 def question_bytes(packet: bytes) -> bytes:
-    """The lower-cased question section (name, type, class) of an uncompressed query."""
+    """The question section of an uncompressed query: its name lower-cased, type and class as
+    they are (lower-casing those would turn types 65-90, HTTPS among them, into others)."""
     i = 12
     while packet[i]:
         i += packet[i] + 1
-    return packet[12:i + 5].lower()
+    return packet[12:i + 1].lower() + packet[i + 1:i + 5]
 
 
 class _UDPEndpoint(asyncio.DatagramProtocol):
@@ -96,7 +97,7 @@ class _UDPEndpoint(asyncio.DatagramProtocol):
     def __init__(self, owner: UDPTransport) -> None:
         self.owner = owner
         self.transport: asyncio.DatagramTransport | None = None
-        self.pending: dict[int, list[list]] = {}   # qid -> [[question bytes, on_reply(data|exc)], …]
+        self.pending: dict[int, list[list]] = {}   # qid -> [[question_bytes(), on_reply(data|exc)], …]
         self.uses = 0
         self.retired = False
 
@@ -111,8 +112,12 @@ class _UDPEndpoint(asyncio.DatagramProtocol):
         if not waiters:
             return  # late or forged: nobody waits for this ID
         for w in waiters:
+            # the name compares case-insensitively (0x20 randomisation, upstreams that change
+            # case); the type and class bytes exactly: ``bytes.lower`` would change a type byte
+            # between 0x41 and 0x5A
             qb = w[0]
-            if data[12:12 + len(qb)].lower() == qb:
+            end = 12 + len(qb)
+            if data[12:end - 4].lower() == qb[:-4] and data[end - 4:end] == qb[-4:]:
                 self._remove(qid, w)
                 w[1](data)
                 return

@@ -240,8 +240,8 @@ def rewrite_reply(reply: bytes, key: bytes, edns_size: int) -> tuple[bytes, list
     n = len(reply)
     if n < qend or not reply[2] & 0x80 or reply[4:6] != b"\x00\x01":
         raise ValueError("not a reply to one question")
-    if reply[12:qend].lower() != qsec:
-        raise ValueError("reply is for another question")
+    if reply[12:qend - 4].lower() != qsec[:-4] or reply[qend - 4:qend] != qsec[-4:]:
+        raise ValueError("reply is for another question")  # the name case-insensitively; type, class exactly
     an, ns, ar = struct.unpack_from(">3H", reply, 6)
     i = qend
     offsets: list[int] = []
