@@ -86,7 +86,7 @@ class Pipeline:
         self.open_view = self.registry.get("-")   # no policy loaded: everything allowed
         self.policies = policies
         self.mac_forwarders = mac_forwarders       # whose EDNS0 MAC option is believed (None: nobody's)
-        self._mac_views: dict[bytes, tuple[View, str]] = {}
+        self._mac_views: dict[tuple[str, bytes], tuple[View, str]] = {}
         self.seen: dict[str, str] = {}             # address (or MAC behind a forwarder) -> MAC, since last flush
         self.blocking = blocking or BlockingConfig()
         # Bumped whenever what policy says may have changed (lists, config): a cached answer
@@ -107,7 +107,7 @@ class Pipeline:
                 return gate
             st = self.access.state(client)
         view = st.view
-        if view is None:
+        if view is None or (st.via and data[10:12] != b"\x00\x00"):  # a forwarder's query may name a MAC
             view, client = self._identify(st, client, data)
         cache = self.cache
         hit = view.aliases.get(data[2:])
@@ -152,8 +152,9 @@ class Pipeline:
 
     def _identify(self, st: ClientState, client: str, data: bytes) -> tuple[View, str]:
         """(view, who) for a query from ``client``: ``who`` is what the query log calls the client, its
-        address, or the MAC a trusted forwarder named. Memoised on the address's state, except for MAC
-        forwarders (memoised per MAC instead)."""
+        address, or the MAC a trusted forwarder named. Decided per query: a MAC in a trusted forwarder's
+        query names the device; without one, the sender is itself (memoised on the address's state, which
+        is only ever the sender's own identity, never a MAC's)."""
         ps = self.policies
         if ps is None:
             st.view = self.open_view
@@ -164,6 +165,8 @@ class Pipeline:
             found = self._view_by_mac(ps, client, data)
             if found is not None:
                 return found
+            if st.view is not None:
+                return st.view, client
         view, _device = ps.view_for(client)
         st.view = view
         if len(self.seen) < _SEEN_MAX:
@@ -171,9 +174,10 @@ class Pipeline:
         return view, client
 
     def _view_by_mac(self, ps: PolicySet, client: str, data: bytes) -> Optional[tuple[View, str]]:
-        """(view, MAC) for the MAC a trusted forwarder put in the query's EDNS0 (None: no MAC in it)."""
+        """(view, MAC) for the MAC a trusted forwarder put in the query's EDNS0 (None: no MAC in it),
+        memoised per (forwarder, MAC): a MAC no device has falls back to the forwarder's own identity."""
         if data[-10:-6] == _MAC_OPTION_TAIL:
-            raw = data[-6:]
+            raw = (client, data[-6:])
             found = self._mac_views.get(raw)
             if found is not None:
                 return found
@@ -196,7 +200,7 @@ class Pipeline:
         """(view, who) as :meth:`_identify` says, for the miss and slow paths."""
         st = self.access.state(client)
         view = st.view
-        return (view, client) if view is not None else self._identify(st, client, data)
+        return (view, client) if view is not None and not st.via else self._identify(st, client, data)
 
     def set_policies(self, policies: Optional[PolicySet]) -> None:
         """Swap in a new policy snapshot: every client is identified again, every cached answer re-checked."""
