@@ -294,8 +294,8 @@ class Pipeline:
                     return self._blocked_entry(view.tag + key, decision, view, cap)
         entry = up.derive(now, cap)
         entry.gen = self.generation
+        entry.key = vkey = view.tag + key   # set even when not cached (TTL 0): the query log describes it
         if entry.expires > now:
-            vkey = view.tag + key
             self.cache.put(vkey, entry)
             if len(up.copies) < 64:
                 up.copies.append(vkey)
@@ -359,7 +359,9 @@ class Pipeline:
                 error = f"bad reply from {upstream}: {exc}"
         if entry is None:
             self.stats.upstream_errors += 1
-        elif entry.expires > entry.stored:
+        else:
+            entry.key = key   # even when not cached (TTL 0, cache off): its question rebuilds and describes it
+        if entry is not None and entry.expires > entry.stored:
             old = self.cache.get(key)
             self.cache.put(key, entry)
             if old is not None and old.copies:
@@ -486,7 +488,7 @@ class Pipeline:
             left = int(up.expires - self.clock())
             if left < ttl:
                 ttl = max(left, 0)
-            packed, rcode, summary = rewrite_answer(key, target, up.packet(), ttl, self.edns_size)
+            packed, rcode, summary = rewrite_answer(key, target, up.packet(target_key), ttl, self.edns_size)
             qend = 12 + len(key) - 1
         entry = CacheEntry(packed, qend, ttl, self.clock(), rcode=rcode, reason=verdict.decision.log_reason,
                            summary=summary, synthesized=True, upstream=upstream)
