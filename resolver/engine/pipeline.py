@@ -62,6 +62,7 @@ _SEEN_MAX = 4096   # an RR's type CNAME and class IN, as bytes   # blocking.mode
 _SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
 _CLASS_IN = b"\x00\x01"
 _MAC_OPTION_TAIL = b"\xfd\xe9\x00\x06"   # EDNS0 option 65001, 6 bytes: dnsmasq --add-mac, appended last
+_MAC_OPTION_CODES = (b"\xfd\xe9", b"\xfe\x31")   # 65001 and 65073 (--add-mac=base64/text): no MAC without one
 
 
 class Pipeline:
@@ -181,6 +182,8 @@ class Pipeline:
             found = self._mac_views.get(raw)
             if found is not None:
                 return found
+        elif _MAC_OPTION_CODES[0] not in data and _MAC_OPTION_CODES[1] not in data:
+            return None   # the forwarder asking for itself (EDNS, no MAC): no parse
         else:
             raw = None
         mac = edns_client_mac(data)
