@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from dnslib import QTYPE
 
-from resolver.store_sqlite import open_store
+from resolver.store.sqlite import open_store
 from tests.dnsclient import ask
 from tests.dnsfake import FakeDNS
 from tests.e2e.test_profiles import cli, eventually

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from resolver.policy.encrypted_dns import ENCRYPTED_DNS_HOSTS, encrypted_dns_match
 from resolver.base.names import normalise_name, wire_name
+from resolver.policy.encrypted_dns import ENCRYPTED_DNS_HOSTS, encrypted_dns_match
 
 # issue 12 item 7: the endpoints that must never be left open where the bypass category is blocked
 REQUIRED = ("dns.google", "dns.cloudflare.com", "cloudflare-dns.com", "one.one.one.one", "mozilla.cloudflare-dns.com",
