@@ -144,9 +144,10 @@ class CacheEntry:
         patch_ttls(tail, self.offsets, [ttl] * len(self.ttls), 0)
         return query[:2] + self.head + query[12:qend] + bytes(tail)
 
-    def packet(self) -> bytes:
-        """The whole reply as stored (ID 0, lower-case question), e.g. to describe it."""
-        return b"\x00\x00" + self.head + untagged(self.key)[:-1] + self.tail
+    def packet(self, key: Optional[bytes] = None) -> bytes:
+        """The whole reply as stored (ID 0, lower-case question), e.g. to describe it. ``key``: the
+        question key, for an entry that was never cached (TTL 0) and so has none of its own."""
+        return b"\x00\x00" + self.head + untagged(key or self.key)[:-1] + self.tail
 
 
 class AnswerCache:

@@ -62,6 +62,7 @@ _SEEN_MAX = 4096   # an RR's type CNAME and class IN, as bytes   # blocking.mode
 _SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
 _CLASS_IN = b"\x00\x01"
 _MAC_OPTION_TAIL = b"\xfd\xe9\x00\x06"   # EDNS0 option 65001, 6 bytes: dnsmasq --add-mac, appended last
+_MAC_OPTION_CODES = (b"\xfd\xe9", b"\xfe\x31")   # 65001 and 65073 (--add-mac=base64/text): no MAC without one
 
 
 class Pipeline:
@@ -86,7 +87,7 @@ class Pipeline:
         self.open_view = self.registry.get("-")   # no policy loaded: everything allowed
         self.policies = policies
         self.mac_forwarders = mac_forwarders       # whose EDNS0 MAC option is believed (None: nobody's)
-        self._mac_views: dict[bytes, tuple[View, str]] = {}
+        self._mac_views: dict[tuple[str, bytes], tuple[View, str]] = {}
         self.seen: dict[str, str] = {}             # address (or MAC behind a forwarder) -> MAC, since last flush
         self.blocking = blocking or BlockingConfig()
         # Bumped whenever what policy says may have changed (lists, config): a cached answer
@@ -107,7 +108,7 @@ class Pipeline:
                 return gate
             st = self.access.state(client)
         view = st.view
-        if view is None:
+        if view is None or (st.via and data[10:12] != b"\x00\x00"):  # a forwarder's query may name a MAC
             view, client = self._identify(st, client, data)
         cache = self.cache
         hit = view.aliases.get(data[2:])
@@ -152,8 +153,9 @@ class Pipeline:
 
     def _identify(self, st: ClientState, client: str, data: bytes) -> tuple[View, str]:
         """(view, who) for a query from ``client``: ``who`` is what the query log calls the client, its
-        address, or the MAC a trusted forwarder named. Memoised on the address's state, except for MAC
-        forwarders (memoised per MAC instead)."""
+        address, or the MAC a trusted forwarder named. Decided per query: a MAC in a trusted forwarder's
+        query names the device; without one, the sender is itself (memoised on the address's state, which
+        is only ever the sender's own identity, never a MAC's)."""
         ps = self.policies
         if ps is None:
             st.view = self.open_view
@@ -164,6 +166,8 @@ class Pipeline:
             found = self._view_by_mac(ps, client, data)
             if found is not None:
                 return found
+            if st.view is not None:
+                return st.view, client
         view, _device = ps.view_for(client)
         st.view = view
         if len(self.seen) < _SEEN_MAX:
@@ -171,12 +175,15 @@ class Pipeline:
         return view, client
 
     def _view_by_mac(self, ps: PolicySet, client: str, data: bytes) -> Optional[tuple[View, str]]:
-        """(view, MAC) for the MAC a trusted forwarder put in the query's EDNS0 (None: no MAC in it)."""
+        """(view, MAC) for the MAC a trusted forwarder put in the query's EDNS0 (None: no MAC in it),
+        memoised per (forwarder, MAC): a MAC no device has falls back to the forwarder's own identity."""
         if data[-10:-6] == _MAC_OPTION_TAIL:
-            raw = data[-6:]
+            raw = (client, data[-6:])
             found = self._mac_views.get(raw)
             if found is not None:
                 return found
+        elif _MAC_OPTION_CODES[0] not in data and _MAC_OPTION_CODES[1] not in data:
+            return None   # the forwarder asking for itself (EDNS, no MAC): no parse
         else:
             raw = None
         mac = edns_client_mac(data)
@@ -196,7 +203,7 @@ class Pipeline:
         """(view, who) as :meth:`_identify` says, for the miss and slow paths."""
         st = self.access.state(client)
         view = st.view
-        return (view, client) if view is not None else self._identify(st, client, data)
+        return (view, client) if view is not None and not st.via else self._identify(st, client, data)
 
     def set_policies(self, policies: Optional[PolicySet]) -> None:
         """Swap in a new policy snapshot: every client is identified again, every cached answer re-checked."""
@@ -290,8 +297,8 @@ class Pipeline:
                     return self._blocked_entry(view.tag + key, decision, view, cap)
         entry = up.derive(now, cap)
         entry.gen = self.generation
+        entry.key = vkey = view.tag + key   # set even when not cached (TTL 0): the query log describes it
         if entry.expires > now:
-            vkey = view.tag + key
             self.cache.put(vkey, entry)
             if len(up.copies) < 64:
                 up.copies.append(vkey)
@@ -355,7 +362,9 @@ class Pipeline:
                 error = f"bad reply from {upstream}: {exc}"
         if entry is None:
             self.stats.upstream_errors += 1
-        elif entry.expires > entry.stored:
+        else:
+            entry.key = key   # even when not cached (TTL 0, cache off): its question rebuilds and describes it
+        if entry is not None and entry.expires > entry.stored:
             old = self.cache.get(key)
             self.cache.put(key, entry)
             if old is not None and old.copies:
@@ -482,7 +491,7 @@ class Pipeline:
             left = int(up.expires - self.clock())
             if left < ttl:
                 ttl = max(left, 0)
-            packed, rcode, summary = rewrite_answer(key, target, up.packet(), ttl, self.edns_size)
+            packed, rcode, summary = rewrite_answer(key, target, up.packet(target_key), ttl, self.edns_size)
             qend = 12 + len(key) - 1
         entry = CacheEntry(packed, qend, ttl, self.clock(), rcode=rcode, reason=verdict.decision.log_reason,
                            summary=summary, synthesized=True, upstream=upstream)

@@ -85,7 +85,7 @@ class BlockingConfig:
                                      "that switch devices to their own resolvers so they stay filtered: Firefox's "
                                      "DoH canary (use-application-dns.net) and iCloud Private Relay get NXDOMAIN, "
                                      "_dns.resolver.arpa (RFC 9462) gets no data. Other profiles have their own "
-                                     "switch (on in every preset but adult).")
+                                     "switch (on unless a parent turns it off; the adult preset starts with it off).")
     list_update_interval: float = option(86400, "How often subscribed lists (not the feed) are refreshed.",
                                          duration=True, minimum=600)
 

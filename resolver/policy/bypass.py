@@ -12,7 +12,8 @@ These are signals, not blocks, so each gets the negative answer its protocol exp
   client asks this name for SVCB records naming an encrypted resolver to upgrade to; an empty answer means
   "no designated resolver", so it stays with Hearth.
 
-Only these exact names. Public DoH/DoT/VPN/proxy hosts are a separate matter: the ``bypass`` list category.
+Only these exact names. Public DoH/DoT/VPN/proxy hosts are a separate matter: the ``bypass`` list category,
+with the built-in table of well-known DoH/DoT endpoints (:mod:`resolver.policy.encrypted_dns`) under it.
 """
 from __future__ import annotations
 

@@ -27,7 +27,9 @@ Order of precedence (the first step that applies decides)
 8. **Categories** (``profile.categories`` and those of active ``block_categories`` windows; ``"*"`` =
    every category in the index; mandatory lists always): :meth:`BlockIndex.lookup_wire` with that mask:
    block, ``Reason.CATEGORY`` or ``Reason.MANDATORY`` with the shown category and list ids, exactly as
-   :class:`resolver.policy.blocking.Policy` reports them.
+   :class:`resolver.policy.blocking.Policy` reports them. Where ``bypass`` (or ``"*"``) is blocked and no
+   list has the name, the built-in table of public DoH/DoT endpoints (:mod:`resolver.policy.encrypted_dns`)
+   is looked up too: category "bypass", its list named "built-in DoH/DoT table".
 9. **Safe search** (``profile.safe_search``, ``profile.youtube``): rewrite to the safe host (or, for
    Yandex, the IPv4 address: :func:`resolver.policy.safesearch.is_address_target`), ``Reason.SAFE_SEARCH``,
    category "search" or "youtube". A safe host itself (``forcesafesearch.google.com``) is never
@@ -74,6 +76,7 @@ from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, NamedTuple, O
 from blocklists.manager import MANDATORY_PREFIX
 
 from resolver.policy.bypass import bypass_answer_wire
+from resolver.policy.encrypted_dns import TABLE_NAME, encrypted_dns_match
 from resolver.base.names import normalise_name, wire_name
 from resolver.policy.blocking import Decision, Reason, _text_name
 from resolver.policy.profiles import ALL_CATEGORIES, Profile, Schedule
@@ -89,6 +92,7 @@ log = logging.getLogger(__name__)
 
 ALLOW, BLOCK, REWRITE = "allow", "block", "rewrite"
 
+BYPASS_CATEGORY = "bypass"   # the category of public DoH/DoT/VPN/proxy hosts
 _EXACT, _SUB = 1, 2          # an allow/block entry for the name itself / for the name and its subdomains
 _CACHE_MAX = 1024            # memo sizes (temporary-allow domains, active-window sets)
 
@@ -105,10 +109,12 @@ _PLAIN_ALLOW = Verdict(ALLOW, None)
 
 class _State(NamedTuple):
     """What the active windows add to the profile: ``block_all`` = the name of the first active
-    block_all schedule (or None), the blocked service ids and the category mask."""
+    block_all schedule (or None), the blocked service ids, the category mask, and whether the
+    ``bypass`` category is blocked (then the built-in encrypted-DNS table applies too)."""
     block_all: Optional[str]
     services: FrozenSet[str]
     mask: int
+    doh: bool = False
 
 
 # One merged entry per domain: (text, "*."+text, allow bits, block bits, service ids matching the domain
@@ -292,8 +298,10 @@ class ProfilePolicy:
             elif service is not None:                                                  # 7. services
                 sid, domain = service
                 return Verdict(BLOCK, Decision(Reason.SERVICE, self._service_names[sid], domain), None, cap)
-            elif state.mask and self.index is not None:                                # 8. categories
-                decision = self._lookup(w, state.mask)
+            else:                                                                      # 8. categories
+                decision = self._lookup(w, state.mask) if state.mask and self.index is not None else None
+                if decision is None and state.doh:
+                    decision = _encrypted_dns(w)
                 if decision is not None:
                     return Verdict(BLOCK, decision, None, cap)
         if allowed and self.mandatory_mask and self.index is not None:                 # allows never beat
@@ -416,7 +424,7 @@ class ProfilePolicy:
             elif sched.action == "block_categories":
                 categories.update(sched.categories)
         return _State(block_all, frozenset(s for s in services if s in self._service_names),
-                      self._mask(frozenset(categories)))
+                      self._mask(frozenset(categories)), BYPASS_CATEGORY in categories or ALL_CATEGORIES in categories)
 
     def _mask(self, categories: FrozenSet[str]) -> int:
         mask = self._masks.get(categories)
@@ -428,6 +436,12 @@ class ProfilePolicy:
                     mask |= 1 << bit
             self._masks[categories] = mask
         return mask
+
+
+def _encrypted_dns(w: bytes) -> Optional[Decision]:
+    """The built-in table's block of a public DoH/DoT endpoint (when the lists did not have it)."""
+    entry = encrypted_dns_match(w)
+    return None if entry is None else Decision(Reason.CATEGORY, BYPASS_CATEGORY, entry, TABLE_NAME)
 
 
 def _ascii_lower(text: str) -> str:

@@ -227,7 +227,8 @@ def _set(obj: Any, **fields: Any) -> None:
 class Profile:
     """What one kind of user may reach. ``categories`` and ``services`` are what is *blocked*;
     ``("*",)`` as categories blocks every category the lists provide. ``block``/``allow`` are the
-    parent's own domains or ``*.`` wildcards (allow wins over the lists). ``id`` and ``updated``
+    parent's own domains or ``*.`` wildcards (allow wins over the lists). ``bypass_prevention``
+    (the DoH canary, Private Relay and DDR answers) is on unless turned off. ``id`` and ``updated``
     are set by the store."""
 
     name: str
@@ -239,7 +240,7 @@ class Profile:
     block_mode: str = "null"
     block: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
-    bypass_prevention: bool = False
+    bypass_prevention: bool = True   # on unless a parent turns it off (a profile made without a preset too)
     id: Optional[int] = None
     updated: float = 0.0
 
@@ -426,10 +427,12 @@ PRESETS: dict[str, Profile] = {
 # social networks, games or video, which are about time rather than harm: a household's grown-up phones
 # keep YouTube and Facebook on day one. (Until 2026-12 it was "*", every category the lists provide;
 # since the bundled lists cover social, games and video too, that blocked them for every unknown device.)
-# It can be edited but not removed or renamed.
+# It can be edited but not removed or renamed. Its own bypass_prevention switch is off: the engine turns
+# bypass prevention on for it while blocking.bypass_prevention (the appliance's setting, on by default) says so.
 DEFAULT_CATEGORIES: tuple[str, ...] = ("adult", "gambling", "violence", "drugs", "dating", "ads", "trackers",
                                        *_ALWAYS, "bypass")
-DEFAULT_PROFILE = Profile(name=DEFAULT_PROFILE_NAME, preset=DEFAULT_PROFILE_NAME, categories=DEFAULT_CATEGORIES)
+DEFAULT_PROFILE = Profile(name=DEFAULT_PROFILE_NAME, preset=DEFAULT_PROFILE_NAME, categories=DEFAULT_CATEGORIES,
+                          bypass_prevention=False)
 
 
 def profile_from_preset(name: str, preset: str) -> Profile:
@@ -438,4 +441,7 @@ def profile_from_preset(name: str, preset: str) -> Profile:
     template = DEFAULT_PROFILE if key == DEFAULT_PROFILE_NAME else PRESETS.get(key)
     if template is None:
         raise ValueError(f"unknown preset {preset!r} (use {', '.join(PRESET_NAMES)})")
-    return replace(template, name=name)
+    profile = replace(template, name=name)
+    if key == DEFAULT_PROFILE_NAME and profile.name.lower() != DEFAULT_PROFILE_NAME:
+        profile = replace(profile, bypass_prevention=True)   # a copy has its own switch, on like every profile's
+    return profile

@@ -390,6 +390,26 @@ def test_block_categories_windows_and_mask_memo(index):
     assert len(p._states) == 3 and len(p._masks) == 3     # none, work, lockdown
 
 
+def test_built_in_encrypted_dns_table_backs_the_bypass_category(index):
+    for name in ("dns.controld.com", "p2.dns.controld.com", "dns.google", "chrome.cloudflare-dns.com"):
+        v = policy(index, kid()).decide(wire(name), NOON)
+        assert v.action == "block" and v.decision.reason is Reason.CATEGORY and v.decision.category == "bypass"
+        assert v.decision.sources == "built-in DoH/DoT table" and v.decision.log_reason == "category:bypass"
+        assert v.decision.text.startswith("category bypass (list built-in DoH/DoT table): ")
+    # the list speaks for the names it has; the table only fills gaps
+    assert policy(index, kid()).decide(wire("doh.example.org"), NOON).decision.sources == "starter-bypass"
+    assert policy(index, DEFAULT_PROFILE).decide(wire("dns.controld.com"), NOON).decision.category == "bypass"
+    # without the bypass category, or with the name on the allow list, it resolves
+    assert allowed(policy(index, PRESETS["adult"]).decide(wire("dns.controld.com"), NOON))
+    assert allowed(policy(index, kid(allow=("*.controld.com",))).decide(wire("dns.controld.com"), NOON))
+    # a block_categories window with bypass applies it while it runs; no index needed
+    night = Schedule(profile="Dad", name="Night", days=("mon",), start="20:00", end="23:00",
+                     action="block_categories", categories=("bypass",))
+    p = ProfilePolicy(replace(PRESETS["adult"], name="Dad"), None, {}, [night], HCM)
+    assert allowed(p.decide(wire("dns.controld.com"), NOON)._replace(ttl_cap=None))
+    assert p.decide(wire("dns.controld.com"), at(HCM, *MON, 21)).decision.category == "bypass"
+
+
 def test_no_index(index):
     p = ProfilePolicy(kid(services=("tiktok",)), None, {}, (), HCM)
     assert allowed(p.decide(wire("bet.example"), NOON))

@@ -91,3 +91,16 @@ def test_openapi_document_covers_every_api_route(tmp_path):
                 assert ref["$ref"].rsplit("/", 1)[1] in doc["components"]["schemas"]
     with app.app_context():
         core.store().close()
+
+
+def test_a_profile_made_without_a_preset_has_bypass_prevention_on(app, admin):
+    """Issue 12 item 2: on for every profile unless a parent turns it off."""
+    c = app.test_client()
+    h = _token(app)
+    r = c.post("/api/v1/profiles", json={"name": "Custom", "categories": ["adult"]}, headers=h)
+    assert r.status_code == 201 and r.get_json()["bypass_prevention"] is True
+    r = c.post("/api/v1/profiles", json={"name": "Off", "categories": ["adult"], "bypass_prevention": False},
+               headers=h)
+    assert r.status_code == 201 and r.get_json()["bypass_prevention"] is False
+    r = c.post("/api/v1/profiles", json={"name": "Everything", "preset": "default"}, headers=h)
+    assert r.status_code == 201 and r.get_json()["bypass_prevention"] is True
