@@ -40,9 +40,11 @@ setup(
     ],
     extras_require={
         "fast": ["uvloop>=0.17"],
+        # several nodes on one PostgreSQL store (store: postgresql://...) and the provider service
+        "postgres": ["psycopg[binary]>=3.1", "psycopg-pool>=3.1"],
         "test": ["pytest>=7", "pytest-timeout", "ruff", "cryptography>=3.4", "uvloop>=0.17",
                  # browser tests drive Debian's chromium (no browser download)
-                 "playwright>=1.40"],
+                 "playwright>=1.40", "psycopg[binary]>=3.1", "psycopg-pool>=3.1"],
     },
     entry_points={"console_scripts": ["hearth = resolver.cli.main:main"]},
     classifiers=[

@@ -127,3 +127,22 @@ def start_engine(tmp_path):
     yield factory
     for eng in engines:
         eng.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on a free loopback port for the whole test session (see tests/pg.py);
+    ``postgres.new_database()`` gives each test its own empty database."""
+    from tests.pg import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return postgres.new_database()
