@@ -96,7 +96,7 @@ def table_bytes(data_dir: Path) -> dict:
 
 def time_pages(data_dir: Path, device_address: str, repeat: int) -> dict:
     from webui import create_app
-    from tests.web.conftest import Browser, run_wizard
+    from tests.webui.conftest import Browser, run_wizard
 
     app = create_app(Config(data_dir=str(data_dir), blocking=BlockingConfig(starter_lists=False)))
     app.config["TESTING"] = True

@@ -57,7 +57,7 @@ class PostgresServer:
             argv = ["runuser", "-u", "postgres", "--", *argv]
         return subprocess.run(argv, capture_output=True, text=True, **kw)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         res = self._run([self.initdb, "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8",
                          "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C"], timeout=120)
         if res.returncode != 0:

@@ -32,7 +32,7 @@ are in the shared test data, ``safesearch/``), except:
 Bing: the rules file rewrites ``www.bing.com`` and ``edgeservices.bing.com`` (Edge's sidebar search), not the
 bare ``bing.com`` (which only redirects to ``www.bing.com``); Hearth follows the file.
 
-``tests/unit/test_safesearch.py`` checks these tables against the rules files.
+``tests/policy/test_safesearch.py`` checks these tables against the rules files.
 """
 from __future__ import annotations
 

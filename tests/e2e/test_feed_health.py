@@ -28,7 +28,7 @@ from tests.dnsclient import answers, ask, ede
 from tests.conftest import RunningEngine
 from tests.dnsfake import FakeDNS
 from tests.e2e.test_blocking import CLI, run_cli
-from tests.web.conftest import PASSWORD, Browser, run_wizard
+from tests.webui.conftest import PASSWORD, Browser, run_wizard
 from webui import create_app
 
 RECORDS = {n: [f"{n} 300 IN A 192.0.2.77"] for n in ("www.example.com.", "bet-one.example.", "mandated.example.",

@@ -12,7 +12,7 @@ import pytest
 
 from resolver.policy.profiles import Device, Schedule
 from resolver.store.protocol import QueryRow
-from tests.web.conftest import Browser
+from tests.webui.conftest import Browser
 from webui import core
 
 KID = "127.0.0.1"          # the test client's address

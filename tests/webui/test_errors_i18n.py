@@ -12,8 +12,8 @@ from markupsafe import escape
 from resolver.base.names import normalise_name
 from resolver.policy.profiles import Device, Profile, Schedule, TempAllow, check_domain, identify, profile_from_preset
 from resolver.policy.schedule import END_OF_DAY, Window, WeeklySchedule, parse_days, parse_hhmm
-from tests.web.conftest import Browser, run_wizard
-from tests.web.test_i18n import PO
+from tests.webui.conftest import Browser, run_wizard
+from tests.webui.test_i18n import PO
 from webui import actions, core, errors
 from webui.errors import localise_error
 

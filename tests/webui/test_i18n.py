@@ -10,7 +10,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from resolver.store.protocol import QueryRow
-from tests.web.conftest import Browser
+from tests.webui.conftest import Browser
 from webui import core
 
 WEBUI = Path(__file__).resolve().parents[2] / "webui"

@@ -13,7 +13,7 @@ from resolver.policy.profiles import Device, Profile, Schedule, TempAllow
 from resolver.engine.querylog import QueryLog, QueryLogConfig
 from resolver.engine.stats import Stats
 from resolver.policy.views import PolicySet, ViewRegistry
-from tests.unit.test_pipeline import Clock, ScriptedPool
+from tests.engine.test_pipeline import Clock, ScriptedPool
 
 KIDS = Profile(name="Kids", block=("www.example.com",), bypass_prevention=True)
 DEVICES = [Device(name="tablet", kind="ip", value="127.0.0.2", profile="Kids", id=1),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.web.conftest import Browser, make_config
+from tests.webui.conftest import Browser, make_config
 from webui import core, create_blockpage_app
 
 

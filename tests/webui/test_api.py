@@ -71,7 +71,7 @@ def test_viewer_token_is_read_only(app, viewer):
 
 
 def test_openapi_document_covers_every_api_route(tmp_path):
-    from tests.web.conftest import make_config
+    from tests.webui.conftest import make_config
 
     app = create_app(make_config(tmp_path))
     doc = app.test_client().get("/api/v1/openapi.json").get_json()     # public, even before setup

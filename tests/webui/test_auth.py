@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.web.conftest import PASSWORD, Browser, make_config, run_wizard
+from tests.webui.conftest import PASSWORD, Browser, make_config, run_wizard
 from webui import create_app, core
 
 

@@ -7,7 +7,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.web.conftest import PASSWORD, Browser, make_config, run_wizard
+from tests.webui.conftest import PASSWORD, Browser, make_config, run_wizard
 from webui import core, create_app, throttle
 
 CHILD, PARENT = "192.168.1.23", "192.168.1.10"

@@ -19,7 +19,7 @@ import yaml
 from resolver.service.config import Config
 from resolver.engine.dnsconfig import DnsConfig
 from resolver.policy.blocking import BlockingConfig
-from tests.web.conftest import PASSWORD, Browser, csrf_of, run_wizard, setup_code_of
+from tests.webui.conftest import PASSWORD, Browser, csrf_of, run_wizard, setup_code_of
 from webui import core, create_app
 from webui.setupcode import code_path, normalise, read_code
 
