@@ -166,7 +166,7 @@ def mapping_usage(path: str) -> dict:
 
 
 def worker_build(rows_path: str, index_path: str) -> dict:
-    from blocklists.index import IndexBuilder
+    from blocklists.index_build import IndexBuilder
     before = proc_status()
     b = IndexBuilder()
     t0 = time.perf_counter()

@@ -412,7 +412,7 @@ class ListManager:
     # ------------------------------------------------------------ compile
 
     def _compile(self, sources: list[Source], status: dict, started: float, removed: list[str]) -> dict:
-        from .index import IndexBuilder
+        from .index_build import IndexBuilder
 
         builder = IndexBuilder()
         meta: dict[str, dict] = {}

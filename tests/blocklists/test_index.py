@@ -16,16 +16,10 @@ from typing import NamedTuple, Optional
 
 import pytest
 
-from blocklists import index as idx
-from blocklists.index import (
-    CATEGORY_BITS,
-    MAX_CATEGORIES,
-    BlockIndex,
-    IndexBuilder,
-    IndexFileError,
-    Match,
-    name_hash,
-)
+from blocklists import index_build as idx
+from blocklists.index import CATEGORY_BITS, IMPORTANT, MAX_CATEGORIES, BlockIndex, IndexFileError, Match
+from blocklists.index_build import IndexBuilder
+from blocklists.index_format import _normalise, name_hash
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,7 +129,7 @@ def test_category_masks():
     assert both(ix, "shared.com", profile).category == "gambling"
     assert both(ix, "shared.com").category == "ads"       # lowest bit of the default mask
     assert both(ix, "shared.com", 0) is None
-    assert both(ix, "shared.com", idx.IMPORTANT) is None  # bit 31 alone selects no category
+    assert both(ix, "shared.com", IMPORTANT) is None  # bit 31 alone selects no category
     assert len(ix) == 2                                    # merged: one key, two category bits
     assert ix.category_mask([]) == 0
 
@@ -352,7 +346,7 @@ def test_stats_sources_and_empty(tmp_path):
         assert abs(st["built"] - time.time()) < 60
         assert ix.categories == ["ads", "adult", "allow"]
         assert ix.sources == [{"id": "list-1", "category": "ads", "entries": 2}]
-    empty = BlockIndex.empty()
+    empty = BlockIndex.from_bytes(IndexBuilder().to_bytes())
     assert empty.lookup("anything.com") is None and empty.lookup_wire(wire("a.b.c")) is None
     assert empty.categories == [] and empty.stats["entries"] == 0 and empty.category_mask(["ads"]) == 0
 
@@ -497,7 +491,7 @@ def test_killed_build_leaves_previous_file_and_next_build_cleans_up(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(REPO)!r})
-        from blocklists import index
+        from blocklists import index_build as index
         def die(fd):
             os.kill(os.getpid(), signal.SIGKILL)   # kill -9 with the temp file written but not renamed
         index.os.fsync = die
@@ -577,7 +571,7 @@ def test_popular_names_as_ads(test_data, tmp_path):
     rng = random.Random(3)
     for i in rng.sample(range(len(names)), 2000):
         name = names[i]
-        if idx._normalise(name) is not None:                      # indexable
+        if _normalise(name) is not None:                      # indexable
             assert both(ix, name) is not None or name.endswith("safe.google.com"), name
     assert both(ix, "google.com").rule == "google.com"              # rank 1, subtree
     assert both(ix, "deep.sub.google.com") == Match("ads", "google.com", True, False)

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from blocklists.index import BlockIndex, IndexBuilder
+from blocklists.index import BlockIndex
+from blocklists.index_build import IndexBuilder
 from blocklists.services import Service, load_services
 from resolver.base.names import normalise_name
 from resolver.policy.blocking import Reason
