@@ -9,10 +9,10 @@ import time
 import pytest
 from dnslib import EDNS0, QTYPE, RR, DNSRecord, EDNSOption
 
-from resolver.policy import clients
-from resolver.policy.clients import (AddressMatcher, ClientDirectory, ClientsConfig, edns_client_mac,
-                                     read_dnsmasq_leases, read_ip_neigh, read_isc_leases, read_leases,
-                                     read_odhcpd_leases, read_proc_arp, run_ip_neigh, sniff_lease_format)
+from resolver.policy import clients, neighbours
+from resolver.policy.clients import AddressMatcher, ClientDirectory, ClientsConfig, edns_client_mac
+from resolver.policy.neighbours import (read_dnsmasq_leases, read_ip_neigh, read_isc_leases, read_leases,
+                                        read_odhcpd_leases, read_proc_arp, run_ip_neigh, sniff_lease_format)
 from resolver.base.configspec import ConfigError, build_section
 from resolver.policy.profiles import Device
 
@@ -196,20 +196,20 @@ def test_run_ip_neigh_without_ip(monkeypatch):
     def missing(*args, **kwargs):
         raise FileNotFoundError("ip")
 
-    monkeypatch.setattr(clients.subprocess, "run", missing)
+    monkeypatch.setattr(neighbours.subprocess, "run", missing)
     assert run_ip_neigh() == {}
 
     def slow(*args, **kwargs):
         assert kwargs["timeout"] == 2.0
         raise subprocess.TimeoutExpired("ip", 2.0)
 
-    monkeypatch.setattr(clients.subprocess, "run", slow)
+    monkeypatch.setattr(neighbours.subprocess, "run", slow)
     assert run_ip_neigh() == {}
 
     def failing(*args, **kwargs):
         return subprocess.CompletedProcess(args[0], 1, b"", b"RTNETLINK answers: Operation not permitted")
 
-    monkeypatch.setattr(clients.subprocess, "run", failing)
+    monkeypatch.setattr(neighbours.subprocess, "run", failing)
     assert run_ip_neigh() == {}
 
     seen = []
@@ -218,7 +218,7 @@ def test_run_ip_neigh_without_ip(monkeypatch):
         seen.append(args[0])
         return subprocess.CompletedProcess(args[0], 0, IP_NEIGH.encode(), b"")
 
-    monkeypatch.setattr(clients.subprocess, "run", working)
+    monkeypatch.setattr(neighbours.subprocess, "run", working)
     assert run_ip_neigh() == read_ip_neigh(IP_NEIGH)
     assert seen == [["ip", "-o", "neigh", "show"]]
 
@@ -291,15 +291,15 @@ def test_read_leases_never_raises(tmp_path):
         path = _write(tmp_path, f"f{i}", cut + noise)
         result = read_leases(path)
         assert isinstance(result, dict)
-        for parse in (clients.parse_dnsmasq_leases, clients.parse_isc_leases, clients.parse_odhcpd_leases,
-                      clients.parse_proc_arp, read_ip_neigh):
+        for parse in (neighbours.parse_dnsmasq_leases, neighbours.parse_isc_leases, neighbours.parse_odhcpd_leases,
+                      neighbours.parse_proc_arp, read_ip_neigh):
             assert isinstance(parse(cut + noise), dict)
     (tmp_path / "bin").write_bytes(bytes(rng.randrange(256) for _ in range(4096)))
     assert isinstance(read_leases(str(tmp_path / "bin")), dict)
 
 
 def test_read_tables(tmp_path, monkeypatch):
-    monkeypatch.setattr(clients, "read_proc_arp", lambda: clients.parse_proc_arp(PROC_ARP))
+    monkeypatch.setattr(clients, "read_proc_arp", lambda: neighbours.parse_proc_arp(PROC_ARP))
     monkeypatch.setattr(clients, "run_ip_neigh", lambda: read_ip_neigh(IP_NEIGH))
     cfg = ClientsConfig(lease_files=[_write(tmp_path, "a", DNSMASQ_LEASES), str(tmp_path / "missing"),
                                      _write(tmp_path, "b", ODHCPD_HOSTS)])
@@ -452,7 +452,7 @@ def test_mac_beats_ip():
     assert d.profile_for(None)[1] == "default"  # type: ignore[arg-type]
     # no MAC known for the address yet
     assert d.profile_for("192.168.1.23")[1] == "teen"
-    d.refresh_neighbours(clients.parse_proc_arp(PROC_ARP), {})
+    d.refresh_neighbours(neighbours.parse_proc_arp(PROC_ARP), {})
     assert d.profile_for("192.168.1.23")[0].name == "Emma iPad"
     assert d.mac_of("192.168.1.23") == "3c:22:fb:aa:bb:cc"
     # the same device over IPv6 (privacy address learnt from ip neigh) and via a lease only
