@@ -115,7 +115,9 @@ def test_doctor_flags_each_ticked_category_with_no_names(tmp_path):
                      "scam", "bypass", "homework"):
         assert f"profile Kids: {category} is ticked but has 0 names: add a list or a feed" in messages, messages
     assert not any(": gambling " in m for m in messages)                 # the subscribed list gives it names
-    assert not any("profile default" in m for m in messages)             # "every category" is never empty
+    # the default profile (devices nobody has set up) ticks its own fixed set, flagged the same way
+    assert "profile default: adult is ticked but has 0 names: add a list or a feed" in messages
+    assert not any("profile default: social" in m for m in messages)     # not in the default's set
     assert all("category:" in c["fix"] and "hearth lists update" in c["fix"] for c in flagged)
     human = run_cli("doctor", "--only", "categories", config=cfg)
     assert "WARN" in human.stdout and "profile Kids: social is ticked but has 0 names" in human.stdout
