@@ -2,14 +2,14 @@
 
     socket (listener.py)
       → who is asking: allow-list and rate limit     (access.py)   refuse or drop early, before any work
-      → which view: device → profile, memoised       (views.py)    per address; per packet for a MAC forwarder
+      → which view: device → profile, memoised       (identify.py) per address; per packet for a MAC forwarder
       → answer cache: the view's alias, or its key   (cache.py)    patch ID, question case, TTLs; send
       ── miss of a plain query: no task, no dnslib ──
       → local names go to the slow path              (localrecords.py)
       → the view's verdict                           (profile_policy.py) block / rewrite / allow, TTL cap
           block: answer synthesized + EDE            cached for the view, per generation
           rewrite (safe search): CNAME + the safe host's answer (a task, dnslib)
-      → upstream pool, coalesced per key             (upstream.py) callbacks; serve stale when it fails
+      → upstream fetch, coalesced per key            (fetcher.py, upstream.py) callbacks; serve stale when it fails
       → reply rewritten from the upstream's bytes    (wire.py)     cached untagged: the upstream layer
       → the view's copy: CNAME targets checked too   (cache.py)    TTLs capped at the next schedule change
       ── anything unusual: one task, dnslib ──
@@ -24,16 +24,17 @@ import ipaddress
 import logging
 import time
 from dataclasses import replace
-from functools import partial
 from typing import Callable, Optional
 
-from dnslib import QTYPE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
+from dnslib import QTYPE
 
-from resolver.policy.access import ClientAccess, ClientState
+from resolver.policy.access import ClientAccess
 from resolver.engine.answers import (ClientQuery, address_answer, finish, local_answer, reply_skeleton, rewrite_answer,
-                                     rfc8482_any, summarise, upstream_query)
+                                     rfc8482_any, summarise)
 from resolver.engine.cache import AnswerCache, CacheEntry
-from resolver.policy.clients import AddressMatcher, edns_client_mac
+from resolver.policy.clients import AddressMatcher
+from resolver.engine.fetcher import Fetcher, FetchFailed
+from resolver.engine.identify import Identities
 from resolver.engine.localrecords import LocalZone
 from resolver.base.names import wire_name
 from resolver.policy.blocking import BlockingConfig, Decision
@@ -43,10 +44,9 @@ from resolver.policy.safesearch import is_address_target
 from resolver.engine.stats import Stats
 from resolver.engine.upstream import UpstreamPool
 from resolver.policy.views import PolicySet, View, ViewRegistry
-from resolver.engine.wire import (KEY_CD, KEY_DO, KEY_EDNS, KEY_RD, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN,
-                   RCODE_REFUSED, RCODE_SERVFAIL, TYPE_OPT, Question, add_option, canonical_query, cname_targets,
-                   ede_option, error_reply, key_name, lookup_key, name_labels, parse_question, rewrite_reply,
-                   synth_reply, truncated)
+from resolver.engine.wire import (KEY_EDNS, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED,
+                                  RCODE_SERVFAIL, Question, add_option, canonical_query, ede_option, error_reply,
+                                  key_name, lookup_key, parse_question, synth_reply, truncated)
 
 log = logging.getLogger("hearth.pipeline")
 
@@ -54,15 +54,9 @@ EDE_STALE_ANSWER, EDE_PROHIBITED, EDE_NOT_SUPPORTED, EDE_NO_REACHABLE_AUTHORITY 
 DROP = b""
 _NEVER = float("inf")
 _NULL_A, _NULL_AAAA = bytes(4), bytes(16)
-_CNAME_IN = b"\x00\x05\x00\x01"
-# Clients noted for the "seen" list between two flushes: a flood of spoofed sources must not grow it
-# (or the next flush's writes) without bound.
-_SEEN_MAX = 4096   # an RR's type CNAME and class IN, as bytes   # blocking.mode null: 0.0.0.0 and ::
 # Types the raw miss path never forwards: ANY (RFC 8482), zone transfers, MAILA/MAILB.
 _SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
 _CLASS_IN = b"\x00\x01"
-_MAC_OPTION_TAIL = b"\xfd\xe9\x00\x06"   # EDNS0 option 65001, 6 bytes: dnsmasq --add-mac, appended last
-_MAC_OPTION_CODES = (b"\xfd\xe9", b"\xfe\x31")   # 65001 and 65073 (--add-mac=base64/text): no MAC without one
 
 
 class Pipeline:
@@ -83,18 +77,14 @@ class Pipeline:
         self.max_pending = max_pending
         self.clock = clock
         self.wall = wall            # UNIX time for schedules, pauses and temporary allows
-        self.registry = ViewRegistry()
-        self.open_view = self.registry.get("-")   # no policy loaded: everything allowed
-        self.policies = policies
-        self.mac_forwarders = mac_forwarders       # whose EDNS0 MAC option is believed (None: nobody's)
-        self._mac_views: dict[tuple[str, bytes], tuple[View, str]] = {}
-        self.seen: dict[str, str] = {}             # address (or MAC behind a forwarder) -> MAC, since last flush
+        self.identities = Identities(policies, mac_forwarders)   # who is asking: device, profile, view
         self.blocking = blocking or BlockingConfig()
         # Bumped whenever what policy says may have changed (lists, config): a cached answer
         # checked under an older generation is re-checked, not trusted, and not flushed.
         self.generation = 1
         self._tasks: set[asyncio.Task] = set()
-        self._waiting: dict[bytes, list[Callable[[Optional[CacheEntry], Optional[str]], None]]] = {}
+        self.fetcher = Fetcher(self)     # upstream fetches, coalesced per question
+        self._waiting = self.fetcher.waiting
         self._timers: set[asyncio.TimerHandle] = set()
 
     # ------------------------------------------------------------ fast path: cache hits
@@ -109,7 +99,7 @@ class Pipeline:
             st = self.access.state(client)
         view = st.view
         if view is None or (st.via and data[10:12] != b"\x00\x00"):  # a forwarder's query may name a MAC
-            view, client = self._identify(st, client, data)
+            view, client = self.identities.identify(st, client, data)
         cache = self.cache
         hit = view.aliases.get(data[2:])
         if hit is not None:
@@ -133,7 +123,7 @@ class Pipeline:
         entry.hits += 1
         if now >= entry.prefetch_at and not entry.synthesized:
             entry.prefetch_at = _NEVER  # once per entry: the refreshed answer comes with a new one
-            self._prefetch(entry.base or entry)
+            self.fetcher.prefetch(entry.base or entry)
         self.querylog.log_hit(now, client, entry)
         return out
 
@@ -149,74 +139,38 @@ class Pipeline:
             return error_reply(data, RCODE_REFUSED, self.edns_size, (EDE_PROHIBITED, "client not allowed")) or DROP
         return None
 
-    # ------------------------------------------------------------ who is asking
+    # ------------------------------------------------------------ who is asking (identify.py)
 
-    def _identify(self, st: ClientState, client: str, data: bytes) -> tuple[View, str]:
-        """(view, who) for a query from ``client``: ``who`` is what the query log calls the client, its
-        address, or the MAC a trusted forwarder named. Decided per query: a MAC in a trusted forwarder's
-        query names the device; without one, the sender is itself (memoised on the address's state, which
-        is only ever the sender's own identity, never a MAC's)."""
-        ps = self.policies
-        if ps is None:
-            st.view = self.open_view
-            return self.open_view, client
-        if st.via is None:
-            st.via = self.mac_forwarders is not None and client.split("%", 1)[0] in self.mac_forwarders
-        if st.via:
-            found = self._view_by_mac(ps, client, data)
-            if found is not None:
-                return found
-            if st.view is not None:
-                return st.view, client
-        view, _device = ps.view_for(client)
-        st.view = view
-        if len(self.seen) < _SEEN_MAX:
-            self.seen.setdefault(client, "")
-        return view, client
+    @property
+    def policies(self) -> Optional[PolicySet]:
+        return self.identities.policies
 
-    def _view_by_mac(self, ps: PolicySet, client: str, data: bytes) -> Optional[tuple[View, str]]:
-        """(view, MAC) for the MAC a trusted forwarder put in the query's EDNS0 (None: no MAC in it),
-        memoised per (forwarder, MAC): a MAC no device has falls back to the forwarder's own identity."""
-        if data[-10:-6] == _MAC_OPTION_TAIL:
-            raw = (client, data[-6:])
-            found = self._mac_views.get(raw)
-            if found is not None:
-                return found
-        elif _MAC_OPTION_CODES[0] not in data and _MAC_OPTION_CODES[1] not in data:
-            return None   # the forwarder asking for itself (EDNS, no MAC): no parse
-        else:
-            raw = None
-        mac = edns_client_mac(data)
-        if mac is None:
-            return None
-        view, _device = ps.view_for(client, mac)
-        found = (view, mac)
-        if raw is not None:
-            if len(self._mac_views) > 65536:
-                self._mac_views.clear()
-            self._mac_views[raw] = found
-        if len(self.seen) < _SEEN_MAX:
-            self.seen[mac] = mac
-        return found
+    @property
+    def registry(self) -> ViewRegistry:
+        return self.identities.registry
+
+    @property
+    def seen(self) -> dict[str, str]:
+        return self.identities.seen
+
+    @seen.setter
+    def seen(self, value: dict[str, str]) -> None:
+        self.identities.seen = value
 
     def view_of(self, client: str, data: bytes) -> tuple[View, str]:
-        """(view, who) as :meth:`_identify` says, for the miss and slow paths."""
-        st = self.access.state(client)
-        view = st.view
-        return (view, client) if view is not None and not st.via else self._identify(st, client, data)
+        """(view, who) for the miss and slow paths (see :meth:`Identities.identify`)."""
+        return self.identities.view_of(self.access.state(client), client, data)
 
     def set_policies(self, policies: Optional[PolicySet]) -> None:
         """Swap in a new policy snapshot: every client is identified again, every cached answer re-checked."""
-        self.policies = policies
+        self.identities.policies = policies
         self.generation += 1
         self.forget_identities()
 
     def forget_identities(self) -> None:
         """Make every client be identified again on its next query (devices or neighbours changed, or
         to learn which clients are still active)."""
-        for st in self.access.states.values():
-            st.view = None
-        self._mac_views.clear()
+        self.identities.forget(self.access.states.values())
 
     # ------------------------------------------------------------ misses
 
@@ -263,23 +217,18 @@ class Pipeline:
         if stale is not None and self._upstreams_down():
             # the upstreams just failed: answer stale now, refresh in the background (RFC 8767 §5)
             self._send_failure(data, q, client, udp, send, now, stale, "upstreams down")
-            self._refresh(q.key)
+            self.fetcher.refresh(q.key)
             return
         waiter = _Waiter(self, data, q, client, udp, send, now, stale, view, cap)
         if stale is not None and cfg.stale_client_timeout > 0:
             waiter.timer = asyncio.get_running_loop().call_later(cfg.stale_client_timeout, waiter.on_slow)
             self._timers.add(waiter.timer)
-        self._fetch(q.key, waiter)
+        self.fetcher.fetch(q.key, waiter)
 
     def _upstreams_down(self) -> bool:
         """Within the failure recheck period: no upstream answered a recent query and none has since."""
         recheck = self.cache.config.stale_failure_recheck
         return recheck > 0 and self.upstreams.known_down(recheck)
-
-    def _refresh(self, key: bytes) -> None:
-        """Fetch ``key`` in the background unless a fetch for it is under way (the answer lands in the cache)."""
-        if key not in self._waiting and len(self._waiting) + len(self._tasks) < self.max_pending:
-            self._fetch(key, _ignore)
 
     def _view_entry(self, view: View, key: bytes, up: CacheEntry, cap: Optional[int], now: float) -> CacheEntry:
         """The view's cached copy of an upstream answer it allows: blocked instead when a CNAME in the
@@ -336,97 +285,6 @@ class Pipeline:
             send(out)
         self.querylog.record(now, client, q.key, RCODE_SERVFAIL, "", "", latency, False, "upstream-failed")
 
-    # ------------------------------------------------------------ upstream fetches (coalesced)
-
-    def _fetch(self, key: bytes, on_done: Callable[[Optional[CacheEntry], Optional[str]], None]) -> None:
-        """Get ``key`` from the upstreams; every caller asking meanwhile shares the one fetch."""
-        waiters = self._waiting.get(key)
-        if waiters is not None:
-            waiters.append(on_done)
-            return
-        self._waiting[key] = [on_done]
-        flags = key[-1]
-        packet = upstream_query(key[:-5], key[-5] << 8 | key[-4], key[-3] << 8 | key[-2], do=bool(flags & KEY_DO),
-                                cd=bool(flags & KEY_CD), edns_size=self.edns_size)
-        self.stats.upstream_queries += 1
-        self.upstreams.forward(packet, partial(self._fetched, key, self.generation), key[:-1])
-
-    def _fetched(self, key: bytes, generation: int, reply: Optional[bytes], upstream: str,
-                 error: Optional[str]) -> None:
-        entry = None
-        if reply is not None:
-            try:
-                entry = self._entry_from_reply(reply, key, upstream)
-                entry.gen = generation  # checked by policy when the fetch started
-            except Exception as exc:  # noqa: BLE001 - an unusable reply is that upstream failing
-                error = f"bad reply from {upstream}: {exc}"
-        if entry is None:
-            self.stats.upstream_errors += 1
-        else:
-            entry.key = key   # even when not cached (TTL 0, cache off): its question rebuilds and describes it
-        if entry is not None and entry.expires > entry.stored:
-            old = self.cache.get(key)
-            self.cache.put(key, entry)
-            if old is not None and old.copies:
-                self.cache.replace_copies(old)
-        for on_done in self._waiting.pop(key, ()):
-            try:
-                on_done(entry, error)
-            except Exception:  # one broken waiter must not starve the others
-                log.exception("answering a waiting query failed")
-
-    def _entry_from_reply(self, reply: bytes, key: bytes, upstream: str) -> CacheEntry:
-        """The cache entry for an upstream reply, rewritten from its bytes (dnslib only for oddities)."""
-        try:
-            packed, offsets, ttls, negative = rewrite_reply(reply, key, self.edns_size)
-        except ValueError:
-            return self._entry_via_dnslib(reply, key, upstream)
-        rcode = reply[3] & 0x0F
-        ttl = 0
-        if rcode == 0 and reply[6:8] != b"\x00\x00":
-            ttls = [self.cache.clamp(t) for t in ttls]
-            ttl = min(ttls)
-        elif rcode in (0, RCODE_NXDOMAIN) and negative >= 0:
-            ttl = self.cache.negative_ttl(negative)
-            ttls = [min(t, ttl) for t in ttls]
-        entry = CacheEntry(packed, 12 + len(key) - 1, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
-                           rcode=rcode, upstream=upstream, offsets=offsets, ttls=ttls)
-        if rcode == 0 and packed[6:8] != b"\x00\x00" and _CNAME_IN in packed:  # (a cheap pre-check)
-            entry.cnames = cname_targets(packed)
-        return entry
-
-    def _entry_via_dnslib(self, raw: bytes, key: bytes, upstream: str) -> CacheEntry:
-        """Rebuild a reply dnslib can parse but the raw rewriter declined (e.g. OPT not last)."""
-        resp = DNSRecord.parse(raw)
-        flags = key[-1]
-        qtype, qclass = key[-5] << 8 | key[-4], key[-3] << 8 | key[-2]
-        if len(resp.questions) != 1 or bytes(key[:-5]).lower() != _wire_name(resp.q.qname).lower() \
-                or resp.q.qtype != qtype:
-            raise ValueError("reply is for another question")
-        rcode = resp.header.rcode
-        out = DNSRecord(DNSHeader(id=0, qr=1, rd=int(bool(flags & KEY_RD)), ra=1, cd=int(bool(flags & KEY_CD)),
-                                  ad=resp.header.ad if flags & KEY_DO else 0, rcode=rcode),
-                        q=DNSQuestion(DNSLabel(name_labels(key[:-5])), qtype, qclass))
-        extra = [r for r in resp.ar if r.rtype != TYPE_OPT]
-        records = resp.rr + resp.auth + extra
-        ttl = 0
-        if rcode == 0 and resp.rr:
-            for r in records:
-                r.ttl = self.cache.clamp(r.ttl)
-            ttl = min(r.ttl for r in records)
-        elif rcode in (0, RCODE_NXDOMAIN):
-            soa = next((r for r in resp.auth if r.rtype == QTYPE.SOA), None)
-            if soa is not None:  # RFC 2308 §5: min(SOA TTL, SOA MINIMUM)
-                ttl = self.cache.negative_ttl(min(soa.ttl, soa.rdata.times[-1]))
-                for r in records:
-                    r.ttl = min(r.ttl, ttl)
-        out.rr, out.auth, out.ar = resp.rr, resp.auth, extra
-        packed = finish(out, _FlagsOnly(flags), self.edns_size)
-        entry = CacheEntry(packed, 12 + len(key) - 1, ttl, self.clock(), stale_for=self.cache.config.serve_stale,
-                           rcode=rcode, summary=summarise(resp.rr), upstream=upstream)
-        entry.cnames = cname_targets(packed)
-        return entry
-
     def _blocked_entry(self, vkey: bytes, decision: Decision, view: View, cap: Optional[int]) -> CacheEntry:
         """The answer for a name the view blocks, under its block mode, cached for this generation
         (``vkey``: the view's tag + the question key) for the blocked TTL, or less with ``cap``."""
@@ -464,7 +322,7 @@ class Pipeline:
         started = self.clock()
         try:
             entry, upstream = await self._rewrite_entry(q.key, view, verdict)
-        except _FetchFailed as exc:
+        except FetchFailed as exc:
             self._send_failure(data, q, client, udp, send, started, None, str(exc))
             return
         except Exception:  # a bug must cost one answer, never the server
@@ -486,7 +344,7 @@ class Pipeline:
             up = self.cache.get(target_key)
             now = self.clock()
             if up is None or now >= up.expires:
-                up = await asyncio.shield(self._fetch_entry(target_key))
+                up = await asyncio.shield(self.fetcher.future(target_key))
                 upstream = up.upstream
             left = int(up.expires - self.clock())
             if left < ttl:
@@ -500,27 +358,6 @@ class Pipeline:
         if ttl > 0:
             self.cache.put(view.tag + key, entry)
         return entry, upstream
-
-    def _fetch_entry(self, key: bytes) -> asyncio.Future:
-        """:meth:`_fetch` as a future (for the slow path): the entry, or an exception."""
-        fut = asyncio.get_running_loop().create_future()
-
-        def done(entry: Optional[CacheEntry], error: Optional[str]) -> None:
-            if not fut.done():
-                if entry is None:
-                    fut.set_exception(_FetchFailed(error or "no answer"))
-                else:
-                    fut.set_result(entry)
-
-        self._fetch(key, done)
-        return fut
-
-    def _prefetch(self, entry: CacheEntry) -> None:
-        if entry.refreshing:
-            return
-        entry.refreshing = True
-        self.stats.prefetches += 1
-        self._fetch(entry.key, lambda _e, _err: setattr(entry, "refreshing", False))
 
     # ------------------------------------------------------------ slow path: one task, dnslib
 
@@ -598,7 +435,7 @@ class Pipeline:
         if verdict is not None and verdict.action == REWRITE:
             try:
                 entry, upstream = await self._rewrite_entry(q.key, view, verdict)
-            except _FetchFailed as exc:
+            except FetchFailed as exc:
                 out = error_reply(data, RCODE_SERVFAIL, self.edns_size,
                                   (EDE_NO_REACHABLE_AUTHORITY, f"upstreams failed: {exc}"[:150]))
                 return out, RCODE_SERVFAIL, "", "", "upstream-failed"
@@ -611,12 +448,12 @@ class Pipeline:
             return entry.reply(data, q.qend, now), entry.rcode, entry, "", entry.reason
         cfg = self.cache.config
         if held is not None and cfg.serve_stale > 0 and now < held.stale_until and self._upstreams_down():
-            self._refresh(q.key)
+            self.fetcher.refresh(q.key)
             return self._stale_answer(data, q, cq, held)
         try:
-            up = await asyncio.shield(self._fetch_entry(q.key))
+            up = await asyncio.shield(self.fetcher.future(q.key))
             entry = self._view_entry(view, q.key, up, cap, self.clock())
-        except _FetchFailed as exc:
+        except FetchFailed as exc:
             if held is not None and cfg.serve_stale > 0 and now < held.stale_until:
                 return self._stale_answer(data, q, cq, held)
             out = error_reply(data, RCODE_SERVFAIL, self.edns_size,
@@ -697,28 +534,8 @@ class _Waiter:
                                         self.stale, "upstream slow")
 
 
-def _ignore(_entry: Optional[CacheEntry], _error: Optional[str]) -> None:
-    """The waiter of a background refresh: the fetch itself puts the answer in the cache."""
-
-
-class _FetchFailed(Exception):
-    pass
-
-
-class _FlagsOnly:
-    """Stands in for a ClientQuery when packing a cached reply: only EDNS and DO matter."""
-
-    def __init__(self, flags: int):
-        self.edns = bool(flags & KEY_EDNS)
-        self.do = bool(flags & KEY_DO)
-
-
 def _patched(packed: bytes, data: bytes, q: Optional[Question]) -> bytes:
     """dnslib packed its own copy of the question: put back the client's exact bytes."""
     if q is None or packed[12:q.qend].lower() != data[12:q.qend].lower():
         return packed
     return packed[:12] + data[12:q.qend] + packed[q.qend:]
-
-
-def _wire_name(label: DNSLabel) -> bytes:
-    return b"".join(bytes((len(lbl),)) + lbl for lbl in label.label) + b"\x00"

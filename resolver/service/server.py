@@ -460,7 +460,7 @@ class Engine:
         p.edns_size = new.dns.edns_udp_size
         p.max_pending = new.dns.max_pending
         p.blocking = new.blocking
-        p.mac_forwarders = _mac_forwarders(new)
+        p.identities.mac_forwarders = _mac_forwarders(new)
         self.cache.config = new.cache
         self.cache.purge(lambda _k, e: e.synthesized)
         self.querylog.config = new.querylog
