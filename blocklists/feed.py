@@ -13,7 +13,7 @@ client holding the previous manifest (or a half-uploaded folder) still finds eve
 manifest names, with the checksum that manifest promises. The signature is written before the
 manifest and the manifest last of all.
 
-Appliances fetch and check feeds with :class:`blocklists.fetch.FeedClient`.
+Appliances fetch and check feeds with :class:`blocklists.feed_client.FeedClient`.
 """
 from __future__ import annotations
 

@@ -372,7 +372,7 @@ class ListManager:
         if not feed.url:
             return [], None
         from .feed import load_public_key
-        from .fetch import FeedClient
+        from .feed_client import FeedClient
 
         client = FeedClient(feed.url, load_public_key(feed.public_key), str(self.dir / "feed"), self._limits())
         if fetch:

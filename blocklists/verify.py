@@ -13,6 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import fetch
+from .feed_client import fetch_list, fetch_manifest_pair, manifest_url_for
 from .feed import (MANIFEST_NAME, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, SIGNATURE_NAME, FeedError, entry_mismatch,
                    file_digest, load_public_key, verify_manifest)
 
@@ -23,10 +24,10 @@ def verify_feed(url_or_dir: str, public_key: Any) -> dict:
     key = load_public_key(public_key)
     if os.path.isdir(url_or_dir):
         return _verify_dir(url_or_dir, key)
-    manifest_url = fetch.manifest_url_for(url_or_dir)
+    manifest_url = manifest_url_for(url_or_dir)
     with tempfile.TemporaryDirectory(prefix="hearth-feed-verify-") as tmp:
         limits = fetch.FetchLimits()
-        fetched = fetch.fetch_manifest_pair(manifest_url, tmp, limits)
+        fetched = fetch_manifest_pair(manifest_url, tmp, limits)
         with open(fetched[0].file.path, "rb") as fh:
             manifest_bytes = fh.read()
         with open(fetched[1].file.path, "rb") as fh:
@@ -35,7 +36,7 @@ def verify_feed(url_or_dir: str, public_key: Any) -> dict:
         problems = []
         for entry in manifest["lists"]:
             try:
-                fetch.fetch_list(fetch.urljoin(manifest_url, entry["url"]), os.path.join(tmp, entry["id"]),
+                fetch_list(fetch.urljoin(manifest_url, entry["url"]), os.path.join(tmp, entry["id"]),
                                  None, entry, limits)
             except FeedError as exc:
                 problems.append(f"{entry['id']}: {exc}")

@@ -25,7 +25,8 @@ import pytest
 
 from blocklists import feed, verify
 from blocklists.feed import FeedError
-from blocklists.fetch import CachedFile, FeedClient, FetchError, FetchLimits, fetch_url
+from blocklists.feed_client import FeedClient
+from blocklists.fetch import CachedFile, FetchError, FetchLimits, fetch_url
 from tests.dnsfake import make_test_certs, server_tls_context
 
 FAST = FetchLimits(connect_timeout=2.0, total_timeout=10.0, retries=2, backoff=0.01)
