@@ -109,3 +109,20 @@ def setup_code(stack) -> str:
                           str(stack.engine.config_path)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     return res.stdout.strip()
+
+
+def a_records(reply) -> list[str]:
+    """The A addresses of a dnslib reply (none for no reply)."""
+    return [str(rr.rdata) for rr in (reply.rr if reply else []) if rr.rtype == 1]
+
+
+def wait_for(fn, timeout: float = 6.0, what: str = ""):
+    """Poll ``fn`` until it returns something true; its value, or AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)

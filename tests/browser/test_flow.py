@@ -7,30 +7,16 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import a_records as _a, wait_for, shot
 from tests.dnsclient import ask, exchange
 
 PASSWORD = "a long family password"
 KID = "127.0.0.1"      # a browser on this machine connects from 127.0.0.1: the child's device is that address
 
 
-def _a(reply) -> list[str]:
-    return [str(rr.rdata) for rr in (reply.rr if reply else []) if rr.rtype == 1]
-
-
-def _wait(fn, timeout: float = 6.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +191,7 @@ def test_csrf_and_viewer_in_the_browser(stack, browser, page):
     viewer.goto(stack.url + "/profiles")
     assert "Kids" in viewer.inner_text("main")
     ctx.close()
+
+
+def _wait(fn, timeout: float = 6.0, what: str = ""):
+    return wait_for(fn, timeout, what)

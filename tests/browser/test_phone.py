@@ -5,11 +5,10 @@ dashboard, approvals take a free number of minutes, pause/resume works from the 
 shows only the current state and the query log speaks Vietnamese. Screenshots in tests/artifacts/."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from tests.browser.conftest import setup_code, shot
+from tests.browser.conftest import a_records as _a, wait_for, setup_code, shot
 from tests.dnsclient import ask
 
 PASSWORD = "a long family password"
@@ -17,19 +16,6 @@ KID = "127.0.0.1"
 PHONE = {"width": 390, "height": 844}
 
 
-def _a(reply) -> list[str]:
-    return [str(rr.rdata) for rr in (reply.rr if reply else []) if rr.rtype == 1]
-
-
-def _wait(fn, timeout: float = 10.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def set_up_hearth(page, stack, language: str = "vi") -> None:
@@ -272,3 +258,7 @@ def test_query_log_and_audit_in_vietnamese(stack, phone):
     text = phone.inner_text("main")
     assert "đã thêm thiết bị" in text and "device.add" not in text
     assert phone.dialogs == []
+
+
+def _wait(fn, timeout: float = 10.0, what: str = ""):
+    return wait_for(fn, timeout, what)
