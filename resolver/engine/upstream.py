@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
+from resolver.engine.doh import DoHTransport
 from resolver.engine.transports import (
-    DoHTransport,
     ProtocolError,
     QKey,
     StreamTransport,
