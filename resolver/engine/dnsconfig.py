@@ -32,7 +32,7 @@ def _check_listen(text: str) -> str:
 
 
 def _check_upstream(text: str) -> str:
-    from resolver.engine.upstream import parse_upstream  # imported late: upstream pulls in ssl and asyncio
+    from resolver.engine.upstream_spec import parse_upstream
 
     parse_upstream(str(text))
     return str(text).strip()
