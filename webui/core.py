@@ -65,9 +65,9 @@ def store() -> Any:
     app = current_app
     s = app.extensions.get("hearth_store")
     if s is None:
-        from resolver.store.sqlite import open_store
+        from resolver.store.open import open_store
 
-        s = app.extensions["hearth_store"] = open_store(app.config["HEARTH"].data_dir)
+        s = app.extensions["hearth_store"] = open_store(app.config["HEARTH"])
     return s
 
 

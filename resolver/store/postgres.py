@@ -19,7 +19,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from resolver.store.policy_rooms import PolicyRooms
-from resolver.store.protocol import SchemaTooNewError
+from resolver.store.protocol import SchemaTooNewError, StoreUnavailable
 from resolver.store.querylog_rooms import QueryLogRooms
 from resolver.store.schema_postgres import MIGRATIONS
 from resolver.store.web_rooms import WebRooms
@@ -30,10 +30,6 @@ POLICY_CHANNEL = "hearth_policy"      # NOTIFY: profiles, devices, schedules, pa
 SETTINGS_CHANNEL = "hearth_settings"  # NOTIFY: a setting the web UI owns changed
 _MIGRATE_LOCK = 0x4845415254480001    # advisory lock keys ("HEARTH" + n)
 _WRITE_LOCK = 0x4845415254480002
-
-
-class StoreUnavailable(RuntimeError):
-    """The database cannot be reached (one line, fit to show)."""
 
 
 @functools.lru_cache(maxsize=512)

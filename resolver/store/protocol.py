@@ -1,7 +1,7 @@
 """The narrow interface every part of Hearth uses to reach its store.
 
 The engine, the CLI and the web UI call these methods and never write SQL.
-SQLite (``store_sqlite.py``) is the embedded default; a PostgreSQL backend
+SQLite (``sqlite.py``) is the embedded default; a PostgreSQL backend
 implements the same protocol and passes the same contract tests.
 """
 from __future__ import annotations
@@ -13,6 +13,11 @@ from resolver.policy.profiles import Device, Profile, Schedule, SeenClient, Temp
 
 class SchemaTooNewError(RuntimeError):
     """The store was written by a newer Hearth (its schema version is past this code's migrations)."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store's database cannot be reached (a shared PostgreSQL store that is down): one line, fit to show.
+    Reads and writes raise it; nothing was written."""
 
 
 class QueryRow(NamedTuple):
