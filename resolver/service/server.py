@@ -558,6 +558,7 @@ class Engine:
         out["querylog_written"] = self.querylog.written
         out["querylog_dropped"] = self.querylog.dropped
         out["querylog_write_errors"] = self.querylog.write_errors
+        out["querylog_held"] = len(self.querylog.held)
         out["querylog_capped"] = self.querylog.capped
         out["querylog_expired"] = self.querylog.expired
         out["upstreams"] = self.pool.status()

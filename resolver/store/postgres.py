@@ -25,6 +25,8 @@ from resolver.store.schema_postgres import MIGRATIONS
 from resolver.store.web_rooms import WebRooms
 
 log = logging.getLogger("hearth.store")
+# the pool logs every failed attempt; the store says it once, as StoreUnavailable and from its listener
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 POLICY_CHANNEL = "hearth_policy"      # NOTIFY: profiles, devices, schedules, pauses, temporary allows changed
 SETTINGS_CHANNEL = "hearth_settings"  # NOTIFY: a setting the web UI owns changed
@@ -84,7 +86,7 @@ class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms):
                   "application_name": f"hearth {node}".strip()[:63]}
         self.pool = ConnectionPool(url, min_size=1, max_size=max(1, max_connections), kwargs=kwargs,
                                    timeout=timeout, check=ConnectionPool.check_connection, open=False,
-                                   name="hearth-store", reconnect_timeout=0)
+                                   name="hearth-store", reconnect_timeout=2.0)
         self.pool.open(wait=False)
         self._init_querylog()
 
@@ -99,12 +101,20 @@ class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms):
             with self.pool.connection() as conn:
                 yield conn
             self.problem = None
+        except PoolTimeout as exc:     # no connection could be made in time: the server is down
+            self.problem = self._why_not()
+            raise StoreUnavailable(f"the database is unavailable: {self.problem}") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.problem = _first_line(exc)
-            raise StoreUnavailable(f"the store {self.describe()} is unavailable: {self.problem}") from exc
-        except PoolTimeout as exc:     # no connection could be made in time: the server is down
-            self.problem = self.problem or "no connection"
-            raise StoreUnavailable(f"the store {self.describe()} is unavailable: {self.problem}") from exc
+            raise StoreUnavailable(f"the database is unavailable: {self.problem}") from exc
+
+    def _why_not(self) -> str:
+        """Why no connection can be made (the pool only says it timed out)."""
+        try:
+            psycopg.connect(self.url, connect_timeout=2).close()
+        except psycopg.Error as exc:
+            return _first_line(exc)
+        return "no free connection in time"
 
     @contextmanager
     def _read(self) -> Iterator[_Handle]:
@@ -196,6 +206,8 @@ class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms):
                             callback(names.get(note.channel, note.channel))
                         conn.execute("SELECT 1")    # a dead server shows here even without notifications
             except psycopg.Error as exc:
+                if stop.is_set():
+                    return
                 if self.problem is None:
                     log.warning("store %s: connection lost (%s); retrying", self.describe(), _first_line(exc))
                 self.problem = _first_line(exc)

@@ -1,0 +1,102 @@
+"""What only the shared PostgreSQL store has: migrations that run once whatever the number of nodes starting
+together, change notifications, the `store:` key choosing the backend, and a clear error when it is down."""
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from resolver.policy.profiles import Profile
+from resolver.service.config import ConfigError, load_config
+from resolver.store import schema_postgres, schema_sqlite
+from resolver.store.open import open_store
+from resolver.store.postgres import PostgresStore
+from resolver.store.sqlite import SQLiteStore
+
+
+def test_every_sqlite_migration_has_its_postgresql_counterpart():
+    assert len(schema_postgres.MIGRATIONS) == len(schema_sqlite.MIGRATIONS)
+
+
+def test_nodes_starting_together_migrate_once(postgres_url):
+    nodes = [PostgresStore(postgres_url) for _ in range(8)]
+    barrier = threading.Barrier(len(nodes))
+    results: list = []
+
+    def start(store: PostgresStore) -> None:
+        barrier.wait()
+        try:
+            results.append(store.migrate())
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert results == [len(schema_postgres.MIGRATIONS)] * len(nodes)
+        assert nodes[0].schema_version() == len(schema_postgres.MIGRATIONS)
+        assert [p.name for p in nodes[3].list_profiles()] == ["default"]
+        assert nodes[5].policy_version() == 1
+    finally:
+        for s in nodes:
+            s.close()
+
+
+def test_a_change_on_one_node_is_notified_to_the_others(postgres_url):
+    writer, reader = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    writer.migrate()
+    heard: list[tuple[float, str]] = []
+    stop = threading.Event()
+    reader.watch(lambda what: heard.append((time.monotonic(), what)), stop)
+    try:
+        deadline = time.monotonic() + 10
+        while not any(w == "connected" for _, w in heard) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert heard and heard[0][1] == "connected"
+        t0 = time.monotonic()
+        writer.add_profile(Profile(name="Kids"))
+        writer.set_setting("upstream", "cloudflare")
+        writer.add_audit("admin", "profile.add", "Kids")           # not a policy change: no notification
+        while len(heard) < 3 and time.monotonic() < t0 + 5:
+            time.sleep(0.01)
+        assert [w for _, w in heard] == ["connected", "policy", "settings"]
+        assert heard[1][0] - t0 < 1.0
+    finally:
+        stop.set()
+        writer.close()
+        reader.close()
+
+
+def test_the_store_key_chooses_the_backend(tmp_path, postgres_url):
+    sqlite = open_store(SimpleNamespace(store="", data_dir=str(tmp_path / "data")))
+    pg = open_store(SimpleNamespace(store=postgres_url, node_name="gw1", data_dir=str(tmp_path / "data")))
+    try:
+        assert isinstance(sqlite, SQLiteStore) and (tmp_path / "data" / "hearth.db").exists()
+        assert isinstance(pg, PostgresStore) and pg.schema_version() == len(schema_postgres.MIGRATIONS)
+    finally:
+        sqlite.close()
+        pg.close()
+
+
+@pytest.mark.parametrize("value, message", [
+    ("mysql://db/hearth", "not a store: 'mysql://db/hearth'"),
+    ("postgresql://host/db?colour=blue", "not a PostgreSQL URL"),
+])
+def test_a_bad_store_key_is_a_config_error(tmp_path, value, message):
+    path = tmp_path / "hearth.yaml"
+    path.write_text(f"data_dir: {tmp_path}\nstore: '{value}'\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert f"{path}:2: store: " in str(err.value) and message in str(err.value)
+
+
+def test_node_name_is_checked(tmp_path):
+    path = tmp_path / "hearth.yaml"
+    path.write_text("node_name: 'gw 1; drop'\n")
+    with pytest.raises(ConfigError, match="node_name"):
+        load_config(str(path))
