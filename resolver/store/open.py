@@ -75,6 +75,7 @@ def open_store(config: Any, *, migrate: bool = True, connections: int = 4) -> St
 
         os.makedirs(config.data_dir, exist_ok=True)
         store = SQLiteStore(os.path.join(config.data_dir, "hearth.db"))
+        store.node = getattr(config, "node_name", "")     # one appliance: rows name it only when asked to
     if migrate:
         try:
             store.migrate()

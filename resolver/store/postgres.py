@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from resolver.store.policy_rooms import PolicyRooms
 from resolver.store.protocol import SchemaTooNewError, StoreUnavailable
-from resolver.store.querylog_rooms import QueryLogRooms
+from resolver.store.querylog_rooms import QUERY_LOG_COLUMNS, QueryLogRooms
 from resolver.store.schema_postgres import MIGRATIONS
 from resolver.store.web_rooms import WebRooms
 
@@ -137,8 +137,7 @@ class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms):
         return f"strpos({column}, ?) > 0"
 
     def _insert_rows(self, db: _Handle, raw: list[tuple]) -> None:
-        with db.conn.cursor().copy("COPY query_log (ts, client, qname, qtype, rcode, answer, upstream, latency_us,"
-                                   " cached, reason) FROM STDIN") as copy:
+        with db.conn.cursor().copy(f"COPY query_log ({QUERY_LOG_COLUMNS}) FROM STDIN") as copy:
             for r in raw:
                 copy.write_row(r)
 

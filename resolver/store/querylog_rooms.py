@@ -15,8 +15,8 @@ from resolver.store.protocol import HourCount, LoggedQuery, NameCount, QueryRow,
 from resolver.store.sqlcommon import (BLOCKED_CODES, NAMES_KEPT_ALL, NAMES_KEPT_CLIENT, QUERY_SQL, Handle,
                                       SQLStoreBase, hours)
 
-_INSERT_ROWS = ("INSERT INTO query_log (ts, client, qname, qtype, rcode, answer, upstream, latency_us, cached, reason)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)")
+QUERY_LOG_COLUMNS = "ts, client, qname, qtype, rcode, answer, upstream, latency_us, cached, reason, node"
+_INSERT_ROWS = f"INSERT INTO query_log ({QUERY_LOG_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 _UPSERT_HOURS = ("INSERT INTO ql_hours (hour, client, total, blocked, minutes) VALUES (?,?,?,?,?)"
                  " ON CONFLICT (hour, client) DO UPDATE SET total = ql_hours.total + excluded.total,"
                  " blocked = ql_hours.blocked + excluded.blocked, minutes = ql_hours.minutes | excluded.minutes")
@@ -26,19 +26,20 @@ _UPSERT_NAMES = ("INSERT INTO ql_names (client, hour, blocked, qname, n) VALUES 
                  " ON CONFLICT (client, hour, blocked, qname) DO UPDATE SET n = ql_names.n + excluded.n")
 
 
-def roll_up(rows: Sequence[QueryRow], code) -> tuple[list, dict, dict, dict]:
-    """The rows as stored (codes, ms, µs) and their roll-ups: hours {(hour, client): [total, blocked, minutes]},
+def roll_up(rows: Sequence[QueryRow], code, node: Optional[int]) -> tuple[list, dict, dict, dict]:
+    """The rows as stored (codes, ms, µs; ``node`` the writer's code) and their roll-ups:
+    hours {(hour, client): [total, blocked, minutes]},
     reasons {(hour, client, reason): n}, names {(client, hour, blocked, qname): n}."""
     raw = []
     hours_: dict[tuple[int, int], list[int]] = {}
     reasons: dict[tuple[int, int, int], int] = {}
     names: dict[tuple[int, int, int, str], int] = {}
-    for ts, client_text, qname, qtype, rcode, answer, upstream, latency, cached, reason_text in rows:
+    for ts, client_text, qname, qtype, rcode, answer, upstream, latency, cached, reason_text, *_ in rows:
         ms = int(round(ts * 1000))
         client = code(client_text)
         reason = code(reason_text) if reason_text else None
         raw.append((ms, client, qname, qtype, rcode, answer, code(upstream) if upstream else None,
-                    int(round(latency * 1000)), int(bool(cached)), reason))
+                    int(round(latency * 1000)), int(bool(cached)), reason, node))
         hour = ms // 3_600_000
         blocked = int(is_blocked(reason_text))
         h = hours_.get((hour, client))
@@ -75,7 +76,8 @@ class QueryLogRooms(SQLStoreBase):
             return
         try:
             with self._transaction(lock=False) as db:   # other nodes write their rows alongside
-                raw, hours_, reasons, names = roll_up(rows, lambda text: self._code(db, text))
+                node = self._code(db, self.node) if self.node else None
+                raw, hours_, reasons, names = roll_up(rows, lambda text: self._code(db, text), node)
                 self._insert_rows(db, raw)
                 # sorted: concurrent writers (several nodes) take the rows' locks in the same order
                 db.executemany(_UPSERT_HOURS, sorted((*k, *v) for k, v in hours_.items()))
@@ -153,10 +155,16 @@ class QueryLogRooms(SQLStoreBase):
 
     def query_page(self, limit: int = 100, *, clients: Optional[Sequence[str]] = None,
                    qname_contains: Optional[str] = None, blocked: Optional[bool] = None,
-                   after_id: Optional[int] = None, before_id: Optional[int] = None) -> list[LoggedQuery]:
+                   after_id: Optional[int] = None, before_id: Optional[int] = None,
+                   node: Optional[str] = None) -> list[LoggedQuery]:
         where: list[str] = []
         args: list = []
         with self._read() as db:
+            if node is not None:
+                found = db.execute("SELECT id FROM ql_strings WHERE text = ?", (node,)).fetchone()
+                if found is None:
+                    return []
+                where.append(f"q.node = {int(found[0])}")
             if clients is not None:
                 codes = self._codes_of(db, clients)
                 if not codes:
@@ -177,7 +185,7 @@ class QueryLogRooms(SQLStoreBase):
                 args.append(int(before_id))
             sql = QUERY_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY q.id DESC LIMIT ?"
             rows = db.execute(sql, (*args, int(limit))).fetchall()
-        return [LoggedQuery(r[0], QueryRow(r[1] / 1000.0, *r[2:7], r[7], r[8] / 1000.0, bool(r[9]), r[10]))
+        return [LoggedQuery(r[0], QueryRow(r[1] / 1000.0, *r[2:7], r[7], r[8] / 1000.0, bool(r[9]), r[10], r[11]))
                 for r in rows]
 
     @staticmethod

@@ -188,4 +188,9 @@ CREATE TABLE ql_names (
 """
 
 # Each entry takes the schema from version i to i+1 ("" = nothing to do on PostgreSQL). Append, never edit.
-MIGRATIONS: list[str] = ["", "", "", "", "", _BASELINE]
+MIGRATIONS: list[str] = ["", "", "", "", "", _BASELINE,
+                          # 7 (campus): rows name the node that wrote them (as SQLite's 7)
+                          """
+                          ALTER TABLE query_log ADD COLUMN node INTEGER;
+                          ALTER TABLE audit_log ADD COLUMN node TEXT NOT NULL DEFAULT '';
+                          """]

@@ -262,4 +262,10 @@ MIGRATIONS: list[str] = [
         WHERE name = 'default' AND categories = '["*"]';
     UPDATE meta SET value = value + 1 WHERE key = 'policy_version';
     """,
+    # 7 (campus): query-log rows and audit entries name the node that wrote them, for a store several nodes
+    # share (the query log's node is a ql_strings code; NULL and '' for rows from before, or without a name).
+    """
+    ALTER TABLE query_log ADD COLUMN node INTEGER;
+    ALTER TABLE audit_log ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    """,
 ]

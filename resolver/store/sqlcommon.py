@@ -43,11 +43,13 @@ REQUEST_SQL = ("SELECT id, ts, client, device, profile, domain, reason, message,
                " decided_ts, until FROM access_requests")
 REPORT_SQL = ("SELECT id, ts, client, url, kind, contact, message, device, handled_ts, handled_by, forwarded_ts"
               " FROM reports")
-AUDIT_SQL = 'SELECT id, ts, "user", action, target, before, after FROM audit_log'
+AUDIT_SQL = 'SELECT id, ts, "user", action, target, before, after, node FROM audit_log'
 # times and latencies come back as integers (ms, µs) and are scaled in Python: the same type on both backends
 QUERY_SQL = ("SELECT q.id, q.ts, c.text, q.qname, q.qtype, q.rcode, q.answer, coalesce(u.text, ''),"
-             " q.latency_us, q.cached, r.text FROM query_log q JOIN ql_strings c ON c.id = q.client"
-             " LEFT JOIN ql_strings u ON u.id = q.upstream LEFT JOIN ql_strings r ON r.id = q.reason")
+             " q.latency_us, q.cached, r.text, coalesce(n.text, '')"
+             " FROM query_log q JOIN ql_strings c ON c.id = q.client"
+             " LEFT JOIN ql_strings u ON u.id = q.upstream LEFT JOIN ql_strings r ON r.id = q.reason"
+             " LEFT JOIN ql_strings n ON n.id = q.node")
 BLOCKED_CODES = f"SELECT id FROM ql_strings WHERE {blocked_sql('text')}"
 
 
@@ -66,6 +68,7 @@ class SQLStoreBase:
     """The transaction helpers every room uses; the backends fill in the hooks."""
 
     _integrity_errors: tuple[type[BaseException], ...] = ()
+    node: str = ""      # stamped on query-log rows and audit entries this store writes
 
     @contextmanager
     def _read(self) -> Iterator[Handle]:
@@ -119,7 +122,7 @@ def hours(since: float, until: float) -> range:
 
 def audit_entry(r: tuple) -> AuditEntry:
     return AuditEntry(r[0], r[1], r[2], r[3], r[4], None if r[5] is None else json.loads(r[5]),
-                      None if r[6] is None else json.loads(r[6]))
+                      None if r[6] is None else json.loads(r[6]), r[7])
 
 
 def need(obj: Any, cls: type) -> None:

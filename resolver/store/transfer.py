@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from resolver.store.postgres import PostgresStore
+from resolver.store.querylog_rooms import QUERY_LOG_COLUMNS
 from resolver.store.sqlite import SQLiteStore
 
 # (table, columns), in an order that satisfies the foreign keys; the labels are what the command prints
@@ -23,15 +24,14 @@ TABLES: list[tuple[str, str, str]] = [
     ("users", "users", "id, name, role, password_hash, language, created, last_login"),
     ("API tokens", "api_tokens", "id, user_id, token_hash, label, created, last_used"),
     ("login attempts", "login_attempts", "id, key, ts, ok"),
-    ("audit entries", "audit_log", 'id, ts, "user", action, target, before, after'),
+    ("audit entries", "audit_log", 'id, ts, "user", action, target, before, after, node'),
     ("access requests", "access_requests", "id, ts, client, device, profile, domain, reason, message, status,"
                                            " decision, decided_by, decided_ts, until"),
     ("reports", "reports", "id, ts, client, url, kind, contact, message, device, handled_ts, handled_by,"
                            " forwarded_ts"),
     ("settings", "settings", "key, value"),
     ("query-log strings", "ql_strings", "id, text"),
-    ("query-log entries", "query_log", "id, ts, client, qname, qtype, rcode, answer, upstream, latency_us, cached,"
-                                       " reason"),
+    ("query-log entries", "query_log", "id, " + QUERY_LOG_COLUMNS),
     ("hourly statistics", "ql_hours", "hour, client, total, blocked, minutes"),
     ("hourly reasons", "ql_reasons", "hour, client, reason, n"),
     ("hourly names", "ql_names", "client, hour, blocked, qname, n"),

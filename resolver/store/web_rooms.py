@@ -158,8 +158,8 @@ class WebRooms(SQLStoreBase):
                   None if before is None else json.dumps(before, default=str),
                   None if after is None else json.dumps(after, default=str))
         with self._write(bump=False) as db:
-            aid = db.insert('INSERT INTO audit_log (ts, "user", action, target, before, after) VALUES (?,?,?,?,?,?)',
-                            values)
+            aid = db.insert('INSERT INTO audit_log (ts, "user", action, target, before, after, node)'
+                            ' VALUES (?,?,?,?,?,?,?)', (*values, self.node))
             return audit_entry(row(db, AUDIT_SQL + " WHERE id = ?", aid))
 
     def list_audit(self, limit: int = 100, *, before_id: Optional[int] = None) -> list[AuditEntry]:

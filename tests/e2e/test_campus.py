@@ -91,8 +91,10 @@ def test_a_change_on_one_node_is_in_force_on_the_others_within_two_seconds(campu
     store = PostgresStore(postgres_url)
     try:
         def all_nodes_logged() -> bool:
-            return {r.client for r in store.recent_queries(500)} == {CHILD} and store.count_queries() >= 3 * 4
+            return {r.node for r in store.recent_queries(500)} == {"node1", "node2", "node3"}
         within(all_nodes_logged, 10)
+        assert {r.client for r in store.recent_queries(500)} == {CHILD}
+        assert {lq.row.node for lq in store.query_page(100, node="node2")} == {"node2"}
     finally:
         store.close()
 

@@ -100,3 +100,20 @@ def test_node_name_is_checked(tmp_path):
     path.write_text("node_name: 'gw 1; drop'\n")
     with pytest.raises(ConfigError, match="node_name"):
         load_config(str(path))
+
+
+def test_rows_name_the_node_that_wrote_them(postgres_url):
+    from resolver.store.protocol import QueryRow
+
+    gw1, gw2 = PostgresStore(postgres_url, node="gw1"), PostgresStore(postgres_url, node="gw2")
+    gw1.migrate()
+    try:
+        for store in (gw1, gw2):
+            store.add_queries([QueryRow(time.time(), "10.0.0.5", "example.com", 1, 0, "", "", 1.0, False, None)])
+        assert gw2.add_audit("admin", "device.pause", "Tablet").node == "gw2"
+        assert [r.node for r in gw1.recent_queries()] == ["gw2", "gw1"]
+        assert [lq.row.node for lq in gw2.query_page(node="gw1")] == ["gw1"]
+        assert gw2.query_page(node="gw9") == [] and gw1.list_audit()[0].node == "gw2"
+    finally:
+        gw1.close()
+        gw2.close()
