@@ -180,3 +180,26 @@ def test_a_device_behind_the_router_is_seen_named_and_reported_by_its_mac(app, a
     report = admin.get("/devices/Phone/report").get_data(as_text=True)
     assert "bet.example" in report
     assert "Phone" in admin.get("/").get_data(as_text=True)   # the dashboard's busiest devices name it
+
+
+def test_a_shared_store_that_is_down_is_named_on_the_page_and_in_the_api(tmp_path):
+    """PostgreSQL unreachable (nothing listens on the port): a 503 page naming the problem, not a crash."""
+    from webui import create_app
+    from tests.webui.conftest import make_config
+    import dataclasses
+    import socket
+
+    with socket.socket() as s:                     # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = dataclasses.replace(make_config(tmp_path), store=f"postgresql://hearth@127.0.0.1:{port}/hearth")
+    app = create_app(config)
+    app.config["TESTING"] = True
+    client = app.test_client()
+    page = client.get("/login")
+    assert page.status_code == 503
+    html = page.get_data(as_text=True)
+    assert "Read only: the store is unavailable" in html and "Connection refused" in html
+    assert "DNS keeps answering with the policy it had" in html
+    api = client.get("/api/v1/devices", headers={"Authorization": "Bearer x"})
+    assert api.status_code == 503 and "the database is unavailable" in api.get_json()["error"]
