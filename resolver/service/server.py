@@ -247,13 +247,16 @@ class Engine:
                 expired = ps is not None and ps.next_expiry is not None and self.pipeline.wall() >= ps.next_expiry
                 if not read_version and not expired:
                     return False
-                version = await loop.run_in_executor(None, self.store.policy_version)
-                if version == self._policy_version and not expired:
-                    return False
             try:
+                if not force:
+                    version = await loop.run_in_executor(None, self.store.policy_version)
+                    if version == self._policy_version and not expired:
+                        return False
                 snapshot = await loop.run_in_executor(None, self._read_policy_snapshot)
-            except Exception as exc:  # noqa: BLE001 - a locked or broken store must not stop answering
+            except Exception as exc:  # noqa: BLE001 - a locked, broken or unreachable store must not stop answering
                 log.error("cannot read profiles from the store, keeping the current ones: %s", exc)
+                if expired and self._snapshot is not None:
+                    self._apply_policies(self._snapshot)   # a pause or allow that ended folds back all the same
                 return False
             self._apply_policies(snapshot)
             return True
