@@ -13,7 +13,7 @@ import functools
 import logging
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -32,6 +32,8 @@ POLICY_CHANNEL = "hearth_policy"      # NOTIFY: profiles, devices, schedules, pa
 SETTINGS_CHANNEL = "hearth_settings"  # NOTIFY: a setting the web UI owns changed
 _MIGRATE_LOCK = 0x4845415254480001    # advisory lock keys ("HEARTH" + n)
 _WRITE_LOCK = 0x4845415254480002
+_PARTITION_LOCK = 0x4845415254480003
+DAY_MS = 86_400_000
 
 
 @functools.lru_cache(maxsize=512)
@@ -89,6 +91,7 @@ class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms):
                                    name="hearth-store", reconnect_timeout=2.0)
         self.pool.open(wait=False)
         self._init_querylog()
+        self._days: set[int] = set()              # query_log partitions known to exist
 
     def describe(self) -> str:
         return describe_url(self.url)
@@ -140,6 +143,50 @@ class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms):
         with db.conn.cursor().copy(f"COPY query_log ({QUERY_LOG_COLUMNS}) FROM STDIN") as copy:
             for r in raw:
                 copy.write_row(r)
+
+    # -- the query log: a partition per day --------------------------------------------------------
+
+    def ensure_days(self, days: Iterable[int], db: Optional[_Handle] = None) -> None:
+        """Make the query log's partitions for ``days`` (days since 1970, UTC) and the day after each; in
+        ``db``'s transaction when given, else in a short one of its own (nodes may race: a lock orders them)."""
+        want = sorted({d + k for d in days for k in (0, 1)} - self._days)
+        if not want:
+            return
+        if db is None:
+            with self._transaction(lock=False) as own:
+                self._make_days(want, own)
+        else:
+            self._make_days(want, db)
+        self._days.update(want)
+
+    @staticmethod
+    def _make_days(days: list[int], db: _Handle) -> None:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_PARTITION_LOCK,))
+        for day in days:
+            db.execute(f"CREATE TABLE IF NOT EXISTS query_log_d{int(day)} PARTITION OF query_log"
+                       f" FOR VALUES FROM ({int(day) * DAY_MS}) TO ({(int(day) + 1) * DAY_MS})")
+
+    def _partitions(self, db: _Handle) -> list[int]:
+        rows = db.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                          " WHERE i.inhparent = 'query_log'::regclass").fetchall()
+        return sorted(int(r[0].rsplit("_d", 1)[1]) for r in rows if r[0].startswith("query_log_d"))
+
+    def add_queries(self, rows: Sequence) -> None:
+        if rows:
+            self.ensure_days({int(r[0] * 1000) // DAY_MS for r in rows})
+        super().add_queries(rows)
+
+    def purge_queries(self, older_than: float) -> int:
+        """Drop the days wholly before ``older_than`` (no row-by-row delete), then trim the day it falls in."""
+        cutoff = int(older_than * 1000)
+        with self._write(bump=False) as db:
+            gone = 0
+            for day in self._partitions(db):
+                if (day + 1) * DAY_MS <= cutoff:
+                    gone += db.execute(f"SELECT COUNT(*) FROM query_log_d{day}").fetchone()[0]
+                    db.execute(f"DROP TABLE query_log_d{day}")
+                    self._days.discard(day)
+            return gone + db.execute("DELETE FROM query_log WHERE ts < ?", (cutoff,)).rowcount
 
     def set_setting(self, key: str, value: Any) -> None:
         super().set_setting(key, value)

@@ -66,6 +66,8 @@ def migrate_sqlite_to_postgres(source: SQLiteStore, target: PostgresStore,
     moved: dict[str, int] = {}
     with target._transaction() as dst, source._read() as src:
         dst.execute("DELETE FROM profiles")            # the fresh default; the source's comes with its id
+        days = [r[0] for r in src.execute("SELECT DISTINCT ts / 86400000 FROM query_log").fetchall()]
+        target.ensure_days(days, dst)
         for label, table, columns in TABLES:
             cur = src.execute(f"SELECT {columns} FROM {table}")
             n = 0

@@ -117,3 +117,26 @@ def test_rows_name_the_node_that_wrote_them(postgres_url):
     finally:
         gw1.close()
         gw2.close()
+
+
+def test_the_query_log_is_kept_in_daily_partitions_dropped_whole_by_age(postgres_url):
+    from resolver.store.postgres import DAY_MS
+    from resolver.store.protocol import QueryRow
+
+    store = PostgresStore(postgres_url)
+    store.migrate()
+    day0 = 20_000                                           # days since 1970
+    rows = [QueryRow((day0 * DAY_MS + i * 6 * 3600 * 1000) / 1000, "10.0.0.5", f"n{i}.example", 1, 0, "", "",
+                     1.0, False, None) for i in range(12)]     # 3 days, 4 rows a day
+    try:
+        store.add_queries(rows)
+        with store._read() as db:
+            assert store._partitions(db) == [day0, day0 + 1, day0 + 2, day0 + 3]   # and the day after
+        assert store.purge_queries((day0 + 2) * DAY_MS / 1000 + 1) == 9        # 2 days dropped, 1 row trimmed
+        with store._read() as db:
+            assert store._partitions(db) == [day0 + 2, day0 + 3]
+        assert store.count_queries() == 3 and store.hourly_counts(rows[0].ts, rows[0].ts)[0].total == 1
+        store.add_queries(rows[-1:])                           # a day still there takes rows again
+        assert store.count_queries() == 4
+    finally:
+        store.close()
