@@ -1,6 +1,7 @@
 """The query log at a busy school's scale: bytes per query on disk and the dashboard's time.
 
     python bench/querylog_bench.py [--rows 10000000] [--qps 2000] [--clients 1000] [--dir DIR] [--json]
+                                   [--store postgresql://… | --postgres]
 
 Writes ``--rows`` queries straight into a real SQLite store (through ``SQLiteStore.add_queries``, in
 5,000-row batches as the engine's writer does, so the hourly roll-ups are kept as in production),
@@ -9,6 +10,9 @@ timestamped at ``--qps`` up to now from ``--clients`` addresses. Names come from
 queries are blocked by a category, service or schedule. Then it measures the store's bytes per query
 (file size after a WAL checkpoint) and times, through the Flask test client on that store, the
 dashboard (/), a device's weekly report, /api/v1/stats and the query log page. Nothing leaves the machine.
+
+``--store URL`` runs it on a PostgreSQL store instead (an empty database; sizes from pg_total_relation_size);
+``--postgres`` starts a throw-away PostgreSQL server on loopback for the run (tests/pg.py, Debian's postgresql).
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from resolver.service.config import Config  # noqa: E402
 from resolver.policy.blocking import BlockingConfig  # noqa: E402
 from resolver.policy.profiles import Device  # noqa: E402
 from resolver.store.protocol import QueryRow  # noqa: E402
-from resolver.store.sqlite import open_store  # noqa: E402
+from resolver.store.open import is_postgres, open_store  # noqa: E402
 
 REASONS = ["category:adult", "category:gambling", "category:ads", "service:TikTok", "schedule:school",
            "bypass", "safe-search:google", "local-record"]
@@ -94,11 +98,23 @@ def table_bytes(data_dir: Path) -> dict:
     return {name: size for name, size in rows}
 
 
-def time_pages(data_dir: Path, device_address: str, repeat: int) -> dict:
+def pg_bytes(store) -> tuple[int, dict]:
+    """(database size, {table: bytes with its indexes and partitions}) of a PostgreSQL store."""
+    with store._read() as db:
+        size = db.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        rows = db.execute("SELECT coalesce(p.relname, c.relname), SUM(pg_total_relation_size(c.oid))"
+                          " FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid"
+                          " LEFT JOIN pg_class p ON p.oid = i.inhparent"
+                          " WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace"
+                          " GROUP BY 1 ORDER BY 2 DESC").fetchall()
+    return size, {name: int(n) for name, n in rows}
+
+
+def time_pages(data_dir: Path, device_address: str, repeat: int, store_url: str = "") -> dict:
     from webui import create_app
     from tests.webui.conftest import Browser, run_wizard
 
-    app = create_app(Config(data_dir=str(data_dir), blocking=BlockingConfig(starter_lists=False)))
+    app = create_app(Config(data_dir=str(data_dir), store=store_url, blocking=BlockingConfig(starter_lists=False)))
     app.config["TESTING"] = True
     browser = Browser(app.test_client())
     assert run_wizard(browser).status_code == 302
@@ -125,24 +141,36 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--dir", help="data dir to fill (default: a temporary one, removed afterwards)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--store", default="", help="a PostgreSQL URL (an empty database) instead of SQLite")
+    ap.add_argument("--postgres", action="store_true", help="start a throw-away PostgreSQL server for the run")
     args = ap.parse_args()
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="hearth-qlbench-"))
     data_dir = tmp / "data"
+    server = None
+    if args.postgres:
+        from tests.pg import PostgresServer
+
+        server = PostgresServer().start()
+        args.store = server.new_database("bench")
+    pg = is_postgres(args.store)
     try:
-        store = open_store(str(data_dir))
+        store = open_store(Config(data_dir=str(data_dir), store=args.store))
         print(f"writing {args.rows:,} queries ({args.qps:g} qps, {args.clients} clients) into {data_dir}",
               file=sys.stderr)
         seconds = generate(store, args.rows, args.qps, args.clients)
         rows = store.count_queries()
+        if pg:
+            size, tables = pg_bytes(store)
         store.close()
-        size = store_bytes(data_dir)
-        tables = table_bytes(data_dir)
+        if not pg:
+            size, tables = store_bytes(data_dir), table_bytes(data_dir)
         raw = sum(v for k, v in tables.items() if k in ("query_log", "query_log_client", "ql_strings"))
         result = {"rows": rows, "write_s": round(seconds, 1), "rows_per_s": round(rows / seconds),
                   "store_bytes": size, "bytes_per_query": round(size / rows, 1),
                   "raw_log_bytes_per_query": round(raw / rows, 1) if raw else None,
                   "tables_mb": {k: round(v / 1e6, 1) for k, v in tables.items() if v > 1e5},
-                  "pages": time_pages(data_dir, "10.0.1.11", args.repeat)}
+                  "store": "postgresql" if pg else "sqlite",
+                  "pages": time_pages(data_dir, "10.0.1.11", args.repeat, args.store)}
         if args.json:
             print(json.dumps(result, indent=2))
             return
@@ -156,6 +184,8 @@ def main() -> None:
     finally:
         if not args.dir:
             shutil.rmtree(tmp, ignore_errors=True)
+        if server is not None:
+            server.destroy()
 
 
 if __name__ == "__main__":

@@ -237,11 +237,11 @@ def query_dict(item: dict) -> dict:
             "qtype": r.qtype, "rcode": r.rcode, "answer": r.answer, "upstream": r.upstream,
             "latency_ms": r.latency_ms, "cached": r.cached, "reason": r.reason, "blocked": item["blocked"],
             "profile": item["profile"], "reason_text": log_reason(r.reason), "type_text": record_type(r.qtype),
-            "answer_text": answer_text(r.answer), "profile_text": profile_name(item["profile"])}
+            "answer_text": answer_text(r.answer), "profile_text": profile_name(item["profile"]), "node": r.node}
 
 
 @route("/querylog", "GET", "Query log, newest first; after_id for a live tail",
-       query=("device", "client", "result", "q", "after_id", "before_id", "limit"))
+       query=("device", "client", "result", "q", "node", "after_id", "before_id", "limit"))
 def querylog():
     from .admin.monitor import query_filter, query_rows
 

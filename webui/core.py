@@ -20,7 +20,7 @@ from flask import (Flask, current_app, g, has_request_context, jsonify, redirect
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from resolver.store.protocol import User
+from resolver.store.protocol import StoreUnavailable, User
 
 log = logging.getLogger("hearth.web")
 csrf = CSRFProtect()
@@ -65,9 +65,9 @@ def store() -> Any:
     app = current_app
     s = app.extensions.get("hearth_store")
     if s is None:
-        from resolver.store.sqlite import open_store
+        from resolver.store.open import open_store
 
-        s = app.extensions["hearth_store"] = open_store(app.config["HEARTH"].data_dir)
+        s = app.extensions["hearth_store"] = open_store(app.config["HEARTH"])
     return s
 
 
@@ -363,6 +363,18 @@ def _handle_405(_exc: Any):
     return render_template("error.html", code=405, message=""), 405
 
 
+def _store_unavailable(exc: Exception):
+    """A shared store (PostgreSQL) that is down: nothing can be read or saved; DNS goes on answering."""
+    from flask_babel import gettext as _
+
+    if is_api():
+        return json_error(503, f"{exc}: DNS keeps answering with the policy it had; changes can't be saved "
+                               "until the database is back")
+    return render_template("error.html", code=503, message=_(
+        "The shared store is unavailable (%(problem)s). DNS keeps answering with the policy it had; nothing can "
+        "be changed until the database is back.", problem=str(exc))), 503
+
+
 def _security_headers(resp: Any) -> Any:
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("X-Frame-Options", "DENY")
@@ -381,6 +393,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(404, _handle_404)
     app.register_error_handler(405, _handle_405)
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.jinja_env.filters["show"] = show_text
 
     @app.context_processor

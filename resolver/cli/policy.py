@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import datetime as _dt
 import json
-import sqlite3
 import sys
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -59,15 +58,15 @@ def _command(name: str, impl: Callable[..., Optional[bool]]) -> Callable[[argpar
     """
 
     def run(args: argparse.Namespace) -> int:
-        from resolver.store.protocol import SchemaTooNewError
-        from resolver.store.sqlite import open_store
+        from resolver.store.open import STORE_ERRORS, describe_store, open_store
 
         config = _load_config(args, name)
         ctx = _Context(name, config)
         try:
-            store = open_store(config.data_dir)
-        except (SchemaTooNewError, sqlite3.Error, OSError) as exc:
-            print(f"hearth {name}: cannot open the store in {config.data_dir}: {exc}", file=sys.stderr)
+            store = open_store(config, connections=1)
+            store.policy_version()     # a shared store that is down fails here, before anything is done
+        except STORE_ERRORS as exc:
+            print(f"hearth {name}: cannot open the store {describe_store(config)}: {exc}", file=sys.stderr)
             return 1
         try:
             changed = impl(args, ctx, store)
@@ -77,8 +76,8 @@ def _command(name: str, impl: Callable[..., Optional[bool]]) -> Callable[[argpar
         except (CommandError, ValueError) as exc:
             print(f"hearth {name}: {exc}", file=sys.stderr)
             return 1
-        except sqlite3.Error as exc:
-            print(f"hearth {name}: the store failed: {exc}", file=sys.stderr)
+        except STORE_ERRORS as exc:
+            print(f"hearth {name}: the store failed, nothing was changed: {exc}", file=sys.stderr)
             return 1
         finally:
             store.close()

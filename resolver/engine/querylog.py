@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 from resolver.base.configspec import option
 from resolver.engine.answers import describe
 from resolver.engine.cache import untagged
-from resolver.store.protocol import Store
+from resolver.store.protocol import Store, StoreUnavailable
 from resolver.engine.wire import key_name, key_qtype
 
 if TYPE_CHECKING:
@@ -66,6 +66,8 @@ class QueryLog:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog")
         self._busy = False
         self._names: dict = {}  # cache key → (name, qtype): repeated names are decoded once
+        self.held: list = []    # rows a shared store that is down could not take: written when it is back
+        self._holding = False
 
     def log_hit(self, now: float, client: str, entry: CacheEntry) -> None:
         """Hot path (cache hit): one short tuple; the writer fills in the rest from the entry."""
@@ -93,7 +95,7 @@ class QueryLog:
             await self.flush()
 
     async def flush(self) -> None:
-        if self._busy or not self.ring or self._store_factory is None:
+        if self._busy or not (self.ring or self.held) or self._store_factory is None:
             return
         batch = self._take()
         self._busy = True
@@ -129,17 +131,34 @@ class QueryLog:
             if answer.__class__ is not str:
                 answer = describe(answer)
             append((now + wall, client, nq[0], nq[1], rcode, answer, upstream, latency, cached, reason))
+        if self.held:
+            rows, self.held = self.held + rows, []
         try:
             if self._store is None:
                 self._store = self._store_factory()
             self._store.add_queries(rows)
             self.written += len(rows)
-            if self.config.max_rows:
-                self.capped += self._store.cap_queries(self.config.max_rows)
+            if self._holding:
+                self._holding = False
+                log.info("query log: the store is back, %d entries written", len(rows))
+        except StoreUnavailable as exc:  # a shared store that is down: hold the rows (bounded) until it is back
+            self.write_errors += 1
+            keep = rows[-self.config.buffer_size:]
+            self.dropped += len(rows) - len(keep)
+            if not self._holding or len(keep) < len(rows):
+                log.warning("query log: holding %d entries until the store is back: %s", len(keep), exc)
+            self.held, self._holding = keep, True
+            return
         except Exception as exc:  # noqa: BLE001 - locked, disk full, …: answers go on, the batch is counted lost
             self.write_errors += 1
             self.dropped += len(rows)
             log.warning("query log: could not write %d entries: %s", len(rows), exc)
+            return
+        if self.config.max_rows:
+            try:
+                self.capped += self._store.cap_queries(self.config.max_rows)
+            except Exception as exc:  # noqa: BLE001 - the rows are in; the next batch caps again
+                log.warning("query log: could not cap the log: %s", exc)
 
     def purge(self, now: float) -> int:
         """Delete entries past querylog.retention and statistics past querylog.stats_retention (in the

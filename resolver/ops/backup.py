@@ -158,6 +158,11 @@ def _sha256(member: Member) -> tuple[str, int]:
 
 def create_backup(config: Any, config_file: Optional[str], out: str, *, with_lists: bool = False) -> dict:
     """Write the backup archive ``out`` (atomically, mode 0600); returns its manifest."""
+    from resolver.store.open import describe_store, is_postgres
+
+    if is_postgres(getattr(config, "store", "")):
+        raise BackupError(f"the store is the shared PostgreSQL database {describe_store(config)}: back it up with "
+                          "pg_dump (see docs/campus.md); `hearth backup` saves an embedded SQLite store")
     data_dir = Path(config.data_dir)
     with tempfile.TemporaryDirectory(prefix="hearth-backup-") as tmp:
         db_copy = os.path.join(tmp, DB_NAME)

@@ -354,8 +354,11 @@ def check_categories(config: Any) -> list[Check]:
     from resolver.policy.coverage import NO_NAMES, category_names, empty_categories
 
     from resolver.ops.backup import fix_sidecar_owner
+    from resolver.store.open import is_postgres
     from resolver.store.sqlite import MIGRATIONS, SQLiteStore
 
+    if is_postgres(getattr(config, "store", "")):
+        return [Check("categories", "skip", "a shared store: `hearth doctor` on one node checks the lists only")]
     db = Path(config.data_dir) / "hearth.db"
     if not db.exists():
         return [Check("categories", "skip", "no store yet: no profiles to check")]
@@ -486,9 +489,36 @@ def check_web(config: Any) -> list[Check]:
                   + engine)]
 
 
+def _check_shared_store(config: Any) -> list[Check]:
+    """A PostgreSQL store: reachable, and at this Hearth's schema."""
+    from resolver.store.open import STORE_ERRORS, describe_store, open_store
+    from resolver.store.schema_postgres import MIGRATIONS
+
+    where = describe_store(config)
+    try:
+        store = open_store(config, migrate=False, connections=1)
+        try:
+            version = store.schema_version()
+        finally:
+            store.close()
+    except STORE_ERRORS as exc:
+        return [Check("store", "fail", f"{where}: {exc}", "check that PostgreSQL runs and the `store:` URL")]
+    if version > len(MIGRATIONS):
+        return [Check("store", "fail", f"{where}: schema {version} is from a newer Hearth (this one knows "
+                      f"{len(MIGRATIONS)})", "upgrade Hearth on this node")]
+    if version < len(MIGRATIONS):
+        return [Check("store", "warn", f"{where}: schema {version}, this Hearth migrates it to {len(MIGRATIONS)} "
+                      "when it starts")]
+    return [Check("store", "ok", f"{where}: shared store reachable, schema {version}")]
+
+
 def check_store(config: Any) -> list[Check]:
     from resolver.ops.backup import fix_sidecar_owner
+    from resolver.store.open import is_postgres
     from resolver.store.sqlite import MIGRATIONS
+
+    if is_postgres(getattr(config, "store", "")):
+        return _check_shared_store(config)
 
     from resolver.engine.startup import data_dir_problem
 

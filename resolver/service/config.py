@@ -19,6 +19,7 @@ from resolver.engine.dnsconfig import DnsConfig, parse_listen
 from resolver.engine.localrecords import LocalRecord
 from resolver.policy.blocking import BlockingConfig
 from resolver.engine.querylog import QueryLogConfig
+from resolver.store.open import check_node_name, check_store
 
 ENV_VAR = "HEARTH_CONFIG"
 EMBEDDED = "<embedded defaults>"
@@ -92,6 +93,12 @@ class WebConfig:
 class Config:
     data_dir: str = option("./hearth-data", "Where Hearth keeps its store, compiled lists and state. Relative "
                            "paths are taken from the directory Hearth is started in.")
+    store: str = option("", "Where devices, profiles, schedules, users and the query log are kept. Empty: the "
+                        "embedded SQLite file in data_dir. postgresql://user@host/database: a PostgreSQL database "
+                        "shared by several Hearth nodes (see docs/campus.md).", check=check_store,
+                        related="node_name")
+    node_name: str = option("", "This node's name in a shared store (query log and audit rows carry it). "
+                            "Empty: the host's name.", check=check_node_name, related="store")
     timezone: str = option("Asia/Ho_Chi_Minh", "Time zone for schedules and reports (IANA name).",
                            check=_check_timezone)
     log_level: str = option("info", "Least severe log messages written to standard error.",

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Callable, Optional
 
@@ -23,7 +24,7 @@ from resolver.engine.pipeline import Pipeline
 from resolver.engine.querylog import QueryLog
 from resolver.engine.startup import EXIT_STARTUP, StartupError
 from resolver.engine.stats import Stats
-from resolver.store.sqlite import open_store
+from resolver.store.open import STORE_ERRORS, describe_store, is_postgres, open_store
 from resolver.engine.upstream import UpstreamPool
 from resolver.policy.views import PolicySet
 
@@ -31,6 +32,7 @@ from resolver.policy.views import PolicySet
 # "now" inside a schedule window; never set in production.
 TIME_OFFSET_ENV = "HEARTH_TIME_OFFSET"
 POLICY_POLL_INTERVAL = 1.0   # store changes (CLI, web UI) apply within this long (+ the rebuild)
+STORE_RECHECK_INTERVAL = 60.0  # a store that notifies (PostgreSQL) is still read this often, in case one was missed
 SEEN_FLUSH_INTERVAL = 30.0   # how often "seen" clients are written to the store
 
 log = logging.getLogger("hearth.engine")
@@ -54,10 +56,10 @@ class Engine:
         self.file_config = config          # as the file says; self.config adds the setup wizard's choices
         self.config_file = config_file
         self.stats = Stats()
-        self.store = _open_store_or_explain(config.data_dir)
+        self.store = _open_store_or_explain(config)
         self._settings = self._read_settings()
         self.config = config = with_settings(config, self._settings)
-        self.querylog = QueryLog(config.querylog, lambda: open_store(config.data_dir))
+        self.querylog = QueryLog(config.querylog, lambda: open_store(config, migrate=False))
         self.pool = build_pool(config)
         self.cache = AnswerCache(config.cache)
         self.pipeline = Pipeline(
@@ -85,6 +87,8 @@ class Engine:
         self._background: list[asyncio.Task] = []
         self._policy_version: Optional[int] = None
         self._policy_lock: Optional[asyncio.Lock] = None
+        self._store_watch: Optional[threading.Event] = None   # set to stop the store's change listener
+        self._store_nudged = False
         self._tables: tuple = ({}, {})   # the last neighbour and lease tables read
         self._updating = False
         self._lists_plan: tuple = ()
@@ -106,6 +110,7 @@ class Engine:
                 raise StartupError(str(exc)) from None
         self._background.append(asyncio.ensure_future(self.querylog.run()))
         self._background.append(asyncio.ensure_future(self._watch_policies()))
+        self._listen_to_store()
         try:
             await self.control.start(self.config.control_socket)
         except OSError as exc:
@@ -230,22 +235,28 @@ class Engine:
         log.info("settings from the web UI applied")
         return True
 
-    async def refresh_policies(self, force: bool = False) -> bool:
-        """Re-read profiles and devices when the store changed (or a pause / temporary allow ended)."""
+    async def refresh_policies(self, force: bool = False, read_version: bool = True) -> bool:
+        """Re-read profiles and devices when the store changed (or a pause / temporary allow ended); without
+        ``read_version`` only for the latter (a store that notifies its changes)."""
         if self._policy_lock is None:
             self._policy_lock = asyncio.Lock()
         async with self._policy_lock:
             loop = asyncio.get_running_loop()
             if not force:
-                version = await loop.run_in_executor(None, self.store.policy_version)
                 ps = self.pipeline.policies
                 expired = ps is not None and ps.next_expiry is not None and self.pipeline.wall() >= ps.next_expiry
-                if version == self._policy_version and not expired:
+                if not read_version and not expired:
                     return False
             try:
+                if not force:
+                    version = await loop.run_in_executor(None, self.store.policy_version)
+                    if version == self._policy_version and not expired:
+                        return False
                 snapshot = await loop.run_in_executor(None, self._read_policy_snapshot)
-            except Exception as exc:  # noqa: BLE001 - a locked or broken store must not stop answering
+            except Exception as exc:  # noqa: BLE001 - a locked, broken or unreachable store must not stop answering
                 log.error("cannot read profiles from the store, keeping the current ones: %s", exc)
+                if expired and self._snapshot is not None:
+                    self._apply_policies(self._snapshot)   # a pause or allow that ended folds back all the same
                 return False
             self._apply_policies(snapshot)
             return True
@@ -264,16 +275,51 @@ class Engine:
         log.info("policy applied: %d profiles, %d devices (store version %s)", len(ps.profiles), len(devices),
                  version)
 
-    async def _watch_policies(self) -> None:
-        """Poll the store for changes, the neighbour tables for MACs, and flush seen clients."""
+    def _listen_to_store(self) -> None:
+        """A store shared by several nodes (PostgreSQL) tells of every change: reload at once, and read it
+        only now and then otherwise. The listener runs in a thread; the query path never waits for it."""
+        watch = getattr(self.store, "watch", None)
+        if watch is None:
+            return
         loop = asyncio.get_running_loop()
-        next_tables = next_seen = 0.0
+        self._store_watch = threading.Event()
+
+        def on_change(what: str) -> None:        # in the listener's thread
+            if what != "lost":
+                loop.call_soon_threadsafe(self._store_changed)
+
+        watch(on_change, self._store_watch)
+
+    def _store_changed(self) -> None:
+        self._store_nudged = True
+        task = asyncio.ensure_future(self._reread_store())
+        self._background.append(task)
+        task.add_done_callback(lambda t: self._background.remove(t) if t in self._background else None)
+
+    async def _reread_store(self) -> None:
+        self._store_nudged = False
+        try:
+            await self.refresh_policies()
+            await self.refresh_settings()
+        except Exception as exc:  # noqa: BLE001 - the store went away again: keep the policy we have
+            log.warning("cannot read the store after a change: %s", exc)
+
+    async def _watch_policies(self) -> None:
+        """Poll the store for changes (now and then only when it notifies them), the neighbour tables for
+        MACs, and flush seen clients."""
+        loop = asyncio.get_running_loop()
+        next_tables = next_seen = next_store = 0.0
         while True:
             await asyncio.sleep(POLICY_POLL_INTERVAL)
             try:
-                await self.refresh_policies()
-                await self.refresh_settings()
                 now = time.monotonic()
+                read = self._store_watch is None or self._store_nudged or now >= next_store
+                if read:
+                    next_store = now + STORE_RECHECK_INTERVAL
+                    self._store_nudged = False
+                await self.refresh_policies(read_version=read)
+                if read:
+                    await self.refresh_settings()
                 if now >= next_tables:
                     next_tables = now + self.config.clients.refresh_interval
                     tables = await loop.run_in_executor(None, read_tables, self.config.clients)
@@ -415,6 +461,8 @@ class Engine:
         if self._cancel_update is not None:
             self._cancel_update()
         await self.control.close()
+        if self._store_watch is not None:
+            self._store_watch.set()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -513,6 +561,7 @@ class Engine:
         out["querylog_written"] = self.querylog.written
         out["querylog_dropped"] = self.querylog.dropped
         out["querylog_write_errors"] = self.querylog.write_errors
+        out["querylog_held"] = len(self.querylog.held)
         out["querylog_capped"] = self.querylog.capped
         out["querylog_expired"] = self.querylog.expired
         out["upstreams"] = self.pool.status()
@@ -637,22 +686,24 @@ def _raise_file_limit(want: int = 4096) -> None:
             log.debug("cannot raise the open-file limit: %s", exc)
 
 
-def _open_store_or_explain(data_dir: str):
-    """Create ``data_dir`` and open (migrate) the store in it; a StartupError naming the path when it fails.
-    Migrating now makes a broken store stop start-up loudly; the store is kept for policy reads."""
-    import sqlite3
-
+def _open_store_or_explain(config: Config):
+    """Create data_dir and open (migrate) the store the config names; a StartupError naming the store when it
+    fails. Migrating now makes a broken store stop start-up loudly; the store is kept for policy reads."""
     from resolver.engine.startup import data_dir_problem
 
+    data_dir = config.data_dir
     problem = data_dir_problem(data_dir)
     if problem:
         raise StartupError(problem)
     try:
         os.makedirs(data_dir, exist_ok=True)
-        return open_store(data_dir)
-    except (OSError, sqlite3.Error) as exc:
-        db = os.path.join(os.path.abspath(data_dir), "hearth.db")
-        raise StartupError(f"cannot open the store {db}: {exc} (check the owner and permissions of "
+        return open_store(config)
+    except STORE_ERRORS as exc:
+        where = describe_store(config)
+        if is_postgres(config.store):
+            raise StartupError(f"cannot open the store {where}: {exc} (check that PostgreSQL runs, the URL in "
+                               "`store:`, and that this node may connect)") from None
+        raise StartupError(f"cannot open the store {where}: {exc} (check the owner and permissions of "
                            f"{os.path.abspath(data_dir)}, and free disk space; `hearth doctor` checks both)") from None
 
 

@@ -1,7 +1,7 @@
 """The narrow interface every part of Hearth uses to reach its store.
 
 The engine, the CLI and the web UI call these methods and never write SQL.
-SQLite (``store_sqlite.py``) is the embedded default; a PostgreSQL backend
+SQLite (``sqlite.py``) is the embedded default; a PostgreSQL backend
 implements the same protocol and passes the same contract tests.
 """
 from __future__ import annotations
@@ -13,6 +13,11 @@ from resolver.policy.profiles import Device, Profile, Schedule, SeenClient, Temp
 
 class SchemaTooNewError(RuntimeError):
     """The store was written by a newer Hearth (its schema version is past this code's migrations)."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store's database cannot be reached (a shared PostgreSQL store that is down): one line, fit to show.
+    Reads and writes raise it; nothing was written."""
 
 
 class QueryRow(NamedTuple):
@@ -28,6 +33,7 @@ class QueryRow(NamedTuple):
     latency_ms: float
     cached: bool
     reason: Optional[str]  # why it was blocked/rewritten/answered locally, None for plain forwarding
+    node: str = ""       # the node that answered (node_name, in a store several nodes share; "" when not named)
 
 
 # The reasons (QueryRow.reason up to the first ":") of a blocked answer; the others ("local-record",
@@ -91,6 +97,7 @@ class AuditEntry(NamedTuple):
     target: str          # e.g. the profile's name
     before: Any          # decoded JSON, None for a creation
     after: Any           # decoded JSON, None for a removal
+    node: str = ""       # the node the change was made on ("" when not named)
 
 
 class AccessRequest(NamedTuple):
@@ -250,8 +257,10 @@ class Store(Protocol):
 
     def query_page(self, limit: int = 100, *, clients: Optional[Sequence[str]] = None,
                    qname_contains: Optional[str] = None, blocked: Optional[bool] = None,
-                   after_id: Optional[int] = None, before_id: Optional[int] = None) -> list[LoggedQuery]:
-        """Newest first; ``after_id`` for a live tail, ``before_id`` for the next page."""
+                   after_id: Optional[int] = None, before_id: Optional[int] = None,
+                   node: Optional[str] = None) -> list[LoggedQuery]:
+        """Newest first; ``after_id`` for a live tail, ``before_id`` for the next page; ``node``: only the rows
+        that node answered. Rows are stamped with the writing store's node name (its ``node`` attribute)."""
 
     def hourly_counts(self, since: float, until: float, *,
                       clients: Optional[Sequence[str]] = None) -> list[HourCount]:
@@ -332,7 +341,8 @@ class Store(Protocol):
 
     def add_audit(self, user: str, action: str, target: str, before: Any = None, after: Any = None,
                   now: Optional[float] = None) -> AuditEntry:
-        """``before``/``after``: JSON-able values (dataclasses should be converted by the caller)."""
+        """``before``/``after``: JSON-able values (dataclasses should be converted by the caller). The entry
+        carries the store's node name."""
 
     def list_audit(self, limit: int = 100, *, before_id: Optional[int] = None) -> list[AuditEntry]:
         """Newest first."""

@@ -142,3 +142,20 @@ def test_doctor_flags_each_ticked_category_with_no_names(tmp_path):
     code, data, by, checks = doctor(cfg, "ports", "upstreams", "time", "engine", "web")
     assert [c["message"] for c in checks if c["name"] == "categories"] == [
         "profile Kids: homework is ticked but has 0 names: add a list or a feed"]
+
+
+def test_doctor_checks_a_shared_postgresql_store(tmp_path, postgres_url):
+    from types import SimpleNamespace
+
+    from resolver.ops.doctor import check_store
+    from resolver.store.open import open_store
+
+    config = SimpleNamespace(store=postgres_url, node_name="gw1", data_dir=str(tmp_path / "data"))
+    [before] = check_store(config)
+    assert before.status == "warn" and "schema 0, this Hearth migrates it" in before.message
+    open_store(config).close()
+    [after] = check_store(config)
+    assert after.status == "ok" and "shared store reachable" in after.message
+    gone = SimpleNamespace(store="postgresql://hearth@127.0.0.1:1/none", node_name="", data_dir=str(tmp_path))
+    [down] = check_store(gone)
+    assert down.status == "fail" and "the database is unavailable" in down.message

@@ -29,7 +29,7 @@ def _db_at(path, version: int) -> None:
         db.execute("COMMIT")
     if 1 <= version < TEXT_LOG_UNTIL:
         db.executemany("INSERT INTO query_log (ts, client, qname, qtype, rcode, answer, upstream, latency_ms, cached,"
-                       " reason) VALUES (?,?,?,?,?,?,?,?,?,?)", ROWS)
+                       " reason) VALUES (?,?,?,?,?,?,?,?,?,?)", [r[:10] for r in ROWS])
     db.close()
 
 

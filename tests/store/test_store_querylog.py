@@ -6,7 +6,7 @@ import random
 from collections import Counter
 
 from resolver.store.protocol import QueryRow, is_blocked
-from resolver.store.sqlite import NAMES_KEPT_CLIENT
+from resolver.store.sqlcommon import NAMES_KEPT_CLIENT
 
 HOUR = 3600 * (1_750_000_000 // 3600)
 REASONS = [None, None, None, "category:adult", "service:TikTok", "local-record", "safe-search:google", "schedule:x"]

@@ -180,3 +180,53 @@ def test_a_device_behind_the_router_is_seen_named_and_reported_by_its_mac(app, a
     report = admin.get("/devices/Phone/report").get_data(as_text=True)
     assert "bet.example" in report
     assert "Phone" in admin.get("/").get_data(as_text=True)   # the dashboard's busiest devices name it
+
+
+def test_a_shared_store_that_is_down_is_named_on_the_page_and_in_the_api(tmp_path):
+    """PostgreSQL unreachable (nothing listens on the port): a 503 page naming the problem, not a crash."""
+    from webui import create_app
+    from tests.webui.conftest import make_config
+    import dataclasses
+    import socket
+
+    with socket.socket() as s:                     # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = dataclasses.replace(make_config(tmp_path), store=f"postgresql://hearth@127.0.0.1:{port}/hearth")
+    app = create_app(config)
+    app.config["TESTING"] = True
+    client = app.test_client()
+    page = client.get("/login")
+    assert page.status_code == 503
+    html = page.get_data(as_text=True)
+    assert "Read only: the store is unavailable" in html and "Connection refused" in html
+    assert "DNS keeps answering with the policy it had" in html
+    api = client.get("/api/v1/devices", headers={"Authorization": "Bearer x"})
+    assert api.status_code == 503 and "the database is unavailable" in api.get_json()["error"]
+
+
+def test_the_query_log_of_a_shared_store_shows_and_filters_by_node(tmp_path, postgres_url):
+    import dataclasses
+    import time
+
+    from resolver.store.postgres import PostgresStore
+    from resolver.store.protocol import QueryRow
+    from tests.webui.conftest import Browser, make_config, run_wizard
+    from webui import create_app
+
+    app = create_app(dataclasses.replace(make_config(tmp_path), store=postgres_url, node_name="gw1"))
+    app.config["TESTING"] = True
+    browser = Browser(app.test_client())
+    assert run_wizard(browser).status_code == 302
+    for node, name in (("gw1", "one.example"), ("gw2", "two.example")):
+        writer = PostgresStore(postgres_url, node=node)
+        writer.add_queries([QueryRow(time.time(), "192.168.1.9", name, 1, 0, "", "", 1.0, False, None)])
+        writer.close()
+    page = browser.get("/querylog").get_data(as_text=True)
+    assert "one.example" in page and "two.example" in page and '<td class="node">gw2</td>' in page
+    only = browser.get("/querylog?node=gw2").get_data(as_text=True)
+    assert "two.example" in only and "one.example" not in only
+    rows = browser.get("/api/v1/querylog?node=gw1").get_json()
+    assert [(r["qname"], r["node"]) for r in rows] == [("one.example", "gw1")]
+    assert app.extensions["hearth_store"].list_audit()[0].node == "gw1"     # the wizard's entry names this node
+    app.extensions["hearth_store"].close()

@@ -83,7 +83,8 @@ def query_filter(args: Any) -> dict:
         clients = [args["client"]]
     result = args.get("result", "")
     blocked = True if result == "blocked" else False if result == "allowed" else None
-    return {"clients": clients, "blocked": blocked, "qname_contains": (args.get("q") or "").strip() or None}
+    return {"clients": clients, "blocked": blocked, "qname_contains": (args.get("q") or "").strip() or None,
+            "node": (args.get("node") or "").strip() or None}
 
 
 def query_rows(rows: list[Any]) -> list[dict]:
@@ -109,7 +110,7 @@ def querylog():
     before = request.args.get("before", type=int)
     rows = store.query_page(100, before_id=before, **filt)
     return render_template("admin/querylog.html", rows=query_rows(rows), devices=store.list_devices(),
-                           profiles=store.list_profiles(), args=request.args,
+                           profiles=store.list_profiles(), args=request.args, shared=bool(core.config().store),
                            next_before=rows[-1].id if len(rows) == 100 else None)
 
 

@@ -61,11 +61,12 @@
   if (log && live) {
     var after = parseInt(log.getAttribute("data-after"), 10) || 0;
     var canEdit = log.getAttribute("data-can-edit") === "1";
+    var shared = log.getAttribute("data-shared") === "1";
     var params = new URLSearchParams(window.location.search);
     var tail = function () {
       if (!live.checked || document.hidden) { return; }
       var q = new URLSearchParams();
-      ["device", "client", "result", "q"].forEach(function (k) { if (params.get(k)) { q.set(k, params.get(k)); } });
+      ["device", "client", "result", "q", "node"].forEach(function (k) { if (params.get(k)) { q.set(k, params.get(k)); } });
       q.set("after_id", after);
       fetch("/api/v1/querylog?" + q.toString(), {credentials: "same-origin"})
         .then(function (r) { return r.ok ? r.json() : []; })
@@ -94,6 +95,7 @@
               res.appendChild(small);
             }
             cell(tr, show(row.answer_text != null ? row.answer_text : row.answer), "answer");
+            if (shared) { cell(tr, row.node || "", "node"); }
             if (canEdit) {
               var td = cell(tr, "");
               var form = document.createElement("form");

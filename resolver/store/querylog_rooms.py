@@ -1,0 +1,270 @@
+"""The query log and its hourly roll-ups in SQL (a mixin of :class:`resolver.store.sqlcommon.SQLStoreBase`, the
+same statements on SQLite and PostgreSQL).
+
+Clients, upstreams and reasons are codes in ql_strings (never deleted, so a code keeps its meaning); times are
+integer milliseconds, latencies microseconds. The roll-ups are written with each batch, in its transaction:
+ql_hours (per hour and client: queries, blocked, a bit per minute with a query), ql_reasons (per hour, client
+and reason code, 0 = none), ql_names (per hour, client - 0 = all clients - and blocked or not, the names asked;
+a closed hour keeps only its most asked names).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from resolver.store.protocol import HourCount, LoggedQuery, NameCount, QueryRow, is_blocked
+from resolver.store.sqlcommon import (BLOCKED_CODES, NAMES_KEPT_ALL, NAMES_KEPT_CLIENT, QUERY_SQL, Handle,
+                                      SQLStoreBase, hours)
+
+QUERY_LOG_COLUMNS = "ts, client, qname, qtype, rcode, answer, upstream, latency_us, cached, reason, node"
+_INSERT_ROWS = f"INSERT INTO query_log ({QUERY_LOG_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_UPSERT_HOURS = ("INSERT INTO ql_hours (hour, client, total, blocked, minutes) VALUES (?,?,?,?,?)"
+                 " ON CONFLICT (hour, client) DO UPDATE SET total = ql_hours.total + excluded.total,"
+                 " blocked = ql_hours.blocked + excluded.blocked, minutes = ql_hours.minutes | excluded.minutes")
+_UPSERT_REASONS = ("INSERT INTO ql_reasons (hour, client, reason, n) VALUES (?,?,?,?)"
+                   " ON CONFLICT (hour, client, reason) DO UPDATE SET n = ql_reasons.n + excluded.n")
+_UPSERT_NAMES = ("INSERT INTO ql_names (client, hour, blocked, qname, n) VALUES (?,?,?,?,?)"
+                 " ON CONFLICT (client, hour, blocked, qname) DO UPDATE SET n = ql_names.n + excluded.n")
+
+
+def roll_up(rows: Sequence[QueryRow], code, node: Optional[int]) -> tuple[list, dict, dict, dict]:
+    """The rows as stored (codes, ms, µs; ``node`` the writer's code) and their roll-ups:
+    hours {(hour, client): [total, blocked, minutes]},
+    reasons {(hour, client, reason): n}, names {(client, hour, blocked, qname): n}."""
+    raw = []
+    hours_: dict[tuple[int, int], list[int]] = {}
+    reasons: dict[tuple[int, int, int], int] = {}
+    names: dict[tuple[int, int, int, str], int] = {}
+    for ts, client_text, qname, qtype, rcode, answer, upstream, latency, cached, reason_text, *_ in rows:
+        ms = int(round(ts * 1000))
+        client = code(client_text)
+        reason = code(reason_text) if reason_text else None
+        raw.append((ms, client, qname, qtype, rcode, answer, code(upstream) if upstream else None,
+                    int(round(latency * 1000)), int(bool(cached)), reason, node))
+        hour = ms // 3_600_000
+        blocked = int(is_blocked(reason_text))
+        h = hours_.get((hour, client))
+        if h is None:
+            h = hours_[(hour, client)] = [0, 0, 0]
+        h[0] += 1
+        h[1] += blocked
+        h[2] |= 1 << (ms // 60_000 % 60)
+        k = (hour, client, reason or 0)
+        reasons[k] = reasons.get(k, 0) + 1
+        for who in (client, 0):
+            k2 = (who, hour, blocked, qname)
+            names[k2] = names.get(k2, 0) + 1
+    return raw, hours_, reasons, names
+
+
+class QueryLogRooms(SQLStoreBase):
+    _codes: dict[str, int]                 # ql_strings: text -> code (codes never change)
+    _names_pending: set[tuple[int, int]]   # (client, hour) of ql_names not pruned yet
+    _names_seen: bool
+
+    def _init_querylog(self) -> None:
+        self._codes = {}
+        self._names_pending = set()
+        self._names_seen = False
+
+    def _insert_rows(self, db: Handle, raw: list[tuple]) -> None:
+        """Append the coded rows (PostgreSQL overrides it with COPY)."""
+        db.executemany(_INSERT_ROWS, raw)
+
+    def add_queries(self, rows: Sequence[QueryRow]) -> None:
+        """Append the rows and add them to the hourly roll-ups, in one transaction."""
+        if not rows:
+            return
+        try:
+            with self._transaction(lock=False) as db:   # other nodes write their rows alongside
+                node = self._code(db, self.node) if self.node else None
+                raw, hours_, reasons, names = roll_up(rows, lambda text: self._code(db, text), node)
+                self._insert_rows(db, raw)
+                # sorted: concurrent writers (several nodes) take the rows' locks in the same order
+                db.executemany(_UPSERT_HOURS, sorted((*k, *v) for k, v in hours_.items()))
+                db.executemany(_UPSERT_REASONS, sorted((*k, v) for k, v in reasons.items()))
+                db.executemany(_UPSERT_NAMES, sorted((*k, v) for k, v in names.items()))
+                self._prune_names(db, max(h for h, _c in hours_), {(c, h) for h, c in hours_})
+        except BaseException:
+            self._codes.clear()   # codes made in the rolled-back transaction are gone
+            raise
+
+    def _code(self, db: Handle, text: str) -> int:
+        """The ql_strings code of a client address, upstream or reason (made on first use; never changes)."""
+        code = self._codes.get(text)
+        if code is None:
+            db.execute("INSERT INTO ql_strings (text) VALUES (?) ON CONFLICT (text) DO NOTHING", (text,))
+            code = self._codes[text] = db.execute("SELECT id FROM ql_strings WHERE text = ?", (text,)).fetchone()[0]
+            if len(self._codes) > 100_000:
+                self._codes.clear()
+        return code
+
+    def _prune_names(self, db: Handle, hour: int, touched: set[tuple[int, int]]) -> None:
+        """Once an hour is over, keep only its most asked names (per client and for all clients). The
+        (client, hour) pairs written are remembered, so pruning reads only those."""
+        pending = self._names_pending
+        if not self._names_seen:   # after a restart: the last hours another run wrote may not be pruned yet
+            self._names_seen = True
+            pending.update(tuple(r) for r in db.execute("SELECT DISTINCT client, hour FROM ql_names WHERE hour >= ?",
+                                                        (hour - 2,)).fetchall())
+        pending.update(touched)
+        for client, h in sorted(c for c in pending if c[1] < hour):
+            keep = NAMES_KEPT_ALL if client == 0 else NAMES_KEPT_CLIENT
+            for blocked in (0, 1):
+                db.execute("DELETE FROM ql_names WHERE client = ? AND hour = ? AND blocked = ? AND qname NOT IN ("
+                           " SELECT qname FROM ql_names WHERE client = ? AND hour = ? AND blocked = ?"
+                           " ORDER BY n DESC, qname LIMIT ?)", (client, h, blocked, client, h, blocked, keep))
+            pending.discard((client, h))
+
+    def cap_queries(self, max_rows: int) -> int:
+        """Delete the oldest rows beyond ``max_rows``; returns how many. The roll-ups keep their counts."""
+        with self._write(bump=False) as db:
+            low, high = db.execute("SELECT min(id), max(id) FROM query_log").fetchone()
+            if high is None or high - low + 1 <= max_rows:
+                return 0
+            return db.execute("DELETE FROM query_log WHERE id <= ?", (high - max_rows,)).rowcount
+
+    def count_queries(self) -> int:
+        with self._read() as db:
+            return db.execute("SELECT COUNT(*) FROM query_log").fetchone()[0]
+
+    def recent_queries(self, limit: int = 100, *, client: Optional[str] = None,
+                       qname_contains: Optional[str] = None) -> list[QueryRow]:
+        return [lq.row for lq in self.query_page(limit, clients=None if not client else [client],
+                                                 qname_contains=qname_contains)]
+
+    def purge_queries(self, older_than: float) -> int:
+        # ids grow with time: the rows before the first one at or after the cutoff go (read from the oldest)
+        with self._write(bump=False) as db:
+            first = db.execute("SELECT id FROM query_log WHERE ts >= ? ORDER BY id LIMIT 1",
+                               (int(older_than * 1000),)).fetchone()
+            if first is None:
+                return db.execute("DELETE FROM query_log").rowcount
+            return db.execute("DELETE FROM query_log WHERE id < ?", (first[0],)).rowcount
+
+    def purge_query_stats(self, older_than: float, *, clients_older_than: Optional[float] = None) -> int:
+        hour = int(older_than // 3600)
+        client_hour = hour if clients_older_than is None else max(hour, int(clients_older_than // 3600))
+        with self._write(bump=False) as db:
+            n = db.execute("DELETE FROM ql_hours WHERE hour < ?", (hour,)).rowcount
+            n += db.execute("DELETE FROM ql_reasons WHERE hour < ?", (hour,)).rowcount
+            n += db.execute("DELETE FROM ql_names WHERE client = 0 AND hour < ?", (hour,)).rowcount
+            n += db.execute("DELETE FROM ql_names WHERE client != 0 AND hour < ?", (client_hour,)).rowcount
+            return n
+
+    # -- web UI: statistics over the query log ------------------------------------------------------
+
+    def query_page(self, limit: int = 100, *, clients: Optional[Sequence[str]] = None,
+                   qname_contains: Optional[str] = None, blocked: Optional[bool] = None,
+                   after_id: Optional[int] = None, before_id: Optional[int] = None,
+                   node: Optional[str] = None) -> list[LoggedQuery]:
+        where: list[str] = []
+        args: list = []
+        with self._read() as db:
+            if node is not None:
+                found = db.execute("SELECT id FROM ql_strings WHERE text = ?", (node,)).fetchone()
+                if found is None:
+                    return []
+                where.append(f"q.node = {int(found[0])}")
+            if clients is not None:
+                codes = self._codes_of(db, clients)
+                if not codes:
+                    return []
+                where.append(f"q.client IN ({','.join(map(str, codes))})")
+            if blocked is True:
+                where.append(f"q.reason IN ({BLOCKED_CODES})")
+            elif blocked is False:
+                where.append(f"(q.reason IS NULL OR q.reason NOT IN ({BLOCKED_CODES}))")
+            if qname_contains:
+                where.append(self._contains("q.qname"))
+                args.append(qname_contains.lower())
+            if after_id is not None:
+                where.append("q.id > ?")
+                args.append(int(after_id))
+            if before_id is not None:
+                where.append("q.id < ?")
+                args.append(int(before_id))
+            sql = QUERY_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY q.id DESC LIMIT ?"
+            rows = db.execute(sql, (*args, int(limit))).fetchall()
+        return [LoggedQuery(r[0], QueryRow(r[1] / 1000.0, *r[2:7], r[7], r[8] / 1000.0, bool(r[9]), r[10], r[11]))
+                for r in rows]
+
+    @staticmethod
+    def _codes_of(db: Handle, clients: Sequence[str]) -> list[int]:
+        """The codes of the client addresses that have asked."""
+        clients = list(clients)
+        if not clients:
+            return []
+        return [r[0] for r in db.execute(
+            f"SELECT id FROM ql_strings WHERE text IN ({','.join('?' * len(clients))})", clients).fetchall()]
+
+    def _client_filter(self, db: Handle, clients: Optional[Sequence[str]], column: str = "client") -> Optional[str]:
+        """SQL for "only these clients" on a roll-up ("" for all; None when none of them has asked)."""
+        if clients is None:
+            return ""
+        codes = self._codes_of(db, clients)
+        return f" AND {column} IN ({','.join(map(str, codes))})" if codes else None
+
+    def hourly_counts(self, since: float, until: float, *,
+                      clients: Optional[Sequence[str]] = None) -> list[HourCount]:
+        found: dict[int, tuple[int, int]] = {}
+        with self._read() as db:
+            only = self._client_filter(db, clients)
+            if only is not None:
+                found = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
+                    "SELECT hour, SUM(total), SUM(blocked) FROM ql_hours WHERE hour BETWEEN ? AND ?" + only
+                    + " GROUP BY hour", (int(since // 3600), int(until // 3600))).fetchall()}
+        return [HourCount(h * 3600.0, *found.get(h, (0, 0))) for h in hours(since, until)]
+
+    def top_domains(self, since: float, limit: int = 10, *, blocked: Optional[bool] = None,
+                    clients: Optional[Sequence[str]] = None) -> list[NameCount]:
+        with self._read() as db:
+            only = " AND client = 0" if clients is None else self._client_filter(db, clients)
+            if only is None:
+                return []
+            which = "" if blocked is None else f" AND blocked = {int(blocked)}"
+            sql = ("SELECT qname, SUM(n) AS total, SUM(n * blocked) FROM ql_names WHERE hour >= ?" + only + which
+                   + " GROUP BY qname ORDER BY total DESC, qname LIMIT ?")
+            rows = db.execute(sql, (int(since // 3600), int(limit))).fetchall()
+        return [NameCount(r[0], int(r[1]), int(r[2])) for r in rows]
+
+    def top_clients(self, since: float, limit: int = 10) -> list[NameCount]:
+        sql = ("SELECT s.text, SUM(h.total) AS n, SUM(h.blocked) FROM ql_hours h JOIN ql_strings s ON s.id = h.client"
+               " WHERE h.hour >= ? GROUP BY s.id, s.text ORDER BY n DESC, s.text LIMIT ?")
+        with self._read() as db:
+            rows = db.execute(sql, (int(since // 3600), int(limit))).fetchall()
+        return [NameCount(r[0], int(r[1]), int(r[2])) for r in rows]
+
+    def count_clients(self, since: float) -> int:
+        with self._read() as db:
+            return db.execute("SELECT COUNT(DISTINCT client) FROM ql_hours WHERE hour >= ?",
+                              (int(since // 3600),)).fetchone()[0]
+
+    def online_minutes(self, since: float, until: float, *, clients: Sequence[str],
+                       bucket: int = 300) -> list[HourCount]:
+        step = max(1, min(60, int(bucket) // 60))      # minutes per bucket
+        found: dict[int, list[int]] = {}
+        with self._read() as db:
+            only = self._client_filter(db, clients)
+            if only is not None:
+                for hour, blocked, mask in db.execute(
+                        "SELECT hour, blocked, minutes FROM ql_hours WHERE hour BETWEEN ? AND ?" + only,
+                        (int(since // 3600), int(until // 3600))).fetchall():
+                    f = found.setdefault(hour, [0, 0])
+                    f[0] |= mask
+                    f[1] += blocked
+        group = (1 << step) - 1
+        out = {}
+        for hour, (mask, blocked) in found.items():
+            active = sum(1 for g in range(0, 60, step) if (mask >> g) & group)
+            out[hour] = (min(60, active * step), blocked)
+        return [HourCount(h * 3600.0, *out.get(h, (0, 0))) for h in hours(since, until)]
+
+    def reason_counts(self, since: float, *, clients: Optional[Sequence[str]] = None) -> dict[str, int]:
+        with self._read() as db:
+            only = self._client_filter(db, clients, "r.client")
+            if only is None:
+                return {}
+            rows = db.execute("SELECT coalesce(s.text, ''), SUM(r.n) FROM ql_reasons r LEFT JOIN ql_strings s"
+                              " ON s.id = r.reason WHERE r.hour >= ?" + only
+                              + " GROUP BY r.reason, s.text ORDER BY 2 DESC", (int(since // 3600),)).fetchall()
+        return {text: int(n) for text, n in rows}
