@@ -66,6 +66,9 @@ class QueryLog:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog")
         self._busy = False
         self._names: dict = {}  # cache key → (name, qtype): repeated names are decoded once
+        self.to_wall: Optional[Callable[[float], float]] = None   # monotonic → UNIX time (a test clock)
+        # called in the writer thread with each written batch and the store (the time-budget meter)
+        self.observers: list[Callable[[list, Store], None]] = []
 
     def log_hit(self, now: float, client: str, entry: CacheEntry) -> None:
         """Hot path (cache hit): one short tuple; the writer fills in the rest from the entry."""
@@ -129,11 +132,16 @@ class QueryLog:
             if answer.__class__ is not str:
                 answer = describe(answer)
             append((now + wall, client, nq[0], nq[1], rcode, answer, upstream, latency, cached, reason))
+        if self.to_wall is not None:
+            to_wall = self.to_wall
+            rows = [(to_wall(r[0] - wall), *r[1:]) for r in rows]
         try:
             if self._store is None:
                 self._store = self._store_factory()
             self._store.add_queries(rows)
             self.written += len(rows)
+            for observe in self.observers:
+                observe(rows, self._store)
             if self.config.max_rows:
                 self.capped += self._store.cap_queries(self.config.max_rows)
         except Exception as exc:  # noqa: BLE001 - locked, disk full, …: answers go on, the batch is counted lost

@@ -12,6 +12,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from resolver.policy.profiles import (DEFAULT_CATEGORIES, DEFAULT_PROFILE_NAME, Device, Profile, Schedule, SeenClient,
                                       TempAllow, check_choice, check_ip, check_name, check_time)
+from resolver.store.sqlite_budgets import BUDGETS_MIGRATION, BudgetsMixin
 from resolver.store.protocol import (BLOCK_REASONS, REQUEST_STATUSES, ROLES, AccessRequest, ApiToken, AuditEntry,
                                      HarmReport, HourCount, LoggedQuery, NameCount, QueryRow, SchemaTooNewError, User,
                                      is_blocked)
@@ -282,6 +283,8 @@ MIGRATIONS: list[str] = [
         WHERE name = 'default' AND categories = '["*"]';
     UPDATE meta SET value = value + 1 WHERE key = 'policy_version';
     """,
+    # 7 (issue 18): daily time budgets and their use (self-contained: resolver/store/sqlite_budgets.py)
+    BUDGETS_MIGRATION,
 ]
 
 _PROFILE_SQL = ("SELECT id, name, preset, categories, services, safe_search, youtube, block_mode, block_list,"
@@ -305,7 +308,7 @@ _TEXT_MAX = 2000          # user text kept from the public forms
 _KIND_LABEL = {"ip": "IP address", "cidr": "network", "mac": "MAC address"}
 
 
-class SQLiteStore:
+class SQLiteStore(BudgetsMixin):
     """One connection guarded by a lock: safe to call from the engine's writer thread and others."""
 
     def __init__(self, path: str, *, timeout: float = 5.0):
