@@ -253,7 +253,7 @@ class ProfilePolicy:
         self._spent_domains: Dict[bytes, Tuple[str, float]] = {}
         self._spent_mask = 0
         if self._spent is not None:
-            if spent.services and services is None:
+            if spent.services and not services:
                 from blocklists.services import load_services
                 services = load_services()
             for sid, until in spent.services.items():

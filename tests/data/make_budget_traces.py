@@ -82,7 +82,8 @@ def phone_locked(start, seconds):
 
 def main():
     traces = [
-        {"name": "roblox-foreground-10min", "about": roblox_foreground.__doc__, "truth": {"service:roblox": 10, "all": 10},
+        {"name": "roblox-foreground-10min", "about": roblox_foreground.__doc__,
+         "truth": {"service:roblox": 10, "all": 10},
          "events": roblox_foreground(T0, 600)},
         {"name": "roblox-background-1h", "about": roblox_background.__doc__, "truth": {"service:roblox": 0, "all": 0},
          "events": roblox_background(T0, 3600)},
