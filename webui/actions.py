@@ -17,7 +17,7 @@ from resolver.policy.profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Sch
 from . import core
 
 MAX_MINUTES = 366 * 24 * 60
-DECISIONS = {"30m": 30 * 60, "day": 24 * 3600, "minutes": None, "always": None, "decline": None}
+DECISIONS = {"30m": 30 * 60, "day": 24 * 3600, "minutes": None, "always": None, "decline": None, "more": None}
 
 
 # -- plain dicts (for the audit log and the API) -------------------------------------------------------
@@ -333,13 +333,26 @@ def _device_for_request(address: str, profile: str) -> Device:
 def decide_request(request_id: int, decision: str, domain: Optional[str] = None, minutes: Any = None) -> Any:
     """Approve for 30 minutes ("30m"), a day ("day"), ``minutes`` minutes ("minutes": 1 to a year) or
     always ("always": added to the profile's allow list), or "decline". ``domain`` may widen the
-    approval (e.g. ``*.example.com``)."""
+    approval (e.g. ``*.example.com``). A request from a "time budget used up" page approved with "more"
+    (15 minutes) or "minutes" adds those minutes to today's budget instead of allowing the name."""
     store = core.store()
     req = store.get_access_request(request_id)
     if req is None:
         raise ValueError(f"unknown access request {request_id!r}")
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+    from . import budgets
+
+    budget = budgets.request_budget(req)     # asked from a "time budget used up" block page
+    if budget is not None and decision in ("more", "minutes"):
+        n = budgets.EXTRA_MINUTES if decision == "more" else minutes
+        added = budgets.add_minutes(*budget, n)["added"]
+        done = store.decide_access_request(req.id, "approved", f"+{added}m", core.actor(),
+                                           until=time.time() + added * 60)
+        core.audit("request.approve", f"{req.client}: {req.domain}", as_dict(req), as_dict(done))
+        return done
+    if decision == "more":
+        raise ValueError("decision more: the request is not about a time budget")
     seconds = 60 * _minutes(minutes) if decision == "minutes" else DECISIONS[decision]
     target = check_domain(domain or req.domain)
     until = None

@@ -166,6 +166,35 @@ def profile_rule(name: str):
     return _call(lambda: actions.profile_rule(name, _body().get("domain", ""), _body().get("action", "")))
 
 
+# -- time budgets --------------------------------------------------------------------------------------
+
+@route("/budgets", "GET", "Time budgets with today's use (minutes used, left), of one profile with ?profile=",
+       query=("profile",))
+def budgets_list():
+    from . import budgets
+
+    try:
+        return jsonify(budgets.today(request.args.get("profile") or None))
+    except ValueError as exc:
+        return core.json_error(404, str(exc))
+
+
+@route("/profiles/<name>/budgets", "PUT", "Replace a profile's time budgets ([{target, minutes, weekend, reset}])",
+       body="Budgets")
+def budgets_put(name: str):
+    from . import budgets
+
+    return _call(lambda: (budgets.set_budgets(name, request.get_json(silent=True)), budgets.today(name))[1])
+
+
+@route("/profiles/<name>/budgets/more", "POST", "Add minutes to today's budget ({target, minutes})",
+       body="BudgetMore")
+def budgets_more(name: str):
+    from . import budgets
+
+    return _call(lambda: budgets.add_minutes(name, str(_body().get("target") or ""), _body().get("minutes", 15)))
+
+
 # -- schedules -----------------------------------------------------------------------------------------
 
 @route("/schedules", "GET", "Schedules (of one profile with ?profile=)", query=("profile",))

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 
 from resolver.policy.profiles import DEFAULT_PROFILE_NAME
 
-from .. import actions, core
+from .. import actions, budgets, core
 from .blueprint import bp, done
 
 PAUSE_CHOICES = (15, 30, 60, 120, 240)
@@ -66,7 +66,7 @@ def dashboard():
                            device_list=device_list, now=time.time(), pause_choices=PAUSE_CHOICES,
                            reports=reports, report_devices={r.id: actions.report_device(r) for r in reports},
                            lists=list_health(), engine=core.engine_call("ping") is not None,
-                           pending=len(store.list_access_requests("pending")))
+                           pending=len(store.list_access_requests("pending")), budgets_today=budgets.today())
 
 
 # -- query log -----------------------------------------------------------------------------------------
