@@ -1,0 +1,72 @@
+"""Time budgets on a 390×844 phone, in Vietnamese, against a real `hearth dns` + `hearth web`: a parent adds a
+Roblox budget on the profile page, the dashboard shows the minutes used and left, and "+15 phút" gives more time
+when it is used up. Nothing scrolls sideways. Screenshots in tests/artifacts/."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from resolver.policy.budgets import BudgetUsage, budget_day
+from resolver.store.sqlite import open_store
+from tests.browser.conftest import shot
+from tests.browser.test_phone import PHONE, no_sideways_scroll, set_up_hearth
+
+
+@pytest.fixture(scope="module")
+def phone(browser, stack):
+    ctx = browser.new_context(locale="vi-VN", viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
+    p = ctx.new_page()
+    set_up_hearth(p, stack, "vi")
+    yield p
+    ctx.close()
+
+
+def test_a_parent_sets_a_budget_and_sees_minutes_used_and_left(stack, phone):
+    phone.goto(stack.url + "/profiles/Kids")
+    form = phone.locator("#budgets")
+    assert "Giới hạn thời gian" in form.inner_text() and "không phải thời gian nhìn màn hình" in form.inner_text()
+    phone.select_option("#budgets select[name=new_target]", "service:roblox")
+    phone.fill("#budgets input[name=new_minutes]", "60")
+    phone.fill("#budgets input[name=new_weekend]", "120")
+    phone.click("#budgets button.primary")
+    phone.wait_for_selector(".flash.ok")
+    assert "Đã lưu giới hạn thời gian." in phone.locator(".flash.ok").inner_text()
+    row = phone.locator("#budgets tr[data-target='service:roblox']")
+    assert "Roblox" in row.inner_text()
+    assert row.locator("input[name=minutes]").input_value() == "60"
+    assert row.locator("input[name=weekend]").input_value() == "120"
+    assert no_sideways_scroll(phone), "the profile page scrolls sideways at 390 px"
+    box = phone.locator("#budgets button.primary").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    shot(phone, "phone-budgets-form-vi")
+    # a bad value: a clear error, in Vietnamese or naming the field, nothing changed
+    phone.fill("#budgets tr[data-target='service:roblox'] input[name=minutes]", "5000")
+    phone.evaluate("document.querySelectorAll('#budgets input[type=number]').forEach(i => i.removeAttribute('max'))")
+    phone.click("#budgets button.primary")
+    phone.wait_for_selector(".flash.error")
+    assert "1440" in phone.locator(".flash.error").inner_text()
+
+    phone.goto(stack.url + "/")
+    card = phone.locator("#budgets-today")
+    assert "Giới hạn thời gian hôm nay" in card.inner_text() and "còn" in card.inner_text()
+    assert "Roblox" in card.inner_text()
+    # the child has used it all (as the engine's meter writes it): "đã hết" and a +15 button
+    store = open_store(str(stack.engine.data_dir))
+    try:
+        import datetime
+        from zoneinfo import ZoneInfo
+        days = {budget_day(time.time(), tz)[0].isoformat() for tz in (ZoneInfo("Asia/Ho_Chi_Minh"),
+                                                                     datetime.timezone.utc)}
+        store.save_budget_usage([BudgetUsage("Kids", "service:roblox", day, 130, updated=time.time())
+                                 for day in days])
+    finally:
+        store.close()
+    phone.reload()
+    card = phone.locator("#budgets-today")
+    assert "đã hết" in card.inner_text()
+    assert no_sideways_scroll(phone), "the dashboard scrolls sideways at 390 px"
+    shot(phone, "phone-budgets-dashboard-vi")
+    card.locator("button", has_text="+15 phút").click()
+    phone.wait_for_selector(".flash.ok")
+    assert "Thêm 15 phút cho hôm nay." in phone.locator(".flash.ok").inner_text()
