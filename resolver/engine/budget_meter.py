@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from resolver.policy.budget_count import MinuteCounter, TargetMatcher
 from resolver.policy.budgets import (Budget, BudgetUsage, Spent, SteadyClock, budget_day, effective_now,
@@ -75,36 +75,46 @@ class BudgetMeter:
 
     # -- from the query log's writer thread
 
-    def observe(self, rows: Iterable[tuple], store) -> None:
+    def observe(self, rows: Sequence[tuple], store) -> None:
         """Count a written batch of query-log rows (ts, client, qname, qtype, rcode, answer, upstream,
-        latency, cached, reason) and store the usage that changed."""
+        latency, cached, reason) and store the usage that changed.
+
+        Cost: a batch is about a second of answers, so nearly always within one clock minute; its rows
+        are reduced to the distinct (client, name) pairs of each minute by one set comprehension, and
+        only those are matched and counted (one clock reading per batch, not per row)."""
+        if not rows:
+            return
         with self._lock:
             matchers, counter, clock = self._matchers, self._counter, self._clock
             if not matchers or counter is None or clock is None:
                 return
+            first, last = rows[0][0], rows[-1][0]
+            shift = clock(first) - first             # the steady clock's correction, for this batch
+            clock(last)
+            m0, m1 = int((first + shift) // 60), int((last + shift) // 60)
+            if m0 == m1:
+                chunks = [(m0, rows)]
+            else:                                    # the batch crosses a minute: split it there
+                by_minute: Dict[int, list] = {}
+                for r in rows:
+                    by_minute.setdefault(int((r[0] + shift) // 60), []).append(r)
+                chunks = sorted(by_minute.items())
             profiles: Dict[str, Optional[str]] = {}
-            targets: Dict[Tuple[str, str], frozenset] = {}
-            for row in rows:
-                reason = row[9]
-                if reason and is_blocked(reason):
-                    continue
-                client = row[1]
-                profile = profiles.get(client, "")
-                if profile == "":
-                    profile = profiles[client] = self.profile_of(client)
-                if profile is None:
-                    continue
-                matcher = matchers.get(profile.lower())
-                if matcher is None:
-                    continue
-                name = row[2]
-                tk = (profile, name)
-                found = targets.get(tk)
-                if found is None:
-                    found = targets[tk] = matcher.targets(name)
-                ts = clock(row[0])
-                if found:
-                    counter.observe(ts, client, profile, found, name)
+            for minute, chunk in chunks:
+                pairs = {(r[1], r[2]) for r in chunk if r[9] is None or not is_blocked(r[9])}
+                ts = minute * 60.0
+                for client, name in pairs:
+                    profile = profiles.get(client, "")
+                    if profile == "":
+                        profile = profiles[client] = self.profile_of(client)
+                    if profile is None:
+                        continue
+                    matcher = matchers.get(profile.lower())
+                    if matcher is None:
+                        continue
+                    found = matcher.targets(name)
+                    if found:
+                        counter.observe(ts, client, profile, found, name)
             changes = counter.take_changes()
             if not changes:
                 return

@@ -77,6 +77,7 @@ class TargetMatcher:
                 continue
             for domain, sub in svc.domains:
                 self._domains.setdefault(domain, []).append(("service:" + sid, sub))
+        self._memo: Dict[str, FrozenSet[str]] = {}
         self._index = index
         self._cats: List[Tuple[str, int]] = []
         cats = [t.partition(":")[2] for t in targets if t.startswith("category:")]
@@ -92,7 +93,15 @@ class TargetMatcher:
                     self._cats.append(("category:" + cat, mask))
 
     def targets(self, name: str) -> FrozenSet[str]:
-        """The targets ``name`` counts for (empty when it is a background name or matches none)."""
+        """The targets ``name`` counts for (empty when it is a background name or matches none); memoised."""
+        found = self._memo.get(name)
+        if found is None:
+            if len(self._memo) >= 50000:
+                self._memo.clear()
+            found = self._memo[name] = self._targets(name)
+        return found
+
+    def _targets(self, name: str) -> FrozenSet[str]:
         suffixes = _suffixes(name)
         bg = self._background
         if any(s in bg for s in suffixes):
