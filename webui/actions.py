@@ -288,21 +288,9 @@ def device_for_client(address: str) -> Optional[Device]:
 
 def clients_of(device: Device) -> list[str]:
     """The client addresses that belong to a device (for its query log and report)."""
-    if device.kind == "ip":
-        return [device.value]
-    seen = core.store().list_seen(5000)
-    if device.kind == "mac":
-        return sorted({s.address for s in seen if s.mac == device.value})
-    net = ipaddress.ip_network(device.value)
-    out = []
-    for s in seen:
-        try:
-            ip = ipaddress.ip_address(s.address)
-        except ValueError:  # a MAC behind a router: not in any network
-            continue
-        if ip.version == net.version and ip in net:
-            out.append(s.address)
-    return sorted(out)
+    from resolver.ops.usage_report import device_clients
+
+    return device_clients(core.store(), device)
 
 
 def device_names(addresses: Iterable[str]) -> dict[str, str]:

@@ -124,3 +124,85 @@ def add_budget_command(subs: Any, command: Any) -> None:
     p.add_argument("--remove", action="store_true", help="remove the budget")
     p.add_argument("--show", action="store_true", help="today's use of the profile's budgets")
     p.add_argument("--json", action="store_true", help="with --show: print JSON")
+
+
+# ---------------------------------------------------------------------------------------------
+# hearth report PROFILE --week [--json | --csv]
+
+def _load_index(data_dir: str) -> tuple:
+    try:
+        from blocklists.manager import load_index
+
+        return load_index(data_dir)
+    except Exception:   # no lists compiled (or a damaged index): category minutes are left out
+        return None, {}
+
+
+def report_command(args: argparse.Namespace, ctx: _Context, store: Any) -> bool:
+    from resolver.ops.usage_report import report_csv, week_report
+
+    if args.json and args.csv:
+        raise UsageError("--json or --csv, not both")
+    index, meta = _load_index(ctx.config.data_dir)
+    try:
+        if args.device:
+            report = week_report(store, device=args.device, tz=ctx.tz, now=_now(store), index=index, meta=meta)
+        else:
+            report = week_report(store, profile=args.profile, tz=ctx.tz, now=_now(store), index=index, meta=meta)
+    finally:
+        close = getattr(index, "close", None)
+        if callable(close):
+            close()
+    if args.json:
+        _json(ctx, report)
+        return False
+    if args.csv:
+        ctx.say(report_csv(report).rstrip("\n"))
+        return False
+    import datetime as _dt
+
+    days = [_dt.date.fromisoformat(d) for d in report["days"]]
+    who = f'device "{report["device"]}"' if report["device"] else f'profile "{report["profile"]}"'
+    ctx.say(f"{who}, {days[0]:%a %d %b} – {days[-1]:%a %d %b} (devices: {', '.join(report['devices']) or 'none'})")
+    ctx.say("minutes of foreground activity seen in DNS, not screen time")
+    header = ["", *[f"{d:%a %d}" for d in days], "TOTAL"]
+    rows = [["all internet", *map(str, report["all"]), str(sum(report["all"]))]]
+    rows += [[s["label"], *map(str, s["minutes"]), str(sum(s["minutes"]))] for s in report["services"][:12]]
+    ctx.say(_table(header, rows))
+    hours = [sum(day[h] for day in report["heat"]) for h in range(24)]
+    if any(hours):
+        top = sorted(range(24), key=lambda h: -hours[h])[:3]
+        ctx.say("busiest hours: " + ", ".join(f"{h:02d}:00 ({hours[h]} min)" for h in sorted(top) if hours[h]))
+    for b in report["budgets"]:
+        ctx.say(f"budget {b['label']}: " + ", ".join(f"{u}/{lim}" for u, lim in zip(b["used"], b["limit"])))
+    blocked = report["blocked"]
+    ctx.say(f"blocked: {blocked['total']}" + (" (" + ", ".join(f"{k} {v}" for k, v in
+                                                             list(blocked["by_reason"].items())[:5]) + ")"
+                                            if blocked["total"] else ""))
+    approved = sum(1 for r in report["requests"] if r["status"] == "approved")
+    ctx.say(f"access requests: {len(report['requests'])} ({approved} approved)")
+    if report["top_sites"]:
+        ctx.say("top sites: " + ", ".join(f"{t['name']} ({t['total']})" for t in report["top_sites"][:8]))
+    return False
+
+
+def add_report_command(sub: Any, common: argparse.ArgumentParser, wrap: Any) -> None:
+    """`hearth report PROFILE --week [--json|--csv] [--device NAME]` (``wrap`` = policy_base._command)."""
+    p = sub.add_parser("report", help="a child's week: minutes per app per day, busiest hours, blocks, requests",
+                       description="the last 7 days of a profile's devices (or one device with --device): minutes "
+                                   "of foreground activity per app per day, counted as the time budgets count them",
+                       parents=[common])
+    p.add_argument("profile", metavar="PROFILE", nargs="?")
+    p.add_argument("--week", action="store_true", help="the last 7 days (the only period for now; the default)")
+    p.add_argument("--device", metavar="NAME", help="one device instead of a profile")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--csv", action="store_true", help="print CSV: date, profile, service, minutes")
+    p.set_defaults(func=wrap("report", _report_checked))
+
+
+def _report_checked(args: argparse.Namespace, ctx: _Context, store: Any) -> bool:
+    if (args.profile is None) == (args.device is None):
+        raise UsageError("give a PROFILE or --device NAME")
+    if args.profile is not None:
+        _profile(store, args.profile)
+    return report_command(args, ctx, store)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable, Optional
 
-from resolver.cli.budgets import add_budget_command
+from resolver.cli.budgets import add_budget_command, add_report_command
 from resolver.cli.devices import (allow_add, device_add, device_list, device_pause, device_remove, device_resume,
                                   device_seen, device_set, device_show)
 from resolver.cli.policy_base import CommandError, UsageError, _command, _csv, _load_config  # noqa: F401 - used by cli.web
@@ -51,6 +51,8 @@ def add_policy_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                 "profile remove")
     p.add_argument("name", metavar="NAME")
     add_budget_command(subs, command)
+
+    add_report_command(sub, common, _command)
 
     # -- device
     subs = group("device", "devices: which profile a client gets, pausing its internet")

@@ -205,6 +205,30 @@ class MinuteCounter:
         self.usage = {k: v for k, v in self.usage.items() if k[2] >= day}
 
 
+def counted_minutes(events: Iterable[Tuple[float, str, str]], matcher: TargetMatcher) -> Dict[str, List[int]]:
+    """The UNIX minutes counted per target from time-ordered ``(unix time, device, name)`` events of one
+    profile: the same rules 1-4 as :class:`MinuteCounter`, over a whole stretch at once (reports)."""
+    names: Dict[Tuple[str, str, int], Set[str]] = {}
+    active: Dict[str, Set[int]] = {}
+    for ts, device, name in events:
+        minute = unix_minute(ts)
+        for target in matcher.targets(name):
+            seen = names.setdefault((device, target, minute), set())
+            if len(seen) < MIN_NAMES:
+                seen.add(name)
+                if len(seen) == MIN_NAMES:
+                    active.setdefault(target, set()).add(minute)
+    out: Dict[str, List[int]] = {}
+    for target, minutes in active.items():
+        ordered = sorted(minutes)
+        counted: Set[int] = set()
+        for a, b in zip(ordered, ordered[1:]):
+            if b - a <= MAX_GAP:
+                counted.update(range(a, b + 1))
+        out[target] = sorted(counted)
+    return out
+
+
 def count_trace(events: Iterable[Tuple[float, str, str]], budgets: Iterable[Budget], tz: _dt.tzinfo,
                 profile: str = "child") -> Dict[str, int]:
     """Minutes per target counted from ``(unix time, device, name)`` events (tests and `hearth` tools)."""

@@ -260,6 +260,9 @@ class Store(Protocol):
     def budget_high_water(self) -> Optional[float]:
         """The newest time a usage row was updated (the budgets' clock high-water mark), None if none."""
 
+    def activity_rows(self, clients: Sequence[str], since: float, until: float) -> list[tuple]:
+        """(UNIX time, client, name, reason) of these clients' query-log entries in [since, until), in order."""
+
     # -- change detection ----------------------------------------------------------------------
 
     def policy_version(self) -> int:

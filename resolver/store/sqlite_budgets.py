@@ -7,7 +7,7 @@ changed), never per query.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 from resolver.policy.budgets import Budget, BudgetUsage
 
@@ -132,6 +132,23 @@ class BudgetsMixin:
                        (pid, target, day, minutes))
             return _usage(db.execute(_USAGE_SQL + " WHERE u.profile_id = ? AND u.target = ? AND u.day = ?",
                                      (pid, target, day)).fetchone())
+
+    def activity_rows(self, clients: Sequence[str], since: float, until: float) -> list[tuple]:
+        """(UNIX time, client, name, reason) of the query-log entries of ``clients`` in [since, until), in
+        time order: what the weekly report counts minutes from (with the same rule as the budgets)."""
+        clients = list(clients)
+        if not clients:
+            return []
+        with self._lock:
+            codes = [r[0] for r in self._db.execute(
+                f"SELECT id FROM ql_strings WHERE text IN ({','.join('?' * len(clients))})", clients)]
+            if not codes:
+                return []
+            return self._db.execute(
+                "SELECT q.ts / 1000.0, c.text, q.qname, r.text FROM query_log q JOIN ql_strings c ON c.id = q.client"
+                " LEFT JOIN ql_strings r ON r.id = q.reason"
+                f" WHERE q.client IN ({','.join(map(str, codes))}) AND q.ts >= ? AND q.ts < ? ORDER BY q.ts",
+                (int(since * 1000), int(until * 1000))).fetchall()
 
     def budget_high_water(self) -> Optional[float]:
         """The newest (effective) time a usage row was updated: the clock's high-water mark."""

@@ -175,9 +175,20 @@ def test_foreground_play_is_blocked_after_the_budget_until_more_minutes_or_the_r
     store = open_store(str(eng.data_dir))
     try:
         reasons = {q.reason for q in store.recent_queries(2000, client=CHILD)}
+        used = sum(u.used for u in store.budget_usage(profile="Kids"))
     finally:
         store.close()
     assert "time-budget:Roblox" in reasons
+    # the weekly report counts the same minutes with the same rule (the meter's numbers agree)
+    report = json.loads(cli(eng, "report", "Kids", "--week", "--json").stdout)
+    counted = {s["target"]: sum(s["minutes"]) for s in report["services"]}["service:roblox"]
+    assert abs(counted - used) <= 2, (counted, used)
+    assert report["blocked"]["by_reason"].get("time-budget:Roblox", 0) > 0
+    assert sum(report["all"]) >= counted and sum(map(sum, report["heat"])) == sum(report["all"])
+    csv_text = cli(eng, "report", "Kids", "--week", "--csv").stdout
+    assert csv_text.startswith("date,profile,service,minutes") and ",Kids,Roblox," in csv_text
+    text = cli(eng, "report", "Kids", "--week").stdout
+    assert "Roblox" in text and "not screen time" in text
 
 
 def test_background_burns_nothing_and_counters_survive_a_restart(upstream, start_engine):

@@ -195,3 +195,15 @@ def test_extra_minutes_lift_the_block_and_all_internet_budget_spares_the_allow_l
     assert pol.decide(wire_name("en.wikipedia.org"), now).action == "allow"
     # a paused device is paused (step 2 comes first)
     assert pol.decide(wire_name("www.example.com"), now, paused_until=now + 60).decision.reason is Reason.PAUSED
+
+
+@pytest.mark.parametrize("trace", TRACES["traces"], ids=lambda t: t["name"])
+def test_the_report_counts_exactly_what_the_budget_counts(trace):
+    """The weekly report (counted_minutes, over a whole stretch) and the live meter (MinuteCounter, a
+    stream) apply one rule: the same minutes."""
+    from resolver.policy.budget_count import counted_minutes
+
+    events = [(e[0], "phone", e[1]) for e in trace["events"]]
+    live = count_trace(events, BUDGETS, dt.timezone.utc)
+    whole = counted_minutes(events, TargetMatcher(BUDGETS))
+    assert {t: len(m) for t, m in whole.items() if m} == {t: n for t, n in live.items() if n}
