@@ -309,10 +309,15 @@ def device_report(name: str):
     d = store.get_device(name)
     if d is None:
         return core.json_error(404, f"unknown device {name!r}")
+    from resolver.ops.usage_report import hourly_active, week_report
+
     clients = actions.clients_of(d)
     since, until = actions.stats_window(24 * 7)
-    return jsonify({"device": d.name, "clients": clients, "since": since,
-                    "online": [o._asdict() for o in store.online_minutes(since, until, clients=clients)],
+    # "total" = minutes of foreground activity in the hour, counted with the time budgets' rule
+    active = hourly_active(week_report(store, device=d.name, tz=core.tzinfo(), now=time.time()), core.tzinfo())
+    online = [dict(o._asdict(), total=active.get(o.hour, 0))
+              for o in store.online_minutes(since, until, clients=clients)]
+    return jsonify({"device": d.name, "clients": clients, "since": since, "online": online,
                     "top": [c._asdict() for c in store.top_domains(since, 15, blocked=False, clients=clients)],
                     "blocked": [c._asdict() for c in store.top_domains(since, 15, blocked=True, clients=clients)]})
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 from resolver.policy.budget_count import TargetMatcher, counted_minutes
 from resolver.policy.budgets import ALL, Budget, budget_day, target_label
 
-__all__ = ["device_clients", "week_report", "report_csv", "hour_minutes"]
+__all__ = ["device_clients", "week_report", "report_csv", "hour_minutes", "hourly_active"]
 
 
 def device_clients(store: Any, device: Any) -> list[str]:
@@ -138,6 +138,17 @@ def week_report(store: Any, *, profile: Optional[str] = None, device: Optional[s
                 if clients else []},
             "requests": requests, "budgets": budget_rows,
             "note": "minutes of foreground activity seen in DNS, not screen time"}
+
+
+def hourly_active(report: Dict[str, Any], tz: _dt.tzinfo) -> Dict[int, int]:
+    """Counted minutes of all-internet activity by UNIX hour (start of each local hour), from a report."""
+    out: Dict[int, int] = {}
+    for day, hours in zip(report["days"], report["heat"]):
+        d = _dt.date.fromisoformat(day)
+        for h, minutes in enumerate(hours):
+            if minutes:
+                out[int(_dt.datetime.combine(d, _dt.time(h), tzinfo=tz).timestamp())] = minutes
+    return out
 
 
 def report_csv(report: Dict[str, Any]) -> str:

@@ -85,3 +85,26 @@ def test_a_block_page_request_for_more_time_adds_15_minutes_today(app, admin):
         assert store.list_temp_allows(time.time()) == []          # minutes, not an allow of the name
     kid = Browser(app.test_client())
     assert "Ask my parent" in kid.get("/blocked?domain=www.roblox.com").get_data(as_text=True)
+
+
+def test_the_device_report_counts_minutes_like_the_budgets(app, admin):
+    """10 minutes of play (2 Roblox names a minute) count 10 minutes; an hour of lone background pings and
+    single names counts nothing (the old "any query in a 5-minute bucket" rule said 60)."""
+    from resolver.store.protocol import QueryRow
+
+    admin.post("/devices", {"action": "add", "name": "Tablet", "identity": "10.0.0.7", "profile": "Kids"})
+    start = (int(time.time()) // 3600 - 3) * 3600
+    rows = []
+    for m in range(10):
+        for k, name in enumerate(("www.roblox.com", f"t{m % 4}.rbxcdn.com")):
+            rows.append(QueryRow(start + m * 60 + k, "10.0.0.7", name, 1, 0, "", "", 1.0, False, None))
+    for m in range(0, 60, 5):     # the next hour: one name every five minutes, and push
+        rows.append(QueryRow(start + 3600 + m * 60, "10.0.0.7", "apis.roblox.com", 1, 0, "", "", 1.0, False, None))
+        rows.append(QueryRow(start + 3600 + m * 60 + 1, "10.0.0.7", "mtalk.google.com", 1, 0, "", "", 1.0, False,
+                             None))
+    with app.app_context():
+        core.store().add_queries(rows)
+    api = admin.api("GET", "/api/v1/devices/Tablet/report").get_json()
+    assert sum(o["total"] for o in api["online"]) == 10
+    page = admin.get("/devices/Tablet/report").get_data(as_text=True)
+    assert "10 min" in page
