@@ -27,6 +27,11 @@ def _tz() -> Any:
         return _dt.timezone.utc
 
 
+def now() -> float:
+    """The time budgets count at (the store's high-water mark when this clock is behind it)."""
+    return _now()
+
+
 def _now() -> float:
     return effective_now(time.time(), core.store().budget_high_water())
 

@@ -70,3 +70,33 @@ def test_a_parent_sets_a_budget_and_sees_minutes_used_and_left(stack, phone):
     card.locator("button", has_text="+15 phút").click()
     phone.wait_for_selector(".flash.ok")
     assert "Thêm 15 phút cho hôm nay." in phone.locator(".flash.ok").inner_text()
+
+
+def test_the_weekly_report_draws_its_chart_on_a_phone(stack, phone):
+    from resolver.store.protocol import QueryRow
+
+    phone.goto(stack.url + "/devices")
+    phone.fill("#add input[name=name]", "Máy tính bảng")
+    phone.fill("#add input[name=identity]", "127.0.0.9")
+    phone.select_option("#add select[name=profile]", "Kids")
+    phone.click("#add button.primary")
+    phone.wait_for_selector(".flash.ok")
+    start = (int(time.time()) // 3600 - 1) * 3600
+    store = open_store(str(stack.engine.data_dir))
+    try:
+        store.add_queries([QueryRow(start + m * 60 + k, "127.0.0.9", name, 1, 0, "", "", 1.0, False, None)
+                           for m in range(20) for k, name in enumerate(("www.roblox.com", f"t{m % 3}.rbxcdn.com"))])
+    finally:
+        store.close()
+    phone.goto(stack.url + "/profiles/Kids/report")
+    phone.wait_for_selector("#usage-chart.drawn canvas", timeout=10000)
+    text = phone.locator("main").inner_text()
+    assert "Số phút mỗi ứng dụng mỗi ngày" in text and "Roblox" in text
+    box = phone.locator("#usage-chart canvas").bounding_box()
+    assert box["width"] <= PHONE["width"] and box["height"] > 100
+    assert no_sideways_scroll(phone), "the weekly report scrolls sideways at 390 px"
+    shot(phone, "phone-week-report-vi")
+    # the day labels under the chart do not overlap (narrow names on a phone)
+    labels = phone.evaluate("""() => [...document.querySelectorAll('#usage-chart .u-axis')].length""")
+    assert labels >= 1
+    assert phone.evaluate("document.querySelector('main').scrollWidth <= window.innerWidth")

@@ -108,3 +108,24 @@ def test_the_device_report_counts_minutes_like_the_budgets(app, admin):
     assert sum(o["total"] for o in api["online"]) == 10
     page = admin.get("/devices/Tablet/report").get_data(as_text=True)
     assert "10 min" in page
+
+
+def test_a_childs_weekly_report_page_and_csv(app, admin):
+    from resolver.store.protocol import QueryRow
+
+    admin.post("/devices", {"action": "add", "name": "Tablet", "identity": "10.0.0.7", "profile": "Kids"})
+    start = (int(time.time()) // 3600 - 2) * 3600
+    rows = [QueryRow(start + m * 60 + k, "10.0.0.7", name, 1, 0, "", "", 1.0, False, None)
+            for m in range(12) for k, name in enumerate(("www.roblox.com", f"t{m % 3}.rbxcdn.com"))]
+    rows.append(QueryRow(start + 5, "10.0.0.7", "<b>evil</b>.example", 1, 0, "", "", 1.0, False,
+                         "category:adult"))
+    with app.app_context():
+        core.store().add_queries(rows)
+    page = admin.get("/profiles/Kids/report").get_data(as_text=True)
+    assert "Minutes per app per day" in page and "Roblox" in page and "uPlot.iife.min.js" in page
+    assert 'id="usage-data"' in page and "<b>evil" not in page
+    assert "12 min" in page                                     # the table under the chart
+    csv = admin.get("/profiles/Kids/report.csv")
+    assert csv.mimetype == "text/csv" and ",Kids,Roblox,12" in csv.get_data(as_text=True)
+    assert admin.get("/profiles/Nobody/report").status_code == 404
+    assert app.test_client().get("/static/vendor/uplot/uPlot.iife.min.js").status_code == 200

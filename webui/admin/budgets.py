@@ -1,4 +1,5 @@
-"""Time budgets in the console: the profile page's budgets form and the dashboard's "+15 minutes"."""
+"""Time budgets in the console: the profile page's budgets form, the dashboard's "+15 minutes", and a
+child's weekly report (charts drawn by the vendored uPlot, a CSV export)."""
 from __future__ import annotations
 
 from typing import Any
@@ -47,3 +48,42 @@ def context(profile: str) -> dict[str, Any]:
 
     return {"budget_rows": budgets.today(profile), "budget_categories": [c for c in CATEGORIES if c in
                                                                          ("games", "social", "video", "dating")]}
+
+
+# -- the weekly report of a profile (a child) -------------------------------------------------------------
+
+def _week(name: str) -> dict:
+    from resolver.ops.usage_report import week_report
+
+    store = core.store()
+    p = store.get_profile(name)
+    if p is None:
+        abort(404)
+    return week_report(store, profile=p.name, tz=core.tzinfo(), now=budgets.now())
+
+
+@bp.get("/profiles/<name>/report")
+def profile_report(name: str):
+    import datetime as _dt
+
+    from flask import render_template
+
+    week = _week(name)
+    tz = core.tzinfo()
+    noon = [_dt.datetime.combine(_dt.date.fromisoformat(d), _dt.time(12), tz).timestamp() for d in week["days"]]
+    chart = {"x": noon, "all": week["all"], "services": [{"label": s["label"], "minutes": s["minutes"]}
+                                                          for s in week["services"][:5]],
+             "labels": {"all": _("All internet"), "minutes": _("minutes")}}
+    return render_template("admin/week_report.html", week=week, noon=noon, chart=chart)
+
+
+@bp.get("/profiles/<name>/report.csv")
+def profile_report_csv(name: str):
+    from flask import Response
+
+    from resolver.ops.usage_report import report_csv
+
+    week = _week(name)
+    filename = f"hearth-week-{week['days'][-1]}.csv"
+    return Response(report_csv(week), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
