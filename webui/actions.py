@@ -14,7 +14,7 @@ from typing import Any, Iterable, Optional
 from resolver.policy.profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Schedule, TempAllow,
                                check_domain, identify)
 
-from . import core
+from . import budgets, core
 
 MAX_MINUTES = 366 * 24 * 60
 DECISIONS = {"30m": 30 * 60, "day": 24 * 3600, "minutes": None, "always": None, "decline": None, "more": None}
@@ -329,9 +329,8 @@ def decide_request(request_id: int, decision: str, domain: Optional[str] = None,
         raise ValueError(f"unknown access request {request_id!r}")
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
-    from . import budgets
-
-    budget = budgets.request_budget(req)     # asked from a "time budget used up" block page
+    asking = device_for_client(req.client)
+    budget = budgets.request_budget(req, asking.profile if asking is not None else None)   # a budget page's ask
     if budget is not None and decision in ("more", "minutes"):
         n = budgets.EXTRA_MINUTES if decision == "more" else minutes
         added = budgets.add_minutes(*budget, n)["added"]

@@ -13,9 +13,15 @@ from zoneinfo import ZoneInfo
 from resolver.policy.budgets import (EXTRA_MINUTES, Budget, budget_day, effective_now, minutes_left, parse_target,
                                      target_label)
 
-from . import actions, core
+from . import core
 
 MAX_EXTRA = 24 * 60
+
+
+def _dict(budget: Optional[Budget]) -> Optional[dict]:
+    import dataclasses
+
+    return dataclasses.asdict(budget) if budget is not None else None
 
 
 def _tz() -> Any:
@@ -79,8 +85,8 @@ def set_budget(budget: Budget) -> Budget:
         raise ValueError(f"unknown profile {budget.profile!r}")
     before = {b.target: b for b in store.list_budgets(budget.profile)}.get(budget.target)
     stored = store.set_budget(budget)
-    core.audit("budget.set", f"{stored.profile}: {stored.target}", actions.as_dict(before) if before else None,
-               actions.as_dict(stored))
+    core.audit("budget.set", f"{stored.profile}: {stored.target}", _dict(before),
+               _dict(stored))
     core.nudge()
     return stored
 
@@ -107,7 +113,7 @@ def remove_budget(profile: str, target: str) -> None:
     target = parse_target(target)
     before = {b.target: b for b in store.list_budgets(profile)}.get(target)
     store.remove_budget(profile, target)
-    core.audit("budget.remove", f"{profile}: {target}", actions.as_dict(before) if before else None, None)
+    core.audit("budget.remove", f"{profile}: {target}", _dict(before), None)
     core.nudge()
 
 
@@ -131,16 +137,14 @@ def add_minutes(profile: str, target: str, minutes: Any = EXTRA_MINUTES) -> dict
     return {"profile": b.profile, "target": target, "day": day, "added": n, "extra": after.extra}
 
 
-def request_budget(req: Any) -> Optional[tuple[str, str]]:
-    """(profile, target) of the budget a block-page request was about ("time-budget:Roblox"), or None."""
+def request_budget(req: Any, device_profile: Optional[str] = None) -> Optional[tuple[str, str]]:
+    """(profile, target) of the budget a block-page request was about ("time-budget:Roblox"), or None.
+    ``device_profile``: the asking device's profile now (it wins over the one stored with the request)."""
     reason = getattr(req, "reason", "") or ""
     if not reason.startswith("time-budget:"):
         return None
     label = reason.split(":", 1)[1]
-    profile = req.profile
-    d = actions.device_for_client(req.client)
-    if d is not None:
-        profile = d.profile
+    profile = device_profile or req.profile
     if not profile or core.store().get_profile(profile) is None:
         return None
     for b in core.store().list_budgets(profile):
