@@ -100,3 +100,48 @@ def test_the_weekly_report_draws_its_chart_on_a_phone(stack, phone):
     labels = phone.evaluate("""() => [...document.querySelectorAll('#usage-chart .u-axis')].length""")
     assert labels >= 1
     assert phone.evaluate("document.querySelector('main').scrollWidth <= window.innerWidth")
+
+
+def test_a_used_up_budget_the_block_page_and_15_more_minutes(stack, browser, phone):
+    """Through `hearth dns` + `hearth web`: TikTok with 0 minutes today is blocked with "time budget"; the
+    child asks for 15 more minutes on the block page; the parent gives them; TikTok opens."""
+    from tests.dnsclient import ask, ede
+
+    port, kid_ip = stack.engine.port, "127.0.0.1"
+    store = open_store(str(stack.engine.data_dir))
+    try:
+        from resolver.policy.budgets import Budget
+        from resolver.policy.profiles import Device
+
+        store.add_device(Device(name="Điện thoại", kind="ip", value=kid_ip, profile="Kids"))
+        store.set_budget(Budget("Kids", "service:tiktok", 0, 0))       # none today, whatever day it is
+    finally:
+        store.close()
+
+    def answer():
+        return ask("www.tiktok.com", "A", port, source=kid_ip)
+
+    deadline = time.monotonic() + 10
+    while not (ede(answer()) or (0, ""))[1].startswith("time budget for TikTok"):
+        assert time.monotonic() < deadline, "not blocked with the time budget's reason"
+        time.sleep(0.2)
+    kid_ctx = browser.new_context(locale="vi-VN", viewport=PHONE)
+    kid = kid_ctx.new_page()
+    kid.goto(stack.url + "/lang/vi?next=/blocked?domain=www.tiktok.com")
+    text = kid.inner_text("main")
+    assert "Thời gian hôm nay cho mục này đã hết" in text and "TikTok" in text
+    kid.click("form[action='/blocked/ask'] button:has-text('Xin thêm 15 phút')")
+    kid.wait_for_selector(".flash.warn")
+    shot(kid, "phone-blockpage-budget-vi")
+
+    phone.goto(stack.url + "/requests")
+    phone.locator("button[value=more]", has_text="Cho thêm 15 phút hôm nay").first.click()
+    phone.wait_for_selector(".flash.ok")
+    deadline = time.monotonic() + 10
+    while (ede(answer()) or (0, ""))[1].startswith("time budget"):
+        assert time.monotonic() < deadline, "still blocked after the 15 more minutes"
+        time.sleep(0.2)
+    phone.goto(stack.url + "/")
+    row = phone.locator("#budgets-today li[data-target='service:tiktok']")
+    assert "còn 15 phút" in row.inner_text()
+    kid_ctx.close()
