@@ -48,6 +48,11 @@ def test_a_parent_sets_a_budget_and_sees_minutes_used_and_left(stack, phone):
     assert "1440" in phone.locator(".flash.error").inner_text()
 
     phone.goto(stack.url + "/")
+    # the dashboard's hourly chart is drawn by uPlot too (the SVG stays for pages without JavaScript)
+    phone.wait_for_selector("figure.chart.drawn #hours-chart canvas", timeout=10000)
+    assert not phone.locator("figure.chart > svg").is_visible()
+    labels = phone.evaluate("""() => [...document.querySelectorAll('#hours-chart .u-axis')].length""")
+    assert labels >= 1
     card = phone.locator("#budgets-today")
     assert "Giới hạn thời gian hôm nay" in card.inner_text() and "còn" in card.inner_text()
     assert "Roblox" in card.inner_text()

@@ -31,7 +31,10 @@ def bar_chart(counts: list[Any]) -> dict:
                      "y": round(CHART_H - h_total, 1), "h": round(h_total, 1),
                      "by": round(CHART_H - h_blocked, 1), "bh": round(h_blocked, 1),
                      "hour": c.hour, "total": c.total, "blocked": c.blocked, "label": i % 3 == 0})
-    return {"bars": bars, "peak": peak, "w": CHART_W, "h": CHART_H}
+    return {"bars": bars, "peak": peak, "w": CHART_W, "h": CHART_H,
+            # the same numbers for uPlot (webui/static/report.js), which replaces the SVG when JS runs
+            "data": {"x": [c.hour for c in counts], "total": [c.total for c in counts],
+                     "blocked": [c.blocked for c in counts]}}
 
 
 def list_health() -> dict:

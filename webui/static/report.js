@@ -1,11 +1,38 @@
-/* Hearth: the weekly report's chart, drawn by the vendored uPlot (webui/static/vendor/uplot).
-   Data comes from a JSON block on the page (#usage-data); the table under the chart has the same numbers,
-   so the page reads (and prints) without JavaScript. Labels are set with textContent by uPlot. */
+/* Hearth: the charts drawn by the vendored uPlot (webui/static/vendor/uplot): the weekly report's minutes
+   per app per day (#usage-chart) and the dashboard's queries and blocks per hour (#hours-chart).
+   Data comes from JSON blocks on the page; the same numbers are on the page without JavaScript (a table,
+   or the dashboard's SVG, which this replaces). Labels are set with textContent by uPlot. */
 (function () {
   "use strict";
+  if (typeof uPlot === "undefined") { return; }
+
+  var hoursBox = document.getElementById("hours-chart");
+  var hoursSrc = document.getElementById("hours-data");
+  if (hoursBox && hoursSrc) {
+    var h = JSON.parse(hoursSrc.textContent);
+    var hsize = function () { return {width: Math.max(260, hoursBox.clientWidth), height: 180}; };
+    var every = function () { return hoursBox.clientWidth < 520 ? 6 : 3; };   /* labels that never collide */
+    var hchart = new uPlot({
+      width: hsize().width, height: hsize().height,
+      series: [{}, {label: h.labels.queries, stroke: "#6b9ac4", fill: "rgba(107,154,196,0.45)", width: 1,
+                    paths: uPlot.paths.bars({size: [0.8, 40]}), points: {show: false}},
+                   {label: h.labels.blocked, stroke: "#c0392b", fill: "rgba(192,57,43,0.6)", width: 1,
+                    paths: uPlot.paths.bars({size: [0.8, 40]}), points: {show: false}}],
+      scales: {x: {time: false}},
+      axes: [{splits: function () { return h.x.filter(function (_x, i) { return i % every() === 0; }); },
+              values: function (u, ticks) {
+                return ticks.map(function (t) { return h.labels.hours[h.x.indexOf(t)] || ""; });
+              }, size: 28},
+             {size: 48}],
+      legend: {live: false}, cursor: {drag: {x: false, y: false}}
+    }, [h.x, h.total, h.blocked], hoursBox);
+    hoursBox.closest("figure").classList.add("drawn");
+    window.addEventListener("resize", function () { hchart.setSize(hsize()); });
+  }
+
   var box = document.getElementById("usage-chart");
   var src = document.getElementById("usage-data");
-  if (!box || !src || typeof uPlot === "undefined") { return; }
+  if (!box || !src) { return; }
   var data = JSON.parse(src.textContent);
   var colours = ["#1f5f8b", "#e07b00", "#2e8b57", "#9b3fb5", "#c0392b", "#6b7b8c"];
   var series = [{}, {
