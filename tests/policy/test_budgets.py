@@ -207,3 +207,32 @@ def test_the_report_counts_exactly_what_the_budget_counts(trace):
     live = count_trace(events, BUDGETS, dt.timezone.utc)
     whole = counted_minutes(events, TargetMatcher(BUDGETS))
     assert {t: len(m) for t, m in whole.items() if m} == {t: n for t, n in live.items() if n}
+
+
+def test_a_used_up_category_budget_blocks_the_categorys_names_and_counts_them(tmp_path):
+    from blocklists.index import BlockIndex, IndexBuilder
+
+    b = IndexBuilder()
+    b.add("minecraft.example", "games", subdomains=True)
+    b.add("bet.example", "gambling", subdomains=True)
+    b.add_source("games-list", "games", 1)
+    b.add_source("gambling-list", "gambling", 1)
+    b.build(str(tmp_path / "index.bin"))
+    index = BlockIndex.open(str(tmp_path / "index.bin"))
+    meta = {"games": {"category": "games", "lists": ["games-list"]},
+            "gambling": {"category": "gambling", "lists": ["gambling-list"]}}
+    try:
+        games = Budget("child", "category:games", 60, 60)
+        m = TargetMatcher([games], index, meta)
+        assert m.targets("play.minecraft.example") == {"category:games"} and m.targets("bet.example") == set()
+        now = _ts("2026-12-04T18:00", dt.timezone.utc)
+        spent = spent_budgets([games], [BudgetUsage("child", "category:games", "2026-12-04", 61)], now,
+                              dt.timezone.utc)
+        pol = ProfilePolicy(Profile(name="child", categories=("gambling",)), index, meta, (), "UTC",
+                            services=SERVICES, spent=spent["child"])
+        v = pol.decide(wire_name("play.minecraft.example"), now)
+        assert v.decision.reason is Reason.BUDGET and v.decision.category == "games"
+        assert pol.decide(wire_name("bet.example"), now).decision.reason is Reason.CATEGORY   # blocked for good
+        assert pol.decide(wire_name("www.example.com"), now).action == "allow"
+    finally:
+        index.close()
