@@ -14,10 +14,10 @@ from typing import Any, Iterable, Optional
 from resolver.policy.profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Schedule, TempAllow,
                                check_domain, identify)
 
-from . import core
+from . import budgets, core
 
 MAX_MINUTES = 366 * 24 * 60
-DECISIONS = {"30m": 30 * 60, "day": 24 * 3600, "minutes": None, "always": None, "decline": None}
+DECISIONS = {"30m": 30 * 60, "day": 24 * 3600, "minutes": None, "always": None, "decline": None, "more": None}
 
 
 # -- plain dicts (for the audit log and the API) -------------------------------------------------------
@@ -288,21 +288,9 @@ def device_for_client(address: str) -> Optional[Device]:
 
 def clients_of(device: Device) -> list[str]:
     """The client addresses that belong to a device (for its query log and report)."""
-    if device.kind == "ip":
-        return [device.value]
-    seen = core.store().list_seen(5000)
-    if device.kind == "mac":
-        return sorted({s.address for s in seen if s.mac == device.value})
-    net = ipaddress.ip_network(device.value)
-    out = []
-    for s in seen:
-        try:
-            ip = ipaddress.ip_address(s.address)
-        except ValueError:  # a MAC behind a router: not in any network
-            continue
-        if ip.version == net.version and ip in net:
-            out.append(s.address)
-    return sorted(out)
+    from resolver.ops.usage_report import device_clients
+
+    return device_clients(core.store(), device)
 
 
 def device_names(addresses: Iterable[str]) -> dict[str, str]:
@@ -333,13 +321,25 @@ def _device_for_request(address: str, profile: str) -> Device:
 def decide_request(request_id: int, decision: str, domain: Optional[str] = None, minutes: Any = None) -> Any:
     """Approve for 30 minutes ("30m"), a day ("day"), ``minutes`` minutes ("minutes": 1 to a year) or
     always ("always": added to the profile's allow list), or "decline". ``domain`` may widen the
-    approval (e.g. ``*.example.com``)."""
+    approval (e.g. ``*.example.com``). A request from a "time budget used up" page approved with "more"
+    (15 minutes) or "minutes" adds those minutes to today's budget instead of allowing the name."""
     store = core.store()
     req = store.get_access_request(request_id)
     if req is None:
         raise ValueError(f"unknown access request {request_id!r}")
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+    asking = device_for_client(req.client)
+    budget = budgets.request_budget(req, asking.profile if asking is not None else None)   # a budget page's ask
+    if budget is not None and decision in ("more", "minutes"):
+        n = budgets.EXTRA_MINUTES if decision == "more" else minutes
+        added = budgets.add_minutes(*budget, n)["added"]
+        done = store.decide_access_request(req.id, "approved", f"+{added}m", core.actor(),
+                                           until=time.time() + added * 60)
+        core.audit("request.approve", f"{req.client}: {req.domain}", as_dict(req), as_dict(done))
+        return done
+    if decision == "more":
+        raise ValueError("decision more: the request is not about a time budget")
     seconds = 60 * _minutes(minutes) if decision == "minutes" else DECISIONS[decision]
     target = check_domain(domain or req.domain)
     until = None

@@ -166,6 +166,35 @@ def profile_rule(name: str):
     return _call(lambda: actions.profile_rule(name, _body().get("domain", ""), _body().get("action", "")))
 
 
+# -- time budgets --------------------------------------------------------------------------------------
+
+@route("/budgets", "GET", "Time budgets with today's use (minutes used, left), of one profile with ?profile=",
+       query=("profile",))
+def budgets_list():
+    from . import budgets
+
+    try:
+        return jsonify(budgets.today(request.args.get("profile") or None))
+    except ValueError as exc:
+        return core.json_error(404, str(exc))
+
+
+@route("/profiles/<name>/budgets", "PUT", "Replace a profile's time budgets ([{target, minutes, weekend, reset}])",
+       body="Budgets")
+def budgets_put(name: str):
+    from . import budgets
+
+    return _call(lambda: (budgets.set_budgets(name, request.get_json(silent=True)), budgets.today(name))[1])
+
+
+@route("/profiles/<name>/budgets/more", "POST", "Add minutes to today's budget ({target, minutes})",
+       body="BudgetMore")
+def budgets_more(name: str):
+    from . import budgets
+
+    return _call(lambda: budgets.add_minutes(name, str(_body().get("target") or ""), _body().get("minutes", 15)))
+
+
 # -- schedules -----------------------------------------------------------------------------------------
 
 @route("/schedules", "GET", "Schedules (of one profile with ?profile=)", query=("profile",))
@@ -280,10 +309,15 @@ def device_report(name: str):
     d = store.get_device(name)
     if d is None:
         return core.json_error(404, f"unknown device {name!r}")
+    from resolver.ops.usage_report import hourly_active, week_report
+
     clients = actions.clients_of(d)
     since, until = actions.stats_window(24 * 7)
-    return jsonify({"device": d.name, "clients": clients, "since": since,
-                    "online": [o._asdict() for o in store.online_minutes(since, until, clients=clients)],
+    # "total" = minutes of foreground activity in the hour, counted with the time budgets' rule
+    active = hourly_active(week_report(store, device=d.name, tz=core.tzinfo(), now=time.time()), core.tzinfo())
+    online = [dict(o._asdict(), total=active.get(o.hour, 0))
+              for o in store.online_minutes(since, until, clients=clients)]
+    return jsonify({"device": d.name, "clients": clients, "since": since, "online": online,
                     "top": [c._asdict() for c in store.top_domains(since, 15, blocked=False, clients=clients)],
                     "blocked": [c._asdict() for c in store.top_domains(since, 15, blocked=True, clients=clients)]})
 

@@ -43,6 +43,7 @@ REASON_TEXT: dict[str, Any] = {
     "schedule": _l("It is outside the hours this device may use this now"),
     "custom-rule": _l("Your parent blocked this site"),
     "service": _l("This app or service is turned off for this device"),
+    "time-budget": _l("Today's time for this is used up. It opens again when the day starts again"),
     "safe-search": _l("Safe search is on"),
 }
 
@@ -95,6 +96,7 @@ LOG_REASON_TEXT: dict[str, Any] = {
     "schedule": _l("schedule %(x)s"),
     "custom-rule": _l("your own block list (%(x)s)"),
     "service": _l("app %(x)s"),
+    "time-budget": _l("time budget %(x)s used up"),
     "safe-search": _l("safe search"),
     "stale": _l("saved answer (upstream not answering)"),
     "upstream-failed": _l("upstream not answering"),

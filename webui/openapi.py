@@ -39,12 +39,24 @@ SCHEMAS: dict[str, dict] = {
                                               "action": {"type": "string", "enum": ["allow", "block", "remove"]}},
              "required": ["domain", "action"]},
     "Decision": {"type": "object", "properties": {
-        "decision": {"type": "string", "enum": ["30m", "day", "minutes", "always", "decline"]},
+        "decision": {"type": "string", "enum": ["30m", "day", "minutes", "always", "decline", "more"],
+                     "description": "more: 15 more minutes of a used-up time budget (a block-page request)"},
         "minutes": {"type": "integer", "minimum": 1, "maximum": 527040,
                     "description": "for decision minutes: how long to allow (1 minute to a year)"},
         "domain": {"type": "string", "description": "what to allow instead of the asked name, e.g. *.example.com"}},
         "required": ["decision"]},
     "ListsUpdate": {"type": "object", "properties": {"offline": _BOOL}},
+    "Budgets": {"type": "array", "items": {"type": "object", "properties": {
+        "target": {"type": "string", "example": "roblox",
+                   "description": "a service id, a category (games), all; or service:ID / category:NAME"},
+        "minutes": {"type": "integer", "minimum": 0, "maximum": 1440, "description": "a school day's minutes"},
+        "weekend": {"type": "integer", "minimum": 0, "maximum": 1440,
+                    "description": "Saturday's and Sunday's minutes (default: minutes)"},
+        "reset": {"type": "string", "example": "00:00", "description": "when the budget day starts"}},
+        "required": ["target", "minutes"]}},
+    "BudgetMore": {"type": "object", "properties": {"target": _STR, "minutes": {"type": "integer", "minimum": 1,
+                                                                                "maximum": 1440}},
+                   "required": ["target"]},
 }
 
 

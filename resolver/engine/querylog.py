@@ -68,6 +68,9 @@ class QueryLog:
         self._names: dict = {}  # cache key → (name, qtype): repeated names are decoded once
         self.held: list = []    # rows a shared store that is down could not take: written when it is back
         self._holding = False
+        self.to_wall: Optional[Callable[[float], float]] = None   # monotonic → UNIX time (a test clock)
+        # called in the writer thread with each written batch and the store (the time-budget meter)
+        self.observers: list[Callable[[list, Store], None]] = []
 
     def log_hit(self, now: float, client: str, entry: CacheEntry) -> None:
         """Hot path (cache hit): one short tuple; the writer fills in the rest from the entry."""
@@ -131,6 +134,9 @@ class QueryLog:
             if answer.__class__ is not str:
                 answer = describe(answer)
             append((now + wall, client, nq[0], nq[1], rcode, answer, upstream, latency, cached, reason))
+        if self.to_wall is not None:
+            to_wall = self.to_wall
+            rows = [(to_wall(r[0] - wall), *r[1:]) for r in rows]
         if self.held:
             rows, self.held = self.held + rows, []
         try:
@@ -154,6 +160,11 @@ class QueryLog:
             self.dropped += len(rows)
             log.warning("query log: could not write %d entries: %s", len(rows), exc)
             return
+        for observe in self.observers:
+            try:
+                observe(rows, self._store)
+            except Exception as exc:  # noqa: BLE001 - the rows are in; a meter that failed catches up next batch
+                log.warning("query log: an observer failed: %s", exc)
         if self.config.max_rows:
             try:
                 self.capped += self._store.cap_queries(self.config.max_rows)

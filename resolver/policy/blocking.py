@@ -26,6 +26,7 @@ class Reason(str, Enum):
     CUSTOM = "custom-rule"     # the profile's own block list
     SERVICE = "service"        # a blocked service (app or site: TikTok, Roblox)
     SAFE_SEARCH = "safe-search"  # rewritten to the search engine's (or YouTube's) safe host
+    BUDGET = "time-budget"     # today's time budget for the service, category or all internet is used up
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Decision:
         """One line for EDE and the query log, e.g. ``category gambling (list hagezi-gambling): bet.example``."""
         if self.reason is Reason.BYPASS:
             return f"bypass prevention: {self.rule}"
+        if self.reason is Reason.BUDGET:
+            return f"time budget for {self.category} used up today: {self.rule}"[:200]
         src = f" (list {self.sources})" if self.sources else ""
         via = f" (CNAME of {self.cname_of})" if self.cname_of else ""
         return f"{self.reason.value} {self.category}{src}: {self.rule}{via}"[:200]

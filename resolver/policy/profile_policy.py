@@ -30,15 +30,21 @@ Order of precedence (the first step that applies decides)
    :class:`resolver.policy.blocking.Policy` reports them. Where ``bypass`` (or ``"*"``) is blocked and no
    list has the name, the built-in table of public DoH/DoT endpoints (:mod:`resolver.policy.encrypted_dns`)
    is looked up too: category "bypass", its list named "built-in DoH/DoT table".
-9. **Safe search** (``profile.safe_search``, ``profile.youtube``): rewrite to the safe host (or, for
+9. **Used-up time budgets** (:mod:`resolver.policy.budgets`; ``spent``, read from the store's usage): the
+   name belongs to a service or category whose budget is used up today, or the "all internet" budget is:
+   block, ``Reason.BUDGET`` ("time budget"), category = the service's display name, the category or "all
+   internet"; ``ttl_cap`` = seconds until the budget's reset. Anything blocked for good (steps 5-8) keeps
+   that reason; allows (3, 4) lift a budget block like any other block (a parent's "15 more minutes" adds
+   minutes to the budget instead, so the block ends by itself when the counter sees the new total).
+10. **Safe search** (``profile.safe_search``, ``profile.youtube``): rewrite to the safe host (or, for
    Yandex, the IPv4 address: :func:`resolver.policy.safesearch.is_address_target`), ``Reason.SAFE_SEARCH``,
    category "search" or "youtube". A safe host itself (``forcesafesearch.google.com``) is never
    rewritten.
-10. Otherwise allowed.
+11. Otherwise allowed.
 
 What an allow (steps 3 and 4) beats, decided here:
 
-* it lifts every *block* of steps 5-8 (bedtime, the block list, services, subscribed categories)...
+* it lifts every *block* of steps 5-9 (bedtime, the block list, services, subscribed categories, budgets)...
 * ...except **mandatory lists**: they are the operator's (school, legal), "blocked in every profile"
   whatever the profile says, so an allowed name is still looked up in the mandatory categories and
   blocked (``Reason.MANDATORY``) if listed there;
@@ -79,6 +85,7 @@ from resolver.policy.bypass import bypass_answer_wire
 from resolver.policy.encrypted_dns import TABLE_NAME, encrypted_dns_match
 from resolver.base.names import normalise_name, wire_name
 from resolver.policy.blocking import Decision, Reason, _text_name
+from resolver.policy.budgets import Spent
 from resolver.policy.profiles import ALL_CATEGORIES, Profile, Schedule
 from resolver.policy.safesearch import SAFE_HOSTS, YOUTUBE_MODERATE, YOUTUBE_STRICT, safe_target_wire
 from resolver.policy.schedule import WeeklySchedule, Window, parse_hhmm
@@ -168,7 +175,7 @@ class ProfilePolicy:
     """
 
     def __init__(self, profile: Profile, index: Optional[BlockIndex], meta: dict, schedules: Iterable[Schedule],
-                 tz: str, services: Optional[dict] = None):
+                 tz: str, services: Optional[dict] = None, spent: Optional[Spent] = None):
         self.profile = profile
         self.index = index
         self._bypass = profile.bypass_prevention
@@ -240,6 +247,25 @@ class ProfilePolicy:
         self._domains: Dict[bytes, _Entry] = {
             _wire(name): (e[0], e[1], e[2], e[3], tuple(e[4]), tuple(e[5])) for name, e in acc.items()}
 
+        # --- used-up time budgets (step 9)
+        self._spent = spent if spent is not None and (spent.services or spent.categories
+                                                       or spent.all_until is not None) else None
+        self._spent_domains: Dict[bytes, Tuple[str, float]] = {}
+        self._spent_mask = 0
+        if self._spent is not None:
+            if spent.services and not services:
+                from blocklists.services import load_services
+                services = load_services()
+            for sid, until in spent.services.items():
+                if sid in (services or {}):
+                    for domain, _sub in services[sid].domains:
+                        name = _service_name(domain)
+                        if name is not None:
+                            self._spent_domains[_wire(name)] = (services[sid].name or sid, until)
+            for bit, shown, _mandatory in self._bits:
+                if shown in spent.categories:
+                    self._spent_mask |= 1 << bit
+
         # --- the state without windows, and the memos
         self._base = self._make_state(())
         self._states: Dict[tuple, _State] = {}
@@ -309,14 +335,20 @@ class ProfilePolicy:
             if decision is not None:
                 return Verdict(BLOCK, decision, None, cap)
 
-        # 9. safe search
+        # 9. used-up time budgets
+        if self._spent is not None and not allowed:
+            verdict = self._budget(w, now, cap)
+            if verdict is not None:
+                return verdict
+
+        # 10. safe search
         if self._rewrites and w not in _SAFE_HOST_WIRES:
             target = safe_target_wire(w, safe_search=self._safe_search, youtube=self._youtube)
             if target is not None:
                 kind = "youtube" if target in _YOUTUBE_TARGETS else "search"
                 return Verdict(REWRITE, Decision(Reason.SAFE_SEARCH, kind, _text_name(w)), target, cap)
 
-        # 10. allowed
+        # 11. allowed
         return _PLAIN_ALLOW if cap is None else Verdict(ALLOW, None, None, cap)
 
     # ------------------------------------------------------------------ internals
@@ -355,6 +387,34 @@ class ProfilePolicy:
         except IndexError:
             pass
         return False, rule, service
+
+    def _budget(self, w: bytes, now: float, cap: Optional[int]) -> Optional[Verdict]:
+        """Step 9: the block of a used-up budget covering ``w`` (a service, a category, all internet)."""
+        spent = self._spent
+        hit: Optional[Tuple[str, float]] = None
+        if self._spent_domains:
+            get = self._spent_domains.get
+            off = 0
+            try:
+                ln = w[0]
+                while ln and hit is None:
+                    hit = get(w[off:])
+                    off += ln + 1
+                    ln = w[off]
+            except IndexError:
+                pass
+        if hit is None and self._spent_mask and self.index is not None:
+            match = self.index.lookup_wire(w, self._spent_mask)
+            if match is not None:
+                shown = self._cat_info.get(match.category, (match.category,))[0]
+                hit = (shown, spent.categories.get(shown, now + 60))
+        if hit is None and spent.all_until is not None:
+            hit = ("all internet", spent.all_until)
+        if hit is None or hit[1] <= now:
+            return None
+        left = _seconds(hit[1], now)
+        return Verdict(BLOCK, Decision(Reason.BUDGET, hit[0], _text_name(w)), None,
+                       left if cap is None or left < cap else cap)
 
     def _lookup(self, w: bytes, mask: int) -> Optional[Decision]:
         match = self.index.lookup_wire(w, mask)

@@ -23,6 +23,7 @@ import logging
 import time
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from resolver.policy.budgets import Spent
 from resolver.policy.clients import ClientDirectory
 from resolver.policy.profile_policy import ProfilePolicy, Verdict
 from resolver.policy.profiles import DEFAULT_PROFILE, DEFAULT_PROFILE_NAME, Device, Profile, Schedule, TempAllow
@@ -83,8 +84,10 @@ class PolicySet:
     def __init__(self, registry: ViewRegistry, profiles: Iterable[Profile], devices: Iterable[Device],
                  schedules: Iterable[Schedule], temp_allows: Iterable[TempAllow], index, meta: dict, tz: str,
                  *, default_block_mode: str = "null", default_bypass_prevention: bool = True,
-                 now: Optional[float] = None, previous: Optional[PolicySet] = None):
+                 now: Optional[float] = None, previous: Optional[PolicySet] = None,
+                 spent: Optional[Dict[str, Spent]] = None):
         now = time.time() if now is None else now
+        spent = spent or {}
         schedules = list(schedules)
         # A profile whose settings, schedules, lists and time zone are unchanged keeps its built policy
         # (a pause or a temporary allow rebuilds the set, not the profiles).
@@ -103,11 +106,12 @@ class PolicySet:
                 from dataclasses import replace
                 profile = replace(profile, bypass_prevention=True)
             own = tuple(s for s in schedules if s.profile.lower() == key)
-            built_key = (profile, own, id(index), id(meta), tz)
+            used_up = spent.get(key)
+            built_key = (profile, own, id(index), id(meta), tz, used_up.key() if used_up else None)
             policy = reuse.get(built_key)
             if policy is None:
                 try:
-                    policy = ProfilePolicy(profile, index, meta, own, tz)
+                    policy = ProfilePolicy(profile, index, meta, own, tz, spent=used_up)
                 except Exception:  # noqa: BLE001 - one broken profile must not leave every device unfiltered
                     log.exception("profile %s cannot be applied; its devices get the default profile",
                                   profile.name)
@@ -146,6 +150,7 @@ class PolicySet:
         # when a pause or temporary allow ends, the next rebuild folds the device back into its profile
         ends = [v.paused_until for v in self.devices.values() if v.paused_until] + \
             [until for v in self.devices.values() for _d, until in v.temp_allows]
+        ends += [end for s in spent.values() for end in s.ends]   # a used-up budget ends at its reset
         self.next_expiry = min(ends) if ends else None
 
     def view_for(self, ip: str, mac: Optional[str] = None) -> Tuple[View, Optional[Device]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import functools
 import json
 import logging
@@ -12,7 +13,9 @@ import time
 from typing import Callable, Optional
 
 from resolver.policy.access import ClientAccess
+from resolver.engine.budget_meter import BudgetMeter
 from resolver.engine.cache import AnswerCache
+from resolver.engine.clock import TIME_OFFSET_ENV, wall_clock_from_env  # noqa: F401 - TIME_OFFSET_ENV re-exported
 from resolver.policy.clients import AddressMatcher, read_tables
 from resolver.service.config import Config, ConfigError, load_config
 from resolver.service.control import ControlServer
@@ -28,9 +31,6 @@ from resolver.store.open import STORE_ERRORS, describe_store, is_postgres, open_
 from resolver.engine.upstream import UpstreamPool
 from resolver.policy.views import PolicySet
 
-# Seconds added to the wall clock for schedules, pauses and temporary allows. For tests that need
-# "now" inside a schedule window; never set in production.
-TIME_OFFSET_ENV = "HEARTH_TIME_OFFSET"
 POLICY_POLL_INTERVAL = 1.0   # store changes (CLI, web UI) apply within this long (+ the rebuild)
 STORE_RECHECK_INTERVAL = 60.0  # a store that notifies (PostgreSQL) is still read this often, in case one was missed
 SEEN_FLUSH_INTERVAL = 30.0   # how often "seen" clients are written to the store
@@ -60,6 +60,9 @@ class Engine:
         self._settings = self._read_settings()
         self.config = config = with_settings(config, self._settings)
         self.querylog = QueryLog(config.querylog, lambda: open_store(config, migrate=False))
+        self._wall, self.querylog.to_wall = wall_clock_from_env()
+        self.budgets = BudgetMeter(self._profile_of)
+        self.querylog.observers.append(self.budgets.observe)
         self.pool = build_pool(config)
         self.cache = AnswerCache(config.cache)
         self.pipeline = Pipeline(
@@ -72,7 +75,7 @@ class Engine:
             edns_size=config.dns.edns_udp_size,
             max_pending=config.dns.max_pending,
             blocking=config.blocking,
-            wall=_wall_clock(),
+            wall=self._wall,
             mac_forwarders=_mac_forwarders(config),
         )
         self.listeners = Listeners(self.pipeline, self.stats, idle_timeout=config.dns.tcp_idle_timeout,
@@ -207,12 +210,19 @@ class Engine:
 
     _snapshot: Optional[tuple] = None   # the store's profiles, devices, schedules, allows last read
 
+    def _profile_of(self, client: str) -> Optional[str]:
+        """The profile answering ``client`` now (the budget meter's view of who asked)."""
+        ps = self.pipeline.policies
+        return None if ps is None else ps.view_for(client)[0].profile
+
     def _read_policy_snapshot(self) -> tuple:
         """(version, profiles, devices, schedules, temporary allows): blocking reads, run off the loop."""
         st = self.store
         version = st.policy_version()
-        return (version, st.list_profiles(), st.list_devices(), st.list_schedules(),
-                st.list_temp_allows(self.pipeline.wall()))
+        now = self.pipeline.wall()
+        return (version, st.list_profiles(), st.list_devices(), st.list_schedules(), st.list_temp_allows(now),
+                st.list_budgets(), st.budget_usage(_dt.date.fromtimestamp(now - 2 * 86400).isoformat()),
+                st.budget_high_water())
 
     def _read_settings(self) -> dict:
         """The appliance settings the web UI's setup wizard keeps in the store (blocking read)."""
@@ -262,12 +272,14 @@ class Engine:
             return True
 
     def _apply_policies(self, snapshot: tuple) -> None:
-        version, profiles, devices, schedules, allows = snapshot
+        version, profiles, devices, schedules, allows, budgets, usage, high_water = snapshot
         c = self.config
+        spent = self.budgets.configure(budgets, usage, high_water, self.index, self.meta, c.timezone,
+                                       self.pipeline.wall())
         ps = PolicySet(self.pipeline.registry, profiles, devices, schedules, allows, self.index, self.meta,
                        c.timezone, default_block_mode=c.blocking.mode,
                        default_bypass_prevention=c.blocking.bypass_prevention, now=self.pipeline.wall(),
-                       previous=self.pipeline.policies)
+                       previous=self.pipeline.policies, spent=spent)
         ps.directory.refresh_neighbours(*self._tables)
         self._snapshot = snapshot
         self._policy_version = version
@@ -621,15 +633,6 @@ def with_settings(config: Config, settings: dict) -> Config:
         except (ValueError, TypeError) as exc:
             log.warning("ignoring the time zone chosen in the web UI: %s", exc)
     return config
-
-
-def _wall_clock():
-    """time.time, shifted by $HEARTH_TIME_OFFSET seconds when set (tests of schedules)."""
-    offset = float(os.environ.get(TIME_OFFSET_ENV) or 0)
-    if not offset:
-        return time.time
-    log.warning("wall clock shifted by %+.0f seconds (%s)", offset, TIME_OFFSET_ENV)
-    return lambda: time.time() + offset
 
 
 def _mac_forwarders(config: Config) -> Optional[AddressMatcher]:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from resolver.store.budget_rooms import BudgetRooms
 from resolver.store.policy_rooms import PolicyRooms
 from resolver.store.protocol import SchemaTooNewError, StoreUnavailable
 from resolver.store.querylog_rooms import QUERY_LOG_COLUMNS, QueryLogRooms
@@ -73,7 +74,7 @@ def describe_url(url: str) -> str:
     return f"postgresql://{user + '@' if user else ''}{host}:{port}/{db}"
 
 
-class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms):
+class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms):
     """A pool of connections to one database; safe to call from any thread."""
 
     _integrity_errors = (psycopg.errors.IntegrityError,)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional, Protocol, Sequence
 
+from resolver.policy.budgets import Budget, BudgetUsage
 from resolver.policy.profiles import Device, Profile, Schedule, SeenClient, TempAllow
 
 
@@ -38,7 +39,8 @@ class QueryRow(NamedTuple):
 
 # The reasons (QueryRow.reason up to the first ":") of a blocked answer; the others ("local-record",
 # "safe-search:…") and None are answered. The values are resolver.policy.blocking.Reason's.
-BLOCK_REASONS: tuple[str, ...] = ("category", "mandatory", "bypass", "paused", "schedule", "custom-rule", "service")
+BLOCK_REASONS: tuple[str, ...] = ("category", "mandatory", "bypass", "paused", "schedule", "custom-rule", "service",
+                                  "time-budget")
 ROLES: tuple[str, ...] = ("admin", "viewer")
 REQUEST_STATUSES: tuple[str, ...] = ("pending", "approved", "declined")
 
@@ -242,6 +244,31 @@ class Store(Protocol):
 
     def list_seen(self, limit: int = 200) -> list[SeenClient]:
         """Seen clients, most recently first seen first."""
+
+    # -- time budgets (resolver/store/budget_rooms.py) ----------------------------
+
+    def set_budget(self, budget: Budget) -> Budget:
+        """Add the profile's budget for ``budget.target`` or replace it (policy_version goes up)."""
+
+    def list_budgets(self, profile: Optional[str] = None) -> list[Budget]:
+        """A profile's budgets (all profiles' with None), by profile then target."""
+
+    def remove_budget(self, profile: str, target: str) -> None: ...
+
+    def budget_usage(self, since_day: str = "", profile: Optional[str] = None) -> list[BudgetUsage]:
+        """Usage rows of budget days on or after ``since_day`` (ISO date), by profile, target, day."""
+
+    def save_budget_usage(self, rows: Sequence[BudgetUsage], *, bump: bool = False) -> int:
+        """Write counted minutes (keeps the parent's extra minutes); ``bump``: policy_version goes up."""
+
+    def add_budget_extra(self, profile: str, target: str, day: str, minutes: int) -> BudgetUsage:
+        """Add a parent's extra minutes to one budget day (policy_version goes up)."""
+
+    def budget_high_water(self) -> Optional[float]:
+        """The newest time a usage row was updated (the budgets' clock high-water mark), None if none."""
+
+    def activity_rows(self, clients: Sequence[str], since: float, until: float) -> list[tuple]:
+        """(UNIX time, client, name, reason) of these clients' query-log entries in [since, until), in order."""
 
     # -- change detection ----------------------------------------------------------------------
 

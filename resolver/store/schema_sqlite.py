@@ -268,4 +268,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE query_log ADD COLUMN node INTEGER;
     ALTER TABLE audit_log ADD COLUMN node TEXT NOT NULL DEFAULT '';
     """,
+    # 8 (time budgets): each profile's daily budgets and their use per budget day; ``extra`` is a parent's
+    # "more minutes", kept apart from the counted ``used`` (see resolver/store/budget_rooms.py)
+    """
+    CREATE TABLE budgets (
+        id INTEGER PRIMARY KEY,
+        profile_id INTEGER NOT NULL REFERENCES profiles (id) ON DELETE CASCADE,
+        target TEXT NOT NULL,
+        minutes INTEGER NOT NULL,
+        weekend INTEGER NOT NULL,
+        reset TEXT NOT NULL DEFAULT '00:00',
+        UNIQUE (profile_id, target)
+    );
+    CREATE TABLE budget_usage (
+        profile_id INTEGER NOT NULL REFERENCES profiles (id) ON DELETE CASCADE,
+        target TEXT NOT NULL,
+        day TEXT NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0,
+        extra INTEGER NOT NULL DEFAULT 0,
+        last_minute INTEGER NOT NULL DEFAULT 0,
+        pending INTEGER NOT NULL DEFAULT 0,
+        updated REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (profile_id, target, day)
+    );
+    CREATE INDEX budget_usage_day ON budget_usage (day);
+    """,
 ]

@@ -9,6 +9,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
+from resolver.store.budget_rooms import BudgetRooms
 from resolver.store.policy_rooms import PolicyRooms
 from resolver.store.protocol import SchemaTooNewError
 from resolver.store.querylog_rooms import QueryLogRooms
@@ -37,7 +38,7 @@ class _Handle:
         return self.db.execute(sql, args).lastrowid
 
 
-class SQLiteStore(PolicyRooms, WebRooms, QueryLogRooms):
+class SQLiteStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms):
     """One connection guarded by a lock: safe to call from the engine's writer thread and others."""
 
     _integrity_errors = (sqlite3.IntegrityError,)

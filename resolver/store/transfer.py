@@ -20,6 +20,8 @@ TABLES: list[tuple[str, str, str]] = [
     ("schedules", "schedules", "id, profile_id, name, days, start_time, end_time, action, categories, services,"
                                " enabled"),
     ("temporary allows", "temp_allows", "id, device_id, domain, until"),
+    ("time budgets", "budgets", "id, profile_id, target, minutes, weekend, reset"),
+    ("budget days", "budget_usage", "profile_id, target, day, used, extra, last_minute, pending, updated"),
     ("seen clients", "seen_clients", "address, mac, hostname, first_seen, last_seen"),
     ("users", "users", "id, name, role, password_hash, language, created, last_login"),
     ("API tokens", "api_tokens", "id, user_id, token_hash, label, created, last_used"),

@@ -8,6 +8,7 @@ import time
 
 import yaml
 
+from resolver.policy.budgets import Budget, BudgetUsage
 from resolver.policy.profiles import Device, Profile, Schedule, TempAllow
 from resolver.store.open import open_store
 from resolver.store.postgres import PostgresStore
@@ -38,6 +39,9 @@ def _populate(store) -> None:
     store.add_access_request("192.168.1.20", "video.example", "please")
     store.add_report("192.168.1.20", "https://harm.example/", "adult", message="saw this", device="Tablet")
     store.set_setting("upstream", "cloudflare")
+    store.set_budget(Budget("Kids", "service:roblox", 60, 120, reset="04:00"))
+    store.save_budget_usage([BudgetUsage("Kids", "service:roblox", "2026-12-01", 42, 0, 1000, False, NOW - 30)])
+    store.add_budget_extra("Kids", "service:roblox", "2026-12-01", 15)
     store.add_queries([QueryRow(NOW - 60 + i, "192.168.1.20" if i % 2 else "192.168.1.30", f"n{i % 7}.example", 1, 0,
                                 "A 192.0.2.1", "udp://127.0.0.1:53", 1.5, bool(i % 3),
                                 "category:adult" if i % 5 == 0 else None) for i in range(50)])
@@ -50,7 +54,7 @@ def _view(store) -> tuple:
             store.list_audit(), store.list_access_requests(), store.list_reports(), store.get_setting("upstream"),
             store.query_page(100), store.hourly_counts(since, NOW), store.top_domains(since, 20),
             store.top_clients(since), store.reason_counts(since),
-            store.online_minutes(since, NOW, clients=["192.168.1.20"]))
+            store.online_minutes(since, NOW, clients=["192.168.1.20"]), store.list_budgets(), store.budget_usage())
 
 
 def test_a_populated_store_moves_intact(tmp_path, postgres_url):
@@ -67,7 +71,8 @@ def test_a_populated_store_moves_intact(tmp_path, postgres_url):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     for line in ("3 profiles", "3 devices", "1 schedules", "1 temporary allows", "2 users", "1 API tokens",
-                 "1 audit entries", "2 access requests", "1 reports", "50 query-log entries"):
+                 "1 audit entries", "2 access requests", "1 reports", "1 time budgets", "1 budget days",
+                 "50 query-log entries"):
         assert f" {line}\n" in out, out
     assert "now set `store: postgresql://" in out
 
@@ -96,3 +101,16 @@ def test_a_bad_target_is_refused(tmp_path):
     r = subprocess.run(CLI + ["store", "migrate", "--to", "postgresql://127.0.0.1:1/x", "-c", str(config)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "no SQLite store to move" in r.stderr
+
+
+def test_every_table_of_the_sqlite_store_is_moved(tmp_path):
+    """A table added by a later migration and forgotten in the move would be lost silently."""
+    from resolver.store.transfer import TABLES
+
+    sqlite = open_store(type("C", (), {"store": "", "data_dir": str(tmp_path)})())
+    try:
+        with sqlite._read() as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+    finally:
+        sqlite.close()
+    assert tables - {"meta"} - {t for _, t, _ in TABLES} == set()

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 
 from resolver.policy.profiles import DEFAULT_PROFILE_NAME
 
-from .. import actions, core
+from .. import actions, budgets, core
 from .blueprint import bp, done
 
 PAUSE_CHOICES = (15, 30, 60, 120, 240)
@@ -31,7 +31,10 @@ def bar_chart(counts: list[Any]) -> dict:
                      "y": round(CHART_H - h_total, 1), "h": round(h_total, 1),
                      "by": round(CHART_H - h_blocked, 1), "bh": round(h_blocked, 1),
                      "hour": c.hour, "total": c.total, "blocked": c.blocked, "label": i % 3 == 0})
-    return {"bars": bars, "peak": peak, "w": CHART_W, "h": CHART_H}
+    return {"bars": bars, "peak": peak, "w": CHART_W, "h": CHART_H,
+            # the same numbers for uPlot (webui/static/report.js), which replaces the SVG when JS runs
+            "data": {"x": [c.hour for c in counts], "total": [c.total for c in counts],
+                     "blocked": [c.blocked for c in counts]}}
 
 
 def list_health() -> dict:
@@ -66,7 +69,7 @@ def dashboard():
                            device_list=device_list, now=time.time(), pause_choices=PAUSE_CHOICES,
                            reports=reports, report_devices={r.id: actions.report_device(r) for r in reports},
                            lists=list_health(), engine=core.engine_call("ping") is not None,
-                           pending=len(store.list_access_requests("pending")))
+                           pending=len(store.list_access_requests("pending")), budgets_today=budgets.today())
 
 
 # -- query log -----------------------------------------------------------------------------------------
@@ -125,25 +128,26 @@ def device_report(name: str):
     clients = actions.clients_of(d)
     since, until = actions.stats_window(24 * 7)
     online = store.online_minutes(since, until, clients=clients)
-    grid = week_activity(online)
+    # minutes are counted with the time budgets' rule (foreground activity), like every other report
+    from resolver.ops.usage_report import week_report
+
+    week = week_report(store, device=d.name, tz=core.tzinfo(), now=time.time())
+    grid = week_grid(week)
     return render_template("admin/report.html", d=d, clients=clients, grid=grid,
-                           minutes=sum(o.total for o in online),
+                           minutes=sum(week["all"]),
                            top=store.top_domains(since, 15, blocked=False, clients=clients),
                            blocked=store.top_domains(since, 15, blocked=True, clients=clients),
                            blocked_total=sum(o.blocked for o in online), since=since)
 
 
-def week_activity(online: list[Any]) -> list[dict]:
-    """Per local day (oldest first): its date and 24 hourly minute counts."""
+def week_grid(week: dict) -> list[dict]:
+    """Per local day (oldest first): its date and 24 hourly counts of active minutes (from a week report)."""
     import datetime as _dt
 
     tz = core.tzinfo()
-    days: dict[Any, list[int]] = {}
-    for o in online:
-        local = _dt.datetime.fromtimestamp(o.hour, tz)
-        days.setdefault(local.date(), [0] * 24)[local.hour] += o.total
-    return [{"date": _dt.datetime.combine(day, _dt.time(12), tz).timestamp(), "hours": [min(60, m) for m in hours],
-             "total": sum(hours)} for day, hours in sorted(days.items())][-7:]
+    return [{"date": _dt.datetime.combine(_dt.date.fromisoformat(day), _dt.time(12), tz).timestamp(),
+             "hours": [min(60, m) for m in hours], "total": sum(hours)}
+            for day, hours in zip(week["days"], week["heat"])]
 
 
 # -- lists and feed ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from resolver.policy.profiles import (ALL_CATEGORIES, BLOCK_MODES, CATEGORIES, D
 
 from .. import actions, core
 from ..errors import localise_error
+from .budgets import context as budget_context
 from .blueprint import attempt, back, bp, done
 from .monitor import PAUSE_CHOICES
 ALLOW_CHOICES = (15, 30, 60, 120, 24 * 60)
@@ -126,7 +127,7 @@ def profile(name: str):
                            groups=services_by_group(),
                            youtube_modes=YOUTUBE_MODES, block_modes=BLOCK_MODES,
                            devices=[d for d in store.list_devices() if d.profile == p.name],
-                           schedules=store.list_schedules(p.name))
+                           schedules=store.list_schedules(p.name), **budget_context(p.name))
 
 
 def _profile_form_fields() -> dict:

@@ -1,0 +1,56 @@
+"""The store's time budgets (SQLite and PostgreSQL): budgets per profile, daily use in batches, extra minutes."""
+from __future__ import annotations
+
+import pytest
+
+from resolver.policy.budgets import ALL, Budget, BudgetUsage
+from resolver.policy.profiles import Profile
+
+
+@pytest.fixture
+def store(store):
+    """The backends' store (tests/store/conftest.py: SQLite and PostgreSQL) with two profiles."""
+    store.add_profile(Profile(name="Kids"))
+    store.add_profile(Profile(name="Teen"))
+    return store
+
+
+def test_budgets_are_set_replaced_listed_and_removed(store):
+    v0 = store.policy_version()
+    b = store.set_budget(Budget("kids", "service:roblox", 60, 120))
+    assert (b.profile, b.target, b.minutes, b.weekend, b.reset) == ("Kids", "service:roblox", 60, 120, "00:00")
+    assert store.policy_version() > v0
+    store.set_budget(Budget("Kids", "service:roblox", 45, 90, reset="04:00"))   # the same target: replaced
+    store.set_budget(Budget("Teen", ALL, 180, 240))
+    assert [(x.profile, x.target, x.minutes) for x in store.list_budgets()] == [
+        ("Kids", "service:roblox", 45), ("Teen", "all", 180)]
+    assert [x.target for x in store.list_budgets("teen")] == ["all"]
+    store.remove_budget("Kids", "service:roblox")
+    with pytest.raises(ValueError, match="has no budget for 'service:roblox'"):
+        store.remove_budget("Kids", "service:roblox")
+    with pytest.raises(ValueError, match="unknown profile 'Nobody'"):
+        store.set_budget(Budget("Nobody", ALL, 1, 1))
+
+
+def test_usage_is_written_in_batches_and_keeps_the_parents_extra_minutes(store):
+    store.set_budget(Budget("Kids", "service:roblox", 60, 60))
+    v0 = store.policy_version()
+    rows = [BudgetUsage("Kids", "service:roblox", "2026-12-04", 12, last_minute=29666660, updated=1_780_000_000.0)]
+    assert store.save_budget_usage(rows) == 1
+    assert store.policy_version() == v0                      # counting alone does not reload the policy
+    store.add_budget_extra("Kids", "service:roblox", "2026-12-04", 15)
+    assert store.policy_version() > v0
+    store.save_budget_usage([rows[0]._replace(used=20, updated=1_780_000_060.0)], bump=True)
+    (u,) = store.budget_usage("2026-12-04", "Kids")
+    assert (u.used, u.extra, u.last_minute) == (20, 15, 29666660)
+    assert store.budget_high_water() == 1_780_000_060.0
+    assert store.budget_usage("2026-12-05") == []
+    with pytest.raises(ValueError, match="minutes: between 1 and 1440"):
+        store.add_budget_extra("Kids", "service:roblox", "2026-12-04", 0)
+
+
+def test_removing_a_profile_removes_its_budgets_and_usage(store):
+    store.set_budget(Budget("Teen", ALL, 180, 240))
+    store.save_budget_usage([BudgetUsage("Teen", ALL, "2026-12-04", 3)])
+    store.remove_profile("Teen")
+    assert store.list_budgets() == [] and store.budget_usage() == []
