@@ -12,6 +12,7 @@ from typing import Optional
 from resolver import __version__
 from resolver.cli.ops import add_ops_commands
 from resolver.cli.policy import add_policy_commands
+from resolver.cli.provider import add_provider_commands
 from resolver.cli.web import add_web_commands
 from resolver.service.config import ConfigError, config_path, load_config, load_for_command
 
@@ -347,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_policy_commands(sub, common)
     add_web_commands(sub, common)
     add_ops_commands(sub, common)
+    add_provider_commands(sub, common)
     add("version", cmd_version, "print the version")
     return parser
 
