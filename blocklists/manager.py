@@ -368,15 +368,28 @@ class ListManager:
         return None
 
     def _feed_sources(self, fetch: bool) -> tuple[list[Source], Optional[FeedStatus]]:
-        feed = self.config.feed
-        if not feed.url:
+        url, key = self.config.feed.url, self.config.feed.public_key
+        link = getattr(self.config, "provider", None)
+        if link is not None and link.url:
+            from .provider_client import ProviderError, enrolled, feed_url, load_state
+
+            url = feed_url(link)
+            try:
+                key = (enrolled(link, self.config.data_dir) if fetch else load_state(self.config.data_dir)
+                       ).get("public_key", "")
+            except ProviderError as exc:
+                self.progress(f"provider: {exc}")
+                return [], FeedStatus(url=url, error=str(exc))
+            if not key:
+                return [], FeedStatus(url=url, error="not enrolled with the provider yet")
+        if not url:
             return [], None
         from .feed import load_public_key
         from .fetch import FeedClient
 
-        client = FeedClient(feed.url, load_public_key(feed.public_key), str(self.dir / "feed"), self._limits())
+        client = FeedClient(url, load_public_key(key), str(self.dir / "feed"), self._limits())
         if fetch:
-            self.progress(f"feed: checking {feed.url}")
+            self.progress(f"feed: checking {url}")
             update = client.update()
         else:
             update = client.status()
@@ -401,7 +414,7 @@ class ListManager:
                 self.progress(f"{list_id}: FAILED, keeping the previous copy: {res.error}")
         kept = client.load_state()
         manifest = update.manifest or {}
-        status = FeedStatus(url=feed.url, title=str(manifest.get("title", "")), version=update.version,
+        status = FeedStatus(url=url, title=str(manifest.get("title", "")), version=update.version,
                             last_check=kept.get("last_attempt"), last_success=kept.get("last_success"),
                             error=update.error,
                             lists=len(update.lists), mandatory=sum(1 for s in sources if s.mandatory))

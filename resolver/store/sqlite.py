@@ -282,6 +282,12 @@ MIGRATIONS: list[str] = [
         WHERE name = 'default' AND categories = '["*"]';
     UPDATE meta SET value = value + 1 WHERE key = 'policy_version';
     """,
+    # 7 (provider): a report keeps the UI language it was filed in (forwarded to the list provider with it);
+    # the outbox is the reports whose forwarded_ts is still NULL.
+    """
+    ALTER TABLE reports ADD COLUMN lang TEXT NOT NULL DEFAULT '';
+    CREATE INDEX reports_outbox ON reports (id) WHERE forwarded_ts IS NULL;
+    """,
 ]
 
 _PROFILE_SQL = ("SELECT id, name, preset, categories, services, safe_search, youtube, block_mode, block_list,"
@@ -296,7 +302,7 @@ _TOKEN_SQL = "SELECT t.id, u.name, t.label, t.created, t.last_used FROM api_toke
 _REQUEST_SQL = ("SELECT id, ts, client, device, profile, domain, reason, message, status, decision, decided_by,"
                 " decided_ts, until FROM access_requests")
 _REPORT_SQL = ("SELECT id, ts, client, url, kind, contact, message, device, handled_ts, handled_by, forwarded_ts"
-               " FROM reports")
+               ", lang FROM reports")
 _QUERY_SQL = ("SELECT q.id, q.ts / 1000.0, c.text, q.qname, q.qtype, q.rcode, q.answer, coalesce(u.text, ''),"
               " q.latency_us / 1000.0, q.cached, r.text FROM query_log q JOIN ql_strings c ON c.id = q.client"
               " LEFT JOIN ql_strings u ON u.id = q.upstream LEFT JOIN ql_strings r ON r.id = q.reason")
@@ -1029,16 +1035,16 @@ class SQLiteStore:
                         str(client), since)[0]
 
     def add_report(self, client: str, url: str, kind: str, contact: str = "", message: str = "",
-                   now: Optional[float] = None, *, device: str = "") -> HarmReport:
+                   now: Optional[float] = None, *, device: str = "", lang: str = "") -> HarmReport:
         client = check_ip(client, "client address")
         url = _clip(url, 2000)
         if not url:
             raise ValueError("which site? the address is empty")
         with self._write(bump=False) as db:
-            rid = db.execute("INSERT INTO reports (ts, client, url, kind, contact, message, device)"
-                             " VALUES (?,?,?,?,?,?,?)",
+            rid = db.execute("INSERT INTO reports (ts, client, url, kind, contact, message, device, lang)"
+                             " VALUES (?,?,?,?,?,?,?,?)",
                              (_now(now), client, url, _clip(kind, 40), _clip(contact, 200),
-                              _clip(message, _TEXT_MAX), _clip(device, 40))).lastrowid
+                              _clip(message, _TEXT_MAX), _clip(device, 40), _clip(lang, 16))).lastrowid
             return HarmReport(*_row(db, _REPORT_SQL + " WHERE id = ?", rid))
 
     def list_reports(self, limit: int = 1000, *, handled: Optional[bool] = None) -> list[HarmReport]:
@@ -1053,6 +1059,19 @@ class SQLiteStore:
         with self._lock:
             row = _row(self._db, _REPORT_SQL + " WHERE id = ?", int(report_id))
         return HarmReport(*row) if row else None
+
+    def reports_to_forward(self, limit: int = 50) -> list[HarmReport]:
+        with self._lock:
+            return [HarmReport(*r) for r in self._db.execute(
+                _REPORT_SQL + " WHERE forwarded_ts IS NULL ORDER BY id LIMIT ?", (int(limit),))]
+
+    def mark_reports_forwarded(self, report_ids: list[int], now: Optional[float] = None) -> int:
+        if not report_ids:
+            return 0
+        with self._write(bump=False) as db:
+            ts = _now(now)
+            return sum(db.execute("UPDATE reports SET forwarded_ts = ? WHERE id = ? AND forwarded_ts IS NULL",
+                                  (ts, int(i))).rowcount for i in report_ids)
 
     def count_new_reports(self) -> int:
         with self._lock:
