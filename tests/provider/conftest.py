@@ -12,6 +12,10 @@ import pytest
 import requests
 import yaml
 
+from tests.dnsclient import answers, ask
+from tests.dnsfake import FakeDNS
+from tests.webui.conftest import csrf_of
+
 CLI = [sys.executable, "-m", "resolver.cli"]
 
 
@@ -105,3 +109,60 @@ def provider(tmp_path, database):
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+# -- appliances ------------------------------------------------------------------------------------------
+
+NAMES = ("casino-report.example", "www.example.com", "ordered-0.example")
+POLL = 2
+
+
+@pytest.fixture
+def upstream():
+    """A fake upstream DNS server answering the test names."""
+    with FakeDNS({f"{n}.": [f"{n}. 300 IN A 192.0.2.77"] for n in NAMES}) as fake:
+        yield fake
+
+
+def eventually(check, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not true within {timeout}s: {what() if callable(what) else what}"
+        time.sleep(0.2)
+
+
+def appliance_config(provider: RunningProvider, token: str, upstream, web: bool = False) -> dict:
+    cfg = {"timezone": "UTC", "dns": {"upstreams": [f"udp://127.0.0.1:{upstream.port}"]},
+           "provider": {"url": provider.url + "/", "token": token, "poll_interval": f"{POLL}s"}}
+    if web:
+        cfg["web"] = {"listen": f"127.0.0.1:{free_port()}"}
+    return cfg
+
+
+def blocked(port: int, name: str) -> bool:
+    reply = ask(name, "A", port)
+    return reply is not None and answers(reply, "A") == ["0.0.0.0"]
+
+
+def file_report(web: str, url: str, kind: str, message: str, contact: str = "") -> None:
+    s = requests.Session()
+    page = s.get(f"{web}/report", params={"url": url}, timeout=20)
+    assert page.status_code == 200
+    r = s.post(f"{web}/report", data={"url": url, "kind": kind, "message": message, "contact": contact,
+                                      "csrf_token": csrf_of(page.text)}, timeout=20)
+    assert r.status_code == 200, r.text
+
+
+def yaml_web(engine) -> str:
+    """The web UI address of an appliance started with appliance_config(..., web=True)."""
+    return yaml.safe_load(engine.config_path.read_text())["web"]["listen"]
+
+
+def web_up(web: str) -> Optional[str]:
+    try:
+        return web if requests.get(web + "/report", timeout=5).status_code == 200 else None
+    except requests.RequestException:
+        return None

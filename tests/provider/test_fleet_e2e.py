@@ -7,55 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-import requests
-
-from tests.dnsclient import answers, ask
-from tests.dnsfake import FakeDNS
-from tests.provider.conftest import RunningProvider, free_port
-from tests.webui.conftest import csrf_of
-
-NAMES = ("casino-report.example", "www.example.com", "ordered-0.example")
-POLL = 2
-
-
-@pytest.fixture
-def upstream():
-    with FakeDNS({f"{n}.": [f"{n}. 300 IN A 192.0.2.77"] for n in NAMES}) as fake:
-        yield fake
-
-
-def eventually(check, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not true within {timeout}s: {what() if callable(what) else what}"
-        time.sleep(0.2)
-
-
-def appliance_config(provider: RunningProvider, token: str, upstream, web: bool = False) -> dict:
-    cfg = {"timezone": "UTC", "dns": {"upstreams": [f"udp://127.0.0.1:{upstream.port}"]},
-           "provider": {"url": provider.url + "/", "token": token, "poll_interval": f"{POLL}s"}}
-    if web:
-        cfg["web"] = {"listen": f"127.0.0.1:{free_port()}"}
-    return cfg
-
-
-def blocked(port: int, name: str) -> bool:
-    reply = ask(name, "A", port)
-    return reply is not None and answers(reply, "A") == ["0.0.0.0"]
-
-
-def file_report(web: str, url: str, kind: str, message: str, contact: str = "") -> None:
-    s = requests.Session()
-    page = s.get(f"{web}/report", params={"url": url}, timeout=20)
-    assert page.status_code == 200
-    r = s.post(f"{web}/report", data={"url": url, "kind": kind, "message": message, "contact": contact,
-                                      "csrf_token": csrf_of(page.text)}, timeout=20)
-    assert r.status_code == 200, r.text
-
+from tests.provider.conftest import POLL, appliance_config, blocked, eventually, file_report, web_up, yaml_web
 
 def test_report_review_publish_reaches_the_whole_fleet(provider, upstream, start_engine):
     enrol = provider.enrolment_token("Quận 1 schools")
@@ -74,7 +26,7 @@ def test_report_review_publish_reaches_the_whole_fleet(provider, upstream, start
     assert not blocked(one.port, "casino-report.example")
 
     note = "<script>alert(1)</script> cá cược " + "x" * 600
-    file_report(eventually(lambda: _web_up(web)), "https://casino-report.example/promo?kid=An", "gambling", note,
+    file_report(eventually(lambda: web_up(web)), "https://casino-report.example/promo?kid=An", "gambling", note,
                 contact="mum@example.vn")
     queue = eventually(lambda: provider.api("GET", "/api/v1/reports?status=new", reviewer).json(), 60,
                        "the report in the provider's queue")
@@ -106,16 +58,3 @@ def test_report_review_publish_reaches_the_whole_fleet(provider, upstream, start
     assert provider.api("GET", "/api/v1/reports?status=new", reviewer).json() == []
     audit = [a["action"] for a in provider.api("GET", "/api/v1/audit", admin).json()]
     assert "report.approve" in audit and "feed.publish" in audit
-
-
-def yaml_web(engine) -> str:
-    import yaml
-
-    return yaml.safe_load(engine.config_path.read_text())["web"]["listen"]
-
-
-def _web_up(web: str):
-    try:
-        return web if requests.get(web + "/report", timeout=5).status_code == 200 else None
-    except requests.RequestException:
-        return None
