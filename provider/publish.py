@@ -85,8 +85,11 @@ def publish(s: Session, data_dir: str, title: str, actor: str) -> dict:
                     item_title = f"{order.authority}, order {order.reference}"
                 else:
                     item_title = f"Reviewed reports: {entry['category']}"
-                spec.append({"id": list_id, "file": list_id + ".txt", "title": item_title,
-                             "category": entry["category"], "format": "domains", "mandatory": order is not None})
+                item = {"id": list_id, "file": list_id + ".txt", "title": item_title, "category": entry["category"],
+                        "format": "wildcard", "mandatory": order is not None}   # the name and its subdomains
+                if order is not None:
+                    item.update(authority=order.authority, reference=order.reference)
+                spec.append(item)
             with open(os.path.join(src, feedlib.FEED_YAML), "w", encoding="utf-8") as fh:
                 yaml.safe_dump({"title": title, "lists": spec}, fh, allow_unicode=True, sort_keys=False)
             try:

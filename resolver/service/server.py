@@ -339,6 +339,8 @@ class Engine:
             d = verdict.decision
             if d is not None:
                 out.update(reason=d.reason.value, category=d.category, rule=d.rule, text=d.text)
+                if d.reason.value == "order":
+                    out["order"] = d.sources   # "AUTHORITY, ref. REFERENCE": the block page names them
             if verdict.target:
                 out["target"] = verdict.target
         return out
