@@ -19,7 +19,8 @@ setup(
                                     "provider", "provider.*"]),
     include_package_data=True,
     package_data={"blocklists": ["data/*", "data/**/*"],
-                  "webui": ["templates/**/*", "static/**/*", "translations/**/*"]},
+                  "webui": ["templates/**/*", "static/**/*", "translations/**/*"],
+                  "provider": ["templates/**/*", "static/*", "translations/**/*", "migrations/script.py.mako"]},
     install_requires=[
         "dnslib>=0.9.24",
         "pyyaml>=5.4",

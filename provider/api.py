@@ -161,6 +161,13 @@ def audit_log() -> Any:
                         for a in rows])
 
 
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    from .openapi import document
+
+    return jsonify(document())
+
+
 @bp.get("/version")
 def version() -> Any:
     return jsonify({"hearth": __version__})

@@ -5,12 +5,13 @@ import logging
 import os
 from typing import Any, Optional
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory
+from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, send_from_directory, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from resolver import __version__
 
 from .config import ProviderConfig, check_listen
+from .console import init_console
 from .db import Database
 from .publish import ensure_key, feed_dir, public_key
 
@@ -44,6 +45,11 @@ def create_app(config: ProviderConfig, db: Optional[Database] = None) -> Flask:
     app.extensions["provider.db"] = db or Database(config.database_url)
     app.register_blueprint(api_bp)
     app.register_blueprint(feed_bp)
+    init_console(app, config.data_dir)
+
+    @app.get("/")
+    def index() -> Any:
+        return redirect(url_for("console.queue"))
 
     @app.get("/healthz")
     def healthz() -> Any:
