@@ -132,7 +132,11 @@ def publish_now() -> Any:
 @user_required()
 def appliances() -> Any:
     with _db().session() as s:
-        return jsonify(fleetlib.fleet(s))
+        rows = fleetlib.fleet(s)
+    if request.args.get("format") == "csv":   # the fleet export
+        return current_app.response_class(fleetlib.fleet_csv(rows), mimetype="text/csv", headers={
+            "Content-Disposition": "attachment; filename=fleet.csv"})
+    return jsonify(rows)
 
 
 @bp.post("/orders")

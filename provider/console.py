@@ -182,6 +182,15 @@ def orders() -> Any:
     return render_template("console/orders.html", orders=rows, fleet=fleet, can_order=g.user_role in CAN["order"])
 
 
+@bp.get("/fleet.csv")
+@signed_in()
+def fleet_csv() -> Any:
+    with _db().session() as s:
+        rows = fleetlib.fleet(s)
+    return current_app.response_class(fleetlib.fleet_csv(rows), mimetype="text/csv",
+                                      headers={"Content-Disposition": "attachment; filename=fleet.csv"})
+
+
 @bp.get("/fleet")
 @signed_in()
 def fleet_page() -> Any:

@@ -78,5 +78,19 @@ def fleet(s: Session, poll_interval: float = 300.0) -> list[dict[str, Any]]:
              "behind": a.last_seen is None or now - a.last_seen > 2 * poll_interval} for a, org in rows]
 
 
+def fleet_csv(rows: list[dict[str, Any]]) -> str:
+    """The fleet as CSV (a leading = + - @ is quoted with ' so a spreadsheet never runs it as a formula)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    fields = ["id", "organisation", "hearth_version", "feed_version", "entries", "last_seen", "behind", "last_error"]
+    writer = csv.DictWriter(out, fields, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()})
+    return out.getvalue()
+
+
 def _short(value: Any, limit: int) -> str:
     return str(value)[:limit]

@@ -77,6 +77,9 @@ def test_console_review_publish_orders_fleet_and_escaping(provider, browser):
     page.goto(provider.url + "/console/lang/en")
     page.goto(provider.url + "/console/fleet")
     assert page.inner_text("h1") == "Fleet"                    # the language switch sticks
+    with page.expect_download() as dl:
+        page.click("#export")
+    assert "console-test-appliance-1" in open(dl.value.path(), encoding="utf-8").read()
     ctx.close()
     # the console's forms need the CSRF token: a forged post is refused
     import requests

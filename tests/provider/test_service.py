@@ -110,3 +110,18 @@ def test_restart_keeps_data_and_migrations_are_idempotent(provider):
     provider.stop()
     provider.start()
     assert len(provider.api("GET", "/api/v1/orders", admin).json()) == 1
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_fleet_export_csv(provider):
+    enrol = provider.enrolment_token("=HYPERLINK(\"x\")")
+    admin = provider.token("alice", "admin")
+    provider.start()
+    r = provider.api("POST", "/api/v1/enrol", json={"token": enrol, "appliance_id": "export-test-appliance"})
+    assert r.status_code == 201
+    provider.api("POST", "/api/v1/checkin", r.json()["token"], json={"feed_version": 3, "entries": 12})
+    r = provider.api("GET", "/api/v1/appliances?format=csv", admin)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    lines = r.text.splitlines()
+    assert lines[0].startswith("id,organisation,hearth_version,feed_version,entries")
+    assert lines[1].startswith("export-test-appliance,\"'=HYPERLINK") and ",3,12," in lines[1]
