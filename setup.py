@@ -15,10 +15,12 @@ setup(
     long_description_content_type="text/markdown",
     license="GPL-3.0-or-later",
     python_requires=">=3.9",
-    packages=find_packages(include=["resolver", "resolver.*", "blocklists", "blocklists.*", "webui", "webui.*"]),
+    packages=find_packages(include=["resolver", "resolver.*", "blocklists", "blocklists.*", "webui", "webui.*",
+                                    "provider", "provider.*"]),
     include_package_data=True,
     package_data={"blocklists": ["data/*", "data/**/*"],
-                  "webui": ["templates/**/*", "static/**/*", "translations/**/*"]},
+                  "webui": ["templates/**/*", "static/**/*", "translations/**/*"],
+                  "provider": ["templates/**/*", "static/*", "translations/**/*", "migrations/script.py.mako"]},
     install_requires=[
         "dnslib>=0.9.24",
         "pyyaml>=5.4",
@@ -42,9 +44,12 @@ setup(
         "fast": ["uvloop>=0.17"],
         # several nodes on one PostgreSQL store (store: postgresql://...) and the provider service
         "postgres": ["psycopg[binary]>=3.1", "psycopg-pool>=3.1"],
+        # the list administrators' service (`hearth provider run`): SQLAlchemy 2 models, Alembic migrations
+        "provider": ["sqlalchemy>=2.0", "alembic>=1.12", "psycopg[binary]>=3.1"],
         "test": ["pytest>=7", "pytest-timeout", "ruff", "cryptography>=3.4", "uvloop>=0.17",
                  # browser tests drive Debian's chromium (no browser download)
-                 "playwright>=1.40", "psycopg[binary]>=3.1", "psycopg-pool>=3.1"],
+                 "playwright>=1.40", "psycopg[binary]>=3.1", "psycopg-pool>=3.1",
+                 "sqlalchemy>=2.0", "alembic>=1.12"],
     },
     entry_points={"console_scripts": ["hearth = resolver.cli.main:main"]},
     classifiers=[

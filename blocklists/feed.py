@@ -51,7 +51,8 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _LIST_FILE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\.[0-9a-f]{16}\.txt$")
 
 _YAML_TOP_KEYS = {"title": str, "lists": list}
-_YAML_LIST_KEYS = {"id": str, "file": str, "title": str, "category": str, "format": str, "mandatory": bool}
+_YAML_LIST_KEYS = {"id": str, "file": str, "title": str, "category": str, "format": str, "mandatory": bool,
+                   "authority": str, "reference": str}
 _YAML_LIST_REQUIRED = ("id", "file", "category")
 _MANIFEST_LIST_KEYS = {"id": str, "title": str, "category": str, "format": str, "url": str, "sha256": str,
                        "size": int, "updated": str, "entries": int, "mandatory": bool}
@@ -207,8 +208,13 @@ def load_feed_yaml(src_dir: str) -> dict:
         if not item["file"].strip() or not os.path.isfile(file_path):
             raise fail(where + ("file",), f"{file_path}: no such file")
         list_title = item.get("title", list_id).strip() or list_id
-        lists.append({"id": list_id, "file": file_path, "title": list_title, "category": category,
-                      "format": fmt, "mandatory": item.get("mandatory", False)})
+        entry = {"id": list_id, "file": file_path, "title": list_title, "category": category,
+                 "format": fmt, "mandatory": item.get("mandatory", False)}
+        if item.get("authority") or item.get("reference"):   # an authority's order: both, on a mandatory list
+            if not (item.get("authority", "").strip() and item.get("reference", "").strip() and entry["mandatory"]):
+                raise fail(where + ("authority",), "an order needs authority, reference and mandatory: true")
+            entry["authority"], entry["reference"] = item["authority"].strip(), item["reference"].strip()
+        lists.append(entry)
     return {"title": title, "lists": lists}
 
 
@@ -334,7 +340,8 @@ def build_feed(src_dir: str, key_path: str, out_dir: str, version: Optional[int]
         entries.append({"id": item["id"], "title": item["title"], "category": item["category"],
                         "format": item["format"], "url": url, "sha256": digest, "size": len(data),
                         "updated": updated, "entries": count_entries(data, item["format"]),
-                        "mandatory": item["mandatory"]})
+                        "mandatory": item["mandatory"],
+                        **{k: item[k] for k in ("authority", "reference") if k in item}})
     manifest = {"schema": SCHEMA_VERSION, "version": version, "generated": now, "title": spec["title"],
                 "lists": entries}
     manifest_bytes = encode_manifest(manifest)

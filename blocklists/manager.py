@@ -45,6 +45,15 @@ STARTER_DIR = Path(__file__).resolve().parent / "data"
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_VALID_SHARE = 0.5      # a download with fewer valid lines than this is refused (HTML, garbage…)
 MANDATORY_PREFIX = "mandatory:"
+ORDER_SUFFIX = "/order"     # index category of an order's names: mandatory:CATEGORY/order
+
+
+def _order_text(entry: dict) -> str:
+    """"AUTHORITY, ref. REFERENCE" for a mandatory feed list that carries an authority's order, else ""."""
+    authority, reference = entry.get("authority"), entry.get("reference")
+    if entry.get("mandatory") and isinstance(authority, str) and isinstance(reference, str) and authority.strip():
+        return f"{' '.join(authority.split())[:120]}, ref. {' '.join(reference.split())[:60]}"
+    return ""
 
 
 def _check_id(text: str) -> str:
@@ -140,6 +149,7 @@ class Source:
     title: str = ""
     url: str = ""
     mandatory: bool = False
+    order: str = ""                # an authority's order: "AUTHORITY, ref. REFERENCE" (EDE 16 and the block page)
     path: Optional[str] = None     # the good copy to compile
     error: Optional[str] = None    # why the latest attempt failed (the good copy, if any, stays)
     changed: bool = False
@@ -368,15 +378,28 @@ class ListManager:
         return None
 
     def _feed_sources(self, fetch: bool) -> tuple[list[Source], Optional[FeedStatus]]:
-        feed = self.config.feed
-        if not feed.url:
+        url, key = self.config.feed.url, self.config.feed.public_key
+        link = getattr(self.config, "provider", None)
+        if link is not None and link.url:
+            from .provider_client import ProviderError, enrolled, feed_url, load_state
+
+            url = feed_url(link)
+            try:
+                key = (enrolled(link, self.config.data_dir) if fetch else load_state(self.config.data_dir)
+                       ).get("public_key", "")
+            except ProviderError as exc:
+                self.progress(f"provider: {exc}")
+                return [], FeedStatus(url=url, error=str(exc))
+            if not key:
+                return [], FeedStatus(url=url, error="not enrolled with the provider yet")
+        if not url:
             return [], None
         from .feed import load_public_key
         from .feed_client import FeedClient
 
-        client = FeedClient(feed.url, load_public_key(feed.public_key), str(self.dir / "feed"), self._limits())
+        client = FeedClient(url, load_public_key(key), str(self.dir / "feed"), self._limits())
         if fetch:
-            self.progress(f"feed: checking {feed.url}")
+            self.progress(f"feed: checking {url}")
             update = client.update()
         else:
             update = client.status()
@@ -390,6 +413,7 @@ class ListManager:
             src = Source(id=list_id, category=_check_category(entry.get("category", "other")),
                          format=entry.get("format", "auto"), origin="feed", title=entry.get("title", ""),
                          url=entry.get("url", ""), mandatory=bool(entry.get("mandatory")), path=res.path,
+                         order=_order_text(entry),
                          error=res.error, changed=res.changed, attempted=fetch,
                          verified=checked and res.error is None and res.path is not None)
             if res.path and res.changed:
@@ -401,7 +425,7 @@ class ListManager:
                 self.progress(f"{list_id}: FAILED, keeping the previous copy: {res.error}")
         kept = client.load_state()
         manifest = update.manifest or {}
-        status = FeedStatus(url=feed.url, title=str(manifest.get("title", "")), version=update.version,
+        status = FeedStatus(url=url, title=str(manifest.get("title", "")), version=update.version,
                             last_check=kept.get("last_attempt"), last_success=kept.get("last_success"),
                             error=update.error,
                             lists=len(update.lists), mandatory=sum(1 for s in sources if s.mandatory))
@@ -430,6 +454,8 @@ class ListManager:
                 status[src.id] = st
                 continue
             index_category = f"{MANDATORY_PREFIX}{src.category}" if src.mandatory else src.category
+            if src.order:   # ordered names answer with the order's authority and reference
+                index_category = f"{MANDATORY_PREFIX}{src.category}{ORDER_SUFFIX}"
             stats = ParseStats()
             t0 = time.monotonic()
             count = 0
@@ -445,6 +471,8 @@ class ListManager:
             builder.add_source(src.id, index_category, count)
             m = meta.setdefault(index_category, {"category": src.category, "lists": [], "mandatory": src.mandatory})
             m["lists"].append(src.id)
+            if src.order:
+                m.setdefault("orders", []).append(src.order)
             st.entries, st.invalid, st.skipped = count, stats.invalid, dict(stats.skipped)
             # "last success" moves only when this update really fetched (or found unchanged) and checked it
             if src.verified and not src.error:

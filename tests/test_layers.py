@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("resolver", "blocklists", "webui")
+PACKAGES = ("resolver", "blocklists", "webui", "provider")
 
 # lowest first; a module belongs to the longest prefix listed
 LAYERS: list[tuple[str, ...]] = [
@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("resolver.engine",),
     ("resolver.service",),
     ("resolver.ops",),
-    ("webui",),
+    ("webui", "provider"),
     ("resolver.cli", "resolver.__main__"),
 ]
 

@@ -10,6 +10,7 @@ import time
 from typing import Any, Optional
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from resolver.base.names import normalise_name
@@ -152,7 +153,8 @@ def report():
         d = actions.device_for_client(_client())
         try:
             core.store().add_report(_client(), request.form.get("url", ""), kind, request.form.get("contact", ""),
-                                    request.form.get("message", ""), device=d.name if d is not None else "")
+                                    request.form.get("message", ""), device=d.name if d is not None else "",
+                                    lang=str(get_locale() or ""))
             sent = True
         except ValueError as exc:
             error = localise_error(str(exc))

@@ -38,6 +38,7 @@ CATEGORY_LABELS: dict[str, tuple[Any, Any]] = {
 REASON_TEXT: dict[str, Any] = {
     "category": _l("This site is in a category your family's settings block"),
     "mandatory": _l("This site is blocked for everyone on this network"),
+    "order": _l("This site is blocked for everyone by order of an authority"),
     "bypass": _l("This would get around the family filter"),
     "paused": _l("The internet is paused on this device"),
     "schedule": _l("It is outside the hours this device may use this now"),
@@ -91,6 +92,7 @@ SCHEDULE_ACTION_LABELS: dict[str, Any] = {
 LOG_REASON_TEXT: dict[str, Any] = {
     "category": _l("category %(x)s"),
     "mandatory": _l("blocked for everyone: %(x)s"),
+    "order": _l("blocked by an authority's order: %(x)s"),
     "bypass": _l("filter bypass"),
     "paused": _l("internet paused"),
     "schedule": _l("schedule %(x)s"),

@@ -13,6 +13,7 @@ from resolver import __version__
 from resolver.cli.ops import add_ops_commands
 from resolver.cli.store import add_store_commands
 from resolver.cli.policy import add_policy_commands
+from resolver.cli.provider import add_provider_commands
 from resolver.cli.web import add_web_commands
 from resolver.service.config import ConfigError, config_path, load_config, load_for_command
 
@@ -349,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_web_commands(sub, common)
     add_ops_commands(sub, common)
     add_store_commands(sub, common)
+    add_provider_commands(sub, common)
     add("version", cmd_version, "print the version")
     return parser
 

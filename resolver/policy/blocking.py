@@ -15,11 +15,13 @@ from resolver.base.configspec import option
 # RFC 8914 info-codes: 15 Blocked (by the operator: mandatory lists), 17 Filtered (asked for by the
 # client's owner: the parent's or school's chosen categories).
 EDE_BLOCKED, EDE_FILTERED = 15, 17
+EDE_CENSORED = 16   # blocked because an authority ordered it (as Google Public DNS answers court orders)
 
 
 class Reason(str, Enum):
     CATEGORY = "category"      # a subscribed list's category is blocked for this device
     MANDATORY = "mandatory"    # a feed list marked mandatory: blocked in every profile
+    ORDER = "order"            # an authority's order (a mandatory feed list naming authority and reference)
     BYPASS = "bypass"          # a signal name (DoH canary, Private Relay, DDR) answered so devices stay filtered
     PAUSED = "paused"          # the device's internet is paused
     SCHEDULE = "schedule"      # a block_all schedule window (bedtime) is active
@@ -40,6 +42,8 @@ class Decision:
 
     @property
     def ede_code(self) -> int:
+        if self.reason is Reason.ORDER:
+            return EDE_CENSORED
         return EDE_BLOCKED if self.reason is Reason.MANDATORY else EDE_FILTERED
 
     @property
@@ -49,6 +53,8 @@ class Decision:
             return f"bypass prevention: {self.rule}"
         if self.reason is Reason.BUDGET:
             return f"time budget for {self.category} used up today: {self.rule}"[:200]
+        if self.reason is Reason.ORDER:   # sources: the order(s), "AUTHORITY, ref. REFERENCE"
+            return f"blocked by order of {self.sources}: {self.rule}"[:200]
         src = f" (list {self.sources})" if self.sources else ""
         via = f" (CNAME of {self.cname_of})" if self.cname_of else ""
         return f"{self.reason.value} {self.category}{src}: {self.rule}{via}"[:200]

@@ -191,7 +191,7 @@ class ProfilePolicy:
 
         # --- categories: (bit, shown name, mandatory) per index category, and the decision fields
         self._bits: List[Tuple[int, str, bool]] = []
-        self._cat_info: Dict[str, Tuple[str, bool, str]] = {}
+        self._cat_info: Dict[str, Tuple[str, bool, str, str]] = {}
         self.mandatory_mask = 0
         meta = meta or {}
         for bit, name in enumerate(index.categories if index is not None else ()):
@@ -202,7 +202,8 @@ class ProfilePolicy:
                         "mandatory": mandatory}
             shown, mandatory = info.get("category", name), bool(info.get("mandatory"))
             self._bits.append((bit, shown, mandatory))
-            self._cat_info[name] = (shown, mandatory, ",".join(info.get("lists", []))[:80])
+            self._cat_info[name] = (shown, mandatory, ",".join(info.get("lists", []))[:80],
+                                    "; ".join(info.get("orders", []))[:160] if mandatory else "")
             if mandatory:
                 self.mandatory_mask |= 1 << bit
         self._masks: Dict[FrozenSet[str], int] = {}
@@ -420,7 +421,9 @@ class ProfilePolicy:
         match = self.index.lookup_wire(w, mask)
         if match is None:
             return None
-        shown, mandatory, lists = self._cat_info.get(match.category, (match.category, False, ""))
+        shown, mandatory, lists, orders = self._cat_info.get(match.category, (match.category, False, "", ""))
+        if orders:
+            return Decision(Reason.ORDER, shown, match.rule, orders)
         return Decision(Reason.MANDATORY if mandatory else Reason.CATEGORY, shown, match.rule, lists)
 
     def _temp_allow_until(self, w: bytes, now: float, temp_allows: Iterable[Tuple[str, float]]) -> Optional[float]:

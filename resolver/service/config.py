@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from blocklists.manager import FeedConfig, ListConfig
+from blocklists.provider_client import ProviderLinkConfig
 
 from resolver.engine.cache import CacheConfig
 from resolver.policy.clients import ClientsConfig
@@ -115,6 +116,9 @@ class Config:
         example=[{"id": "stevenblack", "url": "https://raw.githubusercontent.com/StevenBlack/hosts/master/hosts",
                   "format": "auto", "category": "ads", "enabled": True, "mandatory": False}])
     feed: FeedConfig = option(FeedConfig(), "A signed provider feed of categorised lists (see docs/feed-format.md).")
+    provider: ProviderLinkConfig = option(ProviderLinkConfig(), "A list provider this appliance enrols with: its "
+                                          "signed feed, polled often, and where harmful-site reports are forwarded "
+                                          "(see docs/provider.md).")
     querylog: QueryLogConfig = option(QueryLogConfig(), "The query log kept in the store.")
     clients: ClientsConfig = option(ClientsConfig(), "How devices are recognised: MAC addresses from the neighbour "
                                     "table, DHCP leases and a router's dnsmasq (--add-mac).")
@@ -125,6 +129,8 @@ class Config:
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"lists: id {dup[0]!r} is used twice")
+        if self.provider.url and self.feed.url:
+            raise ValueError("feed.url and provider.url: choose one (a provider serves its own feed)")
 
     @property
     def control_socket(self) -> str:

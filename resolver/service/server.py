@@ -133,7 +133,7 @@ class Engine:
 
     def _wants_lists(self) -> bool:
         c = self.config
-        return c.blocking.starter_lists or bool(c.lists) or bool(c.feed.url)
+        return c.blocking.starter_lists or bool(c.lists) or bool(c.feed.url) or bool(c.provider.url)
 
     async def _first_index(self) -> None:
         """On a fresh install compile the lists at hand (bundled, cached) before answering anything:
@@ -397,6 +397,8 @@ class Engine:
             d = verdict.decision
             if d is not None:
                 out.update(reason=d.reason.value, category=d.category, rule=d.rule, text=d.text)
+                if d.reason.value == "order":
+                    out["order"] = d.sources   # "AUTHORITY, ref. REFERENCE": the block page names them
             if verdict.target:
                 out["target"] = verdict.target
         return out
@@ -409,6 +411,10 @@ class Engine:
                                next_run_time=_soon(60))
         self.scheduler.add_job(self.cache.expire_stale, "interval", minutes=10, id="cache-expire-stale")
         self._schedule_lists()
+        from resolver.service.provider_link import ProviderLink
+
+        self.provider_link = ProviderLink(self)
+        self.provider_link.schedule(self.scheduler)
         self.scheduler.start()
 
     def _schedule_lists(self) -> None:
@@ -416,12 +422,13 @@ class Engine:
         checked within 30 s and then on its interval."""
         c = self.config
         job = self.scheduler.get_job("lists-update")
-        if not (c.lists or c.feed.url):  # bundled lists alone have nothing to download
+        feed = c.feed.url or c.provider.url
+        if not (c.lists or feed):  # bundled lists alone have nothing to download
             if job is not None:
                 job.remove()
             return
-        every = min(c.blocking.list_update_interval, c.feed.update_interval if c.feed.url else 1e12)
-        plan = (every, tuple(x.url for x in c.lists), c.feed.url)
+        every = min(c.blocking.list_update_interval, c.feed.update_interval if feed else 1e12)
+        plan = (every, tuple(x.url for x in c.lists), feed)
         if job is not None and self._lists_plan == plan:
             return
         first = 30.0
@@ -549,6 +556,7 @@ class Engine:
         self.load_lists()  # block mode, time zone or bypass prevention may have changed: new generation
         if self.scheduler is not None:
             self._schedule_lists()
+            self.provider_link.schedule(self.scheduler)
         self._write_state()
 
     # ------------------------------------------------------------ state

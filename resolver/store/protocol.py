@@ -39,8 +39,8 @@ class QueryRow(NamedTuple):
 
 # The reasons (QueryRow.reason up to the first ":") of a blocked answer; the others ("local-record",
 # "safe-search:…") and None are answered. The values are resolver.policy.blocking.Reason's.
-BLOCK_REASONS: tuple[str, ...] = ("category", "mandatory", "bypass", "paused", "schedule", "custom-rule", "service",
-                                  "time-budget")
+BLOCK_REASONS: tuple[str, ...] = ("category", "mandatory", "order", "bypass", "paused", "schedule", "custom-rule",
+                                  "service", "time-budget")
 ROLES: tuple[str, ...] = ("admin", "viewer")
 REQUEST_STATUSES: tuple[str, ...] = ("pending", "approved", "declined")
 
@@ -134,6 +134,7 @@ class HarmReport(NamedTuple):
     handled_ts: Optional[float] = None   # when a parent marked it handled (None: new)
     handled_by: str = ""
     forwarded_ts: Optional[float] = None  # when it was forwarded to the list provider (None: not forwarded)
+    lang: str = ""       # the UI language it was filed in (vi, en)
 
 
 class Store(Protocol):
@@ -396,12 +397,18 @@ class Store(Protocol):
         """Requests a client made since ``since`` (for the public form's rate limit)."""
 
     def add_report(self, client: str, url: str, kind: str, contact: str = "", message: str = "",
-                   now: Optional[float] = None, *, device: str = "") -> HarmReport: ...
+                   now: Optional[float] = None, *, device: str = "", lang: str = "") -> HarmReport: ...
 
     def list_reports(self, limit: int = 1000, *, handled: Optional[bool] = None) -> list[HarmReport]:
         """Newest first; ``handled`` False: only new ones, True: only handled ones."""
 
     def get_report(self, report_id: int) -> Optional[HarmReport]: ...
+
+    def reports_to_forward(self, limit: int = 50) -> list[HarmReport]:
+        """The list provider's outbox: reports not forwarded yet, oldest first."""
+
+    def mark_reports_forwarded(self, report_ids: list[int], now: Optional[float] = None) -> int:
+        """Note that the provider acknowledged these reports (a report forwarded already keeps its time)."""
 
     def count_new_reports(self) -> int:
         """Reports no parent has marked handled yet."""

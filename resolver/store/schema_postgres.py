@@ -220,4 +220,9 @@ MIGRATIONS: list[str] = ["", "", "", "", "", _BASELINE,
                               PRIMARY KEY (profile_id, target, day)
                           );
                           CREATE INDEX budget_usage_day ON budget_usage (day);
+                          """,
+                          # 9 (provider, as SQLite's 9)
+                          """
+                          ALTER TABLE reports ADD COLUMN lang TEXT NOT NULL DEFAULT '';
+                          CREATE INDEX reports_outbox ON reports (id) WHERE forwarded_ts IS NULL;
                           """]

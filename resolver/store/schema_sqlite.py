@@ -293,4 +293,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX budget_usage_day ON budget_usage (day);
     """,
+    # 9 (provider): a report keeps the UI language it was filed in (forwarded to the list provider with it);
+    # the outbox is the reports whose forwarded_ts is still NULL.
+    """
+    ALTER TABLE reports ADD COLUMN lang TEXT NOT NULL DEFAULT '';
+    CREATE INDEX reports_outbox ON reports (id) WHERE forwarded_ts IS NULL;
+    """,
 ]

@@ -41,8 +41,8 @@ USER_SQL = "SELECT id, name, role, password_hash, language, created, last_login 
 TOKEN_SQL = "SELECT t.id, u.name, t.label, t.created, t.last_used FROM api_tokens t JOIN users u ON u.id = t.user_id"
 REQUEST_SQL = ("SELECT id, ts, client, device, profile, domain, reason, message, status, decision, decided_by,"
                " decided_ts, until FROM access_requests")
-REPORT_SQL = ("SELECT id, ts, client, url, kind, contact, message, device, handled_ts, handled_by, forwarded_ts"
-              " FROM reports")
+REPORT_SQL = ("SELECT id, ts, client, url, kind, contact, message, device, handled_ts, handled_by, forwarded_ts,"
+              " lang FROM reports")
 AUDIT_SQL = 'SELECT id, ts, "user", action, target, before, after, node FROM audit_log'
 # times and latencies come back as integers (ms, µs) and are scaled in Python: the same type on both backends
 QUERY_SQL = ("SELECT q.id, q.ts, c.text, q.qname, q.qtype, q.rcode, q.answer, coalesce(u.text, ''),"

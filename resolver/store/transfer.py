@@ -30,7 +30,7 @@ TABLES: list[tuple[str, str, str]] = [
     ("access requests", "access_requests", "id, ts, client, device, profile, domain, reason, message, status,"
                                            " decision, decided_by, decided_ts, until"),
     ("reports", "reports", "id, ts, client, url, kind, contact, message, device, handled_ts, handled_by,"
-                           " forwarded_ts"),
+                           " forwarded_ts, lang"),
     ("settings", "settings", "key, value"),
     ("query-log strings", "ql_strings", "id, text"),
     ("query-log entries", "query_log", "id, " + QUERY_LOG_COLUMNS),

@@ -230,16 +230,16 @@ class WebRooms(SQLStoreBase):
             return row(db, "SELECT COUNT(*) FROM access_requests WHERE client = ? AND ts >= ?", str(client), since)[0]
 
     def add_report(self, client: str, url: str, kind: str, contact: str = "", message: str = "",
-                   now: Optional[float] = None, *, device: str = "") -> HarmReport:
+                   now: Optional[float] = None, *, device: str = "", lang: str = "") -> HarmReport:
         client = check_ip(client, "client address")
         url = clip(url, 2000)
         if not url:
             raise ValueError("which site? the address is empty")
         with self._write(bump=False) as db:
-            rid = db.insert("INSERT INTO reports (ts, client, url, kind, contact, message, device)"
-                            " VALUES (?,?,?,?,?,?,?)",
+            rid = db.insert("INSERT INTO reports (ts, client, url, kind, contact, message, device, lang)"
+                            " VALUES (?,?,?,?,?,?,?,?)",
                             (now_or(now), client, url, clip(kind, 40), clip(contact, 200), clip(message, TEXT_MAX),
-                             clip(device, 40)))
+                             clip(device, 40), clip(lang, 16)))
             return HarmReport(*row(db, REPORT_SQL + " WHERE id = ?", rid))
 
     def list_reports(self, limit: int = 1000, *, handled: Optional[bool] = None) -> list[HarmReport]:
@@ -254,6 +254,19 @@ class WebRooms(SQLStoreBase):
         with self._read() as db:
             found = row(db, REPORT_SQL + " WHERE id = ?", int(report_id))
         return HarmReport(*found) if found else None
+
+    def reports_to_forward(self, limit: int = 50) -> list[HarmReport]:
+        with self._read() as db:
+            return [HarmReport(*r) for r in db.execute(
+                REPORT_SQL + " WHERE forwarded_ts IS NULL ORDER BY id LIMIT ?", (int(limit),)).fetchall()]
+
+    def mark_reports_forwarded(self, report_ids: list[int], now: Optional[float] = None) -> int:
+        if not report_ids:
+            return 0
+        ts = now_or(now)
+        with self._write(bump=False) as db:
+            return sum(db.execute("UPDATE reports SET forwarded_ts = ? WHERE id = ? AND forwarded_ts IS NULL",
+                                  (ts, int(i))).rowcount for i in report_ids)
 
     def count_new_reports(self) -> int:
         with self._read() as db:

@@ -1,0 +1,259 @@
+"""The appliance's link to a list provider (``provider:`` in the config): enrolment, check-ins, the feed's
+address and key, and forwarding harmful-site reports.
+
+* **Enrolment**, once: the appliance makes a random id (kept in ``DATA_DIR/provider/state.json``; no
+  hardware id, no MAC, no serial number) and presents the organisation's enrolment token; the provider
+  answers with the appliance's own token and the feed's public key. That key is pinned (unless
+  ``provider.public_key`` is configured): a provider that later shows another key is refused.
+* **Polling**: every ``poll_interval`` (with jitter) the engine asks for ``{url}/feed/manifest.json`` with a
+  conditional GET (a 304 costs the provider almost nothing); only a new version starts a list update, which
+  fetches and verifies the feed with the same :class:`blocklists.fetch.FeedClient` as any feed. Each poll
+  also checks in: Hearth version, installed feed version, number of entries, last update error.
+* **Reports** go through an outbox: the store's reports not yet forwarded (``forwarded_ts`` NULL) are sent in
+  batches; a failure backs off (5 s doubling to 10 min) and they are sent again later, also after a restart.
+  The provider counts an (appliance, report number) once, so a retry never doubles a report. What leaves the
+  appliance: the domain, the suggested category, the note (at most 500 characters), the UI language and
+  the time. Never the reporter's address, device name, contact details or anything else about the family.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import fcntl
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from resolver import __version__
+from resolver.base.configspec import option
+from resolver.base.names import normalise_name
+
+from .feed import atomic_write
+
+log = logging.getLogger("hearth.provider")
+
+TIMEOUT = 20.0
+NOTE_MAX = 500
+BATCH = 50
+# the report form's kinds of harm → the category suggested to the provider
+KIND_CATEGORY = {"sexual": "adult", "violence": "violence", "bullying": "other", "scam": "scam",
+                 "gambling": "gambling", "drugs": "drugs", "other": "other"}
+
+
+class ProviderError(Exception):
+    """The provider could not be reached or refused us; one line for the log and the UI."""
+
+
+def _check_url(text: str) -> str:
+    text = str(text).strip()
+    if text and not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError(f"provider.url must be https://HOST/ (or http:// on a trusted network), got {text!r}")
+    return text if not text or text.endswith("/") else text + "/"
+
+
+def _check_key(text: str) -> str:
+    text = str(text).strip()
+    if not text:
+        return text
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError("public_key must be the provider's Ed25519 key in base64 (the line of its feed.pub)")
+    return text
+
+
+@dataclass(frozen=True)
+class ProviderLinkConfig:
+    url: str = option("", "Base URL of the list provider (e.g. https://provider.example/). Empty: no provider. "
+                      "With a provider the appliance enrols once, polls its signed feed and forwards harmful-site "
+                      "reports (domain, category, note, language, time: nothing about who sent them).",
+                      check=_check_url, related="provider.token, feed.url")
+    token: str = option("", "The enrolment token the provider's administrator gave your organisation (used once, "
+                        "to register this appliance).")
+    poll_interval: float = option(300, "How often the provider's feed is checked (a random jitter of up to 10% is "
+                                  "added; a check that finds nothing new is a tiny conditional GET). Values "
+                                  "under a minute are for tests.", duration=True, minimum=1, maximum=86400)
+    public_key: str = option("", "The provider feed's Ed25519 public key (base64). Empty: the key the provider "
+                             "gives at enrolment is pinned, and a changed key is refused.", check=_check_key)
+
+    def __post_init__(self) -> None:
+        if self.url and not self.token:
+            raise ValueError("provider.url needs provider.token (the enrolment token from the provider)")
+
+
+# -- state ----------------------------------------------------------------------------------------------------
+
+def state_path(data_dir: str) -> str:
+    return os.path.join(data_dir, "provider", "state.json")
+
+
+def load_state(data_dir: str) -> dict:
+    try:
+        with open(state_path(data_dir), encoding="utf-8") as fh:
+            state = json.load(fh)
+        return state if isinstance(state, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def save_state(data_dir: str, state: dict) -> None:
+    os.makedirs(os.path.dirname(state_path(data_dir)), exist_ok=True)
+    atomic_write(state_path(data_dir), (json.dumps(state, indent=1, sort_keys=True) + "\n").encode("utf-8"),
+                 mode=0o600)
+
+
+def _post(url: str, body: dict, token: str = "") -> dict:
+    headers = {"User-Agent": f"Hearth/{__version__}"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        r = requests.post(url, json=body, headers=headers, timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        raise ProviderError(f"cannot reach the provider at {urlsplit(url).netloc}: {type(exc).__name__}") from None
+    if r.status_code >= 400:
+        try:
+            message = r.json().get("error", "")
+        except ValueError:
+            message = r.text[:200]
+        raise ProviderError(f"the provider answered {r.status_code}: {message}")
+    try:
+        return r.json()
+    except ValueError:
+        raise ProviderError("the provider's answer is not JSON") from None
+
+
+# -- enrolment ----------------------------------------------------------------------------------------------
+
+def enrolled(link: ProviderLinkConfig, data_dir: str) -> dict:
+    """The enrolment state, enrolling now if this appliance has not (or enrolled with another provider).
+
+    A file lock makes the engine and an update process that both start at once enrol once, as one appliance."""
+    state = load_state(data_dir)
+    if state.get("url") == link.url and state.get("token") and state.get("public_key") and not link.public_key:
+        return state
+    os.makedirs(os.path.dirname(state_path(data_dir)), exist_ok=True)
+    with open(os.path.join(os.path.dirname(state_path(data_dir)), ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _enrolled_locked(link, data_dir)
+
+
+def _enrolled_locked(link: ProviderLinkConfig, data_dir: str) -> dict:
+    state = load_state(data_dir)
+    if state.get("url") == link.url and state.get("token") and state.get("public_key"):
+        if link.public_key and state["public_key"] != link.public_key:
+            raise ProviderError("provider.public_key differs from the key pinned at enrolment: refusing the feed "
+                                f"(remove {state_path(data_dir)} to enrol again)")
+        return state
+    appliance_id = state.get("appliance_id") or secrets.token_urlsafe(24)
+    answer = _post(urljoin(link.url, "api/v1/enrol"), {"token": link.token, "appliance_id": appliance_id,
+                                                       "hearth_version": __version__})
+    key = str(answer.get("public_key", ""))
+    try:
+        _check_key(key)
+    except ValueError:
+        raise ProviderError("the provider gave no valid feed key at enrolment") from None
+    pinned = link.public_key or (state.get("public_key") if state.get("url") == link.url else "")
+    if pinned and key != pinned:
+        raise ProviderError("the provider's feed key changed since it was pinned: refusing it")
+    state = {"url": link.url, "appliance_id": appliance_id, "token": str(answer.get("token", "")),
+             "public_key": link.public_key or key, "enrolled": time.time(), "etag": None}
+    save_state(data_dir, state)
+    log.info("enrolled with the provider %s as appliance %s", link.url, appliance_id)
+    return state
+
+
+def feed_url(link: ProviderLinkConfig) -> str:
+    return urljoin(link.url, "feed/manifest.json")
+
+
+# -- polling ------------------------------------------------------------------------------------------------
+
+def poll(link: ProviderLinkConfig, data_dir: str, installed: dict) -> bool:
+    """Check in (``installed``: feed_version, entries, last_error) and ask for the manifest with a conditional
+    GET; True when it changed since the last poll (a list update should fetch and verify it)."""
+    state = enrolled(link, data_dir)
+    try:
+        _post(urljoin(link.url, "api/v1/checkin"), {"hearth_version": __version__, **installed}, state["token"])
+    except ProviderError as exc:
+        log.warning("provider check-in failed: %s", exc)
+    headers = {"User-Agent": f"Hearth/{__version__}"}
+    if state.get("etag"):
+        headers["If-None-Match"] = state["etag"]
+    try:
+        r = requests.get(feed_url(link), headers=headers, timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        raise ProviderError(f"cannot reach the provider's feed: {type(exc).__name__}") from None
+    if r.status_code == 304:
+        return False
+    if r.status_code == 404:
+        return False                     # nothing published yet
+    if r.status_code != 200:
+        raise ProviderError(f"the provider's feed answered {r.status_code}")
+    etag = r.headers.get("ETag")
+    changed = etag is None or etag != state.get("etag")
+    if etag != state.get("etag"):
+        state = load_state(data_dir)
+        state["etag"] = etag
+        save_state(data_dir, state)
+    return changed
+
+
+def forget_etag(data_dir: str) -> None:
+    """After a failed update: the next poll fetches the manifest again rather than trusting a 304."""
+    state = load_state(data_dir)
+    if state.get("etag"):
+        state["etag"] = None
+        save_state(data_dir, state)
+
+
+# -- reports ------------------------------------------------------------------------------------------------
+
+def report_payload(report: Any) -> Optional[dict]:
+    """What leaves the appliance for one report (see the module docstring), or None when its address is no
+    site name (it is then not forwarded, only shown locally)."""
+    text = str(report.url).strip()
+    host = urlsplit(text if "//" in text else "//" + text).hostname or ""
+    try:
+        domain = normalise_name(host)
+    except ValueError:
+        return None
+    if "." not in domain:
+        return None
+    return {"id": int(report.id), "domain": domain, "category": KIND_CATEGORY.get(report.kind, "other"),
+            "note": str(report.message or "")[:NOTE_MAX], "lang": str(getattr(report, "lang", "") or "")[:16],
+            "time": float(report.ts)}
+
+
+def forward_reports(link: ProviderLinkConfig, data_dir: str, store: Any) -> int:
+    """Send the reports not forwarded yet; marks those the provider acknowledged. Raises ProviderError."""
+    state = enrolled(link, data_dir)
+    sent = 0
+    while True:
+        pending = store.reports_to_forward(BATCH)
+        if not pending:
+            return sent
+        payloads, skipped = [], []
+        for rep in pending:
+            p = report_payload(rep)
+            (payloads.append(p) if p is not None else skipped.append(rep.id))
+        if skipped:
+            store.mark_reports_forwarded(skipped)
+        if payloads:
+            answer = _post(urljoin(link.url, "api/v1/reports"), {"reports": payloads}, state["token"])
+            accepted = [i for i in answer.get("accepted", []) if isinstance(i, int)]
+            store.mark_reports_forwarded(accepted)
+            sent += len(accepted)
+            if not accepted:
+                return sent
+        if len(pending) < BATCH:
+            return sent

@@ -1,0 +1,87 @@
+"""The provider's configuration file (``hearth provider run -c FILE``), declared with resolver.base.configspec
+like the appliance's: every problem is reported as ``FILE:LINE: dotted.key: what``."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from resolver.base.configspec import ConfigError, build_section, option
+
+ROLES = ("admin", "reviewer", "publisher", "auditor")   # auditor: read-only
+
+
+def check_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) → (host, port); raises ValueError."""
+    text = str(text).strip()
+    m = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", text) or re.match(r"^([^:\[\]]+):(\d+)$", text)
+    if not m:
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8090, [::1]:8090), got {text!r}")
+    host, port = m.group(1), int(m.group(2))
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IP address (or localhost)") from None
+    return host, port
+
+
+def _check_listen_text(text: str) -> str:
+    check_listen(text)
+    return str(text).strip()
+
+
+def _check_database(text: str) -> str:
+    text = str(text).strip()
+    if text and not re.match(r"^(sqlite:///|postgresql(\+psycopg)?://)", text):
+        raise ValueError("expected empty (a SQLite file in data_dir), sqlite:///PATH or postgresql://USER@HOST/DB, "
+                         f"got {text[:40]!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class ProviderWebConfig:
+    listen: str = option("127.0.0.1:8090", "Address of the provider's API, console and feed (put an HTTPS proxy "
+                         "in front of it for appliances on the internet).", check=_check_listen_text)
+    max_body: int = option(1024 * 1024, "Largest request body accepted, in bytes (an order's domain list "
+                           "included).", minimum=1024)
+    threads: int = option(8, "Worker threads of the web server.", minimum=1, maximum=256)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    data_dir: str = option("./provider-data", "Where the provider keeps its signing key (keys/), the published "
+                           "feed (feed/) and, by default, its SQLite database.")
+    database: str = option("", "Empty: a SQLite file provider.db in data_dir (for a trial). Production: "
+                           "postgresql://USER:PASSWORD@HOST/DB (psycopg 3).", check=_check_database)
+    log_level: str = option("info", "Least severe log messages written to standard error.",
+                            choices=("debug", "info", "warning", "error"))
+    feed_title: str = option("Hearth provider feed", "Title of the published feed (appliances show it).")
+    report_limit: int = option(60, "Reports one appliance may send per hour; more get 429.", minimum=1)
+    web: ProviderWebConfig = option(ProviderWebConfig(), "The provider's web server.")
+
+    @property
+    def database_url(self) -> str:
+        if self.database.startswith("postgresql://"):
+            return "postgresql+psycopg://" + self.database[len("postgresql://"):]
+        if self.database:
+            return self.database
+        return "sqlite:///" + os.path.abspath(os.path.join(self.data_dir, "provider.db"))
+
+
+def load_provider_config(path: Optional[str]) -> ProviderConfig:
+    """Read and check ``path`` (None: the defaults). Raises ConfigError."""
+    if path is None:
+        return ProviderConfig()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}:0: (file): not UTF-8 text: {exc}"]) from None
+    return build_section(ProviderConfig, text, path)

@@ -1,0 +1,199 @@
+"""A small web console for the provider's people (Vietnamese and English): the review queue, orders and the
+fleet. Sign in with an API token (``hearth provider token create``); the session keeps only the token's hash,
+so revoking the token signs the browser out. Every form carries a CSRF token; every name and note is
+attacker-controlled text and is escaped by Jinja's autoescaping (no ``|safe`` anywhere)."""
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import time
+from typing import Any, Callable
+
+from flask import (Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session,
+                   url_for)
+from flask_babel import Babel
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import select
+
+from . import fleet as fleetlib
+from . import orders as orderlib
+from . import reports as reportlib
+from .accounts import token_hash
+from .auth import CAN
+from .models import STATUSES, ApiToken, User
+from .publish import PublishError, publish
+
+bp = Blueprint("console", __name__, url_prefix="/console")
+LANGUAGES = ("vi", "en")
+
+
+def _db():
+    return current_app.extensions["provider.db"]
+
+
+def select_locale() -> str:
+    lang = session.get("lang")
+    if lang in LANGUAGES:
+        return lang
+    return request.accept_languages.best_match(LANGUAGES) or "vi"
+
+
+def init_console(app: Flask, data_dir: str) -> None:
+    """Session key (made at first start, mode 0600), CSRF, Babel (provider/translations), the blueprint."""
+    path = os.path.join(data_dir, "console-secret.key")
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    with open(path, encoding="ascii") as fh:
+        app.secret_key = fh.read().strip()
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", WTF_CSRF_TIME_LIMIT=None,
+                      BABEL_TRANSLATION_DIRECTORIES=os.path.join(os.path.dirname(__file__), "translations"))
+    csrf = CSRFProtect(app)
+    Babel(app, locale_selector=select_locale)
+    app.jinja_env.filters["when"] = lambda ts: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else ""
+    app.context_processor(lambda: {"lang": select_locale()})
+    app.register_blueprint(bp)
+    # the JSON API is for Bearer tokens, not cookies: no CSRF there
+    from .api import bp as api_bp
+
+    csrf.exempt(api_bp)
+
+
+def signed_in(action: str = "read") -> Callable:
+    def wrap(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            h = session.get("token")
+            user = None
+            if h:
+                with _db().session() as s:
+                    row = s.execute(select(User).join(ApiToken, ApiToken.user_id == User.id)
+                                    .where(ApiToken.token_hash == h, ApiToken.revoked.is_(None))).first()
+                    user = row[0] if row else None
+            if user is None:
+                session.pop("token", None)
+                return redirect(url_for("console.login"))
+            g.user_name, g.user_role = user.name, user.role
+            if action != "read" and user.role not in CAN[action]:
+                abort(403)
+            return view(*args, **kwargs)
+        return inner
+    return wrap
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    if request.method == "POST":
+        token = request.form.get("token", "").strip()
+        with _db().session() as s:
+            from .accounts import user_for_token
+
+            user = user_for_token(s, token)
+        if user is None:
+            error = _("This token is wrong or revoked.")
+        else:
+            session["token"] = token_hash(token)
+            return redirect(url_for("console.queue"))
+    return render_template("console/login.html", error=error), (401 if error else 200)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.pop("token", None)
+    return redirect(url_for("console.login"))
+
+
+@bp.get("/lang/<lang>")
+def set_lang(lang: str) -> Any:
+    if lang in LANGUAGES:
+        session["lang"] = lang
+    return redirect(request.referrer if request.referrer and request.referrer.startswith(request.host_url)
+                    else url_for("console.queue"))
+
+
+@bp.get("/")
+@signed_in()
+def queue() -> Any:
+    status = request.args.get("status", "new")
+    if status not in STATUSES:
+        status = "new"
+    with _db().session() as s:
+        groups = reportlib.list_groups(s, status)
+    return render_template("console/queue.html", groups=groups, status=status, statuses=STATUSES,
+                           can_decide=g.user_role in CAN["decide"], can_publish=g.user_role in CAN["publish"])
+
+
+@bp.post("/reports/<int:group_id>/decision")
+@signed_in("decide")
+def decide(group_id: int) -> Any:
+    body = {"action": request.form.get("action"), "category": request.form.get("category", "").strip(),
+            "reason": request.form.get("reason", "")}
+    try:
+        with _db().session() as s:
+            reportlib.decide(s, group_id, body, g.user_name)
+        flash(_("Saved."), "ok")
+    except reportlib.ReportError as exc:
+        flash(str(exc), "error")
+    except LookupError:
+        abort(404)
+    return redirect(url_for("console.queue"))
+
+
+@bp.post("/publish")
+@signed_in("publish")
+def publish_now() -> Any:
+    cfg = current_app.extensions["provider.config"]
+    try:
+        with _db().session() as s:
+            result = publish(s, cfg.data_dir, cfg.feed_title, g.user_name)
+        flash(_("Published version %(v)s.", v=result["version"]), "ok")
+    except PublishError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("console.queue"))
+
+
+@bp.route("/orders", methods=["GET", "POST"])
+@signed_in()
+def orders() -> Any:
+    if request.method == "POST":
+        if g.user_role not in CAN["order"]:
+            abort(403)
+        body = {k: request.form.get(k, "") for k in ("authority", "reference", "deadline", "category", "domains")}
+        upload = request.files.get("file")
+        if upload and upload.filename:
+            body["domains"] = upload.read().decode("utf-8", "replace")
+        try:
+            with _db().session() as s:
+                orderlib.add_order(s, body, g.user_name)
+            flash(_("Order saved: it is enforced from the next publish."), "ok")
+        except reportlib.ReportError as exc:
+            flash(str(exc), "error")
+        return redirect(url_for("console.orders"))
+    with _db().session() as s:
+        rows = orderlib.list_orders(s)
+        fleet = fleetlib.fleet(s)
+    for o in rows:   # how much of the fleet has installed the version that carries the order
+        o["installed"] = sum(1 for a in fleet if o["published_version"] and (a["feed_version"] or 0)
+                             >= o["published_version"])
+    return render_template("console/orders.html", orders=rows, fleet=fleet, can_order=g.user_role in CAN["order"])
+
+
+@bp.get("/fleet.csv")
+@signed_in()
+def fleet_csv() -> Any:
+    with _db().session() as s:
+        rows = fleetlib.fleet(s)
+    return current_app.response_class(fleetlib.fleet_csv(rows), mimetype="text/csv",
+                                      headers={"Content-Disposition": "attachment; filename=fleet.csv"})
+
+
+@bp.get("/fleet")
+@signed_in()
+def fleet_page() -> Any:
+    with _db().session() as s:
+        rows = fleetlib.fleet(s)
+    return render_template("console/fleet.html", appliances=rows)

@@ -1,0 +1,118 @@
+"""The OpenAPI 3 document of the provider's JSON API (served at /api/v1/openapi.json)."""
+from __future__ import annotations
+
+from resolver import __version__
+
+_ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_USER = [{"userToken": []}]
+_APPLIANCE = [{"applianceToken": []}]
+
+
+def _json(schema: dict, description: str = "ok") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(c): _ERR for c in codes}
+
+
+STATUS = {"enum": ["new", "approved", "rejected", "deferred"]}
+
+
+def document() -> dict:
+    obj, arr, s, i = "object", "array", {"type": "string"}, {"type": "integer"}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Hearth provider API", "version": __version__,
+                 "description": "Reports in from the fleet, review, signed feed out. People use `hpu_` tokens "
+                                "(roles admin, reviewer, publisher, auditor); appliances their `hpa_` token."},
+        "components": {
+            "securitySchemes": {"userToken": {"type": "http", "scheme": "bearer"},
+                                "applianceToken": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": obj, "properties": {"error": s}},
+                "ReportGroup": {"type": obj, "properties": {
+                    "id": i, "domain": s, "status": {"enum": ["new", "approved", "rejected", "deferred"]},
+                    "category": s, "reports": i, "appliances": i, "organisations": i,
+                    "first_seen": {"type": "number"}, "last_seen": {"type": "number"},
+                    "notes": {"type": arr, "items": s}, "listed_in": {"type": arr, "items": s},
+                    "suggested": {"type": obj, "additionalProperties": i}, "reason": s}},
+                "Decision": {"type": obj, "required": ["action"], "properties": {
+                    "action": {"enum": ["approve", "reject", "defer"]}, "category": s, "reason": s}},
+                "Appliance": {"type": obj, "properties": {
+                    "id": s, "organisation": s, "hearth_version": s, "feed_version": {"type": "integer",
+                                                                                      "nullable": True},
+                    "entries": {"type": "integer", "nullable": True}, "last_seen": {"type": "number"},
+                    "last_error": {"type": "string", "nullable": True}, "behind": {"type": "boolean"}}},
+                "Order": {"type": obj, "required": ["authority", "reference", "category", "domains"], "properties": {
+                    "authority": s, "reference": s, "deadline": s, "category": s,
+                    "domains": {"oneOf": [{"type": arr, "items": s}, {"type": "string",
+                                                                       "description": "one name a line, or CSV"}]}}},
+                "Report": {"type": obj, "required": ["id", "domain", "time"], "properties": {
+                    "id": {"type": "integer", "description": "the appliance's own report number (idempotency)"},
+                    "domain": s, "category": s, "note": {"type": "string", "maxLength": 500}, "lang": s,
+                    "time": {"type": "number"}}},
+            }},
+        "paths": {
+            "/api/v1/reports": {
+                "get": {"summary": "Reports grouped by domain", "security": _USER,
+                        "parameters": [{"name": "status", "in": "query", "schema": STATUS}],
+                        "responses": {"200": _json({"type": arr, "items": _ref("ReportGroup")}), **_errors(400, 401)}},
+                "post": {"summary": "An appliance forwards reports (at most 100 a request)", "security": _APPLIANCE,
+                         "requestBody": _body({"type": obj, "properties": {"reports": {"type": arr,
+                                                                                       "items": _ref("Report")}}}),
+                         "responses": {"200": _json({"type": obj, "properties": {"accepted": {"type": arr,
+                                                                                              "items": i},
+                                                                                 "new": i}}),
+                                       **_errors(400, 401, 429)}}},
+            "/api/v1/reports/{id}": {"get": {"summary": "One report group", "security": _USER,
+                                             "parameters": [{"name": "id", "in": "path", "required": True,
+                                                             "schema": i}],
+                                             "responses": {"200": _json(_ref("ReportGroup")), **_errors(401, 404)}}},
+            "/api/v1/reports/{id}/decision": {"post": {
+                "summary": "Approve into a category, reject (with a reason) or defer (reviewer, admin)",
+                "security": _USER, "parameters": [{"name": "id", "in": "path", "required": True, "schema": i}],
+                "requestBody": _body(_ref("Decision")),
+                "responses": {"200": _json(_ref("ReportGroup")), **_errors(400, 401, 403, 404)}}},
+            "/api/v1/publish": {"post": {"summary": "Build and sign the next feed version (publisher, admin)",
+                                         "security": _USER,
+                                         "responses": {"200": _json({"type": obj, "properties": {
+                                             "version": i, "lists": i, "entries": i}}), **_errors(401, 403, 409)}}},
+            "/api/v1/appliances": {"get": {"summary": "The fleet", "security": _USER,
+                                           "responses": {"200": _json({"type": arr, "items": _ref("Appliance")}),
+                                                         **_errors(401)}}},
+            "/api/v1/orders": {
+                "post": {"summary": "Enter an authority's order (admin)", "security": _USER,
+                         "requestBody": _body(_ref("Order")),
+                         "responses": {"201": _json({"type": obj, "properties": {"id": i}}),
+                                       **_errors(400, 401, 403)}},
+                "get": {"summary": "Orders, with the version that published each", "security": _USER,
+                        "responses": {"200": _json({"type": arr, "items": {"type": obj}}), **_errors(401)}}},
+            "/api/v1/audit": {"get": {"summary": "The audit log, newest first", "security": _USER,
+                                      "responses": {"200": _json({"type": arr, "items": {"type": obj}}),
+                                                    **_errors(401)}}},
+            "/api/v1/enrol": {"post": {
+                "summary": "An appliance registers with its organisation's enrolment token",
+                "requestBody": _body({"type": obj, "required": ["token", "appliance_id"], "properties": {
+                    "token": s, "appliance_id": s, "hearth_version": s}}),
+                "responses": {"201": _json({"type": obj, "properties": {"appliance_id": s, "token": s,
+                                                                        "public_key": s, "feed_url": s}}),
+                              **_errors(400, 401)}}},
+            "/api/v1/checkin": {"post": {
+                "summary": "An appliance says how it is", "security": _APPLIANCE,
+                "requestBody": _body({"type": obj, "properties": {"hearth_version": s, "feed_version": i,
+                                                                  "entries": i, "last_error": s}}),
+                "responses": {"200": _json({"type": obj}), **_errors(400, 401)}}},
+            "/feed/manifest.json": {"get": {"summary": "The signed manifest (ETag, If-None-Match: 304)",
+                                            "responses": {"200": {"description": "manifest"},
+                                                          "304": {"description": "unchanged"}}}},
+        },
+    }
