@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Hearth vs dnsmasq, side by side, in one run.
+"""Hearth vs dnsmasq vs Unbound, side by side, in one run.
 
 Starts an upstream dnsmasq that answers every name itself (no cache), then for
-each case starts a fresh engine under test (Hearth, then dnsmasq as a caching
-forwarder, alternating on --repeat), drives it with dnsperf and reads the
-engine's CPU time from /proc. Everything listens on and talks to 127.0.0.1
+each case starts a fresh engine under test (Hearth as installed: query log,
+profiles with IP, CIDR and MAC devices, schedules and bypass prevention on;
+dnsmasq and Unbound as caching forwarders; the order rotates on --repeat),
+drives it with dnsperf and reads the engine's CPU time from /proc. Everything listens on and talks to 127.0.0.1
 only. Prints a Markdown report on stdout (progress goes to stderr) and writes
 the same data as JSON. See bench/README.md.
 
-Cases: cached hits, cache misses and blocked names (both engines loaded with
+Cases: cached hits, cache misses and blocked names (every engine loaded with
 the same 1,000,000 blocked names: a compiled Hearth list, a dnsmasq
---addn-hosts file; also their RSS and start-up time with those names).
+--addn-hosts file, Unbound local-data; also their RSS and start-up time with
+those names).
 
     python bench/dns_bench.py [--duration 10] [--repeat 1] [--cases hits,misses,blocked]
                               [--blocked-names 1000000] [--json out.json]
@@ -46,7 +48,7 @@ HOST = "127.0.0.1"  # the only address this benchmark ever talks to
 UPSTREAM_A = "192.0.2.1"
 UPSTREAM_AAAA = "2001:db8::1"
 PROBE_TYPES = ("A", "AAAA", "MX", "PTR", "SRV")
-ENGINES = ("hearth", "dnsmasq")
+ENGINES = ("hearth", "dnsmasq", "unbound")
 CASES = ("cached hits", "cache misses", "blocked names")
 CASE_KEYS = {"hits": "cached hits", "misses": "cache misses", "blocked": "blocked names"}
 BLOCKED_A = "0.0.0.0"  # how both engines answer a blocked name (Hearth's blocking.mode null; the hosts file)
@@ -154,6 +156,27 @@ def cpu_seconds(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total / tick
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` (all its threads)."""
+    out: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as fh:
+                out.extend(int(c) for c in fh.read().split())
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return out
+
+
+def wait_start_up_work(pid: int, limit: float = 60.0) -> float:
+    """Wait until ``pid`` has no child process (Hearth compiles its bundled starter lists in a child
+    right after start-up: start-up work, not the cost of the queries measured next). Seconds waited."""
+    t0 = time.monotonic()
+    while children_of(pid) and time.monotonic() - t0 < limit:
+        time.sleep(0.05)
+    return round(time.monotonic() - t0, 2)
 
 
 def proc_memory(pid: int) -> dict:
@@ -578,6 +601,7 @@ class Engine:
 
 class HearthEngine(Engine):
     name = "hearth"
+    store_template: Path | None = None  # hearth.db with the policy of setup_hearth_policy
 
     def argv(self, rundir: Path) -> list[str]:
         cfg = rundir / "hearth.yaml"
@@ -589,12 +613,17 @@ class HearthEngine(Engine):
             f'  upstreams: ["udp://{HOST}:{self.upstream_port}"]\n'
             "  rate_limit: {qps: 0}\n"
             "cache: {size: 200000}\n"
+            "timezone: UTC\n"
             + (self.blocked["hearth_yaml"] if self.blocked else ""), encoding="utf-8")
+        if self.store_template is not None:
+            # profiles, devices and schedules made once by setup_hearth_policy (hearth CLI)
+            (rundir / "hearth-data").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(self.store_template, rundir / "hearth-data" / self.store_template.name)
         if self.blocked:
             # The index compiled once by compile_hearth_lists, copied into this fresh data_dir:
             # the engine opens it at start-up (no compile, the file is in the page cache).
             lists = rundir / "hearth-data" / "lists"
-            lists.mkdir(parents=True)
+            lists.mkdir(parents=True, exist_ok=True)
             for name in ("index.bin", "index.json", "status.json"):
                 shutil.copy2(self.blocked["hearth_lists_dir"] / name, lists / name)
         # The repo's own code: python -m resolver.cli from the repo root, repo first on the path.
@@ -627,6 +656,55 @@ class DnsmasqEngine(Engine):
         if self.blocked:
             argv.append(f"--addn-hosts={self.blocked['hosts_file']}")
         return argv
+
+
+UNBOUND_DEFAULT_ZONES = ("localhost.", "127.in-addr.arpa.", "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+                         "0.0.0.0.0.0.0.ip6.arpa.", "onion.", "test.", "invalid.", "home.arpa.", "resolver.arpa.",
+                         "service.arpa.", "local.")
+
+
+class UnboundEngine(Engine):
+    """Unbound as a forwarding cache: forward-zone "." to the same upstream, one thread, no
+    validator (the upstream's names are not signed), caches big enough for every query set."""
+    name = "unbound"
+
+    def argv(self, rundir: Path) -> list[str]:
+        conf = rundir / "unbound.conf"
+        extra = f'    include: "{self.blocked["unbound_file"]}"\n' if self.blocked else ""
+        conf.write_text(
+            "server:\n"
+            f"    interface: {HOST}\n"
+            f"    port: {self.port}\n"
+            "    do-ip6: no\n"
+            "    num-threads: 1\n"
+            '    username: ""\n'
+            '    chroot: ""\n'
+            f'    directory: "{rundir}"\n'
+            '    pidfile: ""\n'
+            '    logfile: ""\n'
+            "    use-syslog: no\n"
+            "    verbosity: 0\n"
+            '    module-config: "iterator"\n'
+            "    do-not-query-localhost: no\n"
+            "    access-control: 127.0.0.0/8 allow\n"
+            "    msg-cache-size: 64m\n"
+            "    rrset-cache-size: 128m\n"
+            "    num-queries-per-thread: 1024\n"
+            "    outgoing-range: 2048\n"
+            "    qname-minimisation: no\n"
+            "    minimal-responses: yes\n"
+            # Unbound answers RFC 6761 / 6762 / AS112 names itself (NXDOMAIN); the other engines
+            # forward them, and some are in the query file: let them go to the upstream too.
+            "    unblock-lan-zones: yes\n"
+            "    insecure-lan-zones: yes\n"
+            + "".join(f'    local-zone: "{zone}" nodefault\n' for zone in UNBOUND_DEFAULT_ZONES)
+            + extra +
+            "remote-control:\n"
+            "    control-enable: no\n"
+            "forward-zone:\n"
+            '    name: "."\n'
+            f"    forward-addr: {HOST}@{self.upstream_port}\n", encoding="utf-8")
+        return ["unbound", "-d", "-p", "-c", str(conf)]
 
 
 def start_upstream(procs: Procs, workdir: Path, cpu: int, port: int) -> subprocess.Popen:
@@ -713,22 +791,27 @@ def prepare_blocked(workdir: Path, hits: list[tuple[str, str]], total: int) -> d
         raise BenchError("the hit set holds no A query with a plain host name to block")
     names = names[:total]
     list_file, hosts_file = workdir / "blocked-list.txt", workdir / "blocked-hosts.txt"
+    unbound_file = workdir / "blocked-unbound.conf"
     query_file = write_queries(workdir / "blocked-queries.txt", [(n, "A") for n in names])
     fillers = max(0, total - len(names))
     # dnsmasq reads --addn-hosts files after dropping root (user nobody): the file must be
     # world-readable and the temp dir (mkdtemp: 0700) traversable.
     workdir.chmod(0o711)
-    with open(list_file, "w", encoding="ascii") as lf, open(hosts_file, "w", encoding="ascii") as hf:
+    with open(list_file, "w", encoding="ascii") as lf, open(hosts_file, "w", encoding="ascii") as hf, \
+            open(unbound_file, "w", encoding="ascii") as uf:
         for chunk in range(0, len(names) + fillers, 100000):
             part = [names[i] if i < len(names) else filler_name(i - len(names))
                     for i in range(chunk, min(chunk + 100000, len(names) + fillers))]
             lf.write("\n".join(part) + "\n")
             hf.write("".join(f"{BLOCKED_A} {n}\n" for n in part))
+            # local-data alone: a transparent zone per name, so subdomains still go upstream
+            uf.write("".join(f'    local-data: "{n}. 3600 IN A {BLOCKED_A}"\n' for n in part))
     hosts_file.chmod(0o644)
     return {
         "names_total": len(names) + fillers, "query_names": len(names), "filler_names": fillers,
         "hit_a_names_not_listable": skipped,
         "list_file": list_file, "hosts_file": hosts_file, "query_file": query_file,
+        "unbound_file": unbound_file,
         "probe": names[0],
         "samples": random.Random(7).sample(names, min(20, len(names)))
         + ([filler_name(0), filler_name(fillers - 1)] if fillers else []),
@@ -768,6 +851,44 @@ def compile_hearth_lists(procs: Procs, workdir: Path, cpu: int, blocked: dict) -
     res["index_bytes"] = index.stat().st_size
     blocked["hearth_lists_dir"] = index.parent
     return res
+
+
+def setup_hearth_policy(procs: Procs, workdir: Path) -> dict:
+    """Hearth as a household installs it, made once with the `hearth` CLI into a template store
+    that every Hearth start copies: three profiles from presets (teens also blocks ads, the blocked
+    case's category), devices by CIDR (127.0.0.0/8, where dnsperf asks from: teens), MAC and IP,
+    and two schedules on teens, placed hours away from now (time zone UTC) so that neither is in
+    force during the run. The query log and bypass prevention are on by default."""
+    pdir = workdir / "hearth-policy"
+    pdir.mkdir()
+    cfg = pdir / "hearth.yaml"
+    cfg.write_text(f"data_dir: {pdir / 'data'}\nlog_level: warning\ntimezone: UTC\n", encoding="utf-8")
+    hour = time.gmtime().tm_hour
+    at = [f"{(hour + k) % 24:02d}:00" for k in (3, 5, 6, 8)]
+    steps = [
+        ["profile", "add", "kids", "--preset", "child"],
+        ["profile", "add", "teens", "--preset", "teen", "--add-categories", "ads"],
+        ["profile", "add", "little", "--preset", "young-child"],
+        ["device", "add", "lan", "--cidr", "127.0.0.0/8", "--profile", "teens"],
+        ["device", "add", "guest-wifi", "--cidr", "10.1.0.0/16", "--profile", "kids"],
+        ["device", "add", "tablet", "--mac", "02:00:00:00:00:01", "--profile", "kids"],
+        ["device", "add", "phone", "--mac", "02:00:00:00:00:02", "--profile", "little"],
+        ["device", "add", "pc", "--ip", "10.0.0.5", "--profile", "little"],
+        ["schedule", "add", "teens", "--name", "bedtime", "--days", "all", "--from", at[0], "--to", at[1],
+         "--block-all"],
+        ["schedule", "add", "teens", "--name", "homework", "--days", "all", "--from", at[2], "--to", at[3],
+         "--categories", "games,social"],
+    ]
+    for step in steps:
+        argv = [sys.executable, "-m", "resolver.cli", step[0], "-c", str(cfg), *step[1:]]
+        res = procs.run_to_end(argv, log_path=pdir / "setup.log", cwd=REPO, env=hearth_env(), timeout=120)
+        if res["exit_code"] != 0:
+            raise BenchError(f"hearth {' '.join(step)} failed:\n"
+                             + (pdir / "setup.log").read_text(errors="replace")[-2000:])
+    store = pdir / "data" / "hearth.db"
+    if not store.is_file():
+        raise BenchError(f"hearth CLI made no store at {store}")
+    return {"store": store, "steps": [" ".join(step) for step in steps]}
 
 
 # ---------------------------------------------------------------- the runs
@@ -825,6 +946,7 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], od
                 f"name with something else before blocking it: {engine.ready['other_replies']}")
     out_path = engine.workdir / f"dnsperf-{engine.name}-{engine.starts}.txt"
     try:
+        res["waited_for_start_up_children_s"] = wait_start_up_work(engine.pid)
         if case in ("cached hits", "blocked names"):
             if case == "cached hits":
                 res["sanity"] = sanity_check(engine.port)
@@ -933,14 +1055,16 @@ def markdown(report: dict) -> str:
     if meta.get("query_types_note"):
         types += f" ({meta['query_types_note']})"
     lines = [
-        f"# Hearth vs dnsmasq DNS benchmark ({meta['date']})",
+        f"# Hearth vs dnsmasq vs Unbound DNS benchmark ({meta['date']})",
         "",
         f"Command: `{meta['command']}`",
         "",
         f"- dnsmasq: {v['dnsmasq']}",
+        f"- Unbound: {v['unbound']}",
         f"- dnsperf: {v['dnsperf']}",
         f"- Python: {v['python']} ({meta['python_executable']}); uvloop: {v['uvloop'] or 'not installed'}",
-        f"- Hearth: {v['hearth']} (git {v['git']})",
+        f"- Hearth: {v['hearth']} (git {v['git']}), as installed: query log on, bypass prevention on, "
+        "policy made with the `hearth` CLI: " + "; ".join(f"`{step}`" for step in meta.get("hearth_policy") or []),
         f"- Host: {meta['host']}",
         (f"- Pinning: engines under test on CPU {meta['engine_cpu']}; dnsperf and the upstream "
          f"dnsmasq on CPU {meta['client_cpu']}"),
@@ -956,11 +1080,12 @@ def markdown(report: dict) -> str:
         left_out = blocked.get("hit_a_names_not_listable")
         left_out = f"; {left_out} left out: not plain host names" if left_out else ""
         lines.append(
-            f"- Blocked names: {blocked['names_total']:,} names, the same in both engines: "
+            f"- Blocked names: {blocked['names_total']:,} names, the same in every engine: "
             f"{blocked['query_names']:,} asked by dnsperf (the distinct A names of the hit set, A queries "
             f"only{left_out}) + {blocked['filler_names']:,} synthetic fillers (`{filler_name(0)}` ...). Hearth: one "
             "`domains` list (`hearth lists update`, run once before the engines start; each start "
-            "opens a copy of the compiled index); dnsmasq: `--addn-hosts` file of `0.0.0.0 name` lines")
+            "opens a copy of the compiled index); dnsmasq: `--addn-hosts` file of `0.0.0.0 name` lines; "
+            "Unbound: an included file of `local-data: \"name. 3600 IN A 0.0.0.0\"` lines")
         if comp:
             lines.append(
                 f"- Hearth compile of the {blocked['names_total']:,} names: {comp['wall_s']:.1f} s wall, "
@@ -972,21 +1097,24 @@ def markdown(report: dict) -> str:
     lines += [
         f"- Repeats: {meta['repeat']} per case and engine, alternating; median shown",
         "",
-        ("| case | engine | qps | ratio vs dnsmasq | CPU µs/query | lost | avg latency ms "
-         "| engine core busy | client core busy |"),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ("| case | engine | qps | ratio vs dnsmasq | CPU µs/query | CPU vs dnsmasq | CPU vs Unbound "
+         "| lost | avg latency ms | engine core busy | client core busy |"),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["summary"]:
         latency = None if row["avg_latency_s"] is None else row["avg_latency_s"] * 1000
         lines.append(
             f"| {row['case']} | {row['engine']} | {fmt(row['qps'], ',.0f')} "
             f"| {fmt(row.get('ratio_vs_dnsmasq'), '.2f')} | {fmt(row['cpu_us_per_query'], '.1f')} "
+            f"| {fmt(row.get('cpu_ratio_vs_dnsmasq'), '.2f', 'x')} "
+            f"| {fmt(row.get('cpu_ratio_vs_unbound'), '.2f', 'x')} "
             f"| {fmt(row['lost_pct'], '.2f', '%')} | {fmt(latency, '.2f')} "
             f"| {fmt(row['server_cpu_busy_pct'], '.0f', '%')} "
             f"| {fmt(row['client_core_busy_pct'], '.0f', '%')} |")
     lines += [
         "",
-        ("ratio = engine qps / dnsmasq qps, same case. CPU µs/query = the engine process's "
+        ("ratio = engine qps / dnsmasq qps, same case; CPU vs dnsmasq / Unbound = engine CPU µs/query / "
+         "theirs, same case (medians). CPU µs/query = the engine process's "
          "utime+stime over the measured run / queries completed. engine core busy = that CPU "
          "time / dnsperf's run time (about 100% = the engine is the bottleneck). client core "
          "busy = load of the dnsperf core while queries flowed (dnsperf, plus the upstream on "
@@ -1101,7 +1229,11 @@ def versions() -> dict:
     git = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True, check=False).stdout.strip()
-    return {"dnsmasq": first_line(["dnsmasq", "--version"]), "dnsperf": dnsperf,
+    unbound = "not installed"
+    if shutil.which("unbound"):
+        p = subprocess.run(["unbound", "-V"], capture_output=True, text=True, timeout=10, check=False)
+        unbound = (p.stdout + p.stderr).strip().splitlines()[0] if (p.stdout + p.stderr).strip() else "unknown"
+    return {"dnsmasq": first_line(["dnsmasq", "--version"]), "dnsperf": dnsperf, "unbound": unbound,
             "python": platform.python_version(), "uvloop": uv,
             "hearth": first_line([sys.executable, "-m", "resolver.cli", "version"]),
             "git": git + ("+uncommitted changes" if dirty else "")}
@@ -1128,7 +1260,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--outstanding", type=int, default=500, help="dnsperf -q: most queries in flight (default 500)")
     p.add_argument("--timeout", type=float, default=2.0, help="dnsperf -t: seconds before a query is lost (default 2)")
     p.add_argument("--hits", type=int, default=10000, help="distinct queries in the cached-hit set (default 10000)")
-    p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of hearth,dnsmasq")
+    p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of hearth,dnsmasq,unbound")
     p.add_argument("--cases", default=",".join(CASE_KEYS),
                    help="comma-separated subset of hits,misses,blocked (default: all three)")
     p.add_argument("--blocked-names", type=int, default=1000000,
@@ -1151,10 +1283,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = [tool for tool in ("dnsmasq", "dnsperf", "dig", "taskset") if shutil.which(tool) is None]
+    tools = ["dnsmasq", "dnsperf", "dig", "taskset"] + (["unbound"] if "unbound" in args.engines else [])
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         print(f"dns_bench: required tool(s) not found on PATH: {', '.join(missing)} "
-              "(install dnsmasq, dnsperf, dnsutils/bind9-dnsutils and util-linux)", file=sys.stderr)
+              "(install dnsmasq, dnsperf, unbound, dnsutils/bind9-dnsutils and util-linux; "
+              "or leave unbound out with --engines hearth,dnsmasq)", file=sys.stderr)
         return 2
     qfile = args.data / QUERY_FILE
     if not qfile.is_file():
@@ -1178,8 +1312,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hearth-dns-bench-"))
     started = time.monotonic()
     try:
-        upstream_port, hearth_port, dnsmasq_port = free_ports(3)
-        log(f"ports: upstream {upstream_port}, hearth {hearth_port}, dnsmasq {dnsmasq_port}; temp dir {tmp}")
+        upstream_port, hearth_port, dnsmasq_port, unbound_port = free_ports(4)
+        log(f"ports: upstream {upstream_port}, hearth {hearth_port}, dnsmasq {dnsmasq_port}, "
+            f"unbound {unbound_port}; temp dir {tmp}")
         start_upstream(procs, tmp, client_cpu, upstream_port)
 
         probes = {}
@@ -1220,13 +1355,21 @@ def main(argv: list[str] | None = None) -> int:
                     f"{c['max_rss_kb'] / 1024:.0f} MB, index {c['index_bytes'] / 1e6:.1f} MB")
 
         perf = Dnsperf(procs, client_cpu, args.clients, args.outstanding, args.timeout, engine_cpu=engine_cpu)
+        hearth = HearthEngine(procs, tmp, engine_cpu, hearth_port, upstream_port)
+        policy = None
+        if "hearth" in args.engines:
+            log("hearth policy (profiles, devices, schedules) ...")
+            policy = setup_hearth_policy(procs, tmp)
+            hearth.store_template = policy["store"]
         engines: dict[str, Engine] = {
-            "hearth": HearthEngine(procs, tmp, engine_cpu, hearth_port, upstream_port),
+            "hearth": hearth,
             "dnsmasq": DnsmasqEngine(procs, tmp, engine_cpu, dnsmasq_port, upstream_port),
+            "unbound": UnboundEngine(procs, tmp, engine_cpu, unbound_port, upstream_port),
         }
         runs: list[dict] = []
         for rep in range(args.repeat):
-            order = args.engines if rep % 2 == 0 else list(reversed(args.engines))
+            shift = rep % len(args.engines)  # each engine goes first in turn
+            order = args.engines[shift:] + args.engines[:shift]
             for case in args.cases:
                 for name in order:
                     log(f"repeat {rep + 1}/{args.repeat}: {case} / {name}")
@@ -1250,6 +1393,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = []
         for case in args.cases:
             base = median_row([r for r in runs if r["case"] == case and r["engine"] == "dnsmasq"])
+            ubase = median_row([r for r in runs if r["case"] == case and r["engine"] == "unbound"])
             for name in ENGINES:
                 if name not in args.engines:
                     continue
@@ -1257,6 +1401,11 @@ def main(argv: list[str] | None = None) -> int:
                        **median_row([r for r in runs if r["case"] == case and r["engine"] == name])}
                 if row["qps"] is not None and base.get("qps"):
                     row["ratio_vs_dnsmasq"] = round(row["qps"] / base["qps"], 3)
+                cpu = row.get("cpu_us_per_query")
+                if cpu is not None and base.get("cpu_us_per_query"):
+                    row["cpu_ratio_vs_dnsmasq"] = round(cpu / base["cpu_us_per_query"], 3)
+                if cpu is not None and ubase.get("cpu_us_per_query"):
+                    row["cpu_ratio_vs_unbound"] = round(cpu / ubase["cpu_us_per_query"], 3)
                 summary.append(row)
 
         report = {
@@ -1274,6 +1423,7 @@ def main(argv: list[str] | None = None) -> int:
                 "hits_queries": len(hits), "miss_queries": len(misses), "miss_lines": "20001-100000",
                 "dnsmasq_cache_size": DnsmasqEngine.cache_size, "hearth_cache_size": 200000,
                 "cases": args.cases,
+                "hearth_policy": policy["steps"] if policy else None,
                 "elapsed_s": round(time.monotonic() - started, 1),
             },
             "blocked": None if blocked is None else {

@@ -15,6 +15,8 @@ log = logging.getLogger("hearth.listener")
 MAX_TCP_MESSAGE = 65535
 MAX_TCP_INFLIGHT = 64  # pipelined queries one connection may have outstanding
 TCP_BACKLOG = 1024     # connections the kernel queues before we accept them (a burst must not refuse SYNs)
+UDP_BATCH = 64         # datagrams read per wake-up at most, so TCP and timers get their turn under a flood
+UDP_MAX = 65535        # largest datagram read (a shorter buffer would truncate an oversized query)
 
 
 class ListenError(OSError):
@@ -52,6 +54,59 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable from a gone client etc.
         log.debug("udp error: %s", exc)
+
+
+class UdpReader:
+    """A UDP listening socket read straight from the event loop: each wake-up drains the socket
+    (up to ``UDP_BATCH`` datagrams, until EAGAIN) and answers cache hits with one ``sendto`` each,
+    so a busy socket costs one poll per batch instead of one event-loop round per datagram, and
+    no transport object sits between the socket and the cache.
+
+    A reply that does not fit the socket's send buffer (EAGAIN) is dropped, as a UDP server may:
+    the client asks again. Errors from the socket (ICMP port unreachable from a gone client)
+    are ignored."""
+
+    def __init__(self, pipeline: Pipeline, sock: socket.socket, loop: asyncio.AbstractEventLoop):
+        sock.setblocking(False)
+        self.pipeline = pipeline
+        self.sock = sock
+        self.loop = loop
+        self.closed = False
+        self.send_dropped = 0
+        loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        recvfrom, sendto = self.sock.recvfrom, self.sock.sendto
+        answer = self.pipeline.answer_cached
+        for _ in range(UDP_BATCH):
+            try:
+                data, addr = recvfrom(UDP_MAX)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ECONNREFUSED queued by an ICMP error for an earlier reply
+                log.debug("udp error: %s", exc)
+                continue
+            out = answer(data, addr[0], True)
+            if out:
+                try:
+                    sendto(out, addr)
+                except OSError:
+                    self.send_dropped += 1
+            elif out is None:
+                self.pipeline.resolve_later(data, addr[0], True, partial(self._send, addr))
+
+    def _send(self, addr, out: bytes) -> None:
+        if not self.closed:
+            try:
+                self.sock.sendto(out, addr)
+            except OSError:
+                self.send_dropped += 1
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
 class TcpConnection(asyncio.Protocol):
@@ -208,7 +263,7 @@ class Listeners:
     def __init__(self, pipeline: Pipeline, stats: Stats, *, idle_timeout: float, max_connections: int,
                  max_per_client: int = 32):
         self.tcp = TcpServer(pipeline, stats, idle_timeout, max_connections, max_per_client)
-        self.udp_by_addr: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+        self.udp_by_addr: dict[tuple[str, int], UdpReader] = {}
         self.tcp_by_addr: dict[tuple[str, int], asyncio.AbstractServer] = {}
         self.pipeline = pipeline
 
@@ -241,8 +296,8 @@ class Listeners:
                     raise ListenError(host, port, "tcp", exc) from None
                 continue  # the UDP port's TCP twin is taken: try another
             tcp_sock.listen(TCP_BACKLOG)
-            transport, _ = await loop.create_datagram_endpoint(lambda: UdpEndpoint(self.pipeline), sock=udp_sock)
             server = await loop.create_server(lambda: TcpConnection(self.tcp), sock=tcp_sock)
+            transport = UdpReader(self.pipeline, udp_sock, loop)
             self.udp_by_addr[(host, bound)] = transport
             self.tcp_by_addr[(host, bound)] = server
             return host, bound

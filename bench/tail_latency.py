@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Hearth's tail latency: p99 at half its peak rate, steady and during a list swap and a policy change.
+
+Hearth as in dns_bench.py (as installed: query log, profiles with CIDR/MAC/IP devices, schedules,
+bypass prevention; the --blocked-names list compiled once before start), pinned to one core, dnsperf
+on the other, 127.0.0.1 only. dnsperf asks a mix of the cached-hit set and blocked names:
+
+1. peak: `-l 5` unthrottled, its qps is the peak;
+2. steady: `-Q peak/2 -l D -v` (every response's latency), p50 / p99 / max;
+3. list swap: the same, while the engine runs a `lists update` of the whole list (the control socket's
+   `lists-update`, what the web UI's "Update now" does: a child process on the engine's core compiles
+   the list, the engine opens the new index: new generation, every cached answer re-checked);
+4. policy change: the same, while `hearth profile set` changes the dnsperf clients' profile (the engine
+   polls the store: new generation).
+
+Reported per phase: p50, p99, max, lost, and the worst p99 of any 1-second window (responses in order,
+at a fixed rate: window k = responses k*rate .. (k+1)*rate); the goal is phase p99 <= 2x steady.
+
+    python bench/tail_latency.py [--blocked-names 1000000] [--duration 20] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dns_bench as db  # noqa: E402  (the sibling benchmark: processes, engines, query sets)
+
+sys.path.insert(0, str(db.REPO))
+from resolver.service.control import call  # noqa: E402
+
+
+def latencies(text: str) -> list[float]:
+    """Per-response latencies (s) from dnsperf -v output, in response order."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("> "):
+            try:
+                out.append(float(line.rsplit(None, 1)[1]))
+            except (ValueError, IndexError):
+                continue
+    return out
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def phase_stats(lat: list[float], rate: int, run: dict) -> dict:
+    windows = [lat[i:i + rate] for i in range(0, len(lat), rate) if len(lat[i:i + rate]) >= rate // 2]
+    return {"responses": len(lat), "p50_ms": _ms(pct(lat, 0.5)), "p99_ms": _ms(pct(lat, 0.99)),
+            "max_ms": _ms(max(lat) if lat else None), "lost": run.get("lost"), "qps": run.get("qps"),
+            "worst_window_p99_ms": _ms(max((pct(w, 0.99) for w in windows), default=None))}
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(v * 1000, 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=db.DEFAULT_DATA)
+    p.add_argument("--blocked-names", type=int, default=1000000)
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of each measured phase (default 20)")
+    p.add_argument("--json", type=Path, default=db.REPO / "bench" / "results" / "tail_latency.json")
+    p.add_argument("--hearth-yaml", default="", help="extra lines for Hearth's config, e.g. to compare settings")
+    args = p.parse_args(argv)
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("tail_latency: needs 2 CPUs", file=sys.stderr)
+        return 2
+    client_cpu, engine_cpu = cpus[0], cpus[1]
+    procs = db.Procs()
+    tmp = Path(tempfile.mkdtemp(prefix="hearth-tail-"))
+    try:
+        up_port, port = db.free_ports(2)
+        db.start_upstream(procs, tmp, client_cpu, up_port)
+        lines = db.read_queries(args.data / db.QUERY_FILE, {"A", "AAAA"})
+        hits, _ = db.build_sets(lines, 10000, 20001, 100000)
+        blocked = db.prepare_blocked(tmp, hits, args.blocked_names)
+        db.log("compiling the blocked list ...")
+        blocked["hearth_compile"] = db.compile_hearth_lists(procs, tmp, engine_cpu, blocked)
+        mix = db.write_queries(tmp / "mix.txt", hits + [(line.split("\t")[0], "A") for line in
+                                                       blocked["query_file"].read_text().splitlines()])
+        policy = db.setup_hearth_policy(procs, tmp)
+        eng = db.HearthEngine(procs, tmp, engine_cpu, port, up_port)
+        eng.store_template = policy["store"]
+        eng.blocked = dict(blocked, hearth_yaml=blocked["hearth_yaml"] + args.hearth_yaml)
+        eng.start(wait=120)
+        eng.blocked = None
+        db.wait_start_up_work(eng.pid)
+        rundir = tmp / f"hearth-{eng.starts}"
+        cfg, sock = rundir / "hearth.yaml", rundir / "hearth-data" / "hearth.sock"
+        perf = db.Dnsperf(procs, client_cpu, 8, 500, 2.0, engine_cpu=engine_cpu)
+        out = tmp / "dnsperf.txt"
+        perf.run(perf.argv(port, mix, passes=1, clients=1, outstanding=50), limit=120, out_path=out)  # warm
+        peak = perf.run(perf.argv(port, mix, duration=5), limit=60, out_path=out)
+        rate = int(peak["qps"] / 2)
+        db.log(f"peak {peak['qps']:,.0f} qps; measuring at {rate:,} qps")
+
+        def throttled(label: str, during=None) -> dict:
+            argv = perf.argv(port, mix, duration=args.duration) + ["-Q", str(rate), "-v"]
+            holder: dict = {}
+            if during is not None:
+                t = threading.Timer(2.0, lambda: holder.update(during()))
+                t.start()
+            run = perf.run(argv, limit=args.duration + 60, out_path=out)
+            if during is not None:
+                t.join()
+            res = phase_stats(latencies(out.read_text(errors="replace")), rate, run)
+            res.update(holder)
+            db.log(f"{label}: {res}")
+            return res
+
+        def list_swap() -> dict:
+            t0 = time.monotonic()
+            reply = call(str(sock), "lists-update")
+            # the update runs in a child of the engine; done when the engine's generation moves on
+            gen0 = call(str(sock), "stats").get("generation")
+            while time.monotonic() - t0 < args.duration - 3:
+                time.sleep(0.2)
+                if not db.children_of(eng.pid):
+                    break
+            return {"event": "lists-update", "started": reply.get("started"),
+                    "update_s": round(time.monotonic() - t0, 1), "generation_before": gen0}
+
+        def policy_change() -> dict:
+            t0 = time.monotonic()
+            r = subprocess.run([sys.executable, "-m", "resolver.cli", "profile", "set", "-c", str(cfg), "teens",
+                                "--add-block", "tail-latency.example"], cwd=db.REPO, env=db.hearth_env(),
+                               capture_output=True, text=True, check=False)
+            return {"event": "profile set", "exit_code": r.returncode, "cli_s": round(time.monotonic() - t0, 2)}
+
+        phases = {"steady": throttled("steady"), "list swap": throttled("list swap", list_swap),
+                  "policy change": throttled("policy change", policy_change)}
+        base = phases["steady"]["p99_ms"]
+        for ph in phases.values():
+            ph["p99_vs_steady"] = round(ph["p99_ms"] / base, 2) if base and ph["p99_ms"] else None
+        report = {"peak_qps": peak["qps"], "rate": rate, "blocked_names": blocked["names_total"],
+                  "queries": f"{len(hits)} cached-hit queries + {blocked['query_names']} blocked names",
+                  "phases": phases, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"peak {peak['qps']:,.0f} qps, measured at {rate:,} qps, {blocked['names_total']:,} names listed\n")
+        print("| phase | p50 ms | p99 ms | p99 vs steady | worst 1 s p99 ms | max ms | lost |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for name, ph in phases.items():
+            print(f"| {name} | {ph['p50_ms']} | {ph['p99_ms']} | {ph['p99_vs_steady']}x | "
+                  f"{ph['worst_window_p99_ms']} | {ph['max_ms']} | {ph['lost']} |")
+        med = statistics.median([ph["p99_ms"] for ph in phases.values() if ph["p99_ms"]])
+        db.log(f"median p99 {med} ms; wrote {args.json}")
+        return 0
+    except db.BenchError as exc:
+        print(f"tail_latency: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        procs.stop_all()
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
