@@ -205,7 +205,7 @@ def setup():
 
 def configured_upstreams() -> Optional[list[str]]:
     """The configuration file's dns.upstreams when they override the wizard's choice, else None."""
-    from resolver.service.server import file_upstreams
+    from resolver.service.settings import file_upstreams
 
     return file_upstreams(core.config())
 

@@ -78,7 +78,7 @@ def cmd_dns(args: argparse.Namespace) -> int:
     failed = _preflight_or_exit(config, dns=True, web=False)
     if failed is not None:
         return failed
-    from resolver.service.server import run_engine
+    from resolver.service.process import run_engine
 
     return run_engine(config, path)
 

@@ -106,7 +106,7 @@ def test_every_option_is_documented():
 def test_wizard_settings_apply_only_where_the_file_keeps_the_default():
     from resolver.service.config import Config
     from resolver.engine.dnsconfig import DnsConfig
-    from resolver.service.server import with_settings
+    from resolver.service.settings import with_settings
 
     chosen = {"upstreams": ["udp://1.1.1.3", "udp://1.0.0.3"], "timezone": "Asia/Bangkok"}
     cfg = with_settings(Config(), chosen)
