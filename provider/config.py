@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from resolver.base.configspec import ConfigError, build_section, option
+from resolver.base.configspec import ConfigError, load_section_file, option  # noqa: F401 - ConfigError re-exported
 
 ROLES = ("admin", "reviewer", "publisher", "auditor")   # auditor: read-only
 
@@ -75,13 +75,4 @@ class ProviderConfig:
 
 def load_provider_config(path: Optional[str]) -> ProviderConfig:
     """Read and check ``path`` (None: the defaults). Raises ConfigError."""
-    if path is None:
-        return ProviderConfig()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}:0: (file): not UTF-8 text: {exc}"]) from None
-    return build_section(ProviderConfig, text, path)
+    return load_section_file(ProviderConfig, path)

@@ -215,6 +215,21 @@ class _Builder:
 _BAD = object()
 
 
+def load_section_file(cls: type, path: Optional[str]) -> Any:
+    """Read ``path`` and build dataclass ``cls`` from it (None: ``cls()``, the embedded defaults); a file that
+    cannot be read or is not UTF-8 is a ConfigError like any other."""
+    if path is None:
+        return cls()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}:0: (file): not UTF-8 text: {exc}"]) from None
+    return build_section(cls, text, path)
+
+
 def build_section(cls: type, text: str, filename: str) -> Any:
     """Parse YAML ``text`` into dataclass ``cls``; raise ConfigError naming file, line and key."""
     builder = _Builder(filename)

@@ -15,7 +15,7 @@ from blocklists.provider_client import ProviderLinkConfig
 
 from resolver.engine.cache import CacheConfig
 from resolver.policy.clients import ClientsConfig
-from resolver.base.configspec import ConfigError, build_section, example_yaml, option, reference_markdown
+from resolver.base.configspec import ConfigError, load_section_file, example_yaml, option, reference_markdown
 from resolver.engine.dnsconfig import DnsConfig, parse_listen
 from resolver.engine.localrecords import LocalRecord
 from resolver.policy.blocking import BlockingConfig
@@ -156,16 +156,7 @@ def load_for_command(cli_path: Optional[str], command: str) -> tuple[Config, Opt
 
 def load_config(path: Optional[str]) -> Config:
     """Read and check ``path`` (None: embedded defaults). Raises ConfigError."""
-    if path is None:
-        return Config()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}:0: (file): not UTF-8 text: {exc}"]) from None
-    return build_section(Config, text, path)
+    return load_section_file(Config, path)
 
 
 REFERENCE_INTRO = """
