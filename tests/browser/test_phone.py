@@ -147,6 +147,12 @@ def _overlap(a: dict, b: dict) -> bool:
 
 def test_chart_labels_do_not_overlap(stack, phone):
     phone.goto(stack.url + "/")
+    # drawn by uPlot (labels spaced by the library, every 6 hours on a phone), inside the screen
+    phone.wait_for_selector("figure.chart.drawn #hours-chart canvas", timeout=10000)
+    canvas = phone.locator("#hours-chart canvas").first.bounding_box()
+    assert canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= PHONE["width"]
+    # the SVG and its HTML labels, as a browser without JavaScript shows them
+    phone.evaluate("document.querySelector('figure.chart').classList.remove('drawn')")
     labels = [phone.locator(".axis span:visible").nth(i).bounding_box()
               for i in range(phone.locator(".axis span:visible").count())]
     assert len(labels) >= 3
