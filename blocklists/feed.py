@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
@@ -33,6 +32,8 @@ import yaml
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .feed_files import FeedError, _write_new, atomic_write, file_digest  # noqa: F401 - re-exported
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -56,10 +57,6 @@ _YAML_LIST_KEYS = {"id": str, "file": str, "title": str, "category": str, "forma
 _YAML_LIST_REQUIRED = ("id", "file", "category")
 _MANIFEST_LIST_KEYS = {"id": str, "title": str, "category": str, "format": str, "url": str, "sha256": str,
                        "size": int, "updated": str, "entries": int, "mandatory": bool}
-
-
-class FeedError(Exception):
-    """A feed problem, with a one-line message that says what and where."""
 
 
 # -- keys ---------------------------------------------------------------------------------------------------
@@ -486,15 +483,6 @@ def entry_mismatch(entry: dict, size: int, digest: str) -> Optional[str]:
     return None
 
 
-def file_digest(path: str) -> tuple[int, str]:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-            size += len(block)
-    return size, h.hexdigest()
-
-
 # -- small helpers ------------------------------------------------------------------------------------------
 
 def utc_now() -> str:
@@ -520,44 +508,3 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
-    directory = os.path.dirname(path) or "."
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    except OSError as exc:
-        raise FeedError(f"cannot write in {directory}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        _unlink_quiet(tmp)
-        raise FeedError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        _unlink_quiet(tmp)
-        raise
-
-
-def _write_new(path: str, data: bytes, mode: int) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError:
-        raise FeedError(f"{path} already exists: refusing to overwrite a key (move it away first)") from None
-    except OSError as exc:
-        raise FeedError(f"cannot create {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(path, mode)  # O_CREAT's mode is narrowed by the umask
-
-
-def _unlink_quiet(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

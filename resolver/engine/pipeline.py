@@ -16,6 +16,9 @@
       → parse, sanity rules                          (answers.py)  FORMERR / NOTIMP / BADVERS / REFUSED / ANY
       → local records, else the same upstream fetch
       → query log                                    (querylog.py) one deque append per answer
+
+One module over 500 lines on purpose: :class:`Pipeline` is the hot path, and its fast path is one
+method with its locals kept in one frame; the stages it calls live in their own modules (above).
 """
 from __future__ import annotations
 

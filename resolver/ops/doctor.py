@@ -15,6 +15,9 @@ problems, the fix in one or two sentences. The checks:
                 passes ``quick_check``, is not from a newer Hearth; free disk space in data_dir
 
 Nothing here changes the installation. Exit status (cli_ops): 1 when a check fails.
+
+One module over 500 lines on purpose: it is a catalogue of independent checks, each a short function
+with its fix text, read top to bottom like the list above; splitting it would scatter that list.
 """
 from __future__ import annotations
 

@@ -71,6 +71,9 @@ seconds, so the state at ``floor(now)`` holds for the whole second.
 
 ``name_wire`` is a lower-case, uncompressed wire name ending at its zero byte (nothing after it). A
 malformed one is matched as far as it can be read and is never blocked by the lists for it.
+
+One module over 500 lines on purpose: the order of precedence above is one function, ``decide``, and
+the state it memoises; splitting the steps apart would hide the order that is the point.
 """
 from __future__ import annotations
 

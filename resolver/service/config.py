@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from blocklists.manager import FeedConfig, ListConfig
+from blocklists.list_config import FeedConfig, ListConfig
 from blocklists.provider_client import ProviderLinkConfig
 
 from resolver.engine.cache import CacheConfig
