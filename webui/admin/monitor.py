@@ -94,12 +94,10 @@ def query_rows(rows: list[Any]) -> list[dict]:
     """Rows with what the page shows besides the row: device name, blocked, the profile a rule would go to."""
     from resolver.store.protocol import is_blocked
 
-    devices: dict[str, Any] = {}
+    devices = actions.devices_for_clients({lq.row.client for lq in rows}) if rows else {}
     out = []
     for lq in rows:
         r = lq.row
-        if r.client not in devices:
-            devices[r.client] = actions.device_for_client(r.client)
         d = devices[r.client]
         out.append({"id": lq.id, "row": r, "device": d.name if d else "", "blocked": is_blocked(r.reason),
                     "profile": d.profile if d else DEFAULT_PROFILE_NAME})
