@@ -19,7 +19,8 @@ approximation and says how it extrapolates:
 3. **today** through the real write path: ``--live-rows`` rows through ``PostgresStore.add_queries`` (COPY plus
    the roll-ups, 5,000-row batches as the engine's query-log writer sends them), three store objects in turn
    (one per node). Its rows/s is the insert throughput;
-4. with everything in place (ANALYZE as autovacuum would): the web UI's pages through the Flask test client
+4. a device for each of the ``--clients`` addresses (by IP, through the store), and with everything in place
+   (ANALYZE as autovacuum would): the web UI's pages through the Flask test client
    (the query log's first page, filtered by client, by device, by node, blocked only; a device's weekly report;
    the dashboard; /api/v1/stats), median and max of ``--repeat``;
 5. retention: ``purge_queries`` for the oldest day (drops its partition) and ``purge_query_stats`` for it
@@ -31,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import time
@@ -159,7 +161,15 @@ def live_rows(stores: list, rows: int, clients: int, names: list[str], seed: int
     return {"rows": rows, "write_s": round(busy, 1), "rows_per_s": round(rows / busy)}
 
 
-def time_pages(data_dir: Path, url: str, device_address: str, repeat: int) -> dict:
+def add_devices(store, clients: int) -> float:
+    """A device for every client address (``pupil-NNNNN``, by IP), through the store; seconds."""
+    t0 = time.perf_counter()
+    for i in range(clients):
+        store.add_device(Device(name=f"pupil-{i:05d}", kind="ip", value=address(i), profile="default"))
+    return round(time.perf_counter() - t0, 1)
+
+
+def time_pages(data_dir: Path, url: str, device: str, device_address: str, repeat: int) -> dict:
     from tests.webui.conftest import Browser, run_wizard
     from webui import create_app
 
@@ -168,16 +178,13 @@ def time_pages(data_dir: Path, url: str, device_address: str, repeat: int) -> di
     app.config["TESTING"] = True
     browser = Browser(app.test_client())
     assert run_wizard(browser).status_code == 302
-    store = app.extensions["hearth_store"]
-    if store.get_device("Lab-PC") is None:
-        store.add_device(Device(name="Lab-PC", kind="ip", value=device_address, profile="default"))
     out = {}
     for label, path in (("query log, first page", "/querylog"),
                         ("query log, one client", f"/querylog?client={device_address}"),
-                        ("query log, one device", "/querylog?device=Lab-PC"),
+                        ("query log, one device", f"/querylog?device={device}"),
                         ("query log, one node", "/querylog?node=gw2"),
                         ("query log, blocked only", "/querylog?result=blocked"),
-                        ("device weekly report", "/devices/Lab-PC/report"),
+                        ("device weekly report", f"/devices/{device}/report"),
                         ("dashboard", "/"), ("api stats", "/api/v1/stats")):
         times = []
         for _ in range(repeat):
@@ -219,6 +226,9 @@ def main() -> int:
     from resolver.store.postgres import PostgresStore
     from tests.pg import PostgresServer
 
+    def _interrupt(signum, _frame):   # SIGTERM ends the run like Ctrl-C: the server is stopped and removed
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, _interrupt)
     names = names_list(args.data)
     server = PostgresServer().start()
     report: dict = {"command": "python bench/campus_querylog_bench.py " + " ".join(sys.argv[1:]),
@@ -247,7 +257,11 @@ def main() -> int:
             report["analyze_s"] = round(time.perf_counter() - t1, 1)
         report["size"] = sizes(stores[0])
         log(f"sizes: {report['size']}")
-        report["pages"] = time_pages(Path(server.tmp) / "hearth-data", url, address(4242), args.repeat)
+        report["devices_s"] = add_devices(stores[0], args.clients)
+        log(f"{args.clients} devices added in {report['devices_s']} s")
+        busy = min(4242, args.clients - 1)
+        report["pages"] = time_pages(Path(server.tmp) / "hearth-data", url, f"pupil-{busy:05d}", address(busy),
+                                     args.repeat)
         oldest = today - args.days + 1
         t1 = time.perf_counter()
         dropped = stores[0].purge_queries((oldest + 1) * 86400)

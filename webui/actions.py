@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import time
+import weakref
 from typing import Any, Iterable, Optional
 
 from resolver.policy.profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Schedule, TempAllow,
@@ -266,13 +267,31 @@ def device_for_client(address: str) -> Optional[Device]:
     return devices_for_clients([address])[address]
 
 
+_DEVICES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # store -> (policy version, its devices)
+
+
+def devices_now() -> list[Device]:
+    """Every device, read from the store again only when its policy version has moved (every device change
+    moves it). A campus has thousands of devices, and reading one costs tens of µs (each is checked): the query
+    log page would read them all twice per view. Hostnames and last-seen times may lag: use it for names,
+    identities and profiles only."""
+    store = core.store()
+    version = store.policy_version()
+    known = _DEVICES.get(store)
+    if known is not None and known[0] == version:
+        return known[1]
+    devices = store.list_devices()   # a change landing meanwhile moves the version again: re-read next time
+    _DEVICES[store] = (version, devices)
+    return devices
+
+
 def devices_for_clients(addresses: Iterable[str]) -> dict[str, Optional[Device]]:
     """:func:`device_for_client` of many addresses, reading the devices and the seen list once (a query
     log page of a campus names 100 clients among thousands of devices)."""
     from resolver.policy.clients import ClientDirectory
 
     store = core.store()
-    devices = store.list_devices()
+    devices = devices_now()
     order = {id(d): i for i, d in enumerate(devices)}
     by_ip: dict[str, Device] = {}
     by_mac: dict[str, Device] = {}

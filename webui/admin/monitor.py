@@ -110,7 +110,7 @@ def querylog():
     filt = query_filter(request.args)
     before = request.args.get("before", type=int)
     rows = store.query_page(100, before_id=before, **filt)
-    return render_template("admin/querylog.html", rows=query_rows(rows), devices=store.list_devices(),
+    return render_template("admin/querylog.html", rows=query_rows(rows), devices=actions.devices_now(),
                            profiles=store.list_profiles(), args=request.args, shared=bool(core.config().store),
                            next_before=rows[-1].id if len(rows) == 100 else None)
 
