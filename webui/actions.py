@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import time
+import weakref
 from typing import Any, Iterable, Optional
 
 from resolver.policy.profiles import (DEFAULT_PROFILE_NAME, Device, Profile, Schedule, TempAllow,
@@ -263,27 +264,64 @@ def remove_schedule(profile: str, name: str) -> None:
 def device_for_client(address: str) -> Optional[Device]:
     """The device a client address belongs to, as the engine decides it: an IP device, else the
     device of the MAC last seen at that address, else the narrowest network containing it."""
+    return devices_for_clients([address])[address]
+
+
+_DEVICES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # store -> (policy version, its devices)
+
+
+def devices_now() -> list[Device]:
+    """Every device, read from the store again only when its policy version has moved (every device change
+    moves it). A campus has thousands of devices, and reading one costs tens of µs (each is checked): the query
+    log page would read them all twice per view. Hostnames and last-seen times may lag: use it for names,
+    identities and profiles only."""
     store = core.store()
-    devices = store.list_devices()
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:  # a device behind a router that names it by MAC: the query log says its MAC
-        mac = address.lower()
-        return next((d for d in devices if d.kind == "mac" and d.value == mac), None)
+    version = store.policy_version()
+    known = _DEVICES.get(store)
+    if known is not None and known[0] == version:
+        return known[1]
+    devices = store.list_devices()   # a change landing meanwhile moves the version again: re-read next time
+    _DEVICES[store] = (version, devices)
+    return devices
+
+
+def devices_for_clients(addresses: Iterable[str]) -> dict[str, Optional[Device]]:
+    """:func:`device_for_client` of many addresses, reading the devices and the seen list once (a query
+    log page of a campus names 100 clients among thousands of devices)."""
+    from resolver.policy.clients import ClientDirectory
+
+    store = core.store()
+    devices = devices_now()
+    order = {id(d): i for i, d in enumerate(devices)}
+    by_ip: dict[str, Device] = {}
+    by_mac: dict[str, Device] = {}
     for d in devices:
-        if d.kind == "ip" and d.value == str(ip):
-            return d
-    macs = {s.mac for s in store.list_seen(2000) if s.address == str(ip) and s.mac}
-    for d in devices:
-        if d.kind == "mac" and d.value in macs:
-            return d
-    best = None
-    for d in devices:
-        if d.kind == "cidr":
-            net = ipaddress.ip_network(d.value)
-            if ip.version == net.version and ip in net and (best is None or net.prefixlen > best[0]):
-                best = (net.prefixlen, d)
-    return best[1] if best else None
+        if d.kind == "ip":
+            by_ip.setdefault(d.value, d)
+        elif d.kind == "mac":
+            by_mac.setdefault(d.value, d)
+    networks = ClientDirectory([d for d in devices if d.kind == "cidr"])   # longest prefix first
+    seen: Optional[dict[str, set[str]]] = None
+    out: dict[str, Optional[Device]] = {}
+    for address in set(addresses):
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:  # a device behind a router that names it by MAC: the query log says its MAC
+            out[address] = by_mac.get(address.lower())
+            continue
+        found = by_ip.get(str(ip))
+        if found is None and by_mac:
+            if seen is None:
+                seen = {}
+                for s in store.list_seen(2000):
+                    if s.mac:
+                        seen.setdefault(s.address, set()).add(s.mac)
+            mine = [by_mac[m] for m in seen.get(str(ip), ()) if m in by_mac]
+            found = min(mine, key=lambda d: order[id(d)]) if mine else None
+        if found is None:
+            found = networks.profile_for(str(ip))[0]
+        out[address] = found
+    return out
 
 
 def clients_of(device: Device) -> list[str]:
@@ -295,12 +333,7 @@ def clients_of(device: Device) -> list[str]:
 
 def device_names(addresses: Iterable[str]) -> dict[str, str]:
     """address → device name, for the addresses that belong to a device."""
-    out = {}
-    for a in set(addresses):
-        d = device_for_client(a)
-        if d is not None:
-            out[a] = d.name
-    return out
+    return {a: d.name for a, d in devices_for_clients(addresses).items() if d is not None}
 
 
 def _device_for_request(address: str, profile: str) -> Device:

@@ -58,6 +58,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     created = time.strftime("%Y-%m-%d %H:%M", time.localtime(report["manifest"]["created"]))
     print(f"restored the backup of {created} from {report['manifest'].get('host', '?')} into {report['data_dir']} "
           f"(store schema {report['schema_version']})")
+    if report.get("rows") is not None:
+        print(f"store: {report['store']}, rows restored:")
+        for label, n in report["rows"].items():
+            print(f"  {n:>10} {label}")
     if report["config"]:
         print(f"configuration: {report['config']}")
     if report["moved_aside"]:

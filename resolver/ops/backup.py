@@ -18,6 +18,9 @@ replacing the database under a live process would leave it writing to the old, u
 The files it replaces are moved into ``data_dir/pre-restore-<time>/`` first, the restored store is
 migrated to this Hearth's schema (an older backup is upgraded), and a backup from a newer Hearth is
 refused.
+
+With ``store: postgresql://…`` the backup's store is restored into that database instead (copied as
+``hearth store migrate --to`` does), and only into an empty one: a database other nodes already use is refused.
 """
 from __future__ import annotations
 
@@ -291,6 +294,7 @@ def restore_backup(config: Any, config_file: Optional[str], archive: str, *, res
 
     Refuses while Hearth runs on that data_dir. Replaced files go to data_dir/pre-restore-<time>/.
     """
+    from resolver.store.open import is_postgres
     from resolver.store.protocol import SchemaTooNewError
     from resolver.store.sqlite import MIGRATIONS, open_store
 
@@ -304,6 +308,10 @@ def restore_backup(config: Any, config_file: Optional[str], archive: str, *, res
         raise BackupError("Hearth is running on " + os.path.abspath(config.data_dir) + ": " + "; ".join(running)
                           + ". Stop it first (sudo systemctl stop hearth, or /etc/init.d/hearth stop on OpenWrt), "
                           "restore, then start it again")
+    postgres = is_postgres(getattr(config, "store", ""))
+    moved_rows: Optional[dict[str, int]] = None
+    if postgres:   # before anything in data_dir changes: a refusal leaves this node as it was
+        moved_rows = _restore_into_postgres(config, contents[f"data/{DB_NAME}"])
     data_dir = Path(config.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     owner = data_dir.stat()
@@ -323,29 +331,45 @@ def restore_backup(config: Any, config_file: Optional[str], archive: str, *, res
 
     written = []
     # the store: the old database (and its WAL) aside, the copy renamed into place, then migrated
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        move_aside(data_dir / f"{DB_NAME}{suffix}", f"{DB_NAME}{suffix}")
+    if not postgres:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            move_aside(data_dir / f"{DB_NAME}{suffix}", f"{DB_NAME}{suffix}")
     if manifest.get("with_lists"):
         move_aside(data_dir / "lists", "lists")
     for name, data in contents.items():
         if not name.startswith("data/"):
             continue
         rel = name[len("data/"):]
+        if postgres and rel == DB_NAME:
+            continue   # its rows are in PostgreSQL now
         target = data_dir / rel
         if rel != DB_NAME:
             move_aside(target, rel)
         _write_file(target, data, owner)
         written.append(str(target))
-    try:
-        store = open_store(str(data_dir))
-        migrated_to = store.schema_version()
-        store.close()
-    except (SchemaTooNewError, sqlite3.Error) as exc:
-        raise BackupError(f"the restored store cannot be opened: {exc}; the previous files are in {aside}") from None
-    _chown_tree(data_dir, owner, [DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"])
+    if postgres:
+        migrated_to = len(MIGRATIONS)
+    else:
+        try:
+            store = open_store(str(data_dir))
+            migrated_to = store.schema_version()
+            store.close()
+        except (SchemaTooNewError, sqlite3.Error) as exc:
+            raise BackupError(f"the restored store cannot be opened: {exc}; the previous files are in {aside}") \
+                from None
+        _chown_tree(data_dir, owner, [DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"])
 
     config_report = None
-    if restore_config and "config/hearth.yaml" in contents:
+    if postgres and restore_config and "config/hearth.yaml" in contents:
+        # this node's configuration names the PostgreSQL store; the backup's (an embedded SQLite appliance's)
+        # would point it back at data_dir/hearth.db: keep it, and put the backup's copy aside to compare
+        aside.mkdir(parents=True, exist_ok=True)
+        for name, data in contents.items():
+            if name.startswith("config/"):
+                _write_file(aside / "from-backup" / name[len("config/"):], data, owner, mode=0o600)
+        config_report = (f"kept {config_file or 'the configuration file'} (it names the PostgreSQL store); the "
+                         f"backup's configuration and keys are in {aside / 'from-backup'}")
+    elif restore_config and "config/hearth.yaml" in contents:
         if not config_file:
             config_report = "the backup's configuration was not restored: give -c FILE (or $HEARTH_CONFIG)"
         else:
@@ -362,7 +386,45 @@ def restore_backup(config: Any, config_file: Optional[str], archive: str, *, res
                     _write_file(target, data, cowner, mode=0o600)
             config_report = str(cpath)
     return {"manifest": manifest, "data_dir": str(data_dir.resolve()), "moved_aside": str(aside) if moved else None,
-            "files": written, "schema_version": migrated_to, "config": config_report}
+            "files": written, "schema_version": migrated_to, "config": config_report,
+            "store": _describe(config) if postgres else str(data_dir.resolve() / DB_NAME), "rows": moved_rows}
+
+
+def _describe(config: Any) -> str:
+    from resolver.store.open import describe_store
+
+    return describe_store(config)
+
+
+def _restore_into_postgres(config: Any, db_bytes: bytes) -> dict[str, int]:
+    """Copy the backup's SQLite store (migrated to this Hearth's schema in a temporary folder) into the configured
+    PostgreSQL database, which must be empty; returns the rows moved per table. Nothing changes on a refusal."""
+    from resolver.store.open import STORE_ERRORS, open_store as open_configured
+    from resolver.store.sqlite import SQLiteStore
+    from resolver.store.transfer import TargetNotEmpty, migrate_sqlite_to_postgres
+
+    where = _describe(config)
+    with tempfile.TemporaryDirectory(prefix="hearth-restore-") as tmp:
+        path = os.path.join(tmp, DB_NAME)
+        with open(path, "wb") as fh:
+            fh.write(db_bytes)
+        source = target = None
+        try:
+            source = SQLiteStore(path)
+            source.migrate()
+            target = open_configured(config, connections=1)
+            return migrate_sqlite_to_postgres(source, target)
+        except TargetNotEmpty as exc:
+            raise BackupError(f"cannot restore into {where}: {exc}. A backup goes into an empty PostgreSQL database "
+                              "only (other nodes may be using this one): create an empty database and point "
+                              "`store:` at it, or restore into an embedded store (`store:` empty) and move it with "
+                              "`hearth store migrate --to postgresql://…`") from None
+        except (ValueError, *STORE_ERRORS) as exc:
+            raise BackupError(f"cannot restore into {where}: {exc}") from None
+        finally:
+            for s in (source, target):
+                if s is not None:
+                    s.close()
 
 
 def _write_file(target: Path, data: bytes, owner: os.stat_result, mode: int = 0o640) -> None:

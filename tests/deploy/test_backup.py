@@ -200,3 +200,54 @@ def test_backup_and_doctor_of_a_stopped_store_leave_no_files_behind(tmp_path):
     assert run_cli("doctor", "--only", "store", config=cfg).returncode == 0
     # no -wal/-shm left (as root they would belong to root and lock the `hearth` user out)
     assert sorted(p.name for p in data.iterdir()) == ["hearth.db"]
+
+
+def test_restore_into_an_empty_postgres_store_and_refusal_of_a_used_one(tmp_path, postgres_url):
+    # an embedded appliance's backup: a profile, a device, a schedule and query-log rows
+    home = tmp_path / "home"
+    home.mkdir()
+    cfg = write_config(home / "hearth.yaml", {"data_dir": str(home / "data"),
+                                              "dns": {"upstreams": ["udp://127.0.0.1:9"]}})
+    for args in (("profile", "add", "Kids", "--preset", "child"),
+                 ("device", "add", "An tablet", "--ip", "192.168.1.23", "--profile", "Kids"),
+                 ("schedule", "add", "Kids", "--name", "bedtime", "--days", "all", "--from", "21:00", "--to",
+                  "07:00", "--block-all")):
+        assert run_cli(*args, config=cfg).returncode == 0
+    store = open_store(str(home / "data"))
+    now = time.time()
+    store.add_queries([QueryRow(now - i, "192.168.1.23", f"n{i}.example.org", 1, 0, "192.0.2.1", "udp://x", 1.0,
+                                False, None) for i in range(500)])
+    store.close()
+    (home / "data" / "web_secret").write_text("s3cret\n")
+    archive = tmp_path / "b.tar.gz"
+    assert run_cli("backup", str(archive), config=cfg).returncode == 0
+
+    # a node of a campus: store in PostgreSQL; its configuration must survive the restore
+    node = tmp_path / "node"
+    node.mkdir()
+    ncfg = write_config(node / "hearth.yaml", {"data_dir": str(node / "data"), "store": postgres_url,
+                                               "node_name": "gw1", "dns": {"upstreams": ["udp://127.0.0.1:9"]}})
+    kept = ncfg.read_text()
+    res = run_cli("restore", str(archive), config=ncfg)
+    assert res.returncode == 0, res.stderr
+    assert "500 query-log entries" in " ".join(res.stdout.split()) and "gw1" not in res.stderr
+    assert ncfg.read_text() == kept and "it names the PostgreSQL store" in res.stdout
+    assert not (node / "data" / "hearth.db").exists()                       # the rows went to PostgreSQL
+    assert (node / "data" / "web_secret").read_text() == "s3cret\n"
+    from_backup = list((node / "data").glob("pre-restore-*/from-backup/hearth.yaml"))
+    assert len(from_backup) == 1 and "store" not in yaml.safe_load(from_backup[0].read_text())
+    # what the node's users see: the CLI on the PostgreSQL store
+    assert "An tablet" in run_cli("device", "list", config=ncfg).stdout
+    assert "bedtime" in run_cli("schedule", "list", config=ncfg).stdout
+    import psycopg
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM query_log").fetchone()[0] == 500
+
+    # again, now that the database is in use: refused with a clear way forward, nothing changed
+    assert run_cli("profile", "add", "Teens", "--preset", "teen", config=ncfg).returncode == 0
+    res = run_cli("restore", str(archive), config=ncfg)
+    assert res.returncode == 1
+    assert "holds data already" in res.stderr and "hearth store migrate --to" in res.stderr
+    assert "Teens" in run_cli("profile", "list", config=ncfg).stdout
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM query_log").fetchone()[0] == 500

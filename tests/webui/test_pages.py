@@ -230,3 +230,28 @@ def test_the_query_log_of_a_shared_store_shows_and_filters_by_node(tmp_path, pos
     assert [(r["qname"], r["node"]) for r in rows] == [("one.example", "gw1")]
     assert app.extensions["hearth_store"].list_audit()[0].node == "gw1"     # the wizard's entry names this node
     app.extensions["hearth_store"].close()
+
+
+def test_query_log_names_each_clients_device_as_the_engine_would_among_many(app, admin):
+    import re
+
+    from resolver.policy.profiles import Device
+
+    with app.app_context():
+        store = core.store()
+        for i in range(600):   # a campus: many devices of every kind besides the ones asked about
+            store.add_device(Device(name=f"ip{i}", kind="ip", value=f"10.50.{i // 250}.{i % 250 + 1}"))
+            store.add_device(Device(name=f"mac{i}", kind="mac", value=f"02:00:00:00:{i // 256:02x}:{i % 256:02x}"))
+            store.add_device(Device(name=f"net{i}", kind="cidr", value=f"10.{100 + i // 256}.{i % 256}.0/24"))
+        store.add_device(Device(name="Tablet", kind="ip", value="10.0.0.7"))
+        store.add_device(Device(name="Phone", kind="mac", value="aa:bb:cc:dd:ee:02"))
+        store.add_device(Device(name="Laptop", kind="mac", value="aa:bb:cc:dd:ee:03"))
+        store.add_device(Device(name="Wing", kind="cidr", value="10.1.0.0/16"))
+        store.add_device(Device(name="Class 2B", kind="cidr", value="10.1.2.0/24"))
+        store.touch_seen("10.0.5.5", "aa:bb:cc:dd:ee:02", "", time.time())
+    asked = {"10.0.0.7": "Tablet", "10.0.5.5": "Phone", "aa:bb:cc:dd:ee:03": "Laptop", "10.1.2.3": "Class 2B",
+             "10.1.9.9": "Wing", "10.50.0.1": "ip0", "10.100.3.77": "net3", "192.0.2.200": "192.0.2.200"}
+    _log(app, *[(client, f"q{k}.example", None) for k, client in enumerate(asked)])
+    page = admin.get("/querylog").get_data(as_text=True)
+    shown = dict(re.findall(r'<td>([^<]*)</td><td class="name">(q\d+)\.example</td>', page))
+    assert {name: f"q{k}" for k, name in enumerate(asked.values())} == shown

@@ -94,12 +94,10 @@ def query_rows(rows: list[Any]) -> list[dict]:
     """Rows with what the page shows besides the row: device name, blocked, the profile a rule would go to."""
     from resolver.store.protocol import is_blocked
 
-    devices: dict[str, Any] = {}
+    devices = actions.devices_for_clients({lq.row.client for lq in rows}) if rows else {}
     out = []
     for lq in rows:
         r = lq.row
-        if r.client not in devices:
-            devices[r.client] = actions.device_for_client(r.client)
         d = devices[r.client]
         out.append({"id": lq.id, "row": r, "device": d.name if d else "", "blocked": is_blocked(r.reason),
                     "profile": d.profile if d else DEFAULT_PROFILE_NAME})
@@ -112,7 +110,7 @@ def querylog():
     filt = query_filter(request.args)
     before = request.args.get("before", type=int)
     rows = store.query_page(100, before_id=before, **filt)
-    return render_template("admin/querylog.html", rows=query_rows(rows), devices=store.list_devices(),
+    return render_template("admin/querylog.html", rows=query_rows(rows), devices=actions.devices_now(),
                            profiles=store.list_profiles(), args=request.args, shared=bool(core.config().store),
                            next_before=rows[-1].id if len(rows) == 100 else None)
 
