@@ -11,7 +11,7 @@ from typing import Iterable, Optional, Sequence
 from resolver.policy.budgets import Budget, BudgetUsage
 from resolver.store.sqlcommon import Handle, SQLStoreBase, key, row
 
-_BUDGET_SQL = ("SELECT b.id, p.name, b.target, b.minutes, b.weekend, b.reset FROM budgets b"
+_BUDGET_SQL = ("SELECT b.id, p.name, b.target, b.minutes, b.weekend, b.reset, b.days FROM budgets b"
                " JOIN profiles p ON p.id = b.profile_id")
 _USAGE_SQL = ("SELECT p.name, u.target, u.day, u.used, u.extra, u.last_minute, u.pending, u.updated"
               " FROM budget_usage u JOIN profiles p ON p.id = u.profile_id")
@@ -25,7 +25,7 @@ def _pid(db: Handle, profile: str) -> tuple[int, str]:
 
 
 def _budget(r: tuple) -> Budget:
-    return Budget(id=r[0], profile=r[1], target=r[2], minutes=r[3], weekend=r[4], reset=r[5])
+    return Budget(id=r[0], profile=r[1], target=r[2], minutes=r[3], weekend=r[4], reset=r[5], days=r[6] or "")
 
 
 def _usage(r: tuple) -> BudgetUsage:
@@ -41,10 +41,10 @@ class BudgetRooms(SQLStoreBase):
             raise TypeError(f"expected a Budget, not {type(budget).__name__}")
         with self._write() as db:
             pid, _name = _pid(db, budget.profile)
-            db.execute("INSERT INTO budgets (profile_id, target, minutes, weekend, reset) VALUES (?,?,?,?,?)"
+            db.execute("INSERT INTO budgets (profile_id, target, minutes, weekend, reset, days) VALUES (?,?,?,?,?,?)"
                        " ON CONFLICT (profile_id, target) DO UPDATE SET minutes = excluded.minutes,"
-                       " weekend = excluded.weekend, reset = excluded.reset",
-                       (pid, budget.target, budget.minutes, budget.weekend, budget.reset))
+                       " weekend = excluded.weekend, reset = excluded.reset, days = excluded.days",
+                       (pid, budget.target, budget.minutes, budget.weekend, budget.reset, budget.days_text))
             return _budget(row(db, _BUDGET_SQL + " WHERE b.profile_id = ? AND b.target = ?", pid, budget.target))
 
     def list_budgets(self, profile: Optional[str] = None) -> list[Budget]:

@@ -54,3 +54,17 @@ def test_removing_a_profile_removes_its_budgets_and_usage(store):
     store.save_budget_usage([BudgetUsage("Teen", ALL, "2026-12-04", 3)])
     store.remove_profile("Teen")
     assert store.list_budgets() == [] and store.budget_usage() == []
+
+
+def test_a_budgets_weekdays_with_their_own_minutes_are_stored_and_replaced(store):
+    import datetime as _dt
+
+    b = store.set_budget(Budget("Kids", "category:games", 60, 120, days="fri=90 sat,sun=150"))
+    assert b.days_text == "fri=90 sat=150 sun=150" and b.day_map() == {"fri": 90, "sat": 150, "sun": 150}
+    (got,) = store.list_budgets("Kids")
+    assert got.days == (None, None, None, None, 90, 150, 150)
+    assert [got.limit(_dt.date(2026, 11, 30) + _dt.timedelta(days=i)) for i in range(7)] == [
+        60, 60, 60, 60, 90, 150, 150]
+    store.set_budget(Budget("Kids", "category:games", 45, 100))     # replaced: no weekdays of their own
+    (got,) = store.list_budgets("Kids")
+    assert got.days_text == "" and got.limit(_dt.date(2026, 12, 4)) == 45
