@@ -268,15 +268,24 @@ class SteadyClock:
 
 
 class Spent(NamedTuple):
-    """The used-up budgets of one profile: ``until`` = when each ends (the next reset), by target."""
+    """The budgets of one profile: the used-up ones (``until`` = when each ends, the next reset, by target)
+    and ``watched``, every target with a budget (used up or not), whose answers carry a short TTL
+    (:data:`BUDGET_TTL`) so devices re-ask soon and are blocked promptly once the minutes are gone."""
 
     services: Dict[str, float]
     categories: Dict[str, float]
     all_until: Optional[float]
     labels: Dict[str, str]
+    watched: FrozenSet[str] = frozenset()
 
     def key(self) -> tuple:
-        return (tuple(sorted(self.services.items())), tuple(sorted(self.categories.items())), self.all_until)
+        return (tuple(sorted(self.services.items())), tuple(sorted(self.categories.items())), self.all_until,
+                tuple(sorted(self.watched)))
+
+    @property
+    def used_up(self) -> bool:
+        """Some budget of the profile is used up."""
+        return bool(self.services or self.categories or self.all_until is not None)
 
     @property
     def ends(self) -> Iterable[float]:
@@ -294,16 +303,20 @@ def day_of(budget: Budget, now: float, tz: _dt.tzinfo) -> Tuple[str, int, float]
 
 def spent_budgets(budgets: Iterable[Budget], usage: Iterable[BudgetUsage], now: float,
                   tz: _dt.tzinfo) -> Dict[str, Spent]:
-    """The used-up budgets at effective time ``now`` by profile (lower-case), from the stored usage."""
+    """The budgets at effective time ``now`` by profile (lower-case), from the stored usage: every profile
+    with a budget gets a :class:`Spent` (its used-up budgets, possibly none, and its watched targets)."""
     used: Dict[tuple, BudgetUsage] = {(u.profile.lower(), u.target, u.day): u for u in usage}
     out: Dict[str, Spent] = {}
+    watched: Dict[str, set] = {}
+    for b in budgets:
+        watched.setdefault(b.profile.lower(), set()).add(b.target)
     for b in budgets:
         day, limit, end = day_of(b, now, tz)
+        s = out.setdefault(b.profile.lower(), Spent({}, {}, None, {}, frozenset(watched[b.profile.lower()])))
         u = used.get((b.profile.lower(), b.target, day))
         spent = (u.used if u else 0) >= limit + (u.extra if u else 0)
         if not spent:
             continue
-        s = out.setdefault(b.profile.lower(), Spent({}, {}, None, {}))
         kind, _, name = b.target.partition(":")
         if b.target == ALL:
             out[b.profile.lower()] = s._replace(all_until=end)
