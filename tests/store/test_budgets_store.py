@@ -68,3 +68,32 @@ def test_a_budgets_weekdays_with_their_own_minutes_are_stored_and_replaced(store
     store.set_budget(Budget("Kids", "category:games", 45, 100))     # replaced: no weekdays of their own
     (got,) = store.list_budgets("Kids")
     assert got.days_text == "" and got.limit(_dt.date(2026, 12, 4)) == 45
+
+
+def test_nodes_sharing_the_store_add_their_minutes_to_one_count(store):
+    """Two nodes each send the minutes they saw active: the store adds them to one count with the counting
+    rule's sessions, a minute both saw counts once, and the merged totals come back to each node."""
+    import datetime as _dt
+
+    utc = _dt.timezone.utc
+    store.set_budget(Budget("Kids", "service:roblox", 6, 6))
+    m0 = int(_dt.datetime(2026, 12, 4, 10, 0, tzinfo=utc).timestamp()) // 60
+    v0 = store.policy_version()
+    # node 1: the game opens at m0 (a lone minute counts nothing yet), then m0+1, m0+2
+    (u,) = store.count_budget_minutes([("Kids", "service:roblox", m0)], utc)
+    assert (u.used, u.pending, u.day) == (0, True, "2026-12-04")
+    (u,) = store.count_budget_minutes([("Kids", "service:roblox", m0 + 1), ("Kids", "service:roblox", m0 + 2)], utc)
+    assert u.used == 3
+    # node 2 saw m0+2 too (counted already) and then m0+3, m0+5 (the gap is the device's cache at work)
+    (u,) = store.count_budget_minutes([("Kids", "service:roblox", m0 + 2), ("Kids", "service:roblox", m0 + 3),
+                                       ("Kids", "service:roblox", m0 + 5)], utc)
+    assert u.used == 6 and u.last_minute == m0 + 5
+    assert store.policy_version() > v0                          # 6 of 6: used up, the nodes re-read
+    store.add_budget_extra("Kids", "service:roblox", "2026-12-04", 15)
+    (u,) = store.count_budget_minutes([("Kids", "service:roblox", m0 + 6)], utc)
+    assert (u.used, u.extra) == (7, 15)
+    (stored,) = store.budget_usage("2026-12-04", "Kids")
+    assert (stored.used, stored.extra) == (7, 15)
+    # a budget removed meanwhile: its minutes are dropped
+    store.remove_budget("Kids", "service:roblox")
+    assert store.count_budget_minutes([("Kids", "service:roblox", m0 + 7)], utc) == []
