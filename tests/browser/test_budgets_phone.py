@@ -150,3 +150,54 @@ def test_a_used_up_budget_the_block_page_and_15_more_minutes(stack, browser, pho
     row = phone.locator("#budgets-today li[data-target='service:tiktok']")
     assert "còn 15 phút" in row.inner_text()
     kid_ctx.close()
+
+
+# the x-axis labels of a uPlot chart as drawn (on the canvas): their boxes in CSS pixels
+_AXIS_LABELS = """(id) => {
+  const u = document.getElementById(id).uplot, ax = u.axes[0], ctx = u.ctx;
+  ctx.font = Array.isArray(ax.font) ? ax.font[0] : ax.font;
+  const left = u.bbox.left / uPlot.pxRatio;
+  return ax._splits.map((t, i) => {
+    const w = ctx.measureText(String(ax._values[i])).width / uPlot.pxRatio;
+    return {text: String(ax._values[i]), x: left + u.valToPos(t, 'x') - w / 2, width: w};
+  });
+}"""
+
+
+def test_the_device_report_draws_minutes_per_app_per_day_on_a_phone(stack, phone):
+    """The device's weekly report: the same uPlot chart and counting as the profile's, at 390×844, in
+    Vietnamese; the day labels fit and do not overlap; nothing scrolls sideways."""
+    import json
+
+    from resolver.store.protocol import QueryRow
+
+    from tests.browser.test_phone import _overlap
+
+    phone.goto(stack.url + "/devices")
+    phone.fill("#add input[name=name]", "Điện thoại của Bé")
+    phone.fill("#add input[name=identity]", "127.0.0.11")
+    phone.select_option("#add select[name=profile]", "Kids")
+    phone.click("#add button.primary")
+    phone.wait_for_selector(".flash.ok")
+    start = (int(time.time()) // 3600 - 2) * 3600
+    store = open_store(str(stack.engine.data_dir))
+    try:
+        store.add_queries([QueryRow(start + m * 60 + k, "127.0.0.11", name, 1, 0, "", "", 1.0, False, None)
+                           for m in range(15) for k, name in enumerate(("www.roblox.com", f"t{m % 3}.rbxcdn.com"))])
+    finally:
+        store.close()
+    phone.goto(stack.url + "/devices/" + "Điện thoại của Bé" + "/report")
+    phone.wait_for_selector("#usage-chart.drawn canvas", timeout=10000)
+    text = phone.locator("main").inner_text()
+    assert "Số phút mỗi ứng dụng mỗi ngày" in text and "Roblox" in text
+    data = json.loads(phone.locator("#usage-data").text_content())
+    assert {s["label"]: sum(s["minutes"]) for s in data["services"]}["Roblox"] == 15
+    box = phone.locator("#usage-chart canvas").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] and box["height"] > 100
+    labels = phone.evaluate(_AXIS_LABELS, "usage-chart")
+    assert len(labels) == 7 and all(lab["text"] for lab in labels), labels
+    for lab in labels:
+        assert lab["x"] >= 0 and lab["x"] + lab["width"] <= box["width"], labels
+    assert not any(_overlap(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]), labels
+    assert no_sideways_scroll(phone), "the device report scrolls sideways at 390 px"
+    shot(phone, "phone-device-report-vi")

@@ -161,3 +161,35 @@ def test_a_weekday_of_its_own_through_the_api_and_the_form(app, admin):
     assert "days tue: minutes must be between 0 and 1440" in admin.get("/profiles/Kids").get_data(as_text=True)
     with app.app_context():
         assert {b.target: b for b in core.store().list_budgets("Kids")}["category:games"].day_map() == {"mon": 30}
+
+
+def test_the_device_report_draws_the_same_minutes_per_app_per_day_as_the_profiles(app, admin):
+    """One device in Kids: its report's chart data and table hold exactly the profile report's numbers."""
+    import json
+    import re
+
+    from resolver.store.protocol import QueryRow
+
+    admin.post("/devices", {"action": "add", "name": "Tablet", "identity": "10.0.0.7", "profile": "Kids"})
+    start = (int(time.time()) // 3600 - 2) * 3600
+    rows = [QueryRow(start + m * 60 + k, "10.0.0.7", name, 1, 0, "", "", 1.0, False, None)
+            for m in range(12) for k, name in enumerate(("www.roblox.com", f"t{m % 3}.rbxcdn.com"))]
+    rows += [QueryRow(start + 1800 + m * 60 + k, "10.0.0.7", name, 1, 0, "", "", 1.0, False, None)
+             for m in range(7) for k, name in enumerate(("www.tiktok.com", f"v{m % 2}.tiktokcdn.com"))]
+    rows.append(QueryRow(start + 7, "10.0.0.7", "<b>evil</b>.example", 1, 0, "", "", 1.0, False, None))
+    with app.app_context():
+        core.store().add_queries(rows)
+
+    def chart(page: str) -> dict:
+        return json.loads(re.search(r'<script type="application/json" id="usage-data">(.*?)</script>', page,
+                                    re.S).group(1))
+
+    device = admin.get("/devices/Tablet/report").get_data(as_text=True)
+    profile = admin.get("/profiles/Kids/report").get_data(as_text=True)
+    assert "Minutes per app per day" in device and "uPlot.iife.min.js" in device and "<b>evil" not in device
+    got, want = chart(device), chart(profile)
+    assert got == want
+    minutes = {s["label"]: sum(s["minutes"]) for s in got["services"]}
+    assert minutes["Roblox"] == 12 and minutes.get("TikTok") == 7, minutes
+    assert sum(got["all"]) == sum(o["total"] for o in admin.api("GET", "/api/v1/devices/Tablet/report")
+                                  .get_json()["online"])

@@ -72,18 +72,25 @@ def _week(name: str) -> dict:
     return week_report(store, profile=p.name, tz=core.tzinfo(), now=budgets.now())
 
 
-@bp.get("/profiles/<name>/report")
-def profile_report(name: str):
+def week_chart(week: dict) -> tuple[list[float], dict]:
+    """(noon of each day, the chart's data) of a week report: what templates/admin/_usage_chart.html draws,
+    on a profile's weekly report and on a device's."""
     import datetime as _dt
 
-    from flask import render_template
-
-    week = _week(name)
     tz = core.tzinfo()
     noon = [_dt.datetime.combine(_dt.date.fromisoformat(d), _dt.time(12), tz).timestamp() for d in week["days"]]
     chart = {"x": noon, "all": week["all"], "services": [{"label": s["label"], "minutes": s["minutes"]}
                                                           for s in week["services"][:5]],
              "labels": {"all": _("All internet"), "minutes": _("minutes")}}
+    return noon, chart
+
+
+@bp.get("/profiles/<name>/report")
+def profile_report(name: str):
+    from flask import render_template
+
+    week = _week(name)
+    noon, chart = week_chart(week)
     return render_template("admin/week_report.html", week=week, noon=noon, chart=chart)
 
 
