@@ -201,3 +201,38 @@ def test_the_device_report_draws_minutes_per_app_per_day_on_a_phone(stack, phone
     assert not any(_overlap(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]), labels
     assert no_sideways_scroll(phone), "the device report scrolls sideways at 390 px"
     shot(phone, "phone-device-report-vi")
+
+
+def test_a_parent_gives_friday_its_own_minutes_on_a_phone(stack, phone):
+    """The budget row's "own minutes on some weekdays": seven small fields that fit a 390 px screen."""
+    phone.goto(stack.url + "/profiles/Kids")
+    phone.select_option("#budgets select[name=new_target]", "category:games")
+    phone.fill("#budgets input[name=new_minutes]", "45")
+    new_days = phone.locator("#budgets tr.days.new details")
+    new_days.locator("summary").click()
+    assert "Số phút riêng cho một số ngày trong tuần" in new_days.inner_text()
+    phone.fill("#budgets input[name='new_days:fri']", "90")
+    fields = new_days.locator("input[type=number]")
+    assert fields.count() == 7
+    for i in range(7):
+        box = fields.nth(i).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    assert no_sideways_scroll(phone), "the weekday fields scroll sideways at 390 px"
+    shot(phone, "phone-budgets-weekdays-vi")
+    phone.click("#budgets button.primary")
+    phone.wait_for_selector(".flash.ok")
+    row_days = phone.locator("#budgets tr[data-target='category:games'] + tr.days")
+    assert "T6 90" in row_days.locator("summary").inner_text()
+    assert row_days.locator("input[name='days:category:games:fri']").input_value() == "90"
+    # a day's bad minutes: the error names the day as the form does
+    phone.fill("#budgets input[name='days:category:games:sat']", "2000")
+    phone.evaluate("document.querySelectorAll('#budgets input[type=number]').forEach(i => i.removeAttribute('max'))")
+    phone.click("#budgets button.primary")
+    phone.wait_for_selector(".flash.error")
+    assert "T7" in phone.locator(".flash.error").inner_text() and "2000" in phone.locator(".flash.error").inner_text()
+    store = open_store(str(stack.engine.data_dir))
+    try:
+        games = {b.target: b for b in store.list_budgets("Kids")}["category:games"]
+    finally:
+        store.close()
+    assert games.minutes == 45 and games.day_map() == {"fri": 90}
