@@ -152,18 +152,6 @@ def test_a_used_up_budget_the_block_page_and_15_more_minutes(stack, browser, pho
     kid_ctx.close()
 
 
-# the x-axis labels of a uPlot chart as drawn (on the canvas): their boxes in CSS pixels
-_AXIS_LABELS = """(id) => {
-  const u = document.getElementById(id).uplot, ax = u.axes[0], ctx = u.ctx;
-  ctx.font = Array.isArray(ax.font) ? ax.font[0] : ax.font;
-  const left = u.bbox.left / uPlot.pxRatio;
-  return ax._splits.map((t, i) => {
-    const w = ctx.measureText(String(ax._values[i])).width / uPlot.pxRatio;
-    return {text: String(ax._values[i]), x: left + u.valToPos(t, 'x') - w / 2, width: w};
-  });
-}"""
-
-
 def test_the_device_report_draws_minutes_per_app_per_day_on_a_phone(stack, phone):
     """The device's weekly report: the same uPlot chart and counting as the profile's, at 390×844, in
     Vietnamese; the day labels fit and do not overlap; nothing scrolls sideways."""
@@ -171,7 +159,7 @@ def test_the_device_report_draws_minutes_per_app_per_day_on_a_phone(stack, phone
 
     from resolver.store.protocol import QueryRow
 
-    from tests.browser.test_phone import _overlap
+    from tests.browser.test_phone import _overlap, chart_axis_labels
 
     phone.goto(stack.url + "/devices")
     phone.fill("#add input[name=name]", "Điện thoại của Bé")
@@ -194,7 +182,7 @@ def test_the_device_report_draws_minutes_per_app_per_day_on_a_phone(stack, phone
     assert {s["label"]: sum(s["minutes"]) for s in data["services"]}["Roblox"] == 15
     box = phone.locator("#usage-chart canvas").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] and box["height"] > 100
-    labels = phone.evaluate(_AXIS_LABELS, "usage-chart")
+    labels = chart_axis_labels(phone, "usage-chart")
     assert len(labels) == 7 and all(lab["text"] for lab in labels), labels
     for lab in labels:
         assert lab["x"] >= 0 and lab["x"] + lab["width"] <= box["width"], labels
