@@ -57,7 +57,8 @@ def today(profile: Optional[str] = None) -> list[dict]:
         u = usage.get((b.profile.lower(), b.target, day.isoformat()))
         used, total, left = minutes_left(b, u, now, tz)
         rows.append({"profile": b.profile, "target": b.target, "label": target_label(b.target),
-                     "minutes": b.minutes, "weekend": b.weekend, "reset": b.reset, "day": day.isoformat(),
+                     "minutes": b.minutes, "weekend": b.weekend, "days": b.day_map(), "reset": b.reset,
+                     "day": day.isoformat(),
                      "weekend_day": day.weekday() >= 5, "extra": u.extra if u else 0, "limit": total,
                      "used": used, "left": left, "used_up": used >= total, "resets_at": end,
                      "percent": min(100, round(100 * used / total)) if total else 100})
@@ -65,7 +66,8 @@ def today(profile: Optional[str] = None) -> list[dict]:
 
 
 def budget_from_fields(profile: str, data: dict) -> Budget:
-    """A Budget from JSON or form fields {target, minutes, weekend?, reset?}; errors name the field."""
+    """A Budget from JSON or form fields {target, minutes, weekend?, days?, reset?}; errors name the field.
+    ``days``: a weekday's own minutes, {"fri": 90, "sat,sun": 150} or "fri=90 sat,sun=150"."""
     if not isinstance(data, dict):
         raise ValueError("send a JSON object")
     target = parse_target(str(data.get("target") or ""))
@@ -76,7 +78,7 @@ def budget_from_fields(profile: str, data: dict) -> Budget:
     if weekend is None or weekend == "":
         weekend = minutes
     return Budget(profile=profile, target=target, minutes=minutes, weekend=weekend,
-                  reset=str(data.get("reset") or "00:00"))
+                  reset=str(data.get("reset") or "00:00"), days=data.get("days") or ())
 
 
 def set_budget(budget: Budget) -> Budget:
@@ -94,7 +96,7 @@ def set_budget(budget: Budget) -> Budget:
 def set_budgets(profile: str, items: list) -> list[Budget]:
     """Replace a profile's budgets with ``items`` (a list of field dicts); a target given twice is refused."""
     if not isinstance(items, list):
-        raise ValueError("budgets: send a list of {target, minutes, weekend, reset}")
+        raise ValueError("budgets: send a list of {target, minutes, weekend, days, reset}")
     wanted = [budget_from_fields(profile, x) for x in items]
     seen: set[str] = set()
     for b in wanted:

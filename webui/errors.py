@@ -210,6 +210,14 @@ _TABLE: list[tuple[str, Any]] = [
      _l("Which site? The site name is empty.")),
     (r"which site\? the address is empty",
      _l("Which site? The address is empty.")),
+    # -- time budgets (resolver.policy.budgets): a weekday's own minutes ------------------------------------
+    (r"days (?P<weekday>mon|tue|wed|thu|fri|sat|sun): minutes must be between 0 and (?P<max>\d+) \(a whole day\), "
+     r"not (?P<value>.+)",
+     _l("Minutes on %(weekday)s: between 0 and %(max)s (a whole day), not %(value)s.")),
+    (r"days (?P<weekday>mon|tue|wed|thu|fri|sat|sun): minutes are a whole number, not (?P<value>.+)",
+     _l("Minutes on %(weekday)s: a whole number, not %(value)s.")),
+    (r"days: (?P<weekday>mon|tue|wed|thu|fri|sat|sun) is given twice",
+     _l("%(weekday)s is given twice in the weekdays' own minutes.")),
     # -- the UI's own checks (webui.actions, webui.admin.system) ------------------------------------------
     (r"minutes must be a whole number, not (?P<value>.+)",
      _l("The minutes must be a whole number, not %(value)s.")),
@@ -258,6 +266,10 @@ def _render(message: str) -> str:
                 value = _label(value)
             elif key == "action":
                 value = _schedule_action(value)
+            elif key == "weekday":
+                from .i18n import DAY_LABELS
+
+                value = str(DAY_LABELS.get(value, value))
             elif key == "inner":
                 value = _render(value)
             values[key] = value

@@ -52,6 +52,11 @@ SCHEMAS: dict[str, dict] = {
         "minutes": {"type": "integer", "minimum": 0, "maximum": 1440, "description": "a school day's minutes"},
         "weekend": {"type": "integer", "minimum": 0, "maximum": 1440,
                     "description": "Saturday's and Sunday's minutes (default: minutes)"},
+        "days": {"type": "object", "example": {"fri": 90, "sat,sun": 150},
+                 "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 1440},
+                 "description": "weekdays with their own minutes: keys mon..sun, lists (sat,sun) or ranges "
+                                "(mon-thu); the other days take minutes or weekend. A day given twice is "
+                                "refused"},
         "reset": {"type": "string", "example": "00:00", "description": "when the budget day starts"}},
         "required": ["target", "minutes"]}},
     "BudgetMore": {"type": "object", "properties": {"target": _STR, "minutes": {"type": "integer", "minimum": 1,

@@ -1,6 +1,7 @@
 """`hearth profile budget`: daily time budgets of a profile (see docs/budgets.md).
 
-    hearth profile budget PROFILE SERVICE_OR_CATEGORY MINUTES [--weekend MINUTES] [--reset HH:MM]
+    hearth profile budget PROFILE SERVICE_OR_CATEGORY MINUTES [--weekend MINUTES] [--day DAYS=MINUTES ...]
+                                                              [--reset HH:MM]
     hearth profile budget PROFILE SERVICE_OR_CATEGORY --remove
     hearth profile budget PROFILE SERVICE_OR_CATEGORY --more MINUTES      (today only: a parent's extra time)
     hearth profile budget PROFILE --show [--json]                          (today's use)
@@ -42,6 +43,7 @@ def _today(ctx: _Context, store: Any, profile: str) -> list[dict]:
         used, total, left = minutes_left(b, u, now, ctx.tz)
         out.append({"target": b.target, "label": target_label(b.target), "day": day.isoformat(),
                     "weekend": day.weekday() >= 5, "minutes": b.minutes, "weekend_minutes": b.weekend,
+                    "days": b.day_map(),
                     "extra": u.extra if u else 0, "limit": total, "used": used, "left": left,
                     "used_up": used >= total, "reset": b.reset, "resets_at": end})
     return out
@@ -50,7 +52,8 @@ def _today(ctx: _Context, store: Any, profile: str) -> list[dict]:
 def budget_command(args: argparse.Namespace, ctx: _Context, store: Any) -> bool:
     p = _profile(store, args.profile)
     if args.show:
-        if args.target is not None or args.minutes is not None or args.weekend is not None or args.more:
+        if args.target is not None or args.minutes is not None or args.weekend is not None or args.more \
+                or args.day:
             raise UsageError("--show prints today's use: give only the profile")
         rows = _today(ctx, store, p.name)
         if args.json:
@@ -73,14 +76,14 @@ def budget_command(args: argparse.Namespace, ctx: _Context, store: Any) -> bool:
     target = _target(ctx, args.target)
     label = target_label(target)
     if args.remove:
-        if args.minutes is not None or args.weekend is not None or args.more:
+        if args.minutes is not None or args.weekend is not None or args.more or args.day:
             raise UsageError("--remove takes no minutes")
         store.remove_budget(p.name, target)
         ctx.say(f'budget for {label} removed from profile "{p.name}"')
         return True
     if args.more:
-        if args.minutes is not None or args.weekend is not None:
-            raise UsageError("--more adds minutes to today's budget: give no MINUTES or --weekend")
+        if args.minutes is not None or args.weekend is not None or args.day:
+            raise UsageError("--more adds minutes to today's budget: give no MINUTES, --weekend or --day")
         budgets = {b.target: b for b in store.list_budgets(p.name)}
         b = budgets.get(target)
         if b is None:
@@ -93,13 +96,21 @@ def budget_command(args: argparse.Namespace, ctx: _Context, store: Any) -> bool:
         raise UsageError("give MINUTES (a day's minutes on school days), --remove, --more or --show")
     try:
         budget = Budget(profile=p.name, target=target, minutes=args.minutes,
-                        weekend=args.minutes if args.weekend is None else args.weekend, reset=args.reset)
+                        weekend=args.minutes if args.weekend is None else args.weekend, reset=args.reset,
+                        days=args.day or ())
     except ValueError as exc:
-        raise CommandError(str(exc).replace("minutes:", "MINUTES:", 1).replace("weekend:", "--weekend:", 1)
-                           .replace("reset:", "--reset:", 1)) from None
+        msg = str(exc)
+        for field, flag in (("minutes:", "MINUTES:"), ("weekend:", "--weekend:"), ("reset:", "--reset:"),
+                            ("days:", "--day:"), ("days ", "--day ")):
+            if msg.startswith(field):
+                msg = flag + msg[len(field):]
+                break
+        raise CommandError(msg) from None
     stored = store.set_budget(budget)
     days = (f"{stored.minutes} minutes a day" if stored.minutes == stored.weekend else
             f"{stored.minutes} minutes on school days, {stored.weekend} at the weekend")
+    if stored.days_text:
+        days += "; " + ", ".join(f"{d} {m}" for d, m in stored.day_map().items())
     ctx.say(f'budget for {label} in profile "{p.name}": {days} (the day starts at {stored.reset})')
     if target == ALL:
         ctx.say("all internet: every name but the background ones counts (see docs/budgets.md)")
@@ -117,6 +128,9 @@ def add_budget_command(subs: Any, command: Any) -> None:
                    help="minutes a day on school days (Monday-Friday), 0-1440")
     p.add_argument("--weekend", metavar="MINUTES", type=int,
                    help="minutes a day on Saturday and Sunday (default: the same as MINUTES)")
+    p.add_argument("--day", metavar="DAYS=MINUTES", action="append",
+                   help="a weekday's own minutes, e.g. fri=90, sat,sun=150 or mon-thu=45 (repeat for more days; "
+                        "the other days keep MINUTES or --weekend)")
     p.add_argument("--reset", metavar="HH:MM", default="00:00",
                    help="when the budget day starts, local time (default 00:00)")
     p.add_argument("--more", metavar="MINUTES", type=int,

@@ -4,9 +4,14 @@ The query log's writer thread hands every written batch to :meth:`BudgetMeter.ob
 already decoded there, so counting adds no work per answered query on the event loop). The meter maps
 each client to its profile through the engine's current policy, each name to that profile's budget
 targets (:class:`resolver.policy.budget_count.TargetMatcher`), applies the counting rule
-(:class:`resolver.policy.budget_count.MinuteCounter`) and writes the changed usage rows in one
-transaction per batch: at most one write a second, none while nothing is counted. When a budget is
-used up it bumps the store's policy version so the engine re-reads the policy and blocks.
+(:class:`resolver.policy.budget_count.MinuteCounter`) and adds the minutes that became active to the
+store in one transaction per batch: at most one write a second, none while nothing is counted. When a
+budget is used up the store bumps its policy version so the engine re-reads the policy and blocks.
+
+Several nodes on one store: the meter never writes its own totals (two nodes would overwrite each other's
+count); :meth:`count_budget_minutes` adds its active minutes to the stored count of every node under the
+store's write lock (a minute two nodes saw counts once, a session goes on across nodes) and hands back the
+merged rows, which the meter takes as its own, so its totals follow the other nodes' too.
 
 Time: every timestamp goes through a :class:`resolver.policy.budgets.SteadyClock` started at the store's
 high-water mark, so a clock jump neither resets nor burns a budget (see :mod:`resolver.policy.budgets`).
@@ -48,6 +53,7 @@ class BudgetMeter:
         self._counter: Optional[MinuteCounter] = None
         self._clock: Optional[SteadyClock] = None
         self.writes = 0           # usage transactions written
+        self._unsent: list = []   # active minutes a failed write left to send with the next batch
 
     # -- from the event loop, when the policy is (re)applied
 
@@ -115,23 +121,22 @@ class BudgetMeter:
                     found = matcher.targets(name)
                     if found:
                         counter.observe(ts, client, profile, found, name)
-            changes = counter.take_changes()
-            if not changes:
+            counter.take_changes()                   # the node's own totals: the store's merge replaces them
+            activity = self._unsent + counter.take_activity()
+            self._unsent = []
+            if not activity:
                 return
-            used_up = False
-            for u in changes:
-                b = self._budgets.get((u.profile.lower(), u.target))
-                if b is not None:
-                    day = _dt.date.fromisoformat(u.day)
-                    used_up = used_up or u.used >= b.limit(day)
+            tz = self._tz
         try:
-            store.save_budget_usage(changes, bump=used_up)
+            merged = store.count_budget_minutes(activity, tz)
             self.writes += 1
-        except Exception as exc:  # noqa: BLE001 - a locked store: the rows are written with the next change
+        except Exception as exc:  # noqa: BLE001 - a locked store: the minutes are sent with the next batch
             log.warning("time budgets: could not store usage: %s", exc)
             with self._lock:
-                for u in changes:
-                    counter._changed.add((u.profile.lower(), u.target, u.day))
+                self._unsent = (activity + self._unsent)[-100_000:]
+            return
+        with self._lock:
+            counter.load(merged)
 
     def today(self, now: float) -> Dict[Tuple[str, str], int]:
         """Minutes counted today by (profile, target) (for /status)."""

@@ -140,6 +140,7 @@ class MinuteCounter:
         self.usage: Dict[Tuple[str, str, str], BudgetUsage] = {}  # (profile lower, target, day) -> usage
         self._last: Dict[Tuple[str, str], Tuple[int, bool]] = {}  # (profile, target) -> (last minute, pending)
         self._changed: Set[Tuple[str, str, str]] = set()
+        self._activity: List[Tuple[str, str, int]] = []         # (profile, target, minute) newly active
 
     def load(self, rows: Iterable[BudgetUsage]) -> None:
         for u in rows:
@@ -175,6 +176,7 @@ class MinuteCounter:
         last, pending = self._last.get(pk, (0, False))
         if minute <= last:
             return                                   # already counted (another device, the same minute)
+        self._activity.append((profile, target, minute))
         if last and minute - last <= MAX_GAP:
             self._add(profile, target, minute, minute - last + (1 if pending else 0), False)
         else:
@@ -195,6 +197,12 @@ class MinuteCounter:
         u = self.usage.get((profile.lower(), target, day))
         return u.used if u else 0
 
+    def take_activity(self) -> List[Tuple[str, str, int]]:
+        """The (profile, target, UNIX minute) that became active since the last call, in time order: what a
+        node adds to a store shared with other nodes (:func:`merge_activity`)."""
+        out, self._activity = self._activity, []
+        return out
+
     def take_changes(self) -> List[BudgetUsage]:
         rows = [self.usage[k] for k in sorted(self._changed)]
         self._changed.clear()
@@ -203,6 +211,19 @@ class MinuteCounter:
     def forget_before(self, day: str) -> None:
         """Drop in-memory totals of days before ``day`` (ISO) (the store keeps them for reports)."""
         self.usage = {k: v for k, v in self.usage.items() if k[2] >= day}
+
+
+def merge_activity(stored: Iterable[BudgetUsage], activity: Iterable[Tuple[str, str, int]], budget: Budget,
+                   tz: _dt.tzinfo) -> List[BudgetUsage]:
+    """Rules 3-4 applied to one budget's stored usage (its recent days' rows, any node's) and the active minutes
+    one node saw since its last write: the changed rows, with the totals of every node. A minute another node
+    already counted (at or before the stored last minute) counts nothing again; a session another node began
+    goes on across nodes. Used by the store under its write lock (:mod:`resolver.store.budget_rooms`)."""
+    counter = MinuteCounter(tz, lambda _p, _t: budget)
+    counter.load(stored)
+    for profile, target, minute in sorted(activity, key=lambda a: a[2]):
+        counter._active(profile, target, minute)
+    return counter.take_changes()
 
 
 def counted_minutes(events: Iterable[Tuple[float, str, str]], matcher: TargetMatcher) -> Dict[str, List[int]]:

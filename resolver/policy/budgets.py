@@ -6,7 +6,9 @@ A :class:`Budget` gives one profile a number of minutes a day for one *target*:
 * ``category:<name>``: a list category (``category:games``): every name the compiled lists put in it;
 * ``all``: all internet (every name but the background ones, see :mod:`resolver.policy.budget_count`).
 
-School days (Monday to Friday) and weekend days (Saturday, Sunday) have their own minutes. A budget
+School days (Monday to Friday) and weekend days (Saturday, Sunday) have their own minutes, and any weekday
+may have its own instead (``days``: "fri=90 sat,sun=150"; a day without one takes the school-day or
+weekend minutes). A budget
 *day* starts at the budget's ``reset`` time (``HH:MM``, default 00:00) in the appliance's time zone: with
 reset 04:00, Tuesday's budget day runs from Tuesday 04:00 to Wednesday 04:00 and is a school day.
 
@@ -35,16 +37,20 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, NamedTuple, Optional, Tuple
 
 from resolver.policy.profiles import CATEGORIES
+from resolver.policy.schedule import DAYS, parse_days
 
 __all__ = ["Budget", "BudgetUsage", "Spent", "ALL", "MAX_MINUTES", "parse_target", "target_label",
-           "budget_day", "effective_now", "SteadyClock", "spent_budgets", "EXTRA_MINUTES"]
+           "budget_day", "effective_now", "SteadyClock", "spent_budgets", "EXTRA_MINUTES", "BUDGET_TTL",
+           "parse_day_minutes", "day_minutes_text"]
 
 ALL = "all"
 MAX_MINUTES = 24 * 60              # a day's budget: 0 (none today) to 1440 (the whole day)
 EXTRA_MINUTES = 15                 # what the block page's "ask for 15 more minutes" asks for
 CLOCK_FLOOR = 1_700_000_000.0      # 2023-11-14: a clock before this has not been set yet (Pi boot in 1970)
 TRUST_BACKWARD = 2 * 86400.0       # a set clock this far behind the high-water mark is believed
+BUDGET_TTL = 60                    # seconds a budgeted name's answer may be cached (devices re-ask, then blocked)
 _ALL_WORDS = {"all", "internet", "all-internet", "*"}
+NO_DAYS: Tuple[Optional[int], ...] = (None,) * 7
 
 
 def _hhmm(text: str, field: str = "reset") -> str:
@@ -64,6 +70,53 @@ def _minutes(value: object, field: str) -> int:
     if not 0 <= value <= MAX_MINUTES:
         raise ValueError(f"{field}: minutes must be between 0 and {MAX_MINUTES} (a whole day), not {value}")
     return value
+
+
+def parse_day_minutes(value: object, field: str = "days") -> Tuple[Optional[int], ...]:
+    """Per-weekday minutes (Monday first, None = the school-day or weekend minutes) from what a parent
+    gives: text "fri=90 sat,sun=150" (items split by spaces or ";"), a list of such items, a mapping
+    {"fri": 90, "sat-sun": 150}, or the 7-tuple itself. Days are written as schedules write them (mon,
+    mon-thu, weekends, ...). A day given twice (also through overlapping items) is an error naming it."""
+    if value is None or value == "" or value == () or value == [] or value == {}:
+        return NO_DAYS
+    if isinstance(value, (tuple, list)) and len(value) == 7 and all(v is None or isinstance(v, int)
+                                                                      for v in value):
+        return tuple(None if v is None else _minutes(v, f"{field} {DAYS[i]}") for i, v in enumerate(value))
+    items: list = []
+    if isinstance(value, str):
+        for item in value.replace(";", " ").split():
+            items.append(item)
+    elif isinstance(value, dict):
+        items = [(k, v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ValueError(f"{field}: give days and minutes such as fri=90, not {value!r}")
+    out: list = [None] * 7
+    for item in items:
+        if isinstance(item, tuple):
+            days_text, minutes = item
+        elif isinstance(item, str) and "=" in item:
+            days_text, _, minutes = item.partition("=")
+        else:
+            raise ValueError(f"{field}: write DAYS=MINUTES, such as fri=90 or sat,sun=150, not {item!r}")
+        if not isinstance(days_text, str) or not days_text.strip():
+            raise ValueError(f"{field}: which day? write DAYS=MINUTES, such as fri=90, not {item!r}")
+        try:
+            days = parse_days(days_text)
+        except ValueError as exc:
+            raise ValueError(f"{field}: {exc}") from None
+        for day in days:
+            i = DAYS.index(day)
+            if out[i] is not None:
+                raise ValueError(f"{field}: {day} is given twice")
+            out[i] = _minutes(minutes, f"{field} {day}")
+    return tuple(out)
+
+
+def day_minutes_text(days: Tuple[Optional[int], ...]) -> str:
+    """The stored (and shown) form of per-weekday minutes: "fri=90 sat=150" ("" when none)."""
+    return " ".join(f"{DAYS[i]}={m}" for i, m in enumerate(days) if m is not None)
 
 
 def parse_target(text: str, services: Optional[Iterable[str]] = None,
@@ -113,7 +166,9 @@ def target_label(target: str, service_names: Optional[Dict[str, str]] = None) ->
 
 @dataclass(frozen=True)
 class Budget:
-    """``minutes`` on school days (Mon-Fri), ``weekend`` on Saturday and Sunday, for ``target``."""
+    """``minutes`` on school days (Mon-Fri), ``weekend`` on Saturday and Sunday, for ``target``; ``days``
+    = a weekday's own minutes (Monday first, None = the school-day or weekend value; any form
+    :func:`parse_day_minutes` reads)."""
 
     profile: str
     target: str
@@ -121,6 +176,7 @@ class Budget:
     weekend: int
     reset: str = "00:00"
     id: Optional[int] = None
+    days: Tuple[Optional[int], ...] = NO_DAYS
 
     def __post_init__(self) -> None:
         if not isinstance(self.profile, str) or not self.profile.strip():
@@ -131,10 +187,23 @@ class Budget:
         object.__setattr__(self, "minutes", _minutes(self.minutes, "minutes"))
         object.__setattr__(self, "weekend", _minutes(self.weekend, "weekend"))
         object.__setattr__(self, "reset", _hhmm(self.reset))
+        object.__setattr__(self, "days", parse_day_minutes(self.days))
 
     def limit(self, day: _dt.date) -> int:
         """The minutes of budget ``day`` (the date its budget day starts on)."""
+        own = self.days[day.weekday()]
+        if own is not None:
+            return own
         return self.weekend if day.weekday() >= 5 else self.minutes
+
+    @property
+    def days_text(self) -> str:
+        """The weekdays with their own minutes, "fri=90 sat=150" ("" = none)."""
+        return day_minutes_text(self.days)
+
+    def day_map(self) -> Dict[str, int]:
+        """{"fri": 90, ...}: the weekdays with their own minutes (the API's form)."""
+        return {DAYS[i]: m for i, m in enumerate(self.days) if m is not None}
 
 
 class BudgetUsage(NamedTuple):
@@ -199,15 +268,24 @@ class SteadyClock:
 
 
 class Spent(NamedTuple):
-    """The used-up budgets of one profile: ``until`` = when each ends (the next reset), by target."""
+    """The budgets of one profile: the used-up ones (``until`` = when each ends, the next reset, by target)
+    and ``watched``, every target with a budget (used up or not), whose answers carry a short TTL
+    (:data:`BUDGET_TTL`) so devices re-ask soon and are blocked promptly once the minutes are gone."""
 
     services: Dict[str, float]
     categories: Dict[str, float]
     all_until: Optional[float]
     labels: Dict[str, str]
+    watched: FrozenSet[str] = frozenset()
 
     def key(self) -> tuple:
-        return (tuple(sorted(self.services.items())), tuple(sorted(self.categories.items())), self.all_until)
+        return (tuple(sorted(self.services.items())), tuple(sorted(self.categories.items())), self.all_until,
+                tuple(sorted(self.watched)))
+
+    @property
+    def used_up(self) -> bool:
+        """Some budget of the profile is used up."""
+        return bool(self.services or self.categories or self.all_until is not None)
 
     @property
     def ends(self) -> Iterable[float]:
@@ -225,16 +303,20 @@ def day_of(budget: Budget, now: float, tz: _dt.tzinfo) -> Tuple[str, int, float]
 
 def spent_budgets(budgets: Iterable[Budget], usage: Iterable[BudgetUsage], now: float,
                   tz: _dt.tzinfo) -> Dict[str, Spent]:
-    """The used-up budgets at effective time ``now`` by profile (lower-case), from the stored usage."""
+    """The budgets at effective time ``now`` by profile (lower-case), from the stored usage: every profile
+    with a budget gets a :class:`Spent` (its used-up budgets, possibly none, and its watched targets)."""
     used: Dict[tuple, BudgetUsage] = {(u.profile.lower(), u.target, u.day): u for u in usage}
     out: Dict[str, Spent] = {}
+    watched: Dict[str, set] = {}
+    for b in budgets:
+        watched.setdefault(b.profile.lower(), set()).add(b.target)
     for b in budgets:
         day, limit, end = day_of(b, now, tz)
+        s = out.setdefault(b.profile.lower(), Spent({}, {}, None, {}, frozenset(watched[b.profile.lower()])))
         u = used.get((b.profile.lower(), b.target, day))
         spent = (u.used if u else 0) >= limit + (u.extra if u else 0)
         if not spent:
             continue
-        s = out.setdefault(b.profile.lower(), Spent({}, {}, None, {}))
         kind, _, name = b.target.partition(":")
         if b.target == ALL:
             out[b.profile.lower()] = s._replace(all_until=end)

@@ -36,6 +36,9 @@ Order of precedence (the first step that applies decides)
    internet"; ``ttl_cap`` = seconds until the budget's reset. Anything blocked for good (steps 5-8) keeps
    that reason; allows (3, 4) lift a budget block like any other block (a parent's "15 more minutes" adds
    minutes to the budget instead, so the block ends by itself when the counter sees the new total).
+   A name that counts against a budget not yet used up (``spent.watched``: its service, its category, or
+   any name under "all internet") is answered with ``ttl_cap`` :data:`resolver.policy.budgets.BUDGET_TTL`
+   (60 s), so devices ask again soon and are blocked promptly when the minutes run out.
 10. **Safe search** (``profile.safe_search``, ``profile.youtube``): rewrite to the safe host (or, for
    Yandex, the IPv4 address: :func:`resolver.policy.safesearch.is_address_target`), ``Reason.SAFE_SEARCH``,
    category "search" or "youtube". A safe host itself (``forcesafesearch.google.com``) is never
@@ -58,7 +61,8 @@ TTL caps
 A verdict's ``ttl_cap`` is the number of seconds its answer may be cached by anyone (the engine's cache
 and the device's). When the profile has schedules, *every* verdict carries the seconds until the next
 instant the set of active windows changes (:meth:`WeeklySchedule.next_change`), so no cached answer
-outlives a window; a pause or a temporary allow that decided the verdict caps it at its own end; the
+outlives a window; a pause or a temporary allow that decided the verdict caps it at its own end; a name
+that counts against a time budget is capped at :data:`~resolver.policy.budgets.BUDGET_TTL` (step 9); the
 smallest cap wins. Caps are whole seconds, rounded up, at least 1. ``None`` = no cap.
 
 Cost
@@ -88,7 +92,7 @@ from resolver.policy.bypass import bypass_answer_wire
 from resolver.policy.encrypted_dns import TABLE_NAME, encrypted_dns_match
 from resolver.base.names import normalise_name, wire_name
 from resolver.policy.blocking import Decision, Reason, _text_name
-from resolver.policy.budgets import Spent
+from resolver.policy.budgets import ALL, BUDGET_TTL, Spent
 from resolver.policy.profiles import ALL_CATEGORIES, Profile, Schedule
 from resolver.policy.safesearch import SAFE_HOSTS, YOUTUBE_MODERATE, YOUTUBE_STRICT, safe_target_wire
 from resolver.policy.schedule import WeeklySchedule, Window, parse_hhmm
@@ -251,13 +255,16 @@ class ProfilePolicy:
         self._domains: Dict[bytes, _Entry] = {
             _wire(name): (e[0], e[1], e[2], e[3], tuple(e[4]), tuple(e[5])) for name, e in acc.items()}
 
-        # --- used-up time budgets (step 9)
-        self._spent = spent if spent is not None and (spent.services or spent.categories
-                                                       or spent.all_until is not None) else None
+        # --- time budgets (step 9): the used-up ones block, the others cap their names' TTL
+        self._spent = spent if spent is not None and (spent.used_up or spent.watched) else None
         self._spent_domains: Dict[bytes, Tuple[str, float]] = {}
         self._spent_mask = 0
+        self._watch_domains: Dict[bytes, bool] = {}   # service domains with a budget -> subdomains too
+        self._watch_mask = 0
+        self._watch_all = False
         if self._spent is not None:
-            if spent.services and not services:
+            watched_services = [t[8:] for t in spent.watched if t.startswith("service:")]
+            if (spent.services or watched_services) and not services:
                 from blocklists.services import load_services
                 services = load_services()
             for sid, until in spent.services.items():
@@ -266,9 +273,18 @@ class ProfilePolicy:
                         name = _service_name(domain)
                         if name is not None:
                             self._spent_domains[_wire(name)] = (services[sid].name or sid, until)
+            for sid in watched_services:
+                for domain, sub in (services or {})[sid].domains if sid in (services or {}) else ():
+                    name = _service_name(domain)
+                    if name is not None:
+                        self._watch_domains[_wire(name)] = sub or self._watch_domains.get(_wire(name), False)
+            watched_cats = {t[9:] for t in spent.watched if t.startswith("category:")}
             for bit, shown, _mandatory in self._bits:
                 if shown in spent.categories:
                     self._spent_mask |= 1 << bit
+                if shown in watched_cats:
+                    self._watch_mask |= 1 << bit
+            self._watch_all = ALL in spent.watched
 
         # --- the state without windows, and the memos
         self._base = self._make_state(())
@@ -339,11 +355,13 @@ class ProfilePolicy:
             if decision is not None:
                 return Verdict(BLOCK, decision, None, cap)
 
-        # 9. used-up time budgets
+        # 9. time budgets: used up -> blocked; still running -> a short TTL
         if self._spent is not None and not allowed:
             verdict = self._budget(w, now, cap)
             if verdict is not None:
                 return verdict
+            if (cap is None or cap > BUDGET_TTL) and self._watched(w):
+                cap = BUDGET_TTL
 
         # 10. safe search
         if self._rewrites and w not in _SAFE_HOST_WIRES:
@@ -419,6 +437,25 @@ class ProfilePolicy:
         left = _seconds(hit[1], now)
         return Verdict(BLOCK, Decision(Reason.BUDGET, hit[0], _text_name(w)), None,
                        left if cap is None or left < cap else cap)
+
+    def _watched(self, w: bytes) -> bool:
+        """``w`` counts against one of the profile's budgets (a service's domain, a category, all internet)."""
+        if self._watch_all:
+            return True
+        if self._watch_domains:
+            get = self._watch_domains.get
+            off = 0
+            try:
+                ln = w[0]
+                while ln:
+                    sub = get(w[off:])
+                    if sub is not None and (sub or not off):
+                        return True
+                    off += ln + 1
+                    ln = w[off]
+            except IndexError:
+                pass
+        return bool(self._watch_mask and self.index is not None and self.index.lookup_wire(w, self._watch_mask))
 
     def _lookup(self, w: bytes, mask: int) -> Optional[Decision]:
         match = self.index.lookup_wire(w, mask)

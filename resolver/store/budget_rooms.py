@@ -3,15 +3,22 @@
 
 Usage rows are written by the engine's budget meter in batches (once a second at most, only rows that
 changed), never per query; a parent's extra minutes are kept apart from the counted ones.
+
+Several nodes may share one store (PostgreSQL). A node does not write its own totals (they would overwrite
+each other's): :meth:`BudgetRooms.count_budget_minutes` takes the minutes it saw active and adds them to the
+stored count under the store's write lock, with the counting rule's sessions
+(:func:`resolver.policy.budget_count.merge_activity`), and returns the merged rows to the node.
 """
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Iterable, Optional, Sequence
 
-from resolver.policy.budgets import Budget, BudgetUsage
+from resolver.policy.budget_count import merge_activity
+from resolver.policy.budgets import Budget, BudgetUsage, budget_day
 from resolver.store.sqlcommon import Handle, SQLStoreBase, key, row
 
-_BUDGET_SQL = ("SELECT b.id, p.name, b.target, b.minutes, b.weekend, b.reset FROM budgets b"
+_BUDGET_SQL = ("SELECT b.id, p.name, b.target, b.minutes, b.weekend, b.reset, b.days FROM budgets b"
                " JOIN profiles p ON p.id = b.profile_id")
 _USAGE_SQL = ("SELECT p.name, u.target, u.day, u.used, u.extra, u.last_minute, u.pending, u.updated"
               " FROM budget_usage u JOIN profiles p ON p.id = u.profile_id")
@@ -25,7 +32,7 @@ def _pid(db: Handle, profile: str) -> tuple[int, str]:
 
 
 def _budget(r: tuple) -> Budget:
-    return Budget(id=r[0], profile=r[1], target=r[2], minutes=r[3], weekend=r[4], reset=r[5])
+    return Budget(id=r[0], profile=r[1], target=r[2], minutes=r[3], weekend=r[4], reset=r[5], days=r[6] or "")
 
 
 def _usage(r: tuple) -> BudgetUsage:
@@ -41,10 +48,10 @@ class BudgetRooms(SQLStoreBase):
             raise TypeError(f"expected a Budget, not {type(budget).__name__}")
         with self._write() as db:
             pid, _name = _pid(db, budget.profile)
-            db.execute("INSERT INTO budgets (profile_id, target, minutes, weekend, reset) VALUES (?,?,?,?,?)"
+            db.execute("INSERT INTO budgets (profile_id, target, minutes, weekend, reset, days) VALUES (?,?,?,?,?,?)"
                        " ON CONFLICT (profile_id, target) DO UPDATE SET minutes = excluded.minutes,"
-                       " weekend = excluded.weekend, reset = excluded.reset",
-                       (pid, budget.target, budget.minutes, budget.weekend, budget.reset))
+                       " weekend = excluded.weekend, reset = excluded.reset, days = excluded.days",
+                       (pid, budget.target, budget.minutes, budget.weekend, budget.reset, budget.days_text))
             return _budget(row(db, _BUDGET_SQL + " WHERE b.profile_id = ? AND b.target = ?", pid, budget.target))
 
     def list_budgets(self, profile: Optional[str] = None) -> list[Budget]:
@@ -95,6 +102,47 @@ class BudgetRooms(SQLStoreBase):
                             float(u.updated)))
                 n += 1
         return n
+
+    def count_budget_minutes(self, activity: Sequence[tuple[str, str, int]], tz: _dt.tzinfo) -> list[BudgetUsage]:
+        """Add the active minutes one node saw, ``(profile, target, UNIX minute)``, to the stored usage of
+        every node, under the write lock: a minute counts once however many nodes saw it, and a session goes on
+        across nodes. Returns the changed rows (the totals of all nodes); policy_version goes up when one of
+        them used its budget up. Minutes of a removed budget or profile are dropped."""
+        by_budget: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
+        for profile, target, minute in activity:
+            by_budget.setdefault((key(profile), target), []).append((profile, target, int(minute)))
+        out: list[BudgetUsage] = []
+        if not by_budget:
+            return out
+        used_up = False
+        with self._write(bump=False) as db:
+            for (profile, target), seen in by_budget.items():
+                found = row(db, _BUDGET_SQL + " WHERE p.name = ? AND b.target = ?", profile, target)
+                if found is None:
+                    continue
+                budget = _budget(found)
+                since = budget_day(min(m for _p, _t, m in seen) * 60.0 - 86400, tz, budget.reset)[0].isoformat()
+                stored = [_usage(r) for r in db.execute(
+                    _USAGE_SQL + " WHERE p.name = ? AND u.target = ?"
+                    " AND u.day >= ?", (budget.profile, target, since)).fetchall()]
+                extra = {u.day: u.extra for u in stored}
+                for u in merge_activity(stored, seen, budget, tz):
+                    self._put_usage(db, u)
+                    out.append(u._replace(extra=extra.get(u.day, 0)))
+                    used_up = used_up or u.used >= budget.limit(_dt.date.fromisoformat(u.day)) + extra.get(u.day, 0)
+            if used_up:
+                self._bump(db)
+        return out
+
+    @staticmethod
+    def _put_usage(db: Handle, u: BudgetUsage) -> None:
+        db.execute("INSERT INTO budget_usage (profile_id, target, day, used, last_minute, pending, updated)"
+                   " SELECT id, ?, ?, ?, ?, ?, ? FROM profiles WHERE name = ?"
+                   " ON CONFLICT (profile_id, target, day) DO UPDATE SET"
+                   " used = excluded.used, last_minute = excluded.last_minute, pending = excluded.pending,"
+                   " updated = CASE WHEN budget_usage.updated > excluded.updated THEN budget_usage.updated"
+                   " ELSE excluded.updated END",
+                   (u.target, u.day, int(u.used), int(u.last_minute), int(u.pending), float(u.updated), u.profile))
 
     def add_budget_extra(self, profile: str, target: str, day: str, minutes: int) -> BudgetUsage:
         """A parent's "more minutes": add ``minutes`` to the budget of ``day`` (ISO); the engine re-reads."""

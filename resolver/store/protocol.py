@@ -262,6 +262,10 @@ class Store(Protocol):
     def save_budget_usage(self, rows: Sequence[BudgetUsage], *, bump: bool = False) -> int:
         """Write counted minutes (keeps the parent's extra minutes); ``bump``: policy_version goes up."""
 
+    def count_budget_minutes(self, activity: Sequence[tuple[str, str, int]], tz: Any) -> list[BudgetUsage]:
+        """Add one node's active minutes (profile, target, UNIX minute) to every node's stored count (a minute
+        counts once); the changed rows back; policy_version goes up when a budget is used up."""
+
     def add_budget_extra(self, profile: str, target: str, day: str, minutes: int) -> BudgetUsage:
         """Add a parent's extra minutes to one budget day (policy_version goes up)."""
 

@@ -225,4 +225,8 @@ MIGRATIONS: list[str] = ["", "", "", "", "", _BASELINE,
                           """
                           ALTER TABLE reports ADD COLUMN lang TEXT NOT NULL DEFAULT '';
                           CREATE INDEX reports_outbox ON reports (id) WHERE forwarded_ts IS NULL;
+                          """,
+                          # 10 (per-weekday budgets, as SQLite's 10)
+                          """
+                          ALTER TABLE budgets ADD COLUMN days TEXT NOT NULL DEFAULT '';
                           """]

@@ -299,4 +299,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE reports ADD COLUMN lang TEXT NOT NULL DEFAULT '';
     CREATE INDEX reports_outbox ON reports (id) WHERE forwarded_ts IS NULL;
     """,
+    # 10 (per-weekday budgets): a budget's weekdays with their own minutes, "fri=90 sat=150" ('' = none: school
+    # days and weekend only; see resolver.policy.budgets.parse_day_minutes)
+    """
+    ALTER TABLE budgets ADD COLUMN days TEXT NOT NULL DEFAULT '';
+    """,
 ]

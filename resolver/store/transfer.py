@@ -20,7 +20,7 @@ TABLES: list[tuple[str, str, str]] = [
     ("schedules", "schedules", "id, profile_id, name, days, start_time, end_time, action, categories, services,"
                                " enabled"),
     ("temporary allows", "temp_allows", "id, device_id, domain, until"),
-    ("time budgets", "budgets", "id, profile_id, target, minutes, weekend, reset"),
+    ("time budgets", "budgets", "id, profile_id, target, minutes, weekend, reset, days"),
     ("budget days", "budget_usage", "profile_id, target, day, used, extra, last_minute, pending, updated"),
     ("seen clients", "seen_clients", "address, mac, hostname, first_seen, last_seen"),
     ("users", "users", "id, name, role, password_hash, language, created, last_login"),

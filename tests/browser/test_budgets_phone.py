@@ -150,3 +150,77 @@ def test_a_used_up_budget_the_block_page_and_15_more_minutes(stack, browser, pho
     row = phone.locator("#budgets-today li[data-target='service:tiktok']")
     assert "còn 15 phút" in row.inner_text()
     kid_ctx.close()
+
+
+def test_the_device_report_draws_minutes_per_app_per_day_on_a_phone(stack, phone):
+    """The device's weekly report: the same uPlot chart and counting as the profile's, at 390×844, in
+    Vietnamese; the day labels fit and do not overlap; nothing scrolls sideways."""
+    import json
+
+    from resolver.store.protocol import QueryRow
+
+    from tests.browser.test_phone import _overlap, chart_axis_labels
+
+    phone.goto(stack.url + "/devices")
+    phone.fill("#add input[name=name]", "Điện thoại của Bé")
+    phone.fill("#add input[name=identity]", "127.0.0.11")
+    phone.select_option("#add select[name=profile]", "Kids")
+    phone.click("#add button.primary")
+    phone.wait_for_selector(".flash.ok")
+    start = (int(time.time()) // 3600 - 2) * 3600
+    store = open_store(str(stack.engine.data_dir))
+    try:
+        store.add_queries([QueryRow(start + m * 60 + k, "127.0.0.11", name, 1, 0, "", "", 1.0, False, None)
+                           for m in range(15) for k, name in enumerate(("www.roblox.com", f"t{m % 3}.rbxcdn.com"))])
+    finally:
+        store.close()
+    phone.goto(stack.url + "/devices/" + "Điện thoại của Bé" + "/report")
+    phone.wait_for_selector("#usage-chart.drawn canvas", timeout=10000)
+    text = phone.locator("main").inner_text()
+    assert "Số phút mỗi ứng dụng mỗi ngày" in text and "Roblox" in text
+    data = json.loads(phone.locator("#usage-data").text_content())
+    assert {s["label"]: sum(s["minutes"]) for s in data["services"]}["Roblox"] == 15
+    box = phone.locator("#usage-chart canvas").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] and box["height"] > 100
+    labels = chart_axis_labels(phone, "usage-chart")
+    assert len(labels) == 7 and all(lab["text"] for lab in labels), labels
+    for lab in labels:
+        assert lab["x"] >= 0 and lab["x"] + lab["width"] <= box["width"], labels
+    assert not any(_overlap(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]), labels
+    assert no_sideways_scroll(phone), "the device report scrolls sideways at 390 px"
+    shot(phone, "phone-device-report-vi")
+
+
+def test_a_parent_gives_friday_its_own_minutes_on_a_phone(stack, phone):
+    """The budget row's "own minutes on some weekdays": seven small fields that fit a 390 px screen."""
+    phone.goto(stack.url + "/profiles/Kids")
+    phone.select_option("#budgets select[name=new_target]", "category:games")
+    phone.fill("#budgets input[name=new_minutes]", "45")
+    new_days = phone.locator("#budgets tr.days.new details")
+    new_days.locator("summary").click()
+    assert "Số phút riêng cho một số ngày trong tuần" in new_days.inner_text()
+    phone.fill("#budgets input[name='new_days:fri']", "90")
+    fields = new_days.locator("input[type=number]")
+    assert fields.count() == 7
+    for i in range(7):
+        box = fields.nth(i).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    assert no_sideways_scroll(phone), "the weekday fields scroll sideways at 390 px"
+    shot(phone, "phone-budgets-weekdays-vi")
+    phone.click("#budgets button.primary")
+    phone.wait_for_selector(".flash.ok")
+    row_days = phone.locator("#budgets tr[data-target='category:games'] + tr.days")
+    assert "T6 90" in row_days.locator("summary").inner_text()
+    assert row_days.locator("input[name='days:category:games:fri']").input_value() == "90"
+    # a day's bad minutes: the error names the day as the form does
+    phone.fill("#budgets input[name='days:category:games:sat']", "2000")
+    phone.evaluate("document.querySelectorAll('#budgets input[type=number]').forEach(i => i.removeAttribute('max'))")
+    phone.click("#budgets button.primary")
+    phone.wait_for_selector(".flash.error")
+    assert "T7" in phone.locator(".flash.error").inner_text() and "2000" in phone.locator(".flash.error").inner_text()
+    store = open_store(str(stack.engine.data_dir))
+    try:
+        games = {b.target: b for b in store.list_budgets("Kids")}["category:games"]
+    finally:
+        store.close()
+    assert games.minutes == 45 and games.day_map() == {"fri": 90}

@@ -15,7 +15,7 @@ from resolver.policy.budget_count import MinuteCounter, TargetMatcher, count_tra
 from resolver.policy.budgets import (ALL, Budget, BudgetUsage, SteadyClock, budget_day, effective_now, parse_target,
                                      spent_budgets)
 from resolver.policy.profile_policy import ProfilePolicy
-from resolver.policy.profiles import Profile
+from resolver.policy.profiles import Profile, Schedule
 
 TRACES = json.loads((Path(__file__).resolve().parents[1] / "data" / "budget-traces.json").read_text())
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -68,6 +68,7 @@ def test_school_days_and_weekend_and_the_reset_time():
 
 
 # ------------------------------------------------------------------ counting on recorded traces
+
 
 @pytest.mark.parametrize("trace", TRACES["traces"], ids=lambda t: t["name"])
 def test_counting_matches_the_truth_on_recorded_traces(trace):
@@ -187,7 +188,8 @@ def test_a_used_up_service_budget_blocks_that_service_only_until_the_reset():
 def test_extra_minutes_lift_the_block_and_all_internet_budget_spares_the_allow_list():
     now = _ts("2026-12-04T18:00", dt.timezone.utc)
     b = Budget("child", ALL, 120, 120)
-    assert spent_budgets([b], [BudgetUsage("child", ALL, "2026-12-04", 120, extra=15)], now, dt.timezone.utc) == {}
+    assert not spent_budgets([b], [BudgetUsage("child", ALL, "2026-12-04", 120, extra=15)], now,
+                             dt.timezone.utc)["child"].used_up
     spent = spent_budgets([b], [BudgetUsage("child", ALL, "2026-12-04", 135, extra=15)], now, dt.timezone.utc)
     pol = _policy(spent["child"])
     v = pol.decide(wire_name("www.example.com"), now)
@@ -195,6 +197,33 @@ def test_extra_minutes_lift_the_block_and_all_internet_budget_spares_the_allow_l
     assert pol.decide(wire_name("en.wikipedia.org"), now).action == "allow"
     # a paused device is paused (step 2 comes first)
     assert pol.decide(wire_name("www.example.com"), now, paused_until=now + 60).decision.reason is Reason.PAUSED
+
+
+def test_names_that_count_against_a_running_budget_are_cached_for_a_minute_at_most():
+    """Roblox has minutes left: its answers (and only its) carry a 60 s TTL cap, so a device re-asks soon
+    and is blocked promptly once they are gone; an "all internet" budget caps every name; allowed names
+    (the profile's allow list), which a budget never blocks, keep their TTL."""
+    from resolver.policy.budgets import BUDGET_TTL
+
+    now = _ts("2026-12-04T18:00", dt.timezone.utc)
+    b = Budget("child", "service:roblox", 60, 60)
+    spent = spent_budgets([b], [BudgetUsage("child", "service:roblox", "2026-12-04", 10)], now, dt.timezone.utc)
+    assert not spent["child"].used_up and spent["child"].watched == {"service:roblox"}
+    pol = _policy(spent["child"])
+    assert BUDGET_TTL == 60
+    assert pol.decide(wire_name("www.roblox.com"), now) == ("allow", None, None, 60)
+    assert pol.decide(wire_name("t1.rbxcdn.com"), now).ttl_cap == 60
+    assert pol.decide(wire_name("www.tiktok.com"), now).ttl_cap is None
+    assert pol.decide(wire_name("notroblox.com"), now).ttl_cap is None
+    everything = spent_budgets([Budget("child", ALL, 120, 120)], [], now, dt.timezone.utc)["child"]
+    pol = _policy(everything)
+    assert pol.decide(wire_name("www.example.com"), now).ttl_cap == 60
+    assert pol.decide(wire_name("en.wikipedia.org"), now).ttl_cap is None      # the allow list: never blocked
+    # a schedule's shorter cap still wins
+    sched = Schedule(profile="child", name="soon", days=("fri",), start="23:00", end="23:30",
+                     action="block_categories", categories=("adult",))
+    pol = ProfilePolicy(Profile(name="child"), None, {}, (sched,), "UTC", services=SERVICES, spent=everything)
+    assert pol.decide(wire_name("www.example.com"), now + 3600 * 5 - 20).ttl_cap == 20
 
 
 @pytest.mark.parametrize("trace", TRACES["traces"], ids=lambda t: t["name"])

@@ -54,3 +54,46 @@ def test_removing_a_profile_removes_its_budgets_and_usage(store):
     store.save_budget_usage([BudgetUsage("Teen", ALL, "2026-12-04", 3)])
     store.remove_profile("Teen")
     assert store.list_budgets() == [] and store.budget_usage() == []
+
+
+def test_a_budgets_weekdays_with_their_own_minutes_are_stored_and_replaced(store):
+    import datetime as _dt
+
+    b = store.set_budget(Budget("Kids", "category:games", 60, 120, days="fri=90 sat,sun=150"))
+    assert b.days_text == "fri=90 sat=150 sun=150" and b.day_map() == {"fri": 90, "sat": 150, "sun": 150}
+    (got,) = store.list_budgets("Kids")
+    assert got.days == (None, None, None, None, 90, 150, 150)
+    assert [got.limit(_dt.date(2026, 11, 30) + _dt.timedelta(days=i)) for i in range(7)] == [
+        60, 60, 60, 60, 90, 150, 150]
+    store.set_budget(Budget("Kids", "category:games", 45, 100))     # replaced: no weekdays of their own
+    (got,) = store.list_budgets("Kids")
+    assert got.days_text == "" and got.limit(_dt.date(2026, 12, 4)) == 45
+
+
+def test_nodes_sharing_the_store_add_their_minutes_to_one_count(store):
+    """Two nodes each send the minutes they saw active: the store adds them to one count with the counting
+    rule's sessions, a minute both saw counts once, and the merged totals come back to each node."""
+    import datetime as _dt
+
+    utc = _dt.timezone.utc
+    store.set_budget(Budget("Kids", "service:roblox", 6, 6))
+    m0 = int(_dt.datetime(2026, 12, 4, 10, 0, tzinfo=utc).timestamp()) // 60
+    v0 = store.policy_version()
+    # node 1: the game opens at m0 (a lone minute counts nothing yet), then m0+1, m0+2
+    (u,) = store.count_budget_minutes([("Kids", "service:roblox", m0)], utc)
+    assert (u.used, u.pending, u.day) == (0, True, "2026-12-04")
+    (u,) = store.count_budget_minutes([("Kids", "service:roblox", m0 + 1), ("Kids", "service:roblox", m0 + 2)], utc)
+    assert u.used == 3
+    # node 2 saw m0+2 too (counted already) and then m0+3, m0+5 (the gap is the device's cache at work)
+    (u,) = store.count_budget_minutes([("Kids", "service:roblox", m0 + 2), ("Kids", "service:roblox", m0 + 3),
+                                       ("Kids", "service:roblox", m0 + 5)], utc)
+    assert u.used == 6 and u.last_minute == m0 + 5
+    assert store.policy_version() > v0                          # 6 of 6: used up, the nodes re-read
+    store.add_budget_extra("Kids", "service:roblox", "2026-12-04", 15)
+    (u,) = store.count_budget_minutes([("Kids", "service:roblox", m0 + 6)], utc)
+    assert (u.used, u.extra) == (7, 15)
+    (stored,) = store.budget_usage("2026-12-04", "Kids")
+    assert (stored.used, stored.extra) == (7, 15)
+    # a budget removed meanwhile: its minutes are dropped
+    store.remove_budget("Kids", "service:roblox")
+    assert store.count_budget_minutes([("Kids", "service:roblox", m0 + 7)], utc) == []

@@ -129,3 +129,67 @@ def test_a_childs_weekly_report_page_and_csv(app, admin):
     assert csv.mimetype == "text/csv" and ",Kids,Roblox,12" in csv.get_data(as_text=True)
     assert admin.get("/profiles/Nobody/report").status_code == 404
     assert app.test_client().get("/static/vendor/uplot/uPlot.iife.min.js").status_code == 200
+
+
+def test_a_weekday_of_its_own_through_the_api_and_the_form(app, admin):
+    r = admin.api("PUT", "/api/v1/profiles/Kids/budgets",
+                  [{"target": "games", "minutes": 60, "weekend": 120, "days": {"fri": 90, "sat,sun": 150}}])
+    assert r.status_code == 200, r.get_json()
+    (row,) = r.get_json()
+    assert row["days"] == {"fri": 90, "sat": 150, "sun": 150} and row["weekend"] == 120
+    for days, message in [({"fry": 5}, "days: unknown day 'fry'"),
+                          ({"fri": -3}, "days fri: minutes must be between 0 and 1440"),
+                          ({"weekdays": 30, "fri": 90}, "days: fri is given twice"),
+                          ("fri", "days: write DAYS=MINUTES")]:
+        r = admin.api("PUT", "/api/v1/profiles/Kids/budgets", [{"target": "games", "minutes": 60, "days": days}])
+        assert r.status_code == 400 and message in r.get_json()["error"], (days, r.get_json())
+    schema = app.test_client().get("/api/v1/openapi.json").get_json()["components"]["schemas"]["Budgets"]
+    assert "days" in schema["items"]["properties"]
+    # the profile page: the row's weekday fields hold the values; the form changes them
+    page = admin.get("/profiles/Kids").get_data(as_text=True)
+    assert 'name="days:category:games:fri" value="90"' in page and "Own minutes on some weekdays" in page
+    admin.post("/profiles/Kids/budgets", {"target": "category:games", "minutes": "60", "weekend": "120",
+                                          "days:category:games:fri": "", "days:category:games:mon": "30",
+                                          "new_target": "service:roblox", "new_minutes": "40",
+                                          "new_days:wed": "10", "reset": "00:00"})
+    with app.app_context():
+        got = {b.target: b for b in core.store().list_budgets("Kids")}
+    assert got["category:games"].day_map() == {"mon": 30} and got["service:roblox"].day_map() == {"wed": 10}
+    # a bad weekday value names the day and changes nothing
+    admin.post("/profiles/Kids/budgets", {"target": "category:games", "minutes": "60", "weekend": "120",
+                                          "days:category:games:tue": "2000", "reset": "00:00"})
+    assert "days tue: minutes must be between 0 and 1440" in admin.get("/profiles/Kids").get_data(as_text=True)
+    with app.app_context():
+        assert {b.target: b for b in core.store().list_budgets("Kids")}["category:games"].day_map() == {"mon": 30}
+
+
+def test_the_device_report_draws_the_same_minutes_per_app_per_day_as_the_profiles(app, admin):
+    """One device in Kids: its report's chart data and table hold exactly the profile report's numbers."""
+    import json
+    import re
+
+    from resolver.store.protocol import QueryRow
+
+    admin.post("/devices", {"action": "add", "name": "Tablet", "identity": "10.0.0.7", "profile": "Kids"})
+    start = (int(time.time()) // 3600 - 2) * 3600
+    rows = [QueryRow(start + m * 60 + k, "10.0.0.7", name, 1, 0, "", "", 1.0, False, None)
+            for m in range(12) for k, name in enumerate(("www.roblox.com", f"t{m % 3}.rbxcdn.com"))]
+    rows += [QueryRow(start + 1800 + m * 60 + k, "10.0.0.7", name, 1, 0, "", "", 1.0, False, None)
+             for m in range(7) for k, name in enumerate(("www.tiktok.com", f"v{m % 2}.tiktokcdn.com"))]
+    rows.append(QueryRow(start + 7, "10.0.0.7", "<b>evil</b>.example", 1, 0, "", "", 1.0, False, None))
+    with app.app_context():
+        core.store().add_queries(rows)
+
+    def chart(page: str) -> dict:
+        return json.loads(re.search(r'<script type="application/json" id="usage-data">(.*?)</script>', page,
+                                    re.S).group(1))
+
+    device = admin.get("/devices/Tablet/report").get_data(as_text=True)
+    profile = admin.get("/profiles/Kids/report").get_data(as_text=True)
+    assert "Minutes per app per day" in device and "uPlot.iife.min.js" in device and "<b>evil" not in device
+    got, want = chart(device), chart(profile)
+    assert got == want
+    minutes = {s["label"]: sum(s["minutes"]) for s in got["services"]}
+    assert minutes["Roblox"] == 12 and minutes.get("TikTok") == 7, minutes
+    assert sum(got["all"]) == sum(o["total"] for o in admin.api("GET", "/api/v1/devices/Tablet/report")
+                                  .get_json()["online"])

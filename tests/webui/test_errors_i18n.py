@@ -10,6 +10,7 @@ from babel.messages.pofile import read_po
 from markupsafe import escape
 
 from resolver.base.names import normalise_name
+from resolver.policy.budgets import Budget
 from resolver.policy.profiles import Device, Profile, Schedule, TempAllow, check_domain, identify, profile_from_preset
 from resolver.policy.schedule import END_OF_DAY, Window, WeeklySchedule, parse_days, parse_hhmm
 from tests.webui.conftest import Browser, run_wizard
@@ -58,6 +59,10 @@ CASES = [
     ("unknown identity", lambda s, r: identify("my phone"), "my phone"),
     ("no identity", lambda s, r: actions.device_from_fields({"name": "Tablet"}), None),
     ("long hostname", lambda s, r: Device("Tablet", "ip", "10.0.0.9", hostname="h" * 300), "h" * 40),
+    # resolver.policy.budgets: a weekday's own minutes (the day as the form names it: T6 = Friday)
+    ("weekday minutes out of range", lambda s, r: Budget("Kids", "all", 60, 60, days="fri=2000"), "T6"),
+    ("weekday minutes not a number", lambda s, r: Budget("Kids", "all", 60, 60, days="fri=lots"), "lots"),
+    ("weekday given twice", lambda s, r: Budget("Kids", "all", 60, 60, days="weekdays=30 fri=90"), "T6"),
     # resolver.policy.profiles: schedules
     ("bad time", lambda s, r: _bedtime(start="25:00"), "25:00"),
     ("bad day", lambda s, r: _bedtime(days=["someday"]), "someday"),

@@ -19,11 +19,20 @@ def _form_budgets() -> list[dict]:
     items = []
     for target, minutes, weekend in zip(f.getlist("target"), f.getlist("minutes"), f.getlist("weekend")):
         if target not in remove:
-            items.append({"target": target, "minutes": minutes, "weekend": weekend, "reset": reset})
+            items.append({"target": target, "minutes": minutes, "weekend": weekend, "reset": reset,
+                          "days": _form_days(f"days:{target}:")})
     if f.get("new_target"):
         items.append({"target": f["new_target"], "minutes": f.get("new_minutes", ""),
-                      "weekend": f.get("new_weekend", ""), "reset": reset})
+                      "weekend": f.get("new_weekend", ""), "reset": reset, "days": _form_days("new_days:")})
     return items
+
+
+def _form_days(prefix: str) -> dict[str, str]:
+    """A row's weekdays with their own minutes (fields ``<prefix>mon`` ... ``<prefix>sun``; empty = none)."""
+    from resolver.policy.schedule import DAYS
+
+    f = request.form
+    return {d: f[prefix + d].strip() for d in DAYS if (f.get(prefix + d) or "").strip()}
 
 
 @bp.post("/profiles/<name>/budgets")
@@ -45,9 +54,10 @@ def budgets_more():
 def context(profile: str) -> dict[str, Any]:
     """What the profile page's budgets form needs."""
     from resolver.policy.profiles import CATEGORIES
+    from resolver.policy.schedule import DAYS
 
-    return {"budget_rows": budgets.today(profile), "budget_categories": [c for c in CATEGORIES if c in
-                                                                         ("games", "social", "video", "dating")]}
+    return {"budget_days": DAYS, "budget_rows": budgets.today(profile),
+            "budget_categories": [c for c in CATEGORIES if c in ("games", "social", "video", "dating")]}
 
 
 # -- the weekly report of a profile (a child) -------------------------------------------------------------
@@ -62,18 +72,25 @@ def _week(name: str) -> dict:
     return week_report(store, profile=p.name, tz=core.tzinfo(), now=budgets.now())
 
 
-@bp.get("/profiles/<name>/report")
-def profile_report(name: str):
+def week_chart(week: dict) -> tuple[list[float], dict]:
+    """(noon of each day, the chart's data) of a week report: what templates/admin/_usage_chart.html draws,
+    on a profile's weekly report and on a device's."""
     import datetime as _dt
 
-    from flask import render_template
-
-    week = _week(name)
     tz = core.tzinfo()
     noon = [_dt.datetime.combine(_dt.date.fromisoformat(d), _dt.time(12), tz).timestamp() for d in week["days"]]
     chart = {"x": noon, "all": week["all"], "services": [{"label": s["label"], "minutes": s["minutes"]}
                                                           for s in week["services"][:5]],
              "labels": {"all": _("All internet"), "minutes": _("minutes")}}
+    return noon, chart
+
+
+@bp.get("/profiles/<name>/report")
+def profile_report(name: str):
+    from flask import render_template
+
+    week = _week(name)
+    noon, chart = week_chart(week)
     return render_template("admin/week_report.html", week=week, noon=noon, chart=chart)
 
 

@@ -129,9 +129,13 @@ def device_report(name: str):
     # minutes are counted with the time budgets' rule (foreground activity), like every other report
     from resolver.ops.usage_report import week_report
 
-    week = week_report(store, device=d.name, tz=core.tzinfo(), now=time.time())
+    from .budgets import week_chart
+
+    # the same week, counting and chart as the profile's weekly report, so the numbers agree
+    week = week_report(store, device=d.name, tz=core.tzinfo(), now=budgets.now())
     grid = week_grid(week)
-    return render_template("admin/report.html", d=d, clients=clients, grid=grid,
+    noon, chart = week_chart(week)
+    return render_template("admin/report.html", d=d, clients=clients, grid=grid, week=week, noon=noon, chart=chart,
                            minutes=sum(week["all"]),
                            top=store.top_domains(since, 15, blocked=False, clients=clients),
                            blocked=store.top_domains(since, 15, blocked=True, clients=clients),

@@ -26,6 +26,7 @@
              {size: 48}],
       legend: {live: false}, cursor: {drag: {x: false, y: false}}
     }, [h.x, h.total, h.blocked], hoursBox);
+    hoursBox.uplot = hchart;    /* for the browser tests: where the axis labels fell */
     hoursBox.closest("figure").classList.add("drawn");
     window.addEventListener("resize", function () { hchart.setSize(hsize()); });
   }
@@ -60,6 +61,7 @@
     cursor: {drag: {x: false, y: false}}
   };
   var chart = new uPlot(opts, values, box);
+  box.uplot = chart;            /* for the browser tests: where the axis labels fell */
   box.classList.add("drawn");
   window.addEventListener("resize", function () { chart.setSize(size()); });
 })();
