@@ -36,6 +36,7 @@ from resolver import __version__
 from resolver.base.configspec import option
 from resolver.base.names import normalise_name
 
+from . import provider_unblocks
 from .feed import atomic_write
 
 log = logging.getLogger("hearth.provider")
@@ -183,7 +184,10 @@ def poll(link: ProviderLinkConfig, data_dir: str, installed: dict) -> bool:
     GET; True when it changed since the last poll (a list update should fetch and verify it)."""
     state = enrolled(link, data_dir)
     try:
-        _post(urljoin(link.url, "api/v1/checkin"), {"hearth_version": __version__, **installed}, state["token"])
+        answer = _post(urljoin(link.url, "api/v1/checkin"), {"hearth_version": __version__, **installed},
+                       state["token"])
+        if provider_unblocks.apply_decisions(data_dir, answer.get("unblocks")):
+            log.info("provider: decisions on unblock requests received")
     except ProviderError as exc:
         log.warning("provider check-in failed: %s", exc)
     headers = {"User-Agent": f"Hearth/{__version__}"}
@@ -257,3 +261,17 @@ def forward_reports(link: ProviderLinkConfig, data_dir: str, store: Any) -> int:
                 return sent
         if len(pending) < BATCH:
             return sent
+
+
+def forward_unblocks(link: ProviderLinkConfig, data_dir: str) -> int:
+    """Send the queued unblock requests (:mod:`blocklists.provider_unblocks`); marks those the provider
+    acknowledged. Raises ProviderError."""
+    pending = provider_unblocks.to_send(data_dir)
+    if not pending:
+        return 0
+    state = enrolled(link, data_dir)
+    answer = _post(urljoin(link.url, "api/v1/unblocks"),
+                   {"requests": [provider_unblocks.payload(p) for p in pending]}, state["token"])
+    accepted = [i for i in answer.get("accepted", []) if isinstance(i, int)]
+    provider_unblocks.mark_sent(data_dir, accepted)
+    return len(accepted)

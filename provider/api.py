@@ -69,7 +69,8 @@ def checkin() -> Any:
         raise reportlib.ReportError("expected a JSON object")
     with _db().session() as s:
         fleetlib.check_in(s.get(Appliance, g.appliance_id), body)
-    return jsonify({"ok": True})
+        unblocks = reportlib.decisions_for(s, g.appliance_id)
+    return jsonify({"ok": True, "unblocks": unblocks})
 
 
 @bp.post("/reports")
@@ -77,13 +78,32 @@ def checkin() -> Any:
 def receive_reports() -> Any:
     body = _body()
     items = body.get("reports") if isinstance(body, dict) else None
+    return _receive(items, "report")
+
+
+def _receive(items: Any, kind: str) -> Any:
     with _db().session() as s:
         count = reportlib.recent_count(s, g.appliance_id, time.time() - 3600)
         limit = _config().report_limit
         if count >= limit:
             return error(429, f"more than {limit} reports in an hour from this appliance: try later")
-        result = reportlib.receive(s, s.get(Appliance, g.appliance_id), items)
+        result = reportlib.receive(s, s.get(Appliance, g.appliance_id), items, kind)
     return jsonify(result)
+
+
+@bp.post("/unblocks")
+@appliance_required
+def receive_unblocks() -> Any:
+    """An appliance's admin asks for feed names to be unblocked (false positives): same queue, kind unblock."""
+    body = _body()
+    return _receive(body.get("requests") if isinstance(body, dict) else None, "unblock")
+
+
+@bp.get("/unblocks")
+@appliance_required
+def unblock_decisions() -> Any:
+    with _db().session() as s:
+        return jsonify(reportlib.decisions_for(s, g.appliance_id))
 
 
 # -- people ---------------------------------------------------------------------------------------------------
@@ -93,7 +113,16 @@ def receive_reports() -> Any:
 def list_reports() -> Any:
     status = request.args.get("status") or None
     with _db().session() as s:
-        return jsonify(reportlib.list_groups(s, status))
+        return jsonify(reportlib.list_groups(s, status, kind=request.args.get("kind") or None,
+                                             registrable=request.args.get("registrable") or None))
+
+
+@bp.get("/reports/by-registrable")
+@user_required()
+def reports_by_registrable() -> Any:
+    with _db().session() as s:
+        return jsonify(reportlib.by_registrable(s, request.args.get("status") or None,
+                                                request.args.get("kind") or "report"))
 
 
 @bp.get("/reports/<int:group_id>")

@@ -22,6 +22,7 @@ from blocklists import feed as feedlib
 
 from .accounts import audit
 from .models import AuthorityOrder, CuratedEntry, FeedVersion
+from .reports import ALLOW_LIST
 
 _LOCK = threading.Lock()
 
@@ -66,8 +67,11 @@ def publish(s: Session, data_dir: str, title: str, actor: str) -> dict:
                                 CuratedEntry.order_id).order_by(CuratedEntry.list_id, CuratedEntry.domain)).all()
         if not rows:
             raise PublishError("nothing to publish yet: approve a report or enter an order first")
+        ordered = {domain for list_id, _c, domain, order_id in rows if order_id is not None}
         lists: dict[str, dict] = {}
         for list_id, category, domain, order_id in rows:
+            if list_id == ALLOW_LIST and domain in ordered:
+                continue             # an authority's order beats an unblock (allows would beat mandatory lists)
             entry = lists.setdefault(list_id, {"category": category, "order_id": order_id, "domains": []})
             entry["domains"].append(domain)
         orders = {o.id: o for o in s.scalars(select(AuthorityOrder))}
@@ -78,15 +82,20 @@ def publish(s: Session, data_dir: str, title: str, actor: str) -> dict:
         try:
             spec = []
             for list_id, entry in sorted(lists.items()):
+                allow = list_id == ALLOW_LIST
+                lines = [f"@@||{d}^" for d in entry["domains"]] if allow else entry["domains"]
                 with open(os.path.join(src, list_id + ".txt"), "w", encoding="ascii") as fh:
-                    fh.write("\n".join(entry["domains"]) + "\n")
+                    fh.write("\n".join(lines) + "\n")
                 order: Optional[AuthorityOrder] = orders.get(entry["order_id"])
                 if order is not None:
                     item_title = f"{order.authority}, order {order.reference}"
+                elif allow:
+                    item_title = "Unblocked after review (false positives)"
                 else:
                     item_title = f"Reviewed reports: {entry['category']}"
                 item = {"id": list_id, "file": list_id + ".txt", "title": item_title, "category": entry["category"],
-                        "format": "wildcard", "mandatory": order is not None}   # the name and its subdomains
+                        # the name and its subdomains; unblocked names as adblock exceptions (@@||name^)
+                        "format": "adblock" if allow else "wildcard", "mandatory": order is not None}
                 if order is not None:
                     item.update(authority=order.authority, reference=order.reference)
                 spec.append(item)

@@ -82,9 +82,11 @@ class ProviderLink:
         if time.monotonic() < self._next_send:
             return
         config = self.engine.config
+        loop = asyncio.get_running_loop()
         try:
-            n = await asyncio.get_running_loop().run_in_executor(None, pc.forward_reports, config.provider,
-                                                                 config.data_dir, self.engine.store)
+            n = await loop.run_in_executor(None, pc.forward_reports, config.provider, config.data_dir,
+                                           self.engine.store)
+            u = await loop.run_in_executor(None, pc.forward_unblocks, config.provider, config.data_dir)
         except pc.ProviderError as exc:
             self._failures += 1
             delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1)) * random.uniform(0.8, 1.2)
@@ -94,3 +96,5 @@ class ProviderLink:
         self._failures, self._next_send = 0, 0.0
         if n:
             log.info("forwarded %d harmful-site report(s) to the provider", n)
+        if u:
+            log.info("forwarded %d unblock request(s) to the provider", u)
