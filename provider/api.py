@@ -6,15 +6,15 @@ import time
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
-from sqlalchemy import select
 
 from resolver import __version__
 
+from . import accounts
 from . import fleet as fleetlib
 from . import orders as orderlib
 from . import reports as reportlib
 from .auth import appliance_required, error, user_required
-from .models import Appliance, AuditEntry
+from .models import Appliance
 from .publish import PublishError, publish, public_key
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -134,7 +134,8 @@ def get_report(group_id: int) -> Any:
         group = s.get(ReportGroup, group_id)
         if group is None:
             raise LookupError(f"no report {group_id}")
-        return jsonify(reportlib.group_view(s, group))
+        view = reportlib.group_detail(s, group) if request.args.get("detail") else reportlib.group_view(s, group)
+        return jsonify(view)
 
 
 @bp.post("/reports/<int:group_id>/decision")
@@ -143,6 +144,17 @@ def decision(group_id: int) -> Any:
     body = _body()
     with _db().session() as s:
         return jsonify(reportlib.decide(s, group_id, body, g.user_name))
+
+
+@bp.post("/reports/decisions")
+@user_required("decide")
+def decisions() -> Any:
+    """The same decision on several report groups (bulk): {ids, action, category, reason}."""
+    body = _body()
+    if not isinstance(body, dict):
+        raise reportlib.ReportError("expected a JSON object {ids, action, category, reason}")
+    with _db().session() as s:
+        return jsonify(reportlib.decide_many(s, body.get("ids"), body, g.user_name))
 
 
 @bp.post("/publish")
@@ -189,9 +201,28 @@ def list_orders() -> Any:
 @user_required()
 def audit_log() -> Any:
     with _db().session() as s:
-        rows = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1000))
-        return jsonify([{"ts": a.ts, "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail}
-                        for a in rows])
+        return jsonify(accounts.audit_entries(s, request.args.get("actor") or None,
+                                              request.args.get("action") or None))
+
+
+@bp.get("/users")
+@user_required()
+def users() -> Any:
+    with _db().session() as s:
+        return jsonify(accounts.list_users(s))
+
+
+@bp.post("/users/<name>/role")
+@user_required("users")
+def user_role(name: str) -> Any:
+    body = _body()
+    if not isinstance(body, dict):
+        raise reportlib.ReportError("expected a JSON object {role}")
+    try:
+        with _db().session() as s:
+            return jsonify(accounts.set_role(s, name, body.get("role"), g.user_name))
+    except accounts.AccountError as exc:
+        return error(400, str(exc))
 
 
 @bp.get("/openapi.json")

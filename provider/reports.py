@@ -240,3 +240,48 @@ def decisions_for(s: Session, appliance_id: str, limit: int = 200) -> list[dict]
     return [{"id": r.local_id, "domain": r.domain, "status": r.status,
              "reason": (r.reason or None) if r.status in ("rejected", "deferred") else None,
              "decided_at": r.decided_at} for r in rows]
+
+
+def decide_many(s: Session, ids: Any, body: Any, actor: str) -> dict:
+    """The same decision on several groups (the queue's bulk actions), each on its own: a refused one (an ordered
+    name, a missing reason) is refused before it changes anything and leaves the others decided.
+    Returns {decided, errors}."""
+    if not isinstance(ids, list) or not ids or len(ids) > 500:
+        raise ReportError("ids: expected a list of 1 to 500 report ids")
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+        raise ReportError("ids: expected whole numbers")
+    if not isinstance(body, dict) or body.get("action") not in ACTIONS:
+        raise ReportError(f"action: expected one of {', '.join(ACTIONS)}")
+    decided, errors = [], []
+    for group_id in dict.fromkeys(ids):
+        try:
+            decided.append(decide(s, group_id, body, actor))
+        except ReportError as exc:
+            errors.append({"id": group_id, "error": str(exc)})
+        except LookupError as exc:
+            errors.append({"id": group_id, "error": str(exc.args[0] if exc.args else exc)})
+    return {"decided": decided, "errors": errors}
+
+
+def group_detail(s: Session, g: ReportGroup) -> dict:
+    """One group with every report (time, language, suggested category, note; never which appliance), the
+    other names under its registrable domain and its history in the audit log."""
+    from .models import AuditEntry
+
+    view = group_view(s, g)
+    view["items"] = [{"time": r.ts, "received": r.received, "lang": r.lang, "category": r.category,
+                      "note": r.note, "organisation_id": r.organisation_id}
+                     for r in s.execute(select(Report.ts, Report.received, Report.lang, Report.category, Report.note,
+                                               Appliance.organisation_id)
+                                        .join(Appliance, Appliance.id == Report.appliance_id)
+                                        .where(Report.group_id == g.id).order_by(Report.received.desc()))]
+    view["siblings"] = [{"id": o.id, "kind": o.kind, "domain": o.domain, "status": o.status}
+                        for o in s.scalars(select(ReportGroup).where(ReportGroup.registrable == g.registrable,
+                                                                     ReportGroup.id != g.id)
+                                           .order_by(ReportGroup.domain).limit(200))]
+    prefix = "report." if g.kind == "report" else "unblock."
+    view["history"] = [{"ts": a.ts, "actor": a.actor, "action": a.action, "detail": a.detail}
+                       for a in s.scalars(select(AuditEntry).where(AuditEntry.target == g.domain,
+                                                                   AuditEntry.action.like(prefix + "%"))
+                                          .order_by(AuditEntry.id.desc()).limit(100))]
+    return view
