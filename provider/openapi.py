@@ -25,6 +25,7 @@ def _errors(*codes: int) -> dict:
 
 
 STATUS = {"enum": ["new", "approved", "rejected", "deferred"]}
+ROLE = {"enum": ["admin", "reviewer", "publisher", "auditor"]}
 KIND = {"enum": ["report", "unblock"], "description": "report: a harmful site to block; unblock: a false positive "
                                                       "an appliance's admin asks to unblock"}
 
@@ -120,9 +121,35 @@ def document() -> dict:
                         "security": _APPLIANCE,
                         "responses": {"200": _json({"type": arr, "items": _ref("UnblockDecision")}),
                                       **_errors(401)}}},
-            "/api/v1/reports/{id}": {"get": {"summary": "One report group", "security": _USER,
+            "/api/v1/reports/decisions": {"post": {
+                "summary": "The same decision on several report groups (bulk; reviewer, admin). Each is decided on "
+                           "its own: a refused one is listed in errors and leaves the others decided",
+                "security": _USER,
+                "requestBody": _body({"allOf": [_ref("Decision"), {"type": obj, "required": ["ids"], "properties": {
+                    "ids": {"type": arr, "items": i, "minItems": 1, "maxItems": 500}}}]}),
+                "responses": {"200": _json({"type": obj, "properties": {
+                    "decided": {"type": arr, "items": _ref("ReportGroup")},
+                    "errors": {"type": arr, "items": {"type": obj, "properties": {"id": i, "error": s}}}}}),
+                    **_errors(400, 401, 403)}}},
+            "/api/v1/users": {"get": {"summary": "Users, their roles and number of live API tokens", "security": _USER,
+                                      "responses": {"200": _json({"type": arr, "items": {
+                                          "type": obj, "properties": {"name": s, "role": ROLE, "tokens": i,
+                                                                      "created": {"type": "number"}}}}),
+                                                    **_errors(401)}}},
+            "/api/v1/users/{name}/role": {"post": {
+                "summary": "Change a user's role (admin; the last admin keeps the role). New users and tokens: "
+                           "`hearth provider token create`", "security": _USER,
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": s}],
+                "requestBody": _body({"type": obj, "required": ["role"], "properties": {"role": ROLE}}),
+                "responses": {"200": _json({"type": obj, "properties": {"name": s, "role": ROLE}}),
+                              **_errors(400, 401, 403, 404)}}},
+            "/api/v1/reports/{id}": {"get": {"summary": "One report group (detail=1: every report's time, "
+                                                        "language, category and note, the other names under its "
+                                                        "registrable domain, its history)", "security": _USER,
                                              "parameters": [{"name": "id", "in": "path", "required": True,
-                                                             "schema": i}],
+                                                             "schema": i},
+                                                            {"name": "detail", "in": "query",
+                                                             "schema": {"type": "boolean"}}],
                                              "responses": {"200": _json(_ref("ReportGroup")), **_errors(401, 404)}}},
             "/api/v1/reports/{id}/decision": {"post": {
                 "summary": "Approve (a report: into a category; an unblock request: into the allow list), reject "
@@ -145,6 +172,9 @@ def document() -> dict:
                 "get": {"summary": "Orders, with the version that published each", "security": _USER,
                         "responses": {"200": _json({"type": arr, "items": {"type": obj}}), **_errors(401)}}},
             "/api/v1/audit": {"get": {"summary": "The audit log, newest first", "security": _USER,
+                                      "parameters": [{"name": "actor", "in": "query", "schema": s},
+                                                     {"name": "action", "in": "query", "schema": s,
+                                                      "description": "prefix, e.g. report. or user.role"}],
                                       "responses": {"200": _json({"type": arr, "items": {"type": obj}}),
                                                     **_errors(401)}}},
             "/api/v1/enrol": {"post": {
