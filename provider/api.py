@@ -163,10 +163,19 @@ def publish_now() -> Any:
     cfg = _config()
     try:
         with _db().session() as s:
-            result = publish(s, cfg.data_dir, cfg.feed_title, g.user_name)
+            result = publish(s, cfg.data_dir, cfg.feed_title, g.user_name, cfg)
     except PublishError as exc:
         return error(409, str(exc))
     return jsonify(result)
+
+
+@bp.get("/mirrors")
+@user_required()
+def mirrors() -> Any:
+    from .mirrors import status
+
+    cfg = _config()
+    return jsonify(status(cfg.data_dir, cfg.mirrors))
 
 
 @bp.get("/appliances")

@@ -211,7 +211,7 @@ def publish_now() -> Any:
     cfg = current_app.extensions["provider.config"]
     try:
         with _db().session() as s:
-            result = publish(s, cfg.data_dir, cfg.feed_title, g.user_name)
+            result = publish(s, cfg.data_dir, cfg.feed_title, g.user_name, cfg)
         flash(_("Published version %(v)s.", v=result["version"]), "ok")
     except PublishError as exc:
         flash(str(exc), "error")
@@ -259,3 +259,22 @@ def fleet_page() -> Any:
     with _db().session() as s:
         rows = fleetlib.fleet(s)
     return render_template("console/fleet.html", appliances=rows)
+
+
+@bp.get("/lists")
+@signed_in()
+def lists_page() -> Any:
+    """What the next publish is made of: the curated lists and the mirrors (with their last download)."""
+    from sqlalchemy import func
+
+    from .mirrors import status
+    from .models import CuratedEntry, FeedVersion
+
+    cfg = current_app.extensions["provider.config"]
+    with _db().session() as s:
+        curated = s.execute(select(CuratedEntry.list_id, CuratedEntry.category, func.count(CuratedEntry.id))
+                            .group_by(CuratedEntry.list_id, CuratedEntry.category)
+                            .order_by(CuratedEntry.list_id)).all()
+        versions = s.scalars(select(FeedVersion).order_by(FeedVersion.version.desc()).limit(20)).all()
+    return render_template("console/lists.html", curated=curated, mirrors=status(cfg.data_dir, cfg.mirrors),
+                           versions=versions)

@@ -157,10 +157,23 @@ def document() -> dict:
                 "security": _USER, "parameters": [{"name": "id", "in": "path", "required": True, "schema": i}],
                 "requestBody": _body(_ref("Decision")),
                 "responses": {"200": _json(_ref("ReportGroup")), **_errors(400, 401, 403, 404)}}},
-            "/api/v1/publish": {"post": {"summary": "Build and sign the next feed version (publisher, admin)",
+            "/api/v1/publish": {"post": {"summary": "Build and sign the next feed version from the curated lists "
+                                                    "and the mirrors, downloaded now (publisher, admin)",
                                          "security": _USER,
                                          "responses": {"200": _json({"type": obj, "properties": {
-                                             "version": i, "lists": i, "entries": i}}), **_errors(401, 403, 409)}}},
+                                             "version": i, "lists": i, "entries": i,
+                                             "mirrors": {"type": arr, "items": {"type": obj}}}}),
+                                             **_errors(401, 403, 409)}}},
+            "/api/v1/mirrors": {"get": {
+                "summary": "The mirrored upstream lists (mirrors: in provider.yaml): last download, error, entries",
+                "security": _USER,
+                "responses": {"200": _json({"type": arr, "items": {"type": obj, "properties": {
+                    "id": s, "url": s, "category": s, "mandatory": {"type": "boolean"},
+                    "enabled": {"type": "boolean"}, "entries": {"type": "integer", "nullable": True}, "format": s,
+                    "sha256": {"type": "string", "nullable": True},
+                    "last_attempt": {"type": "number", "nullable": True},
+                    "last_success": {"type": "number", "nullable": True},
+                    "error": {"type": "string", "nullable": True}}}}), **_errors(401)}}},
             "/api/v1/appliances": {"get": {"summary": "The fleet", "security": _USER,
                                            "responses": {"200": _json({"type": arr, "items": _ref("Appliance")}),
                                                          **_errors(401)}}},
