@@ -4,13 +4,12 @@ so revoking the token signs the browser out. Every form carries a CSRF token; ev
 attacker-controlled text and is escaped by Jinja's autoescaping (no ``|safe`` anywhere)."""
 from __future__ import annotations
 
-import functools
 import os
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any
 
-from flask import (Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session,
+from flask import (Flask, abort, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
 from flask_babel import Babel
 from flask_babel import gettext as _
@@ -22,15 +21,11 @@ from . import orders as orderlib
 from . import reports as reportlib
 from .accounts import token_hash
 from .auth import CAN
-from .models import KINDS, STATUSES, ApiToken, User
+from .console_base import _db, bp, signed_in
+from .models import KINDS, STATUSES
 from .publish import PublishError, publish
 
-bp = Blueprint("console", __name__, url_prefix="/console")
 LANGUAGES = ("vi", "en")
-
-
-def _db():
-    return current_app.extensions["provider.db"]
 
 
 def select_locale() -> str:
@@ -62,28 +57,6 @@ def init_console(app: Flask, data_dir: str) -> None:
     from .api import bp as api_bp
 
     csrf.exempt(api_bp)
-
-
-def signed_in(action: str = "read") -> Callable:
-    def wrap(view: Callable) -> Callable:
-        @functools.wraps(view)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            h = session.get("token")
-            user = None
-            if h:
-                with _db().session() as s:
-                    row = s.execute(select(User).join(ApiToken, ApiToken.user_id == User.id)
-                                    .where(ApiToken.token_hash == h, ApiToken.revoked.is_(None))).first()
-                    user = row[0] if row else None
-            if user is None:
-                session.pop("token", None)
-                return redirect(url_for("console.login"))
-            g.user_name, g.user_role = user.name, user.role
-            if action != "read" and user.role not in CAN[action]:
-                abort(403)
-            return view(*args, **kwargs)
-        return inner
-    return wrap
 
 
 @bp.route("/login", methods=["GET", "POST"])

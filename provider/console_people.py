@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 
 from . import accounts
 from .auth import CAN
-from .console import _db, bp, signed_in
+from .console_base import _db, bp, signed_in
 from .models import ROLES
 
 
