@@ -4,6 +4,7 @@ an appliance's admin asks on the lists page for a feed name to be unblocked; it 
 rejected, the reviewer's reason shows on the lists page (escaped)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -112,6 +113,8 @@ def test_unblock_request_approved_and_rejected(provider, start_engine):
         # the appliance installs version 2: the false positive is answered, the others stay blocked
         eventually(lambda: not blocked(one.port, FALSE_POSITIVE), 60, "the unblocked name answered")
         assert blocked(one.port, REALLY_BAD) and blocked(one.port, ORDERED)
+        meta = json.loads((one.data_dir / "lists" / "index.json").read_text())["categories"]
+        assert meta["allow"]["allow_only"] and not meta["gambling"]["allow_only"]   # not offered to profiles
 
         # the decisions reach the lists page (check-in answer), the reason as inert text
         def decided():
@@ -121,8 +124,6 @@ def test_unblock_request_approved_and_rejected(provider, start_engine):
         page = eventually(decided, 60, "decisions shown on the lists page")
         assert "&lt;b onmouseover=alert(1)&gt;casino&lt;/b&gt; &amp; co" in page and "<b onmouseover" not in page
         # the provider answers the same decisions on a GET too (the appliance's own requests only)
-        import json
-
         from blocklists.provider_client import load_state
 
         token = load_state(str(one.data_dir))["token"]

@@ -52,3 +52,20 @@ def test_unblock_request_is_queued_and_its_decision_shown(app, admin, viewer):
     admin.get("/lang/vi")
     page = admin.get("/lists").get_data(as_text=True)
     assert "Đề nghị nhà cung cấp bỏ chặn một tên miền" in page and "bị từ chối" in page
+
+
+def test_a_category_of_exceptions_only_is_not_offered_to_profiles(app, admin):
+    import json
+    import os
+
+    from webui.admin.policy import known_categories
+
+    data_dir = app.config["HEARTH"].data_dir
+    os.makedirs(os.path.join(data_dir, "lists"), exist_ok=True)
+    with open(os.path.join(data_dir, "lists", "index.json"), "w") as fh:
+        json.dump({"categories": {
+            "allow": {"category": "allow", "lists": ["allow"], "mandatory": False, "allow_only": True},
+            "vn-news": {"category": "vn-news", "lists": ["x"], "mandatory": False, "allow_only": False}}}, fh)
+    with app.test_request_context():
+        cats = known_categories()
+    assert "vn-news" in cats and "allow" not in cats
