@@ -183,9 +183,11 @@ def poll(link: ProviderLinkConfig, data_dir: str, installed: dict) -> bool:
     """Check in (``installed``: feed_version, entries, last_error) and ask for the manifest with a conditional
     GET; True when it changed since the last poll (a list update should fetch and verify it)."""
     state = enrolled(link, data_dir)
+    body = {"hearth_version": __version__, **installed}
+    if provider_unblocks.open_requests(data_dir):
+        body["unblocks"] = True          # ask for the decisions (a check-in without open requests costs less)
     try:
-        answer = _post(urljoin(link.url, "api/v1/checkin"), {"hearth_version": __version__, **installed},
-                       state["token"])
+        answer = _post(urljoin(link.url, "api/v1/checkin"), body, state["token"])
         if provider_unblocks.apply_decisions(data_dir, answer.get("unblocks")):
             log.info("provider: decisions on unblock requests received")
     except ProviderError as exc:

@@ -4,9 +4,10 @@ positive), from the lists page.
 They live in an outbox file, ``DATA_DIR/provider/unblocks.json`` (beside the enrolment state; written by
 atomic rename under a file lock, since the web UI adds requests and the engine sends them and records the
 provider's decisions). The engine sends the queued ones with the report outbox (same back-off, and after a
-restart too); the provider counts an (appliance, request number) once. Each check-in answer carries the
-decisions on this appliance's requests (approved: the name is an allow entry of the next feed version;
-rejected: with the reviewer's reason), which the lists page shows.
+restart too); the provider counts an (appliance, request number) once. While requests are open, each
+check-in asks for (and its answer carries) the decisions on this appliance's requests (approved: the name
+is an allow entry of the next feed version; rejected: with the reviewer's reason), which the lists page
+shows.
 
 What leaves the appliance: the name, the admin's note (at most 500 characters), the UI language and the time.
 """
@@ -89,6 +90,11 @@ def request_unblock(data_dir: str, name: Any, note: Any = "", lang: str = "", no
 def to_send(data_dir: str, limit: int = 50) -> list[dict]:
     """The outbox: requests the provider has not acknowledged yet, oldest first."""
     return [i for i in load(data_dir) if not i.get("sent")][:limit]
+
+
+def open_requests(data_dir: str) -> int:
+    """Requests sent and not decided yet (new or deferred): while there are any, check-ins ask for decisions."""
+    return sum(1 for i in load(data_dir) if i.get("sent") and i.get("status") in ("new", "deferred"))
 
 
 def payload(item: dict) -> dict:

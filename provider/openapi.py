@@ -199,8 +199,10 @@ def document() -> dict:
                               **_errors(400, 401)}}},
             "/api/v1/checkin": {"post": {
                 "summary": "An appliance says how it is", "security": _APPLIANCE,
-                "requestBody": _body({"type": obj, "properties": {"hearth_version": s, "feed_version": i,
-                                                                  "entries": i, "last_error": s}}),
+                "requestBody": _body({"type": obj, "properties": {
+                    "hearth_version": s, "feed_version": i, "entries": i, "last_error": s,
+                    "unblocks": {"type": "boolean", "description": "true: answer with the decisions on this "
+                                                                   "appliance's unblock requests"}}}),
                 "responses": {"200": _json({"type": obj, "properties": {
                     "ok": {"type": "boolean"}, "unblocks": {"type": arr, "items": _ref("UnblockDecision")}}}),
                     **_errors(400, 401)}}},
