@@ -46,8 +46,9 @@ def document() -> dict:
                     "id": i, "kind": KIND, "domain": s,
                     "registrable": {"type": "string", "description": "registrable domain (Public Suffix List): "
                                                                      "bad.example for a.bad.example"},
-                    "same_registrable": {"type": "integer", "description": "report groups under that registrable "
-                                                                          "domain, this one included"},
+                    "same_registrable": {"type": "integer", "description": "names reported or asked to unblock "
+                                                                          "under that registrable domain, this "
+                                                                          "one included"},
                     "status": {"enum": ["new", "approved", "rejected", "deferred"]},
                     "category": s, "reports": i, "appliances": i, "organisations": i,
                     "first_seen": {"type": "number"}, "last_seen": {"type": "number"},

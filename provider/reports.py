@@ -120,10 +120,10 @@ def list_groups(s: Session, status: Optional[str] = None, limit: int = 500, *, k
 
 
 def _sibling_counts(s: Session, registrables: set) -> dict:
-    """How many report groups (of any kind and status) share each registrable domain."""
+    """How many names (reported or asked to unblock, any status) share each registrable domain."""
     if not registrables:
         return {}
-    rows = s.execute(select(ReportGroup.registrable, func.count(ReportGroup.id))
+    rows = s.execute(select(ReportGroup.registrable, func.count(func.distinct(ReportGroup.domain)))
                      .where(ReportGroup.registrable.in_(sorted(registrables))).group_by(ReportGroup.registrable))
     return dict(rows.all())
 
