@@ -71,7 +71,10 @@ def checkin() -> Any:
         fleetlib.check_in(s.get(Appliance, g.appliance_id), body)
         # the decisions on its unblock requests, when it has open ones (most check-ins: no extra query)
         unblocks = reportlib.decisions_for(s, g.appliance_id) if body.get("unblocks") is True else []
-    return jsonify({"ok": True, "unblocks": unblocks})
+        answer = {"ok": True, "unblocks": unblocks}
+        if body.get("report_decisions") is True:   # it waits for decisions on reports it forwarded
+            answer["reports"] = reportlib.decisions_for(s, g.appliance_id, kind="report")
+    return jsonify(answer)
 
 
 @bp.post("/reports")

@@ -203,9 +203,14 @@ def document() -> dict:
                 "requestBody": _body({"type": obj, "properties": {
                     "hearth_version": s, "feed_version": i, "entries": i, "last_error": s,
                     "unblocks": {"type": "boolean", "description": "true: answer with the decisions on this "
-                                                                   "appliance's unblock requests"}}}),
+                                                                   "appliance's unblock requests"},
+                    "report_decisions": {"type": "boolean", "description": "true: answer with the decisions on "
+                                                                           "the reports it forwarded"}}}),
                 "responses": {"200": _json({"type": obj, "properties": {
-                    "ok": {"type": "boolean"}, "unblocks": {"type": arr, "items": _ref("UnblockDecision")}}}),
+                    "ok": {"type": "boolean"}, "unblocks": {"type": arr, "items": _ref("UnblockDecision")},
+                    "reports": {"type": arr, "description": "decided reports (with report_decisions): category "
+                                                            "when approved, reason when rejected or deferred",
+                                "items": _ref("UnblockDecision")}}}),
                     **_errors(400, 401)}}},
             "/feed/manifest.json": {"get": {"summary": "The signed manifest (ETag, If-None-Match: 304)",
                                             "responses": {"200": {"description": "manifest"},

@@ -229,17 +229,26 @@ def decide(s: Session, group_id: int, body: Any, actor: str) -> dict:
     return group_view(s, g)
 
 
-def decisions_for(s: Session, appliance_id: str, limit: int = 200) -> list[dict]:
-    """What became of this appliance's unblock requests (newest first): its own request number, the name,
-    the status and, when rejected, the reviewer's reason (never who else asked)."""
-    rows = s.execute(select(Report.local_id, ReportGroup.domain, ReportGroup.status, ReportGroup.reason,
-                            ReportGroup.decided_at)
-                     .join(ReportGroup, ReportGroup.id == Report.group_id)
-                     .where(Report.appliance_id == appliance_id, Report.kind == "unblock")
-                     .order_by(Report.id.desc()).limit(limit)).all()
-    return [{"id": r.local_id, "domain": r.domain, "status": r.status,
+def decisions_for(s: Session, appliance_id: str, limit: int = 200, kind: str = "unblock") -> list[dict]:
+    """What became of this appliance's unblock requests (``kind`` unblock, every status) or of its decided
+    reports (``kind`` report), newest first: its own number, the name, the status, the category of an approved
+    report and the reviewer's reason of a rejected or deferred one (never who else asked)."""
+    q = (select(Report.local_id, ReportGroup.domain, ReportGroup.status, ReportGroup.category,
+                ReportGroup.reason, ReportGroup.decided_at)
+         .join(ReportGroup, ReportGroup.id == Report.group_id)
+         .where(Report.appliance_id == appliance_id, Report.kind == kind))
+    if kind == "report":
+        q = q.where(ReportGroup.status != "new")
+    rows = s.execute(q.order_by(Report.id.desc()).limit(limit)).all()
+    out = []
+    for r in rows:
+        d = {"id": r.local_id, "domain": r.domain, "status": r.status,
              "reason": (r.reason or None) if r.status in ("rejected", "deferred") else None,
-             "decided_at": r.decided_at} for r in rows]
+             "decided_at": r.decided_at}
+        if kind == "report":
+            d["category"] = r.category if r.status == "approved" else None
+        out.append(d)
+    return out
 
 
 def decide_many(s: Session, ids: Any, body: Any, actor: str) -> dict:

@@ -58,7 +58,13 @@ class ProviderLink:
         feed = state.feed
         entries = sum(r.entries for r in manager.status() if r.origin == "feed")
         error = (feed.error if feed else None) or state.run.error
-        return {"feed_version": feed.version if feed else None, "entries": entries, "last_error": error or ""}
+        installed = {"feed_version": feed.version if feed else None, "entries": entries, "last_error": error or ""}
+        try:      # forwarded reports still waiting for the provider's decision: the check-in asks for them
+            if pc.awaiting_report_decisions(self.engine.config.data_dir, self.engine.store.list_reports(200)):
+                installed["report_decisions"] = True
+        except Exception:                    # the store away: the decisions come with a later check-in
+            log.debug("provider: cannot read the reports", exc_info=True)
+        return installed
 
     async def poll(self) -> None:
         loop = asyncio.get_running_loop()
