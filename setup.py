@@ -20,7 +20,8 @@ setup(
     include_package_data=True,
     package_data={"blocklists": ["data/*", "data/**/*"],
                   "webui": ["templates/**/*", "static/**/*", "translations/**/*"],
-                  "provider": ["templates/**/*", "static/*", "translations/**/*", "migrations/script.py.mako"]},
+                  "provider": ["templates/**/*", "static/*", "translations/**/*", "migrations/script.py.mako",
+                               "data/*"]},
     install_requires=[
         "dnslib>=0.9.24",
         "pyyaml>=5.4",

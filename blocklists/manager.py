@@ -374,7 +374,7 @@ class ListManager:
                 index_category = f"{MANDATORY_PREFIX}{src.category}{ORDER_SUFFIX}"
             stats = ParseStats()
             t0 = time.monotonic()
-            count = 0
+            count = allows = 0
             # explicit ``||tld^`` rules in adblock syntax block a whole TLD on purpose (oisd nsfw: .porn,
             # .xxx); in the bare-name formats a single label is far more likely a list error
             for rule in parse_file(src.path, src.format, stats, allow_single_label=src.format == "adblock"):
@@ -384,9 +384,12 @@ class ListManager:
                     builder.add(rule.name, index_category, subdomains=rule.subdomains, allow=rule.allow,
                                 important=rule.important)
                 count += 1
+                allows += rule.allow
             builder.add_source(src.id, index_category, count)
             m = meta.setdefault(index_category, {"category": src.category, "lists": [], "mandatory": src.mandatory})
             m["lists"].append(src.id)
+            # a category of exceptions only (a provider's unblocked names) is nothing a profile could switch on
+            m["allow_only"] = m.get("allow_only", True) and 0 < count == allows
             if src.order:
                 m.setdefault("orders", []).append(src.order)
             st.entries, st.invalid, st.skipped = count, stats.invalid, dict(stats.skipped)

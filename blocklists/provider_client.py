@@ -36,6 +36,7 @@ from resolver import __version__
 from resolver.base.configspec import option
 from resolver.base.names import normalise_name
 
+from . import provider_unblocks
 from .feed import atomic_write
 
 log = logging.getLogger("hearth.provider")
@@ -182,8 +183,15 @@ def poll(link: ProviderLinkConfig, data_dir: str, installed: dict) -> bool:
     """Check in (``installed``: feed_version, entries, last_error) and ask for the manifest with a conditional
     GET; True when it changed since the last poll (a list update should fetch and verify it)."""
     state = enrolled(link, data_dir)
+    body = {"hearth_version": __version__, **installed}
+    if provider_unblocks.open_requests(data_dir):
+        body["unblocks"] = True          # ask for the decisions (a check-in without open requests costs less)
     try:
-        _post(urljoin(link.url, "api/v1/checkin"), {"hearth_version": __version__, **installed}, state["token"])
+        answer = _post(urljoin(link.url, "api/v1/checkin"), body, state["token"])
+        if provider_unblocks.apply_decisions(data_dir, answer.get("unblocks")):
+            log.info("provider: decisions on unblock requests received")
+        if "reports" in answer and save_report_decisions(data_dir, answer.get("reports")):
+            log.info("provider: decisions on forwarded reports received")
     except ProviderError as exc:
         log.warning("provider check-in failed: %s", exc)
     headers = {"User-Agent": f"Hearth/{__version__}"}
@@ -257,3 +265,74 @@ def forward_reports(link: ProviderLinkConfig, data_dir: str, store: Any) -> int:
                 return sent
         if len(pending) < BATCH:
             return sent
+
+
+def forward_unblocks(link: ProviderLinkConfig, data_dir: str) -> int:
+    """Send the queued unblock requests (:mod:`blocklists.provider_unblocks`); marks those the provider
+    acknowledged. Raises ProviderError."""
+    pending = provider_unblocks.to_send(data_dir)
+    if not pending:
+        return 0
+    state = enrolled(link, data_dir)
+    answer = _post(urljoin(link.url, "api/v1/unblocks"),
+                   {"requests": [provider_unblocks.payload(p) for p in pending]}, state["token"])
+    accepted = [i for i in answer.get("accepted", []) if isinstance(i, int)]
+    provider_unblocks.mark_sent(data_dir, accepted)
+    return len(accepted)
+
+
+# -- decisions on forwarded reports -----------------------------------------------------------------------------
+
+FINAL = ("approved", "rejected")
+
+
+def report_decisions_path(data_dir: str) -> str:
+    return os.path.join(data_dir, "provider", "report_decisions.json")
+
+
+def load_report_decisions(data_dir: str) -> dict[int, dict]:
+    """The provider's decisions on this appliance's forwarded reports, by report number (the reports page
+    shows them): {status, category, reason, decided_at}."""
+    try:
+        with open(report_decisions_path(data_dir), encoding="utf-8") as fh:
+            raw = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {int(k): v for k, v in raw.items() if str(k).isdigit() and isinstance(v, dict)}
+
+
+def save_report_decisions(data_dir: str, decisions: Any) -> int:
+    """Merge the decisions of a check-in answer; returns how many changed."""
+    if not isinstance(decisions, list):
+        return 0
+    known = load_report_decisions(data_dir)
+    changed = 0
+    for d in decisions:
+        if not isinstance(d, dict) or isinstance(d.get("id"), bool) or not isinstance(d.get("id"), int):
+            continue
+        if d.get("status") not in ("approved", "rejected", "deferred"):
+            continue
+        entry = {"status": d["status"], "category": str(d["category"])[:32] if d.get("category") else None,
+                 "reason": str(d["reason"])[:1000] if d.get("reason") else None,
+                 "decided_at": d.get("decided_at") if isinstance(d.get("decided_at"), (int, float)) else None}
+        if known.get(d["id"]) != entry:
+            known[d["id"]] = entry
+            changed += 1
+    if changed:
+        keep = dict(sorted(known.items())[-2000:])
+        save = json.dumps({str(k): v for k, v in keep.items()}, indent=1, ensure_ascii=False) + "\n"
+        os.makedirs(os.path.dirname(report_decisions_path(data_dir)), exist_ok=True)
+        atomic_write(report_decisions_path(data_dir), save.encode("utf-8"), mode=0o600)
+    return changed
+
+
+def awaiting_report_decisions(data_dir: str, reports: Any, now: Optional[float] = None,
+                              window: float = 30 * 86400) -> bool:
+    """True when a report forwarded in the last ``window`` seconds has no final decision yet (check-ins then
+    ask for the decisions)."""
+    known = load_report_decisions(data_dir)
+    since = (now if now is not None else time.time()) - window
+    return any(r.forwarded_ts and r.forwarded_ts >= since and (known.get(int(r.id)) or {}).get("status")
+               not in FINAL for r in reports)

@@ -104,3 +104,42 @@ def organisation_for_enrolment(s: Session, token: str) -> Optional[Organisation]
     row = s.execute(select(Organisation).join(EnrolmentToken, EnrolmentToken.organisation_id == Organisation.id)
                     .where(EnrolmentToken.token_hash == token_hash(token), EnrolmentToken.revoked.is_(None))).first()
     return row[0] if row else None
+
+
+def list_users(s: Session) -> list[dict]:
+    """Every user with their role and how many live API tokens they hold (never the tokens)."""
+    from sqlalchemy import func
+
+    live = dict(s.execute(select(ApiToken.user_id, func.count(ApiToken.id)).where(ApiToken.revoked.is_(None))
+                          .group_by(ApiToken.user_id)).all())
+    return [{"name": u.name, "role": u.role, "created": u.created, "tokens": live.get(u.id, 0)}
+            for u in s.scalars(select(User).order_by(User.name))]
+
+
+def set_role(s: Session, user_name: str, role: str, actor: str) -> dict:
+    """Change a user's role (audited); the last admin cannot lose the role (nobody could manage users then)."""
+    if role not in ROLES:
+        raise AccountError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+    user = s.scalar(select(User).where(User.name == user_name))
+    if user is None:
+        raise LookupError(f"no user {user_name!r}")
+    if user.role == "admin" and role != "admin":
+        admins = s.scalars(select(User.id).where(User.role == "admin")).all()
+        if len(admins) <= 1:
+            raise AccountError(f"{user_name} is the last admin: make another admin first")
+    if user.role != role:
+        audit(s, actor, "user.role", user_name, f"{user.role} -> {role}")
+        user.role = role
+    return {"name": user.name, "role": user.role}
+
+
+def audit_entries(s: Session, actor: Optional[str] = None, action: Optional[str] = None,
+                  limit: int = 1000) -> list[dict]:
+    """The audit log, newest first; ``action`` matches a prefix (``report.`` gives every report decision)."""
+    q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(max(1, min(limit, 10000)))
+    if actor:
+        q = q.where(AuditEntry.actor == actor)
+    if action:
+        q = q.where(AuditEntry.action.startswith(action, autoescape=True))
+    return [{"ts": a.ts, "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail}
+            for a in s.scalars(q)]

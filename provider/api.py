@@ -6,15 +6,15 @@ import time
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
-from sqlalchemy import select
 
 from resolver import __version__
 
+from . import accounts
 from . import fleet as fleetlib
 from . import orders as orderlib
 from . import reports as reportlib
 from .auth import appliance_required, error, user_required
-from .models import Appliance, AuditEntry
+from .models import Appliance
 from .publish import PublishError, publish, public_key
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -69,7 +69,12 @@ def checkin() -> Any:
         raise reportlib.ReportError("expected a JSON object")
     with _db().session() as s:
         fleetlib.check_in(s.get(Appliance, g.appliance_id), body)
-    return jsonify({"ok": True})
+        # the decisions on its unblock requests, when it has open ones (most check-ins: no extra query)
+        unblocks = reportlib.decisions_for(s, g.appliance_id) if body.get("unblocks") is True else []
+        answer = {"ok": True, "unblocks": unblocks}
+        if body.get("report_decisions") is True:   # it waits for decisions on reports it forwarded
+            answer["reports"] = reportlib.decisions_for(s, g.appliance_id, kind="report")
+    return jsonify(answer)
 
 
 @bp.post("/reports")
@@ -77,13 +82,32 @@ def checkin() -> Any:
 def receive_reports() -> Any:
     body = _body()
     items = body.get("reports") if isinstance(body, dict) else None
+    return _receive(items, "report")
+
+
+def _receive(items: Any, kind: str) -> Any:
     with _db().session() as s:
         count = reportlib.recent_count(s, g.appliance_id, time.time() - 3600)
         limit = _config().report_limit
         if count >= limit:
             return error(429, f"more than {limit} reports in an hour from this appliance: try later")
-        result = reportlib.receive(s, s.get(Appliance, g.appliance_id), items)
+        result = reportlib.receive(s, s.get(Appliance, g.appliance_id), items, kind)
     return jsonify(result)
+
+
+@bp.post("/unblocks")
+@appliance_required
+def receive_unblocks() -> Any:
+    """An appliance's admin asks for feed names to be unblocked (false positives): same queue, kind unblock."""
+    body = _body()
+    return _receive(body.get("requests") if isinstance(body, dict) else None, "unblock")
+
+
+@bp.get("/unblocks")
+@appliance_required
+def unblock_decisions() -> Any:
+    with _db().session() as s:
+        return jsonify(reportlib.decisions_for(s, g.appliance_id))
 
 
 # -- people ---------------------------------------------------------------------------------------------------
@@ -93,7 +117,16 @@ def receive_reports() -> Any:
 def list_reports() -> Any:
     status = request.args.get("status") or None
     with _db().session() as s:
-        return jsonify(reportlib.list_groups(s, status))
+        return jsonify(reportlib.list_groups(s, status, kind=request.args.get("kind") or None,
+                                             registrable=request.args.get("registrable") or None))
+
+
+@bp.get("/reports/by-registrable")
+@user_required()
+def reports_by_registrable() -> Any:
+    with _db().session() as s:
+        return jsonify(reportlib.by_registrable(s, request.args.get("status") or None,
+                                                request.args.get("kind") or "report"))
 
 
 @bp.get("/reports/<int:group_id>")
@@ -105,7 +138,8 @@ def get_report(group_id: int) -> Any:
         group = s.get(ReportGroup, group_id)
         if group is None:
             raise LookupError(f"no report {group_id}")
-        return jsonify(reportlib.group_view(s, group))
+        view = reportlib.group_detail(s, group) if request.args.get("detail") else reportlib.group_view(s, group)
+        return jsonify(view)
 
 
 @bp.post("/reports/<int:group_id>/decision")
@@ -116,16 +150,36 @@ def decision(group_id: int) -> Any:
         return jsonify(reportlib.decide(s, group_id, body, g.user_name))
 
 
+@bp.post("/reports/decisions")
+@user_required("decide")
+def decisions() -> Any:
+    """The same decision on several report groups (bulk): {ids, action, category, reason}."""
+    body = _body()
+    if not isinstance(body, dict):
+        raise reportlib.ReportError("expected a JSON object {ids, action, category, reason}")
+    with _db().session() as s:
+        return jsonify(reportlib.decide_many(s, body.get("ids"), body, g.user_name))
+
+
 @bp.post("/publish")
 @user_required("publish")
 def publish_now() -> Any:
     cfg = _config()
     try:
         with _db().session() as s:
-            result = publish(s, cfg.data_dir, cfg.feed_title, g.user_name)
+            result = publish(s, cfg.data_dir, cfg.feed_title, g.user_name, cfg)
     except PublishError as exc:
         return error(409, str(exc))
     return jsonify(result)
+
+
+@bp.get("/mirrors")
+@user_required()
+def mirrors() -> Any:
+    from .mirrors import status
+
+    cfg = _config()
+    return jsonify(status(cfg.data_dir, cfg.mirrors))
 
 
 @bp.get("/appliances")
@@ -160,9 +214,28 @@ def list_orders() -> Any:
 @user_required()
 def audit_log() -> Any:
     with _db().session() as s:
-        rows = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1000))
-        return jsonify([{"ts": a.ts, "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail}
-                        for a in rows])
+        return jsonify(accounts.audit_entries(s, request.args.get("actor") or None,
+                                              request.args.get("action") or None))
+
+
+@bp.get("/users")
+@user_required()
+def users() -> Any:
+    with _db().session() as s:
+        return jsonify(accounts.list_users(s))
+
+
+@bp.post("/users/<name>/role")
+@user_required("users")
+def user_role(name: str) -> Any:
+    body = _body()
+    if not isinstance(body, dict):
+        raise reportlib.ReportError("expected a JSON object {role}")
+    try:
+        with _db().session() as s:
+            return jsonify(accounts.set_role(s, name, body.get("role"), g.user_name))
+    except accounts.AccountError as exc:
+        return error(400, str(exc))
 
 
 @bp.get("/openapi.json")

@@ -10,7 +10,7 @@ from .accounts import user_for_token
 from .fleet import appliance_for_token
 
 # what each role may do besides reading (every role, auditor included, may read)
-CAN = {"decide": ("admin", "reviewer"), "publish": ("admin", "publisher"), "order": ("admin",)}
+CAN = {"decide": ("admin", "reviewer"), "publish": ("admin", "publisher"), "order": ("admin",), "users": ("admin",)}
 
 
 def bearer() -> str:

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from blocklists.list_config import ListConfig
 from resolver.base.configspec import ConfigError, load_section_file, option  # noqa: F401 - ConfigError re-exported
 
 ROLES = ("admin", "reviewer", "publisher", "auditor")   # auditor: read-only
@@ -62,7 +63,24 @@ class ProviderConfig:
                             choices=("debug", "info", "warning", "error"))
     feed_title: str = option("Hearth provider feed", "Title of the published feed (appliances show it).")
     report_limit: int = option(60, "Reports one appliance may send per hour; more get 429.", minimum=1)
+    mirrors: list[ListConfig] = option(
+        [], "Upstream lists the provider subscribes to and publishes in its feed beside the curated lists (as "
+        "mirror-ID), downloaded at each publish; one that fails keeps its last good copy.",
+        example=[{"id": "hostsvn-gambling", "url": "https://raw.githubusercontent.com/bigdargon/hostsVN/master/"
+                  "option/gambling-VN.txt", "format": "auto", "category": "gambling", "enabled": True,
+                  "mandatory": False}])
+    mirror_deadline: float = option(120, "Longest time one mirror's download may take (connecting, headers, body "
+                                    "and retries together); past it the last good copy is published.",
+                                    duration=True, minimum=1, maximum=3600)
+    mirror_max_size: int = option(64 * 1024 * 1024, "Largest mirrored list accepted, in bytes (also after "
+                                  "decompression).", minimum=1024)
     web: ProviderWebConfig = option(ProviderWebConfig(), "The provider's web server.")
+
+    def __post_init__(self) -> None:
+        ids = [m.id for m in self.mirrors]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"mirrors: id {dup[0]!r} is used twice")
 
     @property
     def database_url(self) -> str:

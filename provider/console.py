@@ -4,13 +4,12 @@ so revoking the token signs the browser out. Every form carries a CSRF token; ev
 attacker-controlled text and is escaped by Jinja's autoescaping (no ``|safe`` anywhere)."""
 from __future__ import annotations
 
-import functools
 import os
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any
 
-from flask import (Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session,
+from flask import (Flask, abort, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
 from flask_babel import Babel
 from flask_babel import gettext as _
@@ -22,15 +21,11 @@ from . import orders as orderlib
 from . import reports as reportlib
 from .accounts import token_hash
 from .auth import CAN
-from .models import STATUSES, ApiToken, User
+from .console_base import _db, bp, signed_in
+from .models import KINDS, STATUSES
 from .publish import PublishError, publish
 
-bp = Blueprint("console", __name__, url_prefix="/console")
 LANGUAGES = ("vi", "en")
-
-
-def _db():
-    return current_app.extensions["provider.db"]
 
 
 def select_locale() -> str:
@@ -55,33 +50,13 @@ def init_console(app: Flask, data_dir: str) -> None:
     Babel(app, locale_selector=select_locale)
     app.jinja_env.filters["when"] = lambda ts: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else ""
     app.context_processor(lambda: {"lang": select_locale()})
+    from . import console_people  # noqa: F401  (the users and audit pages, on this blueprint)
+
     app.register_blueprint(bp)
     # the JSON API is for Bearer tokens, not cookies: no CSRF there
     from .api import bp as api_bp
 
     csrf.exempt(api_bp)
-
-
-def signed_in(action: str = "read") -> Callable:
-    def wrap(view: Callable) -> Callable:
-        @functools.wraps(view)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            h = session.get("token")
-            user = None
-            if h:
-                with _db().session() as s:
-                    row = s.execute(select(User).join(ApiToken, ApiToken.user_id == User.id)
-                                    .where(ApiToken.token_hash == h, ApiToken.revoked.is_(None))).first()
-                    user = row[0] if row else None
-            if user is None:
-                session.pop("token", None)
-                return redirect(url_for("console.login"))
-            g.user_name, g.user_role = user.name, user.role
-            if action != "read" and user.role not in CAN[action]:
-                abort(403)
-            return view(*args, **kwargs)
-        return inner
-    return wrap
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -115,32 +90,92 @@ def set_lang(lang: str) -> Any:
                     else url_for("console.queue"))
 
 
+def _queue_args() -> dict:
+    """The queue's filters from the query string (or the form that came from it), cleaned."""
+    source = request.values
+    status = source.get("status", "new")
+    kind = source.get("kind", "")
+    registrable = source.get("registrable", "").strip()
+    try:
+        registrable = reportlib.check_domain(registrable, "registrable") if registrable else ""
+    except reportlib.ReportError:
+        registrable = ""
+    return {"status": status if status in STATUSES else "new", "kind": kind if kind in KINDS else "",
+            "registrable": registrable}
+
+
 @bp.get("/")
 @signed_in()
 def queue() -> Any:
-    status = request.args.get("status", "new")
-    if status not in STATUSES:
-        status = "new"
+    args = _queue_args()
     with _db().session() as s:
-        groups = reportlib.list_groups(s, status)
-    return render_template("console/queue.html", groups=groups, status=status, statuses=STATUSES,
+        groups = reportlib.list_groups(s, args["status"], kind=args["kind"] or None,
+                                       registrable=args["registrable"] or None)
+    return render_template("console/queue.html", groups=groups, statuses=STATUSES, kinds=KINDS, **args,
                            can_decide=g.user_role in CAN["decide"], can_publish=g.user_role in CAN["publish"])
+
+
+def _decision_form() -> dict:
+    return {"action": request.form.get("action"), "category": request.form.get("category", "").strip(),
+            "reason": request.form.get("reason", "")}
+
+
+def _back_to_queue() -> Any:
+    args = {k: v for k, v in _queue_args().items() if v}
+    return redirect(url_for("console.queue", **args))
 
 
 @bp.post("/reports/<int:group_id>/decision")
 @signed_in("decide")
 def decide(group_id: int) -> Any:
-    body = {"action": request.form.get("action"), "category": request.form.get("category", "").strip(),
-            "reason": request.form.get("reason", "")}
     try:
         with _db().session() as s:
-            reportlib.decide(s, group_id, body, g.user_name)
+            reportlib.decide(s, group_id, _decision_form(), g.user_name)
         flash(_("Saved."), "ok")
     except reportlib.ReportError as exc:
         flash(str(exc), "error")
     except LookupError:
         abort(404)
-    return redirect(url_for("console.queue"))
+    if request.form.get("from") == "detail":
+        return redirect(url_for("console.report_detail", group_id=group_id))
+    return _back_to_queue()
+
+
+@bp.post("/reports/bulk")
+@signed_in("decide")
+def decide_bulk() -> Any:
+    """The same decision on every selected row of the queue."""
+    try:
+        ids = [int(i) for i in request.form.getlist("ids")]
+    except ValueError:
+        abort(400)
+    if not ids:
+        flash(_("Select at least one row."), "error")
+        return _back_to_queue()
+    try:
+        with _db().session() as s:
+            result = reportlib.decide_many(s, ids, _decision_form(), g.user_name)
+    except reportlib.ReportError as exc:
+        flash(str(exc), "error")
+        return _back_to_queue()
+    if result["decided"]:
+        flash(_("Saved %(n)s decisions.", n=len(result["decided"])), "ok")
+    for err in result["errors"]:
+        flash(err["error"], "error")
+    return _back_to_queue()
+
+
+@bp.get("/reports/<int:group_id>")
+@signed_in()
+def report_detail(group_id: int) -> Any:
+    from .models import ReportGroup
+
+    with _db().session() as s:
+        group = s.get(ReportGroup, group_id)
+        if group is None:
+            abort(404)
+        detail = reportlib.group_detail(s, group)
+    return render_template("console/report.html", r=detail, can_decide=g.user_role in CAN["decide"])
 
 
 @bp.post("/publish")
@@ -149,7 +184,7 @@ def publish_now() -> Any:
     cfg = current_app.extensions["provider.config"]
     try:
         with _db().session() as s:
-            result = publish(s, cfg.data_dir, cfg.feed_title, g.user_name)
+            result = publish(s, cfg.data_dir, cfg.feed_title, g.user_name, cfg)
         flash(_("Published version %(v)s.", v=result["version"]), "ok")
     except PublishError as exc:
         flash(str(exc), "error")
@@ -197,3 +232,22 @@ def fleet_page() -> Any:
     with _db().session() as s:
         rows = fleetlib.fleet(s)
     return render_template("console/fleet.html", appliances=rows)
+
+
+@bp.get("/lists")
+@signed_in()
+def lists_page() -> Any:
+    """What the next publish is made of: the curated lists and the mirrors (with their last download)."""
+    from sqlalchemy import func
+
+    from .mirrors import status
+    from .models import CuratedEntry, FeedVersion
+
+    cfg = current_app.extensions["provider.config"]
+    with _db().session() as s:
+        curated = s.execute(select(CuratedEntry.list_id, CuratedEntry.category, func.count(CuratedEntry.id))
+                            .group_by(CuratedEntry.list_id, CuratedEntry.category)
+                            .order_by(CuratedEntry.list_id)).all()
+        versions = s.scalars(select(FeedVersion).order_by(FeedVersion.version.desc()).limit(20)).all()
+    return render_template("console/lists.html", curated=curated, mirrors=status(cfg.data_dir, cfg.mirrors),
+                           versions=versions)

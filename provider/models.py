@@ -11,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from .config import ROLES  # noqa: F401 - the roles, re-exported beside the tables
 
 STATUSES = ("new", "approved", "rejected", "deferred")
+KINDS = ("report", "unblock")   # a harmful site to block / a false positive to unblock
 
 
 class Base(DeclarativeBase):
@@ -68,10 +69,13 @@ class Appliance(Base):
 
 
 class ReportGroup(Base):
-    """All reports of one domain: the unit a reviewer decides on."""
+    """All reports (or all unblock requests) of one domain: the unit a reviewer decides on."""
     __tablename__ = "report_groups"
+    __table_args__ = (UniqueConstraint("kind", "domain", name="uq_report_groups_kind_domain"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="report", server_default="report")
+    domain: Mapped[str] = mapped_column(String(253))
+    registrable: Mapped[str] = mapped_column(String(253), default="", server_default="", index=True)
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)
     category: Mapped[str] = mapped_column(String(32), default="")      # the decided one (approve)
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -82,10 +86,12 @@ class ReportGroup(Base):
 
 
 class Report(Base):
-    """One forwarded report; (appliance, local_id) is unique, so a report retried by the outbox counts once."""
+    """One forwarded report or unblock request; (appliance, kind, local_id) is unique, so one retried by the
+    outbox counts once."""
     __tablename__ = "reports"
-    __table_args__ = (UniqueConstraint("appliance_id", "local_id"),)
+    __table_args__ = (UniqueConstraint("appliance_id", "kind", "local_id", name="uq_reports_appliance_kind_local"),)
     id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="report", server_default="report")
     group_id: Mapped[int] = mapped_column(ForeignKey("report_groups.id"), index=True)
     appliance_id: Mapped[str] = mapped_column(ForeignKey("appliances.id"))
     local_id: Mapped[int] = mapped_column(Integer)

@@ -25,6 +25,9 @@ def _errors(*codes: int) -> dict:
 
 
 STATUS = {"enum": ["new", "approved", "rejected", "deferred"]}
+ROLE = {"enum": ["admin", "reviewer", "publisher", "auditor"]}
+KIND = {"enum": ["report", "unblock"], "description": "report: a harmful site to block; unblock: a false positive "
+                                                      "an appliance's admin asks to unblock"}
 
 
 def document() -> dict:
@@ -40,13 +43,36 @@ def document() -> dict:
             "schemas": {
                 "Error": {"type": obj, "properties": {"error": s}},
                 "ReportGroup": {"type": obj, "properties": {
-                    "id": i, "domain": s, "status": {"enum": ["new", "approved", "rejected", "deferred"]},
+                    "id": i, "kind": KIND, "domain": s,
+                    "registrable": {"type": "string", "description": "registrable domain (Public Suffix List): "
+                                                                     "bad.example for a.bad.example"},
+                    "same_registrable": {"type": "integer", "description": "names reported or asked to unblock "
+                                                                          "under that registrable domain, this "
+                                                                          "one included"},
+                    "status": {"enum": ["new", "approved", "rejected", "deferred"]},
                     "category": s, "reports": i, "appliances": i, "organisations": i,
                     "first_seen": {"type": "number"}, "last_seen": {"type": "number"},
                     "notes": {"type": arr, "items": s}, "listed_in": {"type": arr, "items": s},
                     "suggested": {"type": obj, "additionalProperties": i}, "reason": s}},
                 "Decision": {"type": obj, "required": ["action"], "properties": {
-                    "action": {"enum": ["approve", "reject", "defer"]}, "category": s, "reason": s}},
+                    "action": {"enum": ["approve", "reject", "defer"]},
+                    "category": {"type": "string", "description": "approve a report: the category it is published "
+                                                                  "in (not needed for an unblock request)"},
+                    "reason": {"type": "string", "description": "required to reject; the appliance's admin sees "
+                                                                "it"}}},
+                "RegistrableGroup": {"type": obj, "properties": {
+                    "registrable": s, "reports": i, "appliances": i, "organisations": i,
+                    "first_seen": {"type": "number"}, "last_seen": {"type": "number"},
+                    "domains": {"type": arr, "items": {"type": obj, "properties": {"id": i, "domain": s,
+                                                                                   "status": STATUS}}}}},
+                "UnblockRequest": {"type": obj, "required": ["id", "domain", "time"], "properties": {
+                    "id": {"type": "integer", "description": "the appliance's own request number (idempotency)"},
+                    "domain": s, "note": {"type": "string", "maxLength": 500}, "lang": s,
+                    "time": {"type": "number"}}},
+                "UnblockDecision": {"type": obj, "properties": {
+                    "id": {"type": "integer", "description": "the appliance's request number"}, "domain": s,
+                    "status": STATUS, "reason": {"type": "string", "nullable": True},
+                    "decided_at": {"type": "number", "nullable": True}}},
                 "Appliance": {"type": obj, "properties": {
                     "id": s, "organisation": s, "hearth_version": s, "feed_version": {"type": "integer",
                                                                                       "nullable": True},
@@ -63,8 +89,12 @@ def document() -> dict:
             }},
         "paths": {
             "/api/v1/reports": {
-                "get": {"summary": "Reports grouped by domain", "security": _USER,
-                        "parameters": [{"name": "status", "in": "query", "schema": STATUS}],
+                "get": {"summary": "Reports and unblock requests grouped by domain (the review queue)",
+                        "security": _USER,
+                        "parameters": [{"name": "status", "in": "query", "schema": STATUS},
+                                       {"name": "kind", "in": "query", "schema": KIND},
+                                       {"name": "registrable", "in": "query", "schema": s,
+                                        "description": "only the names under this registrable domain"}],
                         "responses": {"200": _json({"type": arr, "items": _ref("ReportGroup")}), **_errors(400, 401)}},
                 "post": {"summary": "An appliance forwards reports (at most 100 a request)", "security": _APPLIANCE,
                          "requestBody": _body({"type": obj, "properties": {"reports": {"type": arr,
@@ -73,19 +103,78 @@ def document() -> dict:
                                                                                               "items": i},
                                                                                  "new": i}}),
                                        **_errors(400, 401, 429)}}},
-            "/api/v1/reports/{id}": {"get": {"summary": "One report group", "security": _USER,
+            "/api/v1/reports/by-registrable": {"get": {
+                "summary": "Report groups gathered under their registrable domain, most reported first",
+                "security": _USER, "parameters": [{"name": "status", "in": "query", "schema": STATUS},
+                                                  {"name": "kind", "in": "query", "schema": KIND}],
+                "responses": {"200": _json({"type": arr, "items": _ref("RegistrableGroup")}), **_errors(400, 401)}}},
+            "/api/v1/unblocks": {
+                "post": {"summary": "An appliance forwards its admin's unblock requests (same queue, kind unblock; "
+                                    "at most 100 a request, counted with reports for the hourly limit)",
+                         "security": _APPLIANCE,
+                         "requestBody": _body({"type": obj, "properties": {"requests": {
+                             "type": arr, "items": _ref("UnblockRequest")}}}),
+                         "responses": {"200": _json({"type": obj, "properties": {"accepted": {"type": arr,
+                                                                                              "items": i},
+                                                                                 "new": i}}),
+                                       **_errors(400, 401, 429)}},
+                "get": {"summary": "What became of this appliance's unblock requests (also in the check-in answer)",
+                        "security": _APPLIANCE,
+                        "responses": {"200": _json({"type": arr, "items": _ref("UnblockDecision")}),
+                                      **_errors(401)}}},
+            "/api/v1/reports/decisions": {"post": {
+                "summary": "The same decision on several report groups (bulk; reviewer, admin). Each is decided on "
+                           "its own: a refused one is listed in errors and leaves the others decided",
+                "security": _USER,
+                "requestBody": _body({"allOf": [_ref("Decision"), {"type": obj, "required": ["ids"], "properties": {
+                    "ids": {"type": arr, "items": i, "minItems": 1, "maxItems": 500}}}]}),
+                "responses": {"200": _json({"type": obj, "properties": {
+                    "decided": {"type": arr, "items": _ref("ReportGroup")},
+                    "errors": {"type": arr, "items": {"type": obj, "properties": {"id": i, "error": s}}}}}),
+                    **_errors(400, 401, 403)}}},
+            "/api/v1/users": {"get": {"summary": "Users, their roles and number of live API tokens", "security": _USER,
+                                      "responses": {"200": _json({"type": arr, "items": {
+                                          "type": obj, "properties": {"name": s, "role": ROLE, "tokens": i,
+                                                                      "created": {"type": "number"}}}}),
+                                                    **_errors(401)}}},
+            "/api/v1/users/{name}/role": {"post": {
+                "summary": "Change a user's role (admin; the last admin keeps the role). New users and tokens: "
+                           "`hearth provider token create`", "security": _USER,
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": s}],
+                "requestBody": _body({"type": obj, "required": ["role"], "properties": {"role": ROLE}}),
+                "responses": {"200": _json({"type": obj, "properties": {"name": s, "role": ROLE}}),
+                              **_errors(400, 401, 403, 404)}}},
+            "/api/v1/reports/{id}": {"get": {"summary": "One report group (detail=1: every report's time, "
+                                                        "language, category and note, the other names under its "
+                                                        "registrable domain, its history)", "security": _USER,
                                              "parameters": [{"name": "id", "in": "path", "required": True,
-                                                             "schema": i}],
+                                                             "schema": i},
+                                                            {"name": "detail", "in": "query",
+                                                             "schema": {"type": "boolean"}}],
                                              "responses": {"200": _json(_ref("ReportGroup")), **_errors(401, 404)}}},
             "/api/v1/reports/{id}/decision": {"post": {
-                "summary": "Approve into a category, reject (with a reason) or defer (reviewer, admin)",
+                "summary": "Approve (a report: into a category; an unblock request: into the allow list), reject "
+                           "(with a reason) or defer (reviewer, admin)",
                 "security": _USER, "parameters": [{"name": "id", "in": "path", "required": True, "schema": i}],
                 "requestBody": _body(_ref("Decision")),
                 "responses": {"200": _json(_ref("ReportGroup")), **_errors(400, 401, 403, 404)}}},
-            "/api/v1/publish": {"post": {"summary": "Build and sign the next feed version (publisher, admin)",
+            "/api/v1/publish": {"post": {"summary": "Build and sign the next feed version from the curated lists "
+                                                    "and the mirrors, downloaded now (publisher, admin)",
                                          "security": _USER,
                                          "responses": {"200": _json({"type": obj, "properties": {
-                                             "version": i, "lists": i, "entries": i}}), **_errors(401, 403, 409)}}},
+                                             "version": i, "lists": i, "entries": i,
+                                             "mirrors": {"type": arr, "items": {"type": obj}}}}),
+                                             **_errors(401, 403, 409)}}},
+            "/api/v1/mirrors": {"get": {
+                "summary": "The mirrored upstream lists (mirrors: in provider.yaml): last download, error, entries",
+                "security": _USER,
+                "responses": {"200": _json({"type": arr, "items": {"type": obj, "properties": {
+                    "id": s, "url": s, "category": s, "mandatory": {"type": "boolean"},
+                    "enabled": {"type": "boolean"}, "entries": {"type": "integer", "nullable": True}, "format": s,
+                    "sha256": {"type": "string", "nullable": True},
+                    "last_attempt": {"type": "number", "nullable": True},
+                    "last_success": {"type": "number", "nullable": True},
+                    "error": {"type": "string", "nullable": True}}}}), **_errors(401)}}},
             "/api/v1/appliances": {"get": {"summary": "The fleet", "security": _USER,
                                            "responses": {"200": _json({"type": arr, "items": _ref("Appliance")}),
                                                          **_errors(401)}}},
@@ -97,6 +186,9 @@ def document() -> dict:
                 "get": {"summary": "Orders, with the version that published each", "security": _USER,
                         "responses": {"200": _json({"type": arr, "items": {"type": obj}}), **_errors(401)}}},
             "/api/v1/audit": {"get": {"summary": "The audit log, newest first", "security": _USER,
+                                      "parameters": [{"name": "actor", "in": "query", "schema": s},
+                                                     {"name": "action", "in": "query", "schema": s,
+                                                      "description": "prefix, e.g. report. or user.role"}],
                                       "responses": {"200": _json({"type": arr, "items": {"type": obj}}),
                                                     **_errors(401)}}},
             "/api/v1/enrol": {"post": {
@@ -108,9 +200,18 @@ def document() -> dict:
                               **_errors(400, 401)}}},
             "/api/v1/checkin": {"post": {
                 "summary": "An appliance says how it is", "security": _APPLIANCE,
-                "requestBody": _body({"type": obj, "properties": {"hearth_version": s, "feed_version": i,
-                                                                  "entries": i, "last_error": s}}),
-                "responses": {"200": _json({"type": obj}), **_errors(400, 401)}}},
+                "requestBody": _body({"type": obj, "properties": {
+                    "hearth_version": s, "feed_version": i, "entries": i, "last_error": s,
+                    "unblocks": {"type": "boolean", "description": "true: answer with the decisions on this "
+                                                                   "appliance's unblock requests"},
+                    "report_decisions": {"type": "boolean", "description": "true: answer with the decisions on "
+                                                                           "the reports it forwarded"}}}),
+                "responses": {"200": _json({"type": obj, "properties": {
+                    "ok": {"type": "boolean"}, "unblocks": {"type": arr, "items": _ref("UnblockDecision")},
+                    "reports": {"type": arr, "description": "decided reports (with report_decisions): category "
+                                                            "when approved, reason when rejected or deferred",
+                                "items": _ref("UnblockDecision")}}}),
+                    **_errors(400, 401)}}},
             "/feed/manifest.json": {"get": {"summary": "The signed manifest (ETag, If-None-Match: 304)",
                                             "responses": {"200": {"description": "manifest"},
                                                           "304": {"description": "unchanged"}}}},

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import yaml
 from sqlalchemy import func, select
@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 
 from blocklists import feed as feedlib
 
+from . import mirrors as mirrorlib
 from .accounts import audit
 from .models import AuthorityOrder, CuratedEntry, FeedVersion
+from .reports import ALLOW_LIST
 
 _LOCK = threading.Lock()
 
@@ -59,15 +61,24 @@ def published_version(data_dir: str) -> int:
         return 0
 
 
-def publish(s: Session, data_dir: str, title: str, actor: str) -> dict:
-    """Build and sign the next version from every curated entry; returns {version, lists, entries}."""
+def publish(s: Session, data_dir: str, title: str, actor: str, config: Optional[Any] = None) -> dict:
+    """Build and sign the next version from every curated entry and the mirrored lists of ``config``
+    (a ProviderConfig; downloaded now, a failed one publishes its last good copy); returns
+    {version, lists, entries, mirrors}."""
     with _LOCK:
+        copies, mirror_status = [], []
+        if config is not None and config.mirrors:
+            copies = mirrorlib.refresh(data_dir, config.mirrors, config.mirror_deadline, config.mirror_max_size)
+            mirror_status = mirrorlib.status(data_dir, config.mirrors)
         rows = s.execute(select(CuratedEntry.list_id, CuratedEntry.category, CuratedEntry.domain,
                                 CuratedEntry.order_id).order_by(CuratedEntry.list_id, CuratedEntry.domain)).all()
-        if not rows:
+        if not rows and not copies:
             raise PublishError("nothing to publish yet: approve a report or enter an order first")
+        ordered = {domain for list_id, _c, domain, order_id in rows if order_id is not None}
         lists: dict[str, dict] = {}
         for list_id, category, domain, order_id in rows:
+            if list_id == ALLOW_LIST and domain in ordered:
+                continue             # an authority's order beats an unblock (allows would beat mandatory lists)
             entry = lists.setdefault(list_id, {"category": category, "order_id": order_id, "domains": []})
             entry["domains"].append(domain)
         orders = {o.id: o for o in s.scalars(select(AuthorityOrder))}
@@ -78,18 +89,29 @@ def publish(s: Session, data_dir: str, title: str, actor: str) -> dict:
         try:
             spec = []
             for list_id, entry in sorted(lists.items()):
+                allow = list_id == ALLOW_LIST
+                lines = [f"@@||{d}^" for d in entry["domains"]] if allow else entry["domains"]
                 with open(os.path.join(src, list_id + ".txt"), "w", encoding="ascii") as fh:
-                    fh.write("\n".join(entry["domains"]) + "\n")
+                    fh.write("\n".join(lines) + "\n")
                 order: Optional[AuthorityOrder] = orders.get(entry["order_id"])
                 if order is not None:
                     item_title = f"{order.authority}, order {order.reference}"
+                elif allow:
+                    item_title = "Unblocked after review (false positives)"
                 else:
                     item_title = f"Reviewed reports: {entry['category']}"
                 item = {"id": list_id, "file": list_id + ".txt", "title": item_title, "category": entry["category"],
-                        "format": "wildcard", "mandatory": order is not None}   # the name and its subdomains
+                        # the name and its subdomains; unblocked names as adblock exceptions (@@||name^)
+                        "format": "adblock" if allow else "wildcard", "mandatory": order is not None}
                 if order is not None:
                     item.update(authority=order.authority, reference=order.reference)
                 spec.append(item)
+            for copy in copies:          # mirrored upstream lists, as downloaded (their licence headers kept)
+                list_id = f"mirror-{copy.config.id}"
+                shutil.copyfile(copy.path, os.path.join(src, list_id + ".txt"))
+                spec.append({"id": list_id, "file": list_id + ".txt", "title": f"Mirror of {copy.config.id}",
+                             "category": copy.config.category, "format": copy.format,
+                             "mandatory": copy.config.mandatory})
             with open(os.path.join(src, feedlib.FEED_YAML), "w", encoding="utf-8") as fh:
                 yaml.safe_dump({"title": title, "lists": spec}, fh, allow_unicode=True, sort_keys=False)
             try:
@@ -100,10 +122,13 @@ def publish(s: Session, data_dir: str, title: str, actor: str) -> dict:
         finally:
             shutil.rmtree(src, ignore_errors=True)
         now = time.time()
-        total = sum(len(e["domains"]) for e in lists.values())
-        s.add(FeedVersion(version=version, published_at=now, published_by=actor, lists=len(lists), entries=total))
+        total = sum(len(e["domains"]) for e in lists.values()) + sum(c.entries for c in copies)
+        count = len(lists) + len(copies)
+        s.add(FeedVersion(version=version, published_at=now, published_by=actor, lists=count, entries=total))
         for order in orders.values():
             if order.published_version is None and f"order-{order.id}" in lists:
                 order.published_version, order.published_at = version, now
-        audit(s, actor, "feed.publish", f"version {version}", f"{len(lists)} lists, {total} names")
-        return {"version": manifest["version"], "lists": len(lists), "entries": total}
+        failed = [m["id"] for m in mirror_status if m["error"]]
+        audit(s, actor, "feed.publish", f"version {version}",
+              f"{count} lists, {total} names" + (f"; mirrors failing: {', '.join(failed)}" if failed else ""))
+        return {"version": manifest["version"], "lists": count, "entries": total, "mirrors": mirror_status}

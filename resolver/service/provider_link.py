@@ -58,7 +58,13 @@ class ProviderLink:
         feed = state.feed
         entries = sum(r.entries for r in manager.status() if r.origin == "feed")
         error = (feed.error if feed else None) or state.run.error
-        return {"feed_version": feed.version if feed else None, "entries": entries, "last_error": error or ""}
+        installed = {"feed_version": feed.version if feed else None, "entries": entries, "last_error": error or ""}
+        try:      # forwarded reports still waiting for the provider's decision: the check-in asks for them
+            if pc.awaiting_report_decisions(self.engine.config.data_dir, self.engine.store.list_reports(200)):
+                installed["report_decisions"] = True
+        except Exception:                    # the store away: the decisions come with a later check-in
+            log.debug("provider: cannot read the reports", exc_info=True)
+        return installed
 
     async def poll(self) -> None:
         loop = asyncio.get_running_loop()
@@ -82,9 +88,11 @@ class ProviderLink:
         if time.monotonic() < self._next_send:
             return
         config = self.engine.config
+        loop = asyncio.get_running_loop()
         try:
-            n = await asyncio.get_running_loop().run_in_executor(None, pc.forward_reports, config.provider,
-                                                                 config.data_dir, self.engine.store)
+            n = await loop.run_in_executor(None, pc.forward_reports, config.provider, config.data_dir,
+                                           self.engine.store)
+            u = await loop.run_in_executor(None, pc.forward_unblocks, config.provider, config.data_dir)
         except pc.ProviderError as exc:
             self._failures += 1
             delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1)) * random.uniform(0.8, 1.2)
@@ -94,3 +102,5 @@ class ProviderLink:
         self._failures, self._next_send = 0, 0.0
         if n:
             log.info("forwarded %d harmful-site report(s) to the provider", n)
+        if u:
+            log.info("forwarded %d unblock request(s) to the provider", u)

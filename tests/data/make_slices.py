@@ -28,7 +28,7 @@ COPY = [  # copied whole (small)
                                                             "yandex", "youtube")),
     "ut1/LICENSE.pdf", "ut1/adult.very_restrictive_expression", "ut1/drogue.domains", "ut1/child.domains",
     "services/LICENSE", "services/blocked_services.json",
-    "popular/LICENSE-NOTE.md",
+    "popular/LICENSE-NOTE.md", "hostsvn/LICENSE",
     "dns-wire/dnslib-LICENSE", "dns-wire/dnslib-test-packets.jsonl", "dns-wire/c-ares-LICENSE.md",
 ]
 HEAD = {  # file -> entries kept (after its header)
@@ -38,6 +38,8 @@ HEAD = {  # file -> entries kept (after its header)
     "hagezi/tif.medium.onlydomains.txt": 4000,
     "ut1/gambling.domains": 2000,
     "popular/umbrella-top-80k.txt": 20000,
+    "hostsvn/gambling-VN.domains.txt": 300,
+    "hostsvn/adult-VN.domains.txt": 200,
 }
 RENAME = {"popular/umbrella-top-80k.txt": "popular/umbrella-top-20k.txt"}
 SHORT_RECORDS = {"dns-wire/c-ares-fuzzinput.jsonl": 20000}  # file -> longest record kept (characters)

@@ -254,9 +254,37 @@ def lists_job() -> ListsJob:
 
 @bp.get("/lists")
 def lists():
+    from blocklists import provider_unblocks
+
     cfg = core.config()
+    unblocks = list(reversed(provider_unblocks.load(cfg.data_dir))) if cfg.provider.url else []
     return render_template("admin/lists.html", health=list_health(), job=lists_job().snapshot(cfg), feed=cfg.feed,
-                           subscribed=cfg.lists, starter=cfg.blocking.starter_lists)
+                           subscribed=cfg.lists, starter=cfg.blocking.starter_lists, provider=cfg.provider,
+                           unblocks=unblocks, unblock_name=request.args.get("unblock", ""))
+
+
+@bp.post("/lists/unblock")
+def lists_unblock():
+    """Ask the list provider to unblock a name (a false positive): queued in the outbox, sent by the engine."""
+    from flask import flash, redirect
+    from flask_babel import get_locale
+
+    from blocklists import provider_unblocks
+
+    cfg = core.config()
+    target = url_for("admin.lists", _anchor="unblock")
+    if not cfg.provider.url:
+        flash(_("No list provider is configured (provider.url), so there is nobody to ask."), "error")
+        return redirect(target)
+    name, note = request.form.get("name", ""), request.form.get("note", "")
+    try:
+        entry = provider_unblocks.request_unblock(cfg.data_dir, name, note, lang=str(get_locale() or ""))
+    except ValueError as exc:
+        flash(_("Not sent: %(why)s", why=str(exc)), "error")
+        return redirect(target)
+    core.audit("provider.unblock-request", entry["domain"], None, {"note": entry["note"]})
+    return done(target, _("Asked the provider to unblock %(name)s: it is sent within seconds (later if the "
+                          "provider cannot be reached) and the decision shows here.", name=entry["domain"]))
 
 
 @bp.post("/lists")

@@ -28,6 +28,8 @@ def known_categories() -> list[str]:
         with open(path, encoding="utf-8") as fh:
             meta = json.load(fh).get("categories", {})
         for key, value in meta.items():
+            if isinstance(value, dict) and value.get("allow_only"):
+                continue          # exceptions only (a provider's unblocked names): nothing to switch on
             extra.add(str(value.get("category", key)) if isinstance(value, dict) else str(key))
     except (OSError, ValueError, AttributeError):
         pass

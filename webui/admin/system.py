@@ -17,10 +17,13 @@ from .blueprint import attempt, back, bp
 
 @bp.get("/requests")
 def requests_page():
+    from blocklists.provider_client import load_report_decisions
+
     store = core.store()
     reports = store.list_reports(200)
     return render_template("admin/requests.html", requests=store.list_access_requests(limit=200),
-                           reports=reports, report_devices={r.id: actions.report_device(r) for r in reports})
+                           reports=reports, report_devices={r.id: actions.report_device(r) for r in reports},
+                           provider_decisions=load_report_decisions(core.config().data_dir))
 
 
 @bp.post("/requests")

@@ -1,0 +1,71 @@
+"""The lists page's "ask the provider to unblock" form (Flask test client): shown only with a provider, admins
+only, CSRF, bad names refused with the reason, the request queued in the outbox file, decisions shown as
+text, in English and Vietnamese."""
+from __future__ import annotations
+
+import dataclasses
+
+from blocklists import provider_unblocks
+from blocklists.provider_client import ProviderLinkConfig
+
+
+def _with_provider(app) -> str:
+    cfg = app.config["HEARTH"]
+    app.config["HEARTH"] = dataclasses.replace(cfg, provider=ProviderLinkConfig(url="http://127.0.0.1:9/",
+                                                                                token="hpe_test"))
+    return cfg.data_dir
+
+
+def test_without_a_provider_there_is_nobody_to_ask(app, admin):
+    assert 'id="unblock"' not in admin.get("/lists").get_data(as_text=True)
+    r = admin.post("/lists/unblock", {"name": "example.vn"}, page="/lists", follow_redirects=True)
+    assert "No list provider is configured" in r.get_data(as_text=True)
+    assert provider_unblocks.load(app.config["HEARTH"].data_dir) == []
+
+
+def test_unblock_request_is_queued_and_its_decision_shown(app, admin, viewer):
+    data_dir = _with_provider(app)
+    page = admin.get("/lists").get_data(as_text=True)
+    assert 'id="unblock-form"' in page
+    r = admin.post("/lists/unblock", {"name": "bad name!", "note": ""}, page="/lists", follow_redirects=True)
+    assert "Not sent" in r.get_data(as_text=True) and provider_unblocks.load(data_dir) == []
+    r = admin.post("/lists/unblock", {"name": "x.example", "note": "n" * 501}, page="/lists", follow_redirects=True)
+    assert "at most 500" in r.get_data(as_text=True)
+    r = admin.post("/lists/unblock", {"name": "https://Trường.example/a?b=c", "note": "<b>our school</b>"},
+                   page="/lists", follow_redirects=True)
+    text = r.get_data(as_text=True)
+    [item] = provider_unblocks.load(data_dir)
+    assert f"Asked the provider to unblock {item['domain']}" in text
+    assert item["domain"].startswith("xn--") and item["domain"].endswith(".example")
+    assert item["note"] == "<b>our school</b>" and item["status"] == "queued"
+    assert "waiting to be sent" in text
+    # a viewer may look but not ask; a post without the CSRF token is refused
+    assert viewer.post("/lists/unblock", {"name": "y.example"}, page="/lists").status_code == 403
+    assert admin.client.post("/lists/unblock", data={"name": "y.example"}).status_code == 400
+    assert len(provider_unblocks.load(data_dir)) == 1
+
+    provider_unblocks.mark_sent(data_dir, [item["id"]])
+    provider_unblocks.apply_decisions(data_dir, [{"id": item["id"], "status": "rejected",
+                                                  "reason": "<script>alert(1)</script> a casino", "decided_at": 1.0}])
+    page = admin.get("/lists").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; a casino" in page and "<script>alert(1)" not in page
+    admin.get("/lang/vi")
+    page = admin.get("/lists").get_data(as_text=True)
+    assert "Đề nghị nhà cung cấp bỏ chặn một tên miền" in page and "bị từ chối" in page
+
+
+def test_a_category_of_exceptions_only_is_not_offered_to_profiles(app, admin):
+    import json
+    import os
+
+    from webui.admin.policy import known_categories
+
+    data_dir = app.config["HEARTH"].data_dir
+    os.makedirs(os.path.join(data_dir, "lists"), exist_ok=True)
+    with open(os.path.join(data_dir, "lists", "index.json"), "w") as fh:
+        json.dump({"categories": {
+            "allow": {"category": "allow", "lists": ["allow"], "mandatory": False, "allow_only": True},
+            "vn-news": {"category": "vn-news", "lists": ["x"], "mandatory": False, "allow_only": False}}}, fh)
+    with app.test_request_context():
+        cats = known_categories()
+    assert "vn-news" in cats and "allow" not in cats
