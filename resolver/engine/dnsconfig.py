@@ -49,7 +49,7 @@ def _check_workers(value: str) -> str:
         return text
     if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
         raise ValueError(f"expected auto or a whole number of engine processes from 1 to {MAX_WORKERS}, "
-                         f"got {value!r}")
+                         f"got {str(value).strip() or '(empty)'}")
     return str(int(text))
 
 
