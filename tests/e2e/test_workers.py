@@ -13,10 +13,13 @@ import sys
 import time
 
 import pytest
+import requests
+import yaml
 
 from resolver.service.control import call
 from tests.dnsclient import answers, ask
 from tests.dnsfake import FakeDNS
+from tests.e2e.test_supervisor import free_port
 
 CLI = [sys.executable, "-m", "resolver.cli"]
 
@@ -75,7 +78,7 @@ def test_two_workers_answer_udp_and_tcp_and_stats_add_up(upstream, start_engine)
     for i in range(120):
         reply = ask("hearth.lan" if i % 2 else "www.example.com", "A", eng.port, timeout=5)
         assert reply is not None and answers(reply) == (["192.168.1.2"] if i % 2 else ["192.0.2.10"])
-    for i in range(40):
+    for _ in range(40):
         reply = ask("www.example.com", "A", eng.port, tcp=True, timeout=5)
         assert reply is not None and answers(reply) == ["192.0.2.10"]
 
@@ -149,7 +152,7 @@ def test_a_killed_worker_comes_back_while_the_other_answers_and_sigterm_stops_al
     for _ in range(40):
         assert answers(ask("www.example.com", "A", eng.port, timeout=5)) == ["192.0.2.10"]
     assert _worker_stats(eng, 1)["queries"] > 0   # the new worker 1 takes its share again
-    assert "worker 1 (pid %d) exited with code -9; restarting" % victim in eng.log()
+    assert f"worker 1 (pid {victim}) exited with code -9; restarting" in eng.log()
 
     pids = [w["pid"] for w in _parent(eng)["workers"]]
     parent = eng.proc.pid
@@ -182,3 +185,38 @@ def test_auto_means_one_worker_per_core(tmp_path):
     assert worker_count("auto") == len(os.sched_getaffinity(0))
     path.write_text("dns:\n  workers: '3'\n")
     assert worker_count(load_config(str(path)).dns.workers) == 3
+
+
+def test_hearth_run_with_workers_serves_summed_metrics(tmp_path, upstream):
+    dns_port, web_port = free_port(), free_port()
+    cfg = {"data_dir": str(tmp_path / "data"), "blocking": {"starter_lists": False},
+           "dns": {"listen": [f"127.0.0.1:{dns_port}"], "upstreams": [f"udp://127.0.0.1:{upstream.port}"],
+                   "workers": 2},
+           "web": {"listen": f"127.0.0.1:{web_port}"}}
+    path = tmp_path / "hearth.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    log = open(tmp_path / "run.log", "wb")
+    proc = subprocess.Popen(CLI + ["run", "-c", str(path)], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        _wait(lambda: (tmp_path / "data" / "engine.json").exists(), timeout=60)
+        for _ in range(50):
+            assert answers(ask("www.example.com", "A", dns_port, timeout=5)) == ["192.0.2.10"]
+
+        def metrics() -> str:
+            try:
+                r = requests.get(f"http://127.0.0.1:{web_port}/metrics", timeout=5)
+            except requests.RequestException:
+                return ""
+            return r.text if r.status_code == 200 else ""
+
+        text = _wait(metrics, timeout=30)
+        assert "hearth_dns_queries_total 50.0" in text and "hearth_dns_workers_up 2.0" in text
+        assert "hearth_engine_up 1.0" in text
+        health = requests.get(f"http://127.0.0.1:{web_port}/healthz", timeout=5).json()
+        assert health["engine"] is True
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
