@@ -78,6 +78,23 @@ class WorkersHearth(db.HearthEngine):
         return [call(f"{sock}.{i}", "stats")["stats"]["queries"] for i in range(self.workers)]
 
 
+def context_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of ``pid``'s threads and its descendants' so far."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/status", encoding="ascii", errors="replace") as fh:
+                    for line in fh:
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                            total += int(line.split()[-1])
+            todo.extend(db.children_of(p))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def machine_jiffies() -> tuple[int, int]:
     busy = total = 0
     for cpu in range(os.cpu_count() or 1):
@@ -112,10 +129,10 @@ def measure(procs: db.Procs, workdir: Path, label: str, workers: int, engine_cpu
                 break
         before_q, s0 = engine.worker_queries(), engine.stats()
         out = workdir / f"dnsperf-{label.replace(' ', '-').replace(',', '')}.txt"
-        cpu0, j0 = db.cpu_seconds(engine.pid), machine_jiffies()
+        cpu0, j0, cs0 = db.cpu_seconds(engine.pid), machine_jiffies(), context_switches(engine.pid)
         run = procs.run_to_end(base + ["-l", f"{args.duration:g}", "-c", str(args.clients),
                                        "-q", str(args.outstanding)], log_path=out)
-        cpu1, j1 = db.cpu_seconds(engine.pid), machine_jiffies()
+        cpu1, j1, cs1 = db.cpu_seconds(engine.pid), machine_jiffies(), context_switches(engine.pid)
         after_q, s1 = engine.worker_queries(), engine.stats()
     finally:
         engine.stop()
@@ -129,6 +146,7 @@ def measure(procs: db.Procs, workdir: Path, label: str, workers: int, engine_cpu
            "qps": res["qps"], "lost_pct": res.get("lost_pct"), "completed": res.get("completed"),
            "hearth_cpu_us_per_query": round(1e6 * (cpu1 - cpu0) / done, 2),
            "dnsperf_cpu_us_per_query": round(1e6 * run["cpu_s"] / done, 2),
+           "hearth_context_switches_per_1000_queries": round(1000 * (cs1 - cs0) / done, 1),
            "hearth_cores": round((cpu1 - cpu0) / wall, 2), "dnsperf_cores": round(run["cpu_s"] / wall, 2),
            "machine_busy_pct": round(100 * machine_cores / (os.cpu_count() or 1), 1), "warm_up_passes": passes,
            "cache_hit_pct": round(100 * (s1["cache_hits"] - s0["cache_hits"])
@@ -152,7 +170,8 @@ def markdown(report: dict) -> str:
              f"-q {report['outstanding']}, {report['duration']:g} s runs, median of {report['repeat']}"
              + ("" if report["querylog"] else ", query log off"), "",
              "| setup | qps | Hearth CPU µs/query | dnsperf CPU µs/query | cores used: Hearth / dnsperf / other "
-             "| machine busy | cache hits | worker shares % |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| machine busy | cache hits | Hearth context switches / 1000 queries | worker shares % |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for label, *_ in SETUPS:
         rows = [r for r in report["runs"] if r["setup"] == label]
         if not rows:
@@ -162,7 +181,8 @@ def markdown(report: dict) -> str:
         lines.append(f"| {label} | {median(rows, 'qps'):,.0f} | {median(rows, 'hearth_cpu_us_per_query')} | "
                      f"{median(rows, 'dnsperf_cpu_us_per_query')} | {median(rows, 'hearth_cores')} / "
                      f"{median(rows, 'dnsperf_cores')} / {median(rows, 'other_cores')} | "
-                     f"{median(rows, 'machine_busy_pct')} % | {median(rows, 'cache_hit_pct')} % | {shares or '-'} |")
+                     f"{median(rows, 'machine_busy_pct')} % | {median(rows, 'cache_hit_pct')} % | "
+                     f"{median(rows, 'hearth_context_switches_per_1000_queries')} | {shares or '-'} |")
     return "\n".join(lines) + "\n"
 
 
