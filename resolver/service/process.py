@@ -54,7 +54,7 @@ async def _stop_when_orphaned(engine: Engine, parent: int) -> None:
 
 async def _serve(engine: Engine, worker: Optional[int]) -> None:
     if worker is not None:
-        asyncio.ensure_future(_stop_when_orphaned(engine, os.getppid()))
+        engine._background.append(asyncio.ensure_future(_stop_when_orphaned(engine, os.getppid())))
     await engine.run_forever()
 
 

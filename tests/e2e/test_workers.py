@@ -220,3 +220,12 @@ def test_hearth_run_with_workers_serves_summed_metrics(tmp_path, upstream):
         if proc.poll() is None:
             proc.kill()
         log.close()
+
+
+def test_workers_stop_when_their_parent_is_killed(upstream, start_engine):
+    eng = start_engine(_config(upstream), timeout=60)
+    pids = [w["pid"] for w in _parent(eng)["workers"]]
+    eng.signal(signal.SIGKILL)
+    eng.proc.wait(10)
+    _wait(lambda: not any(_alive(p) for p in pids), timeout=30)
+    _wait(lambda: ask("www.example.com", "A", eng.port, timeout=0.5) is None, timeout=10)
