@@ -119,10 +119,11 @@ def start_engine(tmp_path):
     """Factory: start_engine(config_dict) -> RunningEngine (stopped at teardown)."""
     engines: list[RunningEngine] = []
 
-    def factory(config: dict, command: str = "dns", env: Optional[dict] = None) -> RunningEngine:
+    def factory(config: dict, command: str = "dns", env: Optional[dict] = None, timeout: float = 15.0
+                ) -> RunningEngine:
         eng = RunningEngine(tmp_path / f"engine{len(engines)}", config, command, env)
         engines.append(eng)
-        return eng.start()
+        return eng.start(timeout)
 
     yield factory
     for eng in engines:

@@ -60,6 +60,8 @@ GAUGES = {
     "index_entries": ("hearth_blocklist_entries", "Names in the compiled blocklist index."),
     "policy_generation": ("hearth_policy_generation", "Policy generation (bumps on config, list, profile changes)."),
     "uptime_s": ("hearth_engine_uptime_seconds", "Seconds since the engine started."),
+    "workers_up": ("hearth_dns_workers_up", "Engine processes answering (dns.workers above 1; their counters "
+                   "are summed)."),
 }
 
 

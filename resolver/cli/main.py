@@ -78,6 +78,13 @@ def cmd_dns(args: argparse.Namespace) -> int:
     failed = _preflight_or_exit(config, dns=True, web=False)
     if failed is not None:
         return failed
+    from resolver.engine.dnsconfig import worker_count
+
+    count = worker_count(config.dns.workers)
+    if count > 1:   # a parent of `count` engine processes on the same sockets
+        from resolver.service.workers import run_workers
+
+        return run_workers(config, path, count)
     from resolver.service.process import run_engine
 
     return run_engine(config, path)
@@ -134,6 +141,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
                       f"{u.get('errors', 0)} errors, ewma {u.get('ewma_ms') or 0:.1f} ms, "
                       f"{u.get('health_changes', 0)} health changes"
                       + (f", last error: {u['last_error']}" if u.get("last_error") else ""))
+        elif key == "workers" and isinstance(value, list):
+            for w in value:
+                print(f"worker {w.get('worker')} (pid {w.get('pid')}): {'up' if w.get('up') else 'DOWN'}, "
+                      f"{w.get('queries', 0)} queries, {w.get('restarts', 0)} restarts")
         elif key == "latency_histogram":
             print("latency (slow path): " + ", ".join(f"{k} {v}" for k, v in value.items()))
         else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 
 from resolver.policy.access import RateLimitConfig, parse_network
@@ -36,6 +37,30 @@ def _check_upstream(text: str) -> str:
 
     parse_upstream(str(text))
     return str(text).strip()
+
+
+MAX_WORKERS = 64
+
+
+def _check_workers(value: str) -> str:
+    """``auto`` or a whole number 1..MAX_WORKERS (as text: YAML gives ``2`` or ``"2"`` alike)."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return text
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise ValueError(f"expected auto or a whole number of engine processes from 1 to {MAX_WORKERS}, "
+                         f"got {str(value).strip() or '(empty)'}")
+    return str(int(text))
+
+
+def worker_count(value: str) -> int:
+    """The number of engine processes ``dns.workers`` asks for: ``auto`` = the cores this process may run on."""
+    if str(value).strip().lower() == "auto":
+        try:
+            return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+        except (AttributeError, OSError):
+            return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -77,3 +102,9 @@ class DnsConfig:
         "so one client cannot take every slot.", minimum=1, related="dns.tcp_max_connections")
     max_pending: int = option(2048, "Most queries waiting on upstreams at once; past this new ones are dropped "
                               "(UDP) or answered SERVFAIL (TCP).", minimum=16)
+    workers: str = option("1", "Engine processes answering queries: a number, or auto for one per CPU core this "
+                          "process may use. With more than one, every process binds each listen address "
+                          "(SO_REUSEPORT, UDP and TCP: the kernel spreads clients over them), maps the same "
+                          "compiled lists and keeps its own cache; a small parent process restarts a worker "
+                          "that dies while the others answer, and sums their statistics. A change takes a "
+                          "restart (not SIGHUP). 1 on a router; auto on a campus gateway.", check=_check_workers)

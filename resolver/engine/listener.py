@@ -258,14 +258,20 @@ def _idlest(conns: set[TcpConnection]) -> Optional[TcpConnection]:
 
 
 class Listeners:
-    """All sockets for a set of listen addresses; can be re-pointed on reload."""
+    """All sockets for a set of listen addresses; can be re-pointed on reload.
+
+    ``reuse_port``: bind with SO_REUSEPORT, so the engine processes of ``dns.workers`` each hold their own
+    UDP and TCP sockets on the same address and the kernel spreads clients over them (a socket closed by a
+    worker that died leaves the group: the others take its share). Off for one engine, so a second Hearth
+    on the same port fails with "address already in use" instead of sharing it."""
 
     def __init__(self, pipeline: Pipeline, stats: Stats, *, idle_timeout: float, max_connections: int,
-                 max_per_client: int = 32):
+                 max_per_client: int = 32, reuse_port: bool = False):
         self.tcp = TcpServer(pipeline, stats, idle_timeout, max_connections, max_per_client)
         self.udp_by_addr: dict[tuple[str, int], UdpReader] = {}
         self.tcp_by_addr: dict[tuple[str, int], asyncio.AbstractServer] = {}
         self.pipeline = pipeline
+        self.reuse_port = reuse_port
 
     async def open(self, host: str, port: int) -> tuple[str, int]:
         """Bind UDP and TCP on (host, port); port 0 picks one free port for both. Returns the bound pair."""
@@ -276,6 +282,8 @@ class Listeners:
             if family == socket.AF_INET6:
                 udp_sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port:
+                udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
             try:
                 udp_sock.bind((host, port))
@@ -287,6 +295,8 @@ class Listeners:
             if family == socket.AF_INET6:
                 tcp_sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             tcp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port:
+                tcp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 tcp_sock.bind((host, bound))
             except OSError as exc:

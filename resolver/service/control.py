@@ -59,7 +59,8 @@ class ControlServer:
                 reply = self.engine.explain(parts[1], parts[2]) if len(parts) == 3 else {
                     "ok": False, "message": "usage: explain CLIENT_IP NAME"}
             elif command == "ping":
-                reply = {"ok": True, "pid": os.getpid()}
+                reply = {"ok": True, "pid": os.getpid(),
+                         "dns": [_fmt(a) for a in self.engine.listeners.addresses]}
             else:
                 reply = {"ok": False, "message": f"unknown command {command!r}"}
             writer.write(json.dumps(reply).encode() + b"\n")
@@ -79,6 +80,10 @@ class ControlServer:
                 pass
 
 
+def _fmt(addr: tuple) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
 def call(path: str, command: str, timeout: float = 5.0) -> dict:
     """Send one command to a running engine (blocking client for the CLI)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -92,3 +97,20 @@ def call(path: str, command: str, timeout: float = 5.0) -> dict:
                 break
             data += chunk
     return json.loads(data)
+
+
+async def acall(path: str, command: str, timeout: float = 5.0) -> dict:
+    """Send one command to a running engine from an event loop (the ``dns.workers`` parent to a worker)."""
+    async def ask() -> dict:
+        reader, writer = await asyncio.open_unix_connection(path, limit=1 << 22)
+        try:
+            writer.write(command.encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+        finally:
+            writer.close()
+        if not line:
+            raise ConnectionError(f"no reply on {path}")
+        return json.loads(line)
+
+    return await asyncio.wait_for(ask(), timeout)

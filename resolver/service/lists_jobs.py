@@ -16,6 +16,21 @@ from typing import Optional
 
 log = logging.getLogger("hearth.engine")
 
+INDEX_WATCH_INTERVAL = 1.0   # a worker of several loads an index file another worker installed within this long
+
+
+def index_files_signature(data_dir: str) -> tuple:
+    """What identifies the installed index files (inode, size, mtime of index.bin and index.json): it changes
+    when a list update renames new ones into place."""
+    out = []
+    for name in ("index.bin", "index.json"):
+        try:
+            st = os.stat(os.path.join(data_dir, "lists", name))
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
 
 def soon(seconds: float) -> datetime.datetime:
     """The scheduler's "next run" ``seconds`` from now."""
@@ -84,6 +99,8 @@ class ListsJobs:
         """(Re)open the compiled index and rebuild the profiles' policies on it (new generation)."""
         from blocklists.manager import load_index
 
+        # read before loading: files replaced while loading differ from it, and are loaded again
+        self._index_signature = index_files_signature(self.config.data_dir)
         try:
             index, meta = load_index(self.config.data_dir)
         except Exception as exc:  # noqa: BLE001 - a bad index file must not stop answering
@@ -97,6 +114,17 @@ class ListsJobs:
             log.info("lists loaded: %s", ", ".join(f"{v['category']} ({', '.join(v['lists'])})"
                                                   for v in meta.values()) or "none")
         return True
+
+    async def _watch_index(self) -> None:
+        """One worker of several (``dns.workers``): worker 0 runs the list updates and loads what they
+        install; the others see the index files change here and load them too."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(INDEX_WATCH_INTERVAL)
+            seen = await loop.run_in_executor(None, index_files_signature, self.config.data_dir)
+            if seen != getattr(self, "_index_signature", None):
+                log.info("the compiled lists changed on disk: loading them")
+                self.load_lists()
 
     def _schedule_lists(self) -> None:
         """The periodic list update, (re)planned from the current config: a feed added by a reload is

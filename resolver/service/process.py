@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from typing import Optional
 
@@ -29,20 +30,36 @@ def _raise_file_limit(want: int = 4096) -> None:
         except (ValueError, OSError) as exc:
             log.debug("cannot raise the open-file limit: %s", exc)
 
-def run_engine(config: Config, config_file: Optional[str]) -> int:
+def run_engine(config: Config, config_file: Optional[str], worker: Optional[int] = None) -> int:
     """Entry point of `hearth dns`: run until SIGTERM/SIGINT. A start-up failure ends it with one line on
-    standard error and EXIT_STARTUP."""
+    standard error and EXIT_STARTUP. ``worker``: this engine's number among ``dns.workers`` processes (their
+    parent, :mod:`.workers`, starts them)."""
     _raise_file_limit()
     try:
-        return _run(config, config_file)
+        return _run(config, config_file, worker)
     except StartupError as exc:
         log.debug("start-up failed", exc_info=True)
         print(f"hearth: {exc}", file=sys.stderr, flush=True)
         return EXIT_STARTUP
 
 
-def _run(config: Config, config_file: Optional[str]) -> int:
-    engine = Engine(config, config_file)
+async def _stop_when_orphaned(engine: Engine, parent: int) -> None:
+    """A worker whose parent is gone (killed) stops, rather than answer on unsupervised."""
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:
+            log.warning("the workers' parent (pid %d) is gone: stopping", parent)
+            engine.stop()
+
+
+async def _serve(engine: Engine, worker: Optional[int]) -> None:
+    if worker is not None:
+        engine._background.append(asyncio.ensure_future(_stop_when_orphaned(engine, os.getppid())))
+    await engine.run_forever()
+
+
+def _run(config: Config, config_file: Optional[str], worker: Optional[int] = None) -> int:
+    engine = Engine(config, config_file, worker)
     try:
         import uvloop  # optional extra: about twice the packet rate of the default loop
 
@@ -55,5 +72,5 @@ def _run(config: Config, config_file: Optional[str]) -> int:
     # event loop releases it, and the default 5 ms switch interval then kept answers waiting (p99 at
     # half the peak rate 31 ms, 7 ms with 0.5 ms; bench/README.md, "Where the time goes").
     sys.setswitchinterval(ENGINE_SWITCH_INTERVAL)
-    runner(engine.run_forever())
+    runner(_serve(engine, worker))
     return 0

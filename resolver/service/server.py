@@ -52,9 +52,16 @@ def _pool_settings(cfg: Config) -> tuple:
 
 class Engine(ListsJobs, PolicySync):
     """The running DNS engine: the stages of the query path built from config, their sockets, jobs and reloads
-    (lists: :class:`ListsJobs`; the policy from the store: :class:`PolicySync`)."""
+    (lists: :class:`ListsJobs`; the policy from the store: :class:`PolicySync`).
 
-    def __init__(self, config: Config, config_file: Optional[str]):
+    ``worker``: this engine's number when it is one of ``dns.workers`` processes (:mod:`.workers`): it then
+    binds its listen addresses with SO_REUSEPORT, answers on its own control socket (``hearth.sock.N``; the
+    parent owns ``hearth.sock``), writes no ``engine.json``, and only worker 0 runs the scheduled jobs (list
+    updates, query-log retention, the provider link); the others load each new index file it installs."""
+
+    def __init__(self, config: Config, config_file: Optional[str], worker: Optional[int] = None):
+        self.worker = worker
+        self.runs_jobs = worker is None or worker == 0
         self.file_config = config          # as the file says; self.config adds the setup wizard's choices
         self.config_file = config_file
         self.stats = Stats()
@@ -82,7 +89,8 @@ class Engine(ListsJobs, PolicySync):
         )
         self.listeners = Listeners(self.pipeline, self.stats, idle_timeout=config.dns.tcp_idle_timeout,
                                    max_connections=config.dns.tcp_max_connections,
-                                   max_per_client=config.dns.tcp_max_connections_per_client)
+                                   max_per_client=config.dns.tcp_max_connections_per_client,
+                                   reuse_port=worker is not None)
         self.control = ControlServer(self)
         self.scheduler = None
         self._stopping: Optional[asyncio.Event] = None
@@ -103,7 +111,8 @@ class Engine(ListsJobs, PolicySync):
 
     async def start(self) -> None:
         self._stopping = asyncio.Event()
-        await self._first_index()
+        if self.runs_jobs:
+            await self._first_index()
         self.load_lists()
         await self.refresh_policies(force=True)
         await self.pool.start()
@@ -115,11 +124,13 @@ class Engine(ListsJobs, PolicySync):
                 raise StartupError(str(exc)) from None
         self._background.append(asyncio.ensure_future(self.querylog.run()))
         self._background.append(asyncio.ensure_future(self._watch_policies()))
+        if self.worker is not None:
+            self._background.append(asyncio.ensure_future(self._watch_index()))
         self._listen_to_store()
         try:
-            await self.control.start(self.config.control_socket)
+            await self.control.start(self.control_path)
         except OSError as exc:
-            raise StartupError(f"cannot create the control socket {self.config.control_socket}: "
+            raise StartupError(f"cannot create the control socket {self.control_path}: "
                                f"{exc.strerror or exc} (check control_socket and that its directory is "
                                "writable by the user Hearth runs as)") from None
         self._start_scheduler()
@@ -141,9 +152,12 @@ class Engine(ListsJobs, PolicySync):
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         self.scheduler = AsyncIOScheduler(timezone=self.config.timezone)
+        self.scheduler.add_job(self.cache.expire_stale, "interval", minutes=10, id="cache-expire-stale")
+        if not self.runs_jobs:   # one worker of several: worker 0 runs the store's and the lists' jobs
+            self.scheduler.start()
+            return
         self.scheduler.add_job(self.purge_query_log, "interval", hours=6, id="querylog-retention",
                                next_run_time=soon(60))
-        self.scheduler.add_job(self.cache.expire_stale, "interval", minutes=10, id="cache-expire-stale")
         self._schedule_lists()
         from resolver.service.provider_link import ProviderLink
 
@@ -199,10 +213,11 @@ class Engine(ListsJobs, PolicySync):
             await self.flush_seen()
         finally:
             self.store.close()
-        try:
-            os.unlink(self._state_path())
-        except OSError:
-            pass
+        if self.worker is None:
+            try:
+                os.unlink(self._state_path())
+            except OSError:
+                pass
 
     # ------------------------------------------------------------ reload
 
@@ -262,18 +277,27 @@ class Engine(ListsJobs, PolicySync):
                     log.error("reload: cannot listen on %s: %s", _fmt((host, port)), exc)
         self.config = new
         self.load_lists()  # block mode, time zone or bypass prevention may have changed: new generation
-        if self.scheduler is not None:
+        if self.scheduler is not None and self.runs_jobs:
             self._schedule_lists()
             self.provider_link.schedule(self.scheduler)
         self._write_state()
 
     # ------------------------------------------------------------ state
 
+    @property
+    def control_path(self) -> str:
+        """This engine's control socket: ``hearth.sock``, or ``hearth.sock.N`` for worker N."""
+        base = self.config.control_socket
+        return base if self.worker is None else f"{base}.{self.worker}"
+
     def _state_path(self) -> str:
         return os.path.join(self.config.data_dir, "engine.json")
 
     def _write_state(self) -> None:
-        """Bound addresses and pid, for `hearth stats` and tests that listen on port 0."""
+        """Bound addresses and pid, for `hearth stats` and tests that listen on port 0 (a worker's parent
+        writes it for all of them)."""
+        if self.worker is not None:
+            return
         state = {"pid": os.getpid(), "dns": [_fmt(a) for a in self.listeners.addresses],
                  "control": self.config.control_socket, "started": self.stats.started}
         tmp = self._state_path() + ".tmp"
