@@ -532,10 +532,175 @@ static PyTypeObject UdpBatchType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ------------------------------------------------------------------ plain batches, for any UDP socket */
+
+static int parse_address(PyObject *addr, struct sockaddr_storage *ss, socklen_t *len) {
+    const char *host;
+    int port;
+    unsigned int flowinfo = 0, scope_id = 0;
+    if (!PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) < 2) {
+        PyErr_SetString(PyExc_TypeError, "address must be (host, port[, flowinfo, scope_id])");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(addr, "si|II", &host, &port, &flowinfo, &scope_id))
+        return -1;
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((unsigned short)port);
+        *len = sizeof(*a4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((unsigned short)port);
+        a6->sin6_flowinfo = htonl(flowinfo);
+        a6->sin6_scope_id = scope_id;
+        *len = sizeof(*a6);
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "not a numeric address: %s", host);
+    return -1;
+}
+
+#define SEND_CHUNK 64
+
+static void release(PyObject **keep, int *kept) {
+    while (*kept > 0)
+        Py_DECREF(keep[--*kept]);
+}
+
+/* send_batch(fd, items) -> [(index, errno), ...]: items are bytes (a connected socket) or (bytes, address);
+ * one sendmmsg per 64; the datagrams the socket refused are returned, the others were sent. */
+static PyObject *fp_send_batch(PyObject *Py_UNUSED(mod), PyObject *args) {
+    int fd;
+    PyObject *items;
+    if (!PyArg_ParseTuple(args, "iO!", &fd, &PyList_Type, &items))
+        return NULL;
+    PyObject *failed = PyList_New(0);
+    if (failed == NULL)
+        return NULL;
+    struct mmsghdr msgs[SEND_CHUNK];
+    struct iovec iov[SEND_CHUNK];
+    struct sockaddr_storage addrs[SEND_CHUNK];
+    PyObject *keep[SEND_CHUNK];
+    int kept = 0;
+    Py_ssize_t total = PyList_GET_SIZE(items);
+    for (Py_ssize_t base = 0; base < total; base += SEND_CHUNK) {
+        int count = (int)(total - base < SEND_CHUNK ? total - base : SEND_CHUNK);
+        release(keep, &kept);
+        for (int i = 0; i < count; i++) {
+            PyObject *item = PyList_GET_ITEM(items, base + i), *data = item;
+            memset(&msgs[i].msg_hdr, 0, sizeof(struct msghdr));
+            if (PyTuple_Check(item)) {
+                socklen_t len;
+                if (PyTuple_GET_SIZE(item) != 2) {
+                    PyErr_SetString(PyExc_TypeError, "items are bytes or (bytes, address)");
+                    goto fail;
+                }
+                data = PyTuple_GET_ITEM(item, 0);
+                if (parse_address(PyTuple_GET_ITEM(item, 1), &addrs[i], &len) < 0)
+                    goto fail;
+                msgs[i].msg_hdr.msg_name = &addrs[i];
+                msgs[i].msg_hdr.msg_namelen = len;
+            }
+            if (!PyBytes_Check(data)) { /* a bytearray (dnslib's pack) or another buffer: as bytes */
+                data = keep[kept] = PyBytes_FromObject(data);
+                if (data == NULL)
+                    goto fail;
+                kept++;
+            }
+            iov[i].iov_base = PyBytes_AS_STRING(data);
+            iov[i].iov_len = (size_t)PyBytes_GET_SIZE(data);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int done = 0;
+        while (done < count) {
+            int r = sendmmsg(fd, msgs + done, count - done, MSG_DONTWAIT);
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                PyObject *f = Py_BuildValue("(ni)", base + done, errno);
+                if (f == NULL || PyList_Append(failed, f) < 0) {
+                    Py_XDECREF(f);
+                    goto fail;
+                }
+                Py_DECREF(f);
+                done++;
+            } else if (r == 0) {
+                break;
+            } else {
+                done += r;
+            }
+        }
+    }
+    release(keep, &kept);
+    return failed;
+fail:
+    release(keep, &kept);
+    Py_DECREF(failed);
+    return NULL;
+}
+
+/* recv_batch(fd, most) -> [bytes, ...]: up to `most` datagrams with one recvmmsg (a connected socket);
+ * [] when none is waiting; OSError for an error before the first (e.g. ICMP port unreachable). */
+static PyObject *fp_recv_batch(PyObject *Py_UNUSED(mod), PyObject *args) {
+    int fd, most;
+    if (!PyArg_ParseTuple(args, "ii", &fd, &most))
+        return NULL;
+    if (most < 1 || most > 256) {
+        PyErr_SetString(PyExc_ValueError, "most must be between 1 and 256");
+        return NULL;
+    }
+    static char *buf = NULL;   /* one buffer per process: called with the GIL held */
+    if (buf == NULL && (buf = malloc((size_t)256 * SLOT)) == NULL)
+        return PyErr_NoMemory();
+    struct mmsghdr msgs[256];
+    struct iovec iov[256];
+    for (int i = 0; i < most; i++) {
+        iov[i].iov_base = buf + (size_t)i * SLOT;
+        iov[i].iov_len = SLOT - 1;
+        memset(&msgs[i].msg_hdr, 0, sizeof(struct msghdr));
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int got;
+    do {
+        got = recvmmsg(fd, msgs, most, MSG_DONTWAIT, NULL);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return PyList_New(0);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *out = PyList_New(got);
+    if (out == NULL)
+        return NULL;
+    for (int i = 0; i < got; i++) {
+        PyObject *b = PyBytes_FromStringAndSize(iov[i].iov_base, msgs[i].msg_len);
+        if (b == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, b);
+    }
+    return out;
+}
+
+static PyMethodDef fastpath_functions[] = {
+    {"send_batch", fp_send_batch, METH_VARARGS,
+     "send_batch(fd, items) -> [(index, errno)]: send bytes (connected) or (bytes, address) items with sendmmsg"},
+    {"recv_batch", fp_recv_batch, METH_VARARGS, "recv_batch(fd, most) -> [bytes]: read datagrams with recvmmsg"},
+    {NULL, NULL, 0, NULL}};
+
 static struct PyModuleDef fastpath_module = {
-    PyModuleDef_HEAD_INIT, "_fastpath", "Hearth's optional compiled UDP cache-hit path (see listener.py).", -1, NULL,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "_fastpath", "Hearth's optional compiled UDP cache-hit path (see listener.py).", -1,
+    fastpath_functions, NULL, NULL, NULL, NULL,
 };
+
 
 #define INTERN(var, text)                                                                                             \
     if ((var = PyUnicode_InternFromString(text)) == NULL)                                                             \

@@ -3,31 +3,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import time
 from functools import partial
 from typing import Optional
 
+from resolver.engine import accel
 from resolver.engine.pipeline import Pipeline
 from resolver.engine.stats import Stats
 
 log = logging.getLogger("hearth.listener")
 
 
-def _load_accelerator():
-    """The compiled UDP batch reader (``_fastpath.c``) when pip built it and HEARTH_NO_ACCEL is not set."""
-    if os.environ.get("HEARTH_NO_ACCEL", "") not in ("", "0"):
-        return None
-    try:
-        from resolver.engine import _fastpath
-    except ImportError:
-        return None
-    return _fastpath
-
-
-_fastpath = _load_accelerator()
-ACCELERATED = _fastpath is not None
 
 MAX_TCP_MESSAGE = 65535
 MAX_TCP_INFLIGHT = 64  # pipelined queries one connection may have outstanding
@@ -96,9 +83,11 @@ class UdpReader:
         self.loop = loop
         self.closed = False
         self._dropped = 0
+        self._outbox: list[tuple[bytes, tuple]] = []
         self.batch = None
-        if _fastpath is not None:
-            self.batch = _fastpath.UdpBatch(sock.fileno(), UDP_BATCH)
+        self._fastpath = fastpath = accel.fastpath
+        if fastpath is not None:
+            self.batch = fastpath.UdpBatch(sock.fileno(), UDP_BATCH)
             loop.add_reader(sock.fileno(), self._readable_batch)
         else:
             loop.add_reader(sock.fileno(), self._readable)
@@ -151,11 +140,24 @@ class UdpReader:
                 self.pipeline.resolve_later(data, addr[0], True, partial(self._send, addr))
 
     def _send(self, addr, out: bytes) -> None:
+        """An answer that came later (an upstream's reply): with the accelerator, the answers made in one
+        turn of the event loop leave together in one ``sendmmsg``."""
         if not self.closed:
+            if self.batch is not None:
+                outbox = self._outbox
+                outbox.append((out, addr))
+                if len(outbox) == 1:
+                    self.loop.call_soon(self._flush)
+                return
             try:
                 self.sock.sendto(out, addr)
             except OSError:
                 self._dropped += 1
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        if outbox and not self.closed:
+            self._dropped += len(self._fastpath.send_batch(self.sock.fileno(), outbox))
 
     def close(self) -> None:
         if not self.closed:

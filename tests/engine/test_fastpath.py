@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from dnslib import EDNS0, RR, DNSRecord
 
-from resolver.engine import listener
+from resolver.engine import accel
 from resolver.engine.cache import AnswerCache, CacheConfig
 from resolver.engine.listener import Listeners
 from resolver.engine.localrecords import LocalZone
@@ -67,8 +67,8 @@ async def _exchange(sock: socket.socket, port: int, packet: bytes) -> bytes:
 
 def _conversation(mode: str, monkeypatch) -> dict:
     if mode == "python":
-        monkeypatch.setattr(listener, "_fastpath", None)
-    elif listener._fastpath is None:
+        monkeypatch.setattr(accel, "fastpath", None)
+    elif accel.fastpath is None:
         pytest.skip("the accelerator was not built here (no compiler) or HEARTH_NO_ACCEL is set")
     clock = Clock()
     pipeline = Pipeline(access=ClientAccess(["127.0.0.0/8"], RateLimitConfig(qps=0)),
@@ -147,7 +147,7 @@ def test_the_accelerator_answers_exactly_as_the_python_reader(monkeypatch):
 
 
 def test_hearth_no_accel_forces_the_python_reader():
-    code = "from resolver.engine import listener; print(listener.ACCELERATED)"
+    code = "from resolver.engine import accel; print(accel.fastpath is not None)"
     env = dict(os.environ, HEARTH_NO_ACCEL="1")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
