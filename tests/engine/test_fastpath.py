@@ -161,7 +161,7 @@ def test_hearth_no_accel_forces_the_python_reader():
 def test_listener_and_upstream_tests_pass_on_the_pure_python_path_too():
     """The suite runs on the accelerator where it was built: the socket tests again with it switched off."""
     env = dict(os.environ, HEARTH_NO_ACCEL="1")
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
                           "tests/engine/test_listener.py", "tests/engine/test_upstream.py"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
