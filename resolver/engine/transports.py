@@ -237,6 +237,8 @@ class UDPTransport:
             try:
                 sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM)
                 sock.setblocking(False)
+                # replies to a whole batch arrive at once: room for them while the loop is busy elsewhere
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
                 sock.connect((self.host, self.port))
             except OSError:
                 return
