@@ -501,7 +501,13 @@ fail_loop:
     Py_XDECREF(host);
     Py_XDECREF(aliases);
     send_all(self, replies); /* what was answered (and counted) goes out */
-    add_count(stats, s_cache_hits, answered);
+    {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (add_count(stats, s_cache_hits, answered) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+    }
 fail:
     Py_XDECREF(append);
     Py_XDECREF(ring);
