@@ -194,6 +194,9 @@ class _BatchedUDPEndpoint(_UDPEndpoint):
         try:
             replies = self.fastpath.recv_batch(self.fd, 64)
         except OSError as exc:   # an ICMP error: a connected socket only talks to its upstream
+            if not self.closed:   # libuv stops a poll handle that reported an error: watch the socket again
+                self.loop.remove_reader(self.fd)
+                self.loop.add_reader(self.fd, self._readable)
             self._fail(exc)
             return
         for data in replies:

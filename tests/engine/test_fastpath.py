@@ -166,3 +166,29 @@ def test_listener_and_upstream_tests_pass_on_the_pure_python_path_too():
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert " passed" in out.stdout
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_refusing_upstream_fails_every_try_at_once(mode, monkeypatch):
+    """ICMP port unreachable on each try (libuv stops watching a socket that reported an error: the batched
+    endpoint must watch it again, or the next tries wait for their time-out)."""
+    from resolver.engine.upstream import UpstreamPool
+    from resolver.engine.upstream_spec import UpstreamError
+
+    if mode == "python":
+        monkeypatch.setattr(accel, "fastpath", None)
+    elif accel.fastpath is None:
+        pytest.skip("the accelerator was not built here")
+    import uvloop
+
+    async def go():
+        pool = UpstreamPool(["udp://127.0.0.1:9"], timeout=2.0, attempts=3)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(UpstreamError) as failed:
+            await pool.query(_query("example.com", 5))
+        took = asyncio.get_running_loop().time() - started
+        await pool.close()
+        return str(failed.value), took
+
+    message, took = uvloop.run(go())
+    assert message.count("connection refused") == 3 and took < 1.5
