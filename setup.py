@@ -1,8 +1,9 @@
 """Packaging for Hearth, the parental-filter DNS appliance."""
 import re
+import sys
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "resolver" / "__init__.py").read_text()).group(1)
@@ -52,6 +53,10 @@ setup(
                  "playwright>=1.40", "psycopg[binary]>=3.1", "psycopg-pool>=3.1",
                  "sqlalchemy>=2.0", "alembic>=1.12"],
     },
+    # The optional UDP accelerator (recvmmsg/sendmmsg and the cache-hit loop in C, issue 19). optional=True: a
+    # machine without a compiler or Python headers installs without it and runs the pure-Python path.
+    ext_modules=[Extension("resolver.engine._fastpath", ["resolver/engine/_fastpath.c"], optional=True,
+                           extra_compile_args=["-O2"])] if sys.platform.startswith("linux") else [],
     entry_points={"console_scripts": ["hearth = resolver.cli.main:main"]},
     classifiers=[
         "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)",

@@ -1062,7 +1062,8 @@ def markdown(report: dict) -> str:
         f"- dnsmasq: {v['dnsmasq']}",
         f"- Unbound: {v['unbound']}",
         f"- dnsperf: {v['dnsperf']}",
-        f"- Python: {v['python']} ({meta['python_executable']}); uvloop: {v['uvloop'] or 'not installed'}",
+        f"- Python: {v['python']} ({meta['python_executable']}); uvloop: {v['uvloop'] or 'not installed'}; "
+        f"Hearth's UDP accelerator: {v.get('accelerator') or 'unknown'}",
         f"- Hearth: {v['hearth']} (git {v['git']}), as installed: query log on, bypass prevention on, "
         "policy made with the `hearth` CLI: " + "; ".join(f"`{step}`" for step in meta.get("hearth_policy") or []),
         f"- Host: {meta['host']}",
@@ -1236,6 +1237,10 @@ def versions() -> dict:
     return {"dnsmasq": first_line(["dnsmasq", "--version"]), "dnsperf": dnsperf, "unbound": unbound,
             "python": platform.python_version(), "uvloop": uv,
             "hearth": first_line([sys.executable, "-m", "resolver.cli", "version"]),
+            # the compiled UDP accelerator, as the engine will see it (HEARTH_NO_ACCEL=1 switches it off)
+            "accelerator": first_line([sys.executable, "-c", "from resolver.engine import accel; "
+                                       "print('on (resolver/engine/_fastpath.c)' if accel.fastpath else "
+                                       "'off (pure Python: not built, or HEARTH_NO_ACCEL=1)')"]),
             "git": git + ("+uncommitted changes" if dirty else "")}
 
 

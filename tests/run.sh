@@ -17,6 +17,11 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
+# the optional UDP accelerator (resolver/engine/_fastpath.c) is built by pip when a compiler and Python's
+# headers are there; the tests then run both it and the pure-Python path (which alone needs neither)
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+python3 -c "import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))" \
+  2>/dev/null || need+=(python3-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   if [ -n "$SUDO" ] && ! command -v sudo >/dev/null 2>&1; then
@@ -30,6 +35,7 @@ fi
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -c "from resolver.engine import accel; print('UDP accelerator:', 'built' if accel.fastpath else 'not built (pure Python)')"
 
 .venv/bin/ruff check .
 set +e

@@ -49,7 +49,8 @@ from resolver.engine.upstream import UpstreamPool
 from resolver.policy.views import PolicySet, View, ViewRegistry
 from resolver.engine.wire import (KEY_EDNS, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED,
                                   RCODE_SERVFAIL, Question, add_option, canonical_query, ede_option, error_reply,
-                                  key_name, lookup_key, parse_question, synth_reply, truncated)
+                                  checked_question, key_name, lookup_key, parse_question, synth_reply,
+                                  truncated)
 
 log = logging.getLogger("hearth.pipeline")
 
@@ -60,6 +61,7 @@ _NULL_A, _NULL_AAAA = bytes(4), bytes(16)
 # Types the raw miss path never forwards: ANY (RFC 8482), zone transfers, MAILA/MAILB.
 _SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
 _CLASS_IN = b"\x00\x01"
+_NOTHING_LOOKED_UP = (None, None)
 
 
 class Pipeline:
@@ -89,6 +91,9 @@ class Pipeline:
         self.fetcher = Fetcher(self)     # upstream fetches, coalesced per question
         self._waiting = self.fetcher.waiting
         self._timers: set[asyncio.TimerHandle] = set()
+        # (packet, lookup_key's result) of the last cache miss answer_cached looked up: the listener calls
+        # resolve_later with the same packet next, which then skips parsing it again
+        self._looked_up: tuple = _NOTHING_LOOKED_UP
 
     # ------------------------------------------------------------ fast path: cache hits
 
@@ -110,10 +115,12 @@ class Pipeline:
         else:
             found = lookup_key(data, self.edns_size)
             if found is None:
+                self._looked_up = (data, None)
                 return None
             key, qend, limit = found
             entry = cache.get(view.tag + key)
             if entry is None:
+                self._looked_up = (data, found)  # resolve_later, called next with this packet, needs it too
                 return None
             cache.alias(view.aliases, data[2:], entry, qend, limit)
         now = self.clock()
@@ -187,7 +194,12 @@ class Pipeline:
                 if out:
                     send(out)
             return
-        q = parse_question(data, self.edns_size)
+        data_seen, found = self._looked_up
+        self._looked_up = _NOTHING_LOOKED_UP
+        if data_seen is data:
+            q = checked_question(data, found) if found is not None else None
+        else:
+            q = parse_question(data, self.edns_size)
         if q is not None and q.key[-3:-1] == _CLASS_IN and q.key[-5:-3] not in _SPECIAL_QTYPES \
                 and not self.local.has_wire_name(q.key[:-5]):
             view, client = self.view_of(client, data)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import socket
 import ssl
 import struct
 from typing import Callable, Optional
+
+from resolver.engine import accel
 
 _U16 = struct.Struct("!H")
 _HH = struct.Struct("!HH")
@@ -151,6 +155,61 @@ class _UDPEndpoint(asyncio.DatagramProtocol):
         if self.transport is not None:
             self.transport.close()
 
+    def send(self, packet: bytes, waiter: list) -> None:
+        self.transport.sendto(packet)
+
+
+class _BatchedUDPEndpoint(_UDPEndpoint):
+    """The same endpoint on a socket of its own, with the compiled accelerator (:mod:`resolver.engine.accel`):
+    the queries of one event-loop turn leave in one ``sendmmsg`` and replies are read with ``recvmmsg``, so a
+    burst of misses costs the upstream (and the kernel) one wake-up per batch, not one per query."""
+
+    def __init__(self, owner: UDPTransport, sock: socket.socket, fastpath) -> None:
+        super().__init__(owner)
+        self.sock, self.fd, self.fastpath = sock, sock.fileno(), fastpath
+        self.loop = asyncio.get_running_loop()
+        self.outbox: list[bytes] = []
+        self.waiting_send: list[tuple[int, list]] = []
+        self.transport = None
+        self.closed = False
+        self.loop.add_reader(self.fd, self._readable)
+
+    def send(self, packet: bytes, waiter: list) -> None:
+        self.outbox.append(packet)
+        self.waiting_send.append((packet[0] << 8 | packet[1], waiter))
+        if len(self.outbox) == 1:
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        outbox, sent_for = self.outbox, self.waiting_send
+        self.outbox, self.waiting_send = [], []
+        if self.closed or not outbox:
+            return
+        for index, err in self.fastpath.send_batch(self.fd, outbox):
+            qid, w = sent_for[index]   # as a failed sendto: that query's try fails
+            self._remove(qid, w)
+            w[1](OSError(err, os.strerror(err)))
+
+    def _readable(self) -> None:
+        try:
+            replies = self.fastpath.recv_batch(self.fd, 64)
+        except OSError as exc:   # an ICMP error: a connected socket only talks to its upstream
+            if not self.closed:   # libuv stops a poll handle that reported an error: watch the socket again
+                self.loop.remove_reader(self.fd)
+                self.loop.add_reader(self.fd, self._readable)
+            self._fail(exc)
+            return
+        for data in replies:
+            self.datagram_received(data, None)
+
+    def close(self) -> None:
+        self.retired = True
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.fd)
+            self.sock.close()
+            self.loop.call_soon(self.connection_lost, None)
+
 
 class UDPTransport:
     """A few connected UDP sockets to one upstream, each replaced after ``max_uses`` queries so
@@ -175,7 +234,21 @@ class UDPTransport:
             self._live.remove(ep)
 
     def _open(self) -> None:
-        """Open one more socket in the background (sockets open asynchronously)."""
+        """Open one more socket in the background (sockets open asynchronously); with the accelerator, at once."""
+        fastpath = accel.fastpath
+        if fastpath is not None:
+            try:
+                sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                # replies to a whole batch arrive at once: room for them while the loop is busy elsewhere
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+                sock.connect((self.host, self.port))
+            except OSError:
+                return
+            ep = _BatchedUDPEndpoint(self, sock, fastpath)
+            self._live.append(ep)
+            self._all.add(ep)
+            return
         self._opening += 1
 
         async def opener() -> None:
@@ -226,7 +299,7 @@ class UDPTransport:
         if ep.uses >= self._max_uses and ep in live:
             live.remove(ep)  # retire: no new queries, closed once its last reply is in
             ep.retired = True
-        ep.transport.sendto(packet)
+        ep.send(packet, w)
         return ep, qid, w
 
     @staticmethod

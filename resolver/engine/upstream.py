@@ -102,10 +102,18 @@ class UpstreamPool:
         self._failover_order: list[_Upstream] | None = None
         self._tasks: set[asyncio.Task] = set()
         self._deadlines = _Deadlines(timeout)
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
         self.clock = clock
         # When an ordinary query last went unanswered by every upstream it tried (silence, refused
         # connections); None once anything answered since. See known_down().
         self.down_since: Optional[float] = None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The running event loop, remembered: asyncio.get_running_loop() costs a getpid() system call."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def _context(self, scheme: str) -> ssl.SSLContext:
         if scheme not in self._ctx:
@@ -325,10 +333,11 @@ class _Forward:
     """One query's way through the pool: tries, time-outs, failover. Callbacks, no task for UDP."""
 
     __slots__ = ("pool", "packet", "question", "done", "attempt", "order", "errors", "armed", "token", "task",
-                 "started", "upstream", "finished", "ordinary", "answered")
+                 "started", "upstream", "finished", "ordinary", "answered", "loop")
 
     def __init__(self, pool: UpstreamPool, packet: bytes, done: Callable, question: bytes) -> None:
         self.pool, self.packet, self.done, self.question = pool, packet, done, question
+        self.loop = pool._running_loop()
         self.attempt = 0
         self.order = pool._order()
         self.errors: list[str] = []
@@ -350,7 +359,7 @@ class _Forward:
         u = self.upstream = self.order[self.attempt % len(self.order)]
         self.attempt += 1
         u.queries += 1
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self.started = now = loop.time()
         pool._deadlines.arm(loop, now, self)
         if isinstance(u.transport, UDPTransport):
@@ -386,7 +395,7 @@ class _Forward:
         data: bytes = result  # type: ignore[assignment]
         u = self.upstream
         if not from_task and u.tcp is not None and data[2] & 0x02:  # TC over UDP: again over TCP
-            loop = asyncio.get_running_loop()
+            loop = self.loop
             self.pool._deadlines.arm(loop, loop.time(), self)
             self.task = asyncio.ensure_future(u.tcp.exchange(self.packet, question_key(self.packet)))
             self.pool._tasks.add(self.task)
@@ -398,7 +407,7 @@ class _Forward:
             self.fail(err, answered=True)
             return
         self.finished = True
-        self.pool._success(u, asyncio.get_running_loop().time() - self.started)
+        self.pool._success(u, self.loop.time() - self.started)
         done, self.done, self.packet, self.order = self.done, None, b"", ()  # the deadline queue keeps self a while
         done(data, u.spec.url, None)
 

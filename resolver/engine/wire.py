@@ -78,6 +78,11 @@ def parse_question(data: bytes, edns_cap: int = 1232) -> Optional[Question]:
     found = lookup_key(data, edns_cap)
     if found is None:
         return None
+    return checked_question(data, found)
+
+
+def checked_question(data: bytes, found: tuple[bytes, int, int]) -> Optional[Question]:
+    """:func:`parse_question` for a query whose :func:`lookup_key` result ``found`` is already known."""
     key, qend, limit = found
     end = qend - 5
     if end - 12 > 254:

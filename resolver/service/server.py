@@ -106,6 +106,7 @@ class Engine(ListsJobs, PolicySync):
         self._updating = False
         self._lists_plan: tuple = ()
         self._cancel_update: Optional[Callable[[], None]] = None
+        self.on_ready: list[Callable[[], None]] = []   # called once start-up is done (`hearth dns`: gc.freeze)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -136,6 +137,8 @@ class Engine(ListsJobs, PolicySync):
         self._start_scheduler()
         self._write_state()
         self._log_settings()
+        for ready in self.on_ready:
+            ready()
         log.info("Hearth DNS ready on %s", ", ".join(_fmt(a) for a in self.listeners.addresses))
         sd_notify("READY=1")
         watchdog = watchdog_interval()

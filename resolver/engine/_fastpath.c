@@ -1,0 +1,750 @@
+/* Hearth's optional UDP accelerator: the cache-hit loop of resolver/engine/listener.py in C.
+ *
+ * UdpBatch(fd, batch).serve(states, generation, querylog, stats) reads up to `batch` datagrams with one
+ * recvmmsg(2), answers each plain cache hit exactly as Pipeline.answer_cached does (same checks, same
+ * side effects: entry.hits, stats.cache_hits, one (now, client, entry) tuple in the query log's ring),
+ * sends all those replies with one sendmmsg(2), and returns the datagrams it did not answer as a list of
+ * (data, address) for the Python path, with the address in the form socket.recvfrom gives.
+ *
+ * A datagram is answered here only when every check passes before anything is changed; anything else
+ * (a new or rate-limited client, a MAC forwarder's query, no alias, an expired or re-checked entry, a TTL
+ * second that needs re-patching, truncation, a due prefetch) goes to Python untouched, which answers it
+ * the same way it always did. Built by pip when a compiler is there (setup.py, optional); without it the
+ * pure-Python UdpReader runs (HEARTH_NO_ACCEL=1 forces that). */
+#define PY_SSIZE_T_CLEAN
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define SLOT 65536        /* bytes per datagram buffer: UDP's largest, as recvfrom(65535) */
+#define MAX_BATCH 1024
+
+static PyObject *s_tokens, *s_allowed, *s_view, *s_via, *s_aliases, *s_expires, *s_gen, *s_stored, *s_age,
+    *s_prefetch_at, *s_synthesized, *s_head, *s_patched, *s_hits, *s_cache_hits, *s_config, *s_enabled, *s_ring,
+    *s_maxlen, *s_append, *s_dropped;
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    int batch;
+    char *inbuf;
+    char *outbuf;
+    struct mmsghdr *in;
+    struct iovec *in_iov;
+    struct sockaddr_storage *in_addr;
+    struct mmsghdr *out;
+    struct iovec *out_iov;
+    Py_ssize_t *out_of; /* which received datagram each reply answers */
+    unsigned long long received, answered, send_dropped;
+} UdpBatch;
+
+static double monotonic_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);  /* the clock time.monotonic() reads on Linux */
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void UdpBatch_dealloc(UdpBatch *self) {
+    free(self->inbuf);
+    free(self->outbuf);
+    free(self->in);
+    free(self->in_iov);
+    free(self->in_addr);
+    free(self->out);
+    free(self->out_iov);
+    free(self->out_of);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int UdpBatch_init(UdpBatch *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"fd", "batch", NULL};
+    int fd, batch = 64;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|i", kwlist, &fd, &batch))
+        return -1;
+    if (fd < 0 || batch < 1 || batch > MAX_BATCH) {
+        PyErr_SetString(PyExc_ValueError, "fd must be >= 0 and batch between 1 and 1024");
+        return -1;
+    }
+    if (self->in != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "UdpBatch already initialised");
+        return -1;
+    }
+    self->fd = fd;
+    self->batch = batch;
+    /* pages of the buffers are only touched as datagrams land in them */
+    self->inbuf = malloc((size_t)batch * SLOT);
+    self->outbuf = malloc((size_t)batch * SLOT);
+    self->in = calloc(batch, sizeof(struct mmsghdr));
+    self->in_iov = calloc(batch, sizeof(struct iovec));
+    self->in_addr = calloc(batch, sizeof(struct sockaddr_storage));
+    self->out = calloc(batch, sizeof(struct mmsghdr));
+    self->out_iov = calloc(batch, sizeof(struct iovec));
+    self->out_of = calloc(batch, sizeof(Py_ssize_t));
+    if (!self->inbuf || !self->outbuf || !self->in || !self->in_iov || !self->in_addr || !self->out ||
+        !self->out_iov || !self->out_of) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* The address as socket.recvfrom gives it: (host, port) or (host, port, flowinfo, scope_id). */
+static PyObject *address_tuple(const struct sockaddr_storage *ss, PyObject *host) {
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        return Py_BuildValue("Oi", host, (int)ntohs(a->sin_port));
+    }
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    return Py_BuildValue("OiII", host, (int)ntohs(a->sin6_port), (unsigned int)ntohl(a->sin6_flowinfo),
+                         (unsigned int)a->sin6_scope_id);
+}
+
+static PyObject *host_string(const struct sockaddr_storage *ss) {
+    char text[INET6_ADDRSTRLEN];
+    const void *raw = ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+                                                : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+    if (inet_ntop(ss->ss_family, raw, text, sizeof(text)) == NULL) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return NULL;
+    }
+    return PyUnicode_FromString(text);
+}
+
+static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
+                  sizeof(struct in6_addr)) == 0;
+}
+
+/* attribute as a C double / long; -1 with an exception set on failure */
+static int attr_double(PyObject *o, PyObject *name, double *out) {
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL)
+        return -1;
+    *out = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int attr_long(PyObject *o, PyObject *name, long *out) {
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsLong(v);
+    Py_DECREF(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int attr_true(PyObject *o, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL)
+        return -1;
+    int t = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return t;
+}
+
+/* The client's alias table when its cached answers may be served here (a known client, not rate
+ * limited, allowed, identified, and not a forwarder's query naming a MAC); NULL (no exception) when not. */
+static PyObject *client_aliases(PyObject *states, PyObject *host, const unsigned char *data) {
+    PyObject *st = PyDict_GetItemWithError(states, host); /* borrowed */
+    if (st == NULL)
+        return NULL;
+    double tokens;
+    if (attr_double(st, s_tokens, &tokens) < 0)
+        return NULL;
+    if (tokens >= 0)
+        return NULL;
+    int allowed = attr_true(st, s_allowed);
+    if (allowed <= 0)
+        return NULL;
+    PyObject *view = PyObject_GetAttr(st, s_view);
+    if (view == NULL)
+        return NULL;
+    if (view == Py_None) {
+        Py_DECREF(view);
+        return NULL;
+    }
+    if (data[10] || data[11]) {
+        int via = attr_true(st, s_via);
+        if (via != 0) {
+            Py_DECREF(view);
+            return NULL;
+        }
+    }
+    PyObject *aliases = PyObject_GetAttr(view, s_aliases);
+    Py_DECREF(view);
+    if (aliases != NULL && !PyDict_Check(aliases)) {
+        Py_DECREF(aliases);
+        return NULL;
+    }
+    return aliases;
+}
+
+/* Try to answer datagram `data` (n bytes) from `aliases`. Returns the reply length written to `out`,
+ * 0 when Python must answer it (nothing changed), -1 on an error. On success `*entry_out` is a new
+ * reference to the entry (its side effects are the caller's). */
+static Py_ssize_t try_hit(PyObject *aliases, const unsigned char *data, Py_ssize_t n, double now, long generation,
+                          char *out, PyObject **entry_out) {
+    if (n < 17)
+        return 0;
+    PyObject *key = PyBytes_FromStringAndSize((const char *)data + 2, n - 2);
+    if (key == NULL)
+        return -1;
+    PyObject *hit = PyDict_GetItemWithError(aliases, key); /* borrowed */
+    Py_DECREF(key);
+    if (hit == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3)
+        return 0;
+    PyObject *entry = PyTuple_GET_ITEM(hit, 0);
+    Py_ssize_t qend = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 1));
+    Py_ssize_t limit = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 2));
+    if ((qend == -1 || limit == -1) && PyErr_Occurred())
+        return -1;
+    if (qend < 12 || qend > n)
+        return 0;
+    double expires, stored, prefetch_at;
+    long gen, age;
+    if (attr_double(entry, s_expires, &expires) < 0 || attr_long(entry, s_gen, &gen) < 0)
+        return -1;
+    if (now >= expires || gen != generation)
+        return 0;
+    if (attr_double(entry, s_stored, &stored) < 0 || attr_long(entry, s_age, &age) < 0)
+        return -1;
+    if ((long)(now - stored) != age)
+        return 0; /* a new second: Python re-patches the TTLs */
+    if (attr_double(entry, s_prefetch_at, &prefetch_at) < 0)
+        return -1;
+    if (now >= prefetch_at) {
+        int synthesized = attr_true(entry, s_synthesized);
+        if (synthesized < 0)
+            return -1;
+        if (!synthesized)
+            return 0; /* Python starts the prefetch */
+    }
+    PyObject *head = PyObject_GetAttr(entry, s_head);
+    if (head == NULL)
+        return -1;
+    PyObject *patched = PyObject_GetAttr(entry, s_patched);
+    if (patched == NULL) {
+        Py_DECREF(head);
+        return -1;
+    }
+    Py_ssize_t len = 0;
+    if (PyBytes_Check(head) && PyBytes_GET_SIZE(head) == 10 && PyBytes_Check(patched)) {
+        len = qend + PyBytes_GET_SIZE(patched);
+        if (len > limit || len > SLOT)
+            len = 0; /* truncation: Python */
+        else {
+            memcpy(out, data, 2);
+            memcpy(out + 2, PyBytes_AS_STRING(head), 10);
+            memcpy(out + 12, data + 12, qend - 12);
+            memcpy(out + qend, PyBytes_AS_STRING(patched), PyBytes_GET_SIZE(patched));
+        }
+    }
+    Py_DECREF(head);
+    Py_DECREF(patched);
+    if (len > 0) {
+        Py_INCREF(entry);
+        *entry_out = entry;
+    }
+    return len;
+}
+
+/* entry.hits += 1; the query log's log_hit(now, client, entry) */
+static int commit_hit(PyObject *entry, PyObject *host, double now, PyObject *querylog, PyObject *ring,
+                      PyObject *append, Py_ssize_t maxlen) {
+    long hits;
+    if (attr_long(entry, s_hits, &hits) < 0)
+        return -1;
+    PyObject *v = PyLong_FromLong(hits + 1);
+    if (v == NULL || PyObject_SetAttr(entry, s_hits, v) < 0) {
+        Py_XDECREF(v);
+        return -1;
+    }
+    Py_DECREF(v);
+    if (append == NULL)
+        return 0; /* query log off */
+    if (maxlen >= 0 && PyObject_Length(ring) == maxlen) {
+        long dropped;
+        if (attr_long(querylog, s_dropped, &dropped) < 0)
+            return -1;
+        PyObject *d = PyLong_FromLong(dropped + 1);
+        if (d == NULL || PyObject_SetAttr(querylog, s_dropped, d) < 0) {
+            Py_XDECREF(d);
+            return -1;
+        }
+        Py_DECREF(d);
+    }
+    PyObject *stamp = PyFloat_FromDouble(now);
+    if (stamp == NULL)
+        return -1;
+    PyObject *item = PyTuple_Pack(3, stamp, host, entry);
+    Py_DECREF(stamp);
+    if (item == NULL)
+        return -1;
+    PyObject *r = PyObject_CallOneArg(append, item);
+    Py_DECREF(item);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int add_count(PyObject *o, PyObject *name, long n) {
+    long v;
+    if (n == 0)
+        return 0;
+    if (attr_long(o, name, &v) < 0)
+        return -1;
+    PyObject *x = PyLong_FromLong(v + n);
+    if (x == NULL)
+        return -1;
+    int r = PyObject_SetAttr(o, name, x);
+    Py_DECREF(x);
+    return r;
+}
+
+/* send replies [0, count) with sendmmsg; a reply the socket refuses is dropped and counted (as
+ * UdpReader does on OSError) */
+static void send_all(UdpBatch *self, int count) {
+    int done = 0;
+    while (done < count) {
+        int r = sendmmsg(self->fd, self->out + done, count - done, MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            self->send_dropped++;
+            done++;
+        } else {
+            done += r;
+            if (r == 0)
+                break;
+        }
+    }
+}
+
+static PyObject *UdpBatch_serve(UdpBatch *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "serve(states, generation, querylog, stats, clock)");
+        return NULL;
+    }
+    PyObject *states = args[0], *querylog = args[2], *stats = args[3];
+    PyObject *clock = args[4] == Py_None ? NULL : args[4]; /* None: CLOCK_MONOTONIC, as time.monotonic */
+    long generation = PyLong_AsLong(args[1]);
+    if (generation == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyDict_Check(states)) {
+        PyErr_SetString(PyExc_TypeError, "states must be a dict");
+        return NULL;
+    }
+    int batch = self->batch;
+    for (int i = 0; i < batch; i++) {
+        self->in_iov[i].iov_base = self->inbuf + (size_t)i * SLOT;
+        self->in_iov[i].iov_len = SLOT - 1; /* 65535, as recvfrom(UDP_MAX) */
+        memset(&self->in[i].msg_hdr, 0, sizeof(struct msghdr));
+        self->in[i].msg_hdr.msg_iov = &self->in_iov[i];
+        self->in[i].msg_hdr.msg_iovlen = 1;
+        self->in[i].msg_hdr.msg_name = &self->in_addr[i];
+        self->in[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    }
+    int got = -1;
+    for (int tries = 0; tries < batch; tries++) {
+        got = recvmmsg(self->fd, self->in, batch, MSG_DONTWAIT, NULL);
+        if (got >= 0 || (errno != EINTR && errno != ECONNREFUSED && errno != EHOSTUNREACH &&
+                         errno != ENETUNREACH && errno != EPERM))
+            break; /* an ICMP error queued for an earlier reply: read again, as UdpReader does */
+    }
+    PyObject *rest = PyList_New(0);
+    if (rest == NULL)
+        return NULL;
+    if (got <= 0)
+        return rest; /* EAGAIN, or an error Python would ignore too */
+    self->received += got;
+
+    PyObject *ring = NULL, *append = NULL;
+    Py_ssize_t maxlen = -1;
+    int enabled = 0;
+    PyObject *config = PyObject_GetAttr(querylog, s_config);
+    if (config == NULL)
+        goto fail;
+    enabled = attr_true(config, s_enabled);
+    Py_DECREF(config);
+    if (enabled < 0)
+        goto fail;
+    if (enabled) {
+        ring = PyObject_GetAttr(querylog, s_ring);
+        if (ring == NULL)
+            goto fail;
+        append = PyObject_GetAttr(ring, s_append);
+        if (append == NULL)
+            goto fail;
+        PyObject *ml = PyObject_GetAttr(ring, s_maxlen);
+        if (ml == NULL)
+            goto fail;
+        if (ml != Py_None)
+            maxlen = PyLong_AsSsize_t(ml);
+        Py_DECREF(ml);
+        if (maxlen == -1 && PyErr_Occurred())
+            goto fail;
+    }
+
+    PyObject *host = NULL, *aliases = NULL; /* the last client's, reused while it repeats */
+    const struct sockaddr_storage *last = NULL;
+    int replies = 0;
+    long answered = 0;
+    for (int i = 0; i < got; i++) {
+        const struct sockaddr_storage *ss = &self->in_addr[i];
+        const unsigned char *data = (const unsigned char *)self->in_iov[i].iov_base;
+        Py_ssize_t n = self->in[i].msg_len;
+        if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
+            continue; /* nothing to answer to */
+        if (last == NULL || !same_host(last, ss)) {
+            Py_CLEAR(host);
+            Py_CLEAR(aliases);
+            host = host_string(ss);
+            if (host == NULL)
+                goto fail_loop;
+            last = ss;
+        }
+        Py_ssize_t len = 0;
+        PyObject *entry = NULL;
+        double now;
+        if (clock == NULL)
+            now = monotonic_now();
+        else {
+            PyObject *t = PyObject_CallNoArgs(clock);
+            if (t == NULL)
+                goto fail_loop;
+            now = PyFloat_AsDouble(t);
+            Py_DECREF(t);
+            if (now == -1.0 && PyErr_Occurred())
+                goto fail_loop;
+        }
+        if (n >= 12) {
+            /* the MAC-forwarder check depends on the packet's ARCOUNT: look the client up per packet
+             * when it is non-zero, otherwise once per run of the same client */
+            PyObject *al;
+            if (data[10] || data[11]) {
+                al = client_aliases(states, host, data);
+            } else {
+                if (aliases == NULL)
+                    aliases = client_aliases(states, host, data);
+                Py_XINCREF(aliases);
+                al = aliases;
+            }
+            if (al == NULL && PyErr_Occurred())
+                goto fail_loop;
+            if (al != NULL) {
+                char *out = self->outbuf + (size_t)replies * SLOT;
+                len = try_hit(al, data, n, now, generation, out, &entry);
+                Py_DECREF(al);
+                if (len < 0)
+                    goto fail_loop;
+            }
+        }
+        if (len > 0) {
+            int r = commit_hit(entry, host, now, querylog, ring, append, maxlen);
+            Py_DECREF(entry);
+            if (r < 0)
+                goto fail_loop;
+            memset(&self->out[replies].msg_hdr, 0, sizeof(struct msghdr));
+            self->out_iov[replies].iov_base = self->outbuf + (size_t)replies * SLOT;
+            self->out_iov[replies].iov_len = (size_t)len;
+            self->out[replies].msg_hdr.msg_iov = &self->out_iov[replies];
+            self->out[replies].msg_hdr.msg_iovlen = 1;
+            self->out[replies].msg_hdr.msg_name = (void *)ss;
+            self->out[replies].msg_hdr.msg_namelen =
+                ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+            self->out_of[replies] = i;
+            replies++;
+            answered++;
+            continue;
+        }
+        PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, n);
+        PyObject *addr = bytes ? address_tuple(ss, host) : NULL;
+        PyObject *pair = addr ? PyTuple_Pack(2, bytes, addr) : NULL;
+        Py_XDECREF(bytes);
+        Py_XDECREF(addr);
+        if (pair == NULL || PyList_Append(rest, pair) < 0) {
+            Py_XDECREF(pair);
+            goto fail_loop;
+        }
+        Py_DECREF(pair);
+    }
+    Py_CLEAR(host);
+    Py_CLEAR(aliases);
+    send_all(self, replies);
+    self->answered += answered;
+    Py_XDECREF(append);
+    Py_XDECREF(ring);
+    if (add_count(stats, s_cache_hits, answered) < 0) {
+        Py_DECREF(rest);
+        return NULL;
+    }
+    return rest;
+
+fail_loop:
+    Py_XDECREF(host);
+    Py_XDECREF(aliases);
+    send_all(self, replies); /* what was answered (and counted) goes out */
+    {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (add_count(stats, s_cache_hits, answered) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+    }
+fail:
+    Py_XDECREF(append);
+    Py_XDECREF(ring);
+    Py_DECREF(rest);
+    return NULL;
+}
+
+static PyObject *UdpBatch_counters(UdpBatch *self, PyObject *Py_UNUSED(ignored)) {
+    return Py_BuildValue("{s:K,s:K,s:K}", "received", self->received, "answered", self->answered, "send_dropped",
+                         self->send_dropped);
+}
+
+static PyMethodDef UdpBatch_methods[] = {
+    {"serve", (PyCFunction)(void (*)(void))UdpBatch_serve, METH_FASTCALL,
+     "serve(states, generation, querylog, stats, clock) -> [(data, address), ...]: read one batch, answer its "
+     "cache hits, return the rest for Python (clock None: CLOCK_MONOTONIC, else called per datagram)"},
+    {"counters", (PyCFunction)UdpBatch_counters, METH_NOARGS, "datagrams received, answered here, replies dropped"},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject UdpBatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "resolver.engine._fastpath.UdpBatch",
+    .tp_basicsize = sizeof(UdpBatch),
+    .tp_dealloc = (destructor)UdpBatch_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A UDP socket's batch reader: cache hits answered in C, the rest handed back.",
+    .tp_methods = UdpBatch_methods,
+    .tp_init = (initproc)UdpBatch_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ------------------------------------------------------------------ plain batches, for any UDP socket */
+
+static int parse_address(PyObject *addr, struct sockaddr_storage *ss, socklen_t *len) {
+    const char *host;
+    int port;
+    unsigned int flowinfo = 0, scope_id = 0;
+    if (!PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) < 2) {
+        PyErr_SetString(PyExc_TypeError, "address must be (host, port[, flowinfo, scope_id])");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(addr, "si|II", &host, &port, &flowinfo, &scope_id))
+        return -1;
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((unsigned short)port);
+        *len = sizeof(*a4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((unsigned short)port);
+        a6->sin6_flowinfo = htonl(flowinfo);
+        a6->sin6_scope_id = scope_id;
+        *len = sizeof(*a6);
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "not a numeric address: %s", host);
+    return -1;
+}
+
+#define SEND_CHUNK 64
+
+static void release(PyObject **keep, int *kept) {
+    while (*kept > 0)
+        Py_DECREF(keep[--*kept]);
+}
+
+/* send_batch(fd, items) -> [(index, errno), ...]: items are bytes (a connected socket) or (bytes, address);
+ * one sendmmsg per 64; the datagrams the socket refused are returned, the others were sent. */
+static PyObject *fp_send_batch(PyObject *Py_UNUSED(mod), PyObject *args) {
+    int fd;
+    PyObject *items;
+    if (!PyArg_ParseTuple(args, "iO!", &fd, &PyList_Type, &items))
+        return NULL;
+    PyObject *failed = PyList_New(0);
+    if (failed == NULL)
+        return NULL;
+    struct mmsghdr msgs[SEND_CHUNK];
+    struct iovec iov[SEND_CHUNK];
+    struct sockaddr_storage addrs[SEND_CHUNK];
+    PyObject *keep[SEND_CHUNK];
+    int kept = 0;
+    Py_ssize_t total = PyList_GET_SIZE(items);
+    for (Py_ssize_t base = 0; base < total; base += SEND_CHUNK) {
+        int count = (int)(total - base < SEND_CHUNK ? total - base : SEND_CHUNK);
+        release(keep, &kept);
+        for (int i = 0; i < count; i++) {
+            PyObject *item = PyList_GET_ITEM(items, base + i), *data = item;
+            memset(&msgs[i].msg_hdr, 0, sizeof(struct msghdr));
+            if (PyTuple_Check(item)) {
+                socklen_t len;
+                if (PyTuple_GET_SIZE(item) != 2) {
+                    PyErr_SetString(PyExc_TypeError, "items are bytes or (bytes, address)");
+                    goto fail;
+                }
+                data = PyTuple_GET_ITEM(item, 0);
+                if (parse_address(PyTuple_GET_ITEM(item, 1), &addrs[i], &len) < 0)
+                    goto fail;
+                msgs[i].msg_hdr.msg_name = &addrs[i];
+                msgs[i].msg_hdr.msg_namelen = len;
+            }
+            if (!PyBytes_Check(data)) { /* a bytearray (dnslib's pack) or another buffer: as bytes */
+                data = keep[kept] = PyBytes_FromObject(data);
+                if (data == NULL)
+                    goto fail;
+                kept++;
+            }
+            iov[i].iov_base = PyBytes_AS_STRING(data);
+            iov[i].iov_len = (size_t)PyBytes_GET_SIZE(data);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int done = 0;
+        while (done < count) {
+            int r = sendmmsg(fd, msgs + done, count - done, MSG_DONTWAIT);
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                PyObject *f = Py_BuildValue("(ni)", base + done, errno);
+                if (f == NULL || PyList_Append(failed, f) < 0) {
+                    Py_XDECREF(f);
+                    goto fail;
+                }
+                Py_DECREF(f);
+                done++;
+            } else if (r == 0) {
+                break;
+            } else {
+                done += r;
+            }
+        }
+    }
+    release(keep, &kept);
+    return failed;
+fail:
+    release(keep, &kept);
+    Py_DECREF(failed);
+    return NULL;
+}
+
+/* recv_batch(fd, most) -> [bytes, ...]: up to `most` datagrams with one recvmmsg (a connected socket);
+ * [] when none is waiting; OSError for an error before the first (e.g. ICMP port unreachable). */
+static PyObject *fp_recv_batch(PyObject *Py_UNUSED(mod), PyObject *args) {
+    int fd, most;
+    if (!PyArg_ParseTuple(args, "ii", &fd, &most))
+        return NULL;
+    if (most < 1 || most > 256) {
+        PyErr_SetString(PyExc_ValueError, "most must be between 1 and 256");
+        return NULL;
+    }
+    static char *buf = NULL;   /* one buffer per process: called with the GIL held */
+    if (buf == NULL && (buf = malloc((size_t)256 * SLOT)) == NULL)
+        return PyErr_NoMemory();
+    struct mmsghdr msgs[256];
+    struct iovec iov[256];
+    for (int i = 0; i < most; i++) {
+        iov[i].iov_base = buf + (size_t)i * SLOT;
+        iov[i].iov_len = SLOT - 1;
+        memset(&msgs[i].msg_hdr, 0, sizeof(struct msghdr));
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int got;
+    do {
+        got = recvmmsg(fd, msgs, most, MSG_DONTWAIT, NULL);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return PyList_New(0);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *out = PyList_New(got);
+    if (out == NULL)
+        return NULL;
+    for (int i = 0; i < got; i++) {
+        PyObject *b = PyBytes_FromStringAndSize(iov[i].iov_base, msgs[i].msg_len);
+        if (b == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, b);
+    }
+    return out;
+}
+
+static PyMethodDef fastpath_functions[] = {
+    {"send_batch", fp_send_batch, METH_VARARGS,
+     "send_batch(fd, items) -> [(index, errno)]: send bytes (connected) or (bytes, address) items with sendmmsg"},
+    {"recv_batch", fp_recv_batch, METH_VARARGS, "recv_batch(fd, most) -> [bytes]: read datagrams with recvmmsg"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef fastpath_module = {
+    PyModuleDef_HEAD_INIT, "_fastpath", "Hearth's optional compiled UDP cache-hit path (see listener.py).", -1,
+    fastpath_functions, NULL, NULL, NULL, NULL,
+};
+
+
+#define INTERN(var, text)                                                                                             \
+    if ((var = PyUnicode_InternFromString(text)) == NULL)                                                             \
+        return NULL;
+
+PyMODINIT_FUNC PyInit__fastpath(void) {
+    INTERN(s_tokens, "tokens");
+    INTERN(s_allowed, "allowed");
+    INTERN(s_view, "view");
+    INTERN(s_via, "via");
+    INTERN(s_aliases, "aliases");
+    INTERN(s_expires, "expires");
+    INTERN(s_gen, "gen");
+    INTERN(s_stored, "stored");
+    INTERN(s_age, "age");
+    INTERN(s_prefetch_at, "prefetch_at");
+    INTERN(s_synthesized, "synthesized");
+    INTERN(s_head, "head");
+    INTERN(s_patched, "patched");
+    INTERN(s_hits, "hits");
+    INTERN(s_cache_hits, "cache_hits");
+    INTERN(s_config, "config");
+    INTERN(s_enabled, "enabled");
+    INTERN(s_ring, "ring");
+    INTERN(s_maxlen, "maxlen");
+    INTERN(s_append, "append");
+    INTERN(s_dropped, "dropped");
+    if (PyType_Ready(&UdpBatchType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&fastpath_module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&UdpBatchType);
+    if (PyModule_AddObject(m, "UdpBatch", (PyObject *)&UdpBatchType) < 0) {
+        Py_DECREF(&UdpBatchType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "SLOT", SLOT);
+    return m;
+}

@@ -1,0 +1,29 @@
+"""The optional compiled accelerator, chosen at import: ``resolver/engine/_fastpath.c``, built by pip from
+source when a C compiler and Python's headers are there (setup.py, ``optional=True``).
+
+``fastpath`` is the module, or None: not built (no compiler, not Linux) or HEARTH_NO_ACCEL=1 in the
+environment. Users read ``accel.fastpath`` when they set up a socket, so a test can switch it off.
+The UDP listener (:mod:`resolver.engine.listener`) then answers plain cache hits in C and reads and
+sends in batches (recvmmsg/sendmmsg); the upstream UDP transport (:mod:`resolver.engine.transports`)
+sends the queries of one event-loop turn together and reads replies in batches. Without it the same
+code paths run in pure Python, one datagram per system call.
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Optional
+
+
+def load() -> Optional[ModuleType]:
+    """The compiled module when it was built and HEARTH_NO_ACCEL is not set (or "0")."""
+    if os.environ.get("HEARTH_NO_ACCEL", "") not in ("", "0"):
+        return None
+    try:
+        from resolver.engine import _fastpath
+    except ImportError:
+        return None
+    return _fastpath
+
+
+fastpath: Optional[ModuleType] = load()
