@@ -343,6 +343,20 @@ def test_a_header_dripping_server_cannot_hang_an_update_and_the_next_update_runs
     assert _blocked(eng.port, "bet-one.example") and _blocked(eng.port, "bet-two.example")
 
 
+def _lock_pid(data_dir: Path):
+    """The pid of the list update holding ``lists/.lock`` now, or None."""
+    try:
+        pid = json.loads((data_dir / "lists" / ".lock").read_text()).get("pid")
+    except (OSError, ValueError):
+        return None
+    return pid if isinstance(pid, int) and os.path.exists(f"/proc/{pid}") else None
+
+
+def _nice(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[16])
+
+
 def _wait(predicate, timeout: float = 60.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -366,6 +380,9 @@ def test_a_stuck_update_is_stopped_at_its_time_limit_and_a_stuck_lock_is_taken_o
 
     # the engine runs the update (as the scheduler and the UI's "Update now" do): stopped at 6 s, recorded
     assert call(str(eng.data_dir / "hearth.sock"), "lists-update")["started"] is True
+    # it runs at a lower CPU priority than the engine answering queries (blocklists/runner.py)
+    _wait(lambda: _lock_pid(eng.data_dir) is not None, 20, "the update to take its lock")
+    assert _nice(_lock_pid(eng.data_dir)) == min(19, _nice(eng.proc.pid) + 10)
     _wait(lambda: (status_json(cfg)["update"].get("error") or "").startswith("stopped after"), 40,
           "the engine to stop the stuck update")
     st = status_json(cfg)
