@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import socket
-from typing import Any, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 log = logging.getLogger("hearth.control")
 
@@ -31,44 +31,29 @@ class ControlServer:
         if len(path.encode()) > 100:  # AF_UNIX path limit: run without the socket rather than fail
             log.warning("control socket path too long, `hearth stats` will not work: %s", path)
             return
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        self.server = await asyncio.start_unix_server(self._serve, path=path)
-        os.chmod(path, 0o660)
+        self.server = await serve_lines(path, self.command)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await asyncio.wait_for(reader.readline(), 5)
-            command = line.decode("utf-8", "replace").strip()
-            if command == "stats":
-                reply: dict = {"ok": True, "stats": self.engine.snapshot()}
-            elif command == "reload":
-                ok, message = await self.engine.reload()
-                reply = {"ok": ok, "message": message}
-            elif command == "lists-reload":
-                reply = {"ok": self.engine.load_lists(), "generation": self.engine.pipeline.generation}
-            elif command in ("lists-update", "lists-update offline"):
-                reply = {"ok": True, "started": self.engine.start_update("ui", offline=command.endswith("offline"))}
-            elif command == "policy-reload":
-                await self.engine.refresh_policies(force=True)
-                reply = {"ok": True, "generation": self.engine.pipeline.generation}
-            elif command.startswith("explain "):
-                parts = command.split()
-                reply = self.engine.explain(parts[1], parts[2]) if len(parts) == 3 else {
-                    "ok": False, "message": "usage: explain CLIENT_IP NAME"}
-            elif command == "ping":
-                reply = {"ok": True, "pid": os.getpid(),
-                         "dns": [_fmt(a) for a in self.engine.listeners.addresses]}
-            else:
-                reply = {"ok": False, "message": f"unknown command {command!r}"}
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    async def command(self, command: str) -> dict:
+        """The reply to one command line."""
+        if command == "stats":
+            return {"ok": True, "stats": self.engine.snapshot()}
+        if command == "reload":
+            ok, message = await self.engine.reload()
+            return {"ok": ok, "message": message}
+        if command == "lists-reload":
+            return {"ok": self.engine.load_lists(), "generation": self.engine.pipeline.generation}
+        if command in ("lists-update", "lists-update offline"):
+            return {"ok": True, "started": self.engine.start_update("ui", offline=command.endswith("offline"))}
+        if command == "policy-reload":
+            await self.engine.refresh_policies(force=True)
+            return {"ok": True, "generation": self.engine.pipeline.generation}
+        if command.startswith("explain "):
+            parts = command.split()
+            return self.engine.explain(parts[1], parts[2]) if len(parts) == 3 else {
+                "ok": False, "message": "usage: explain CLIENT_IP NAME"}
+        if command == "ping":
+            return {"ok": True, "pid": os.getpid(), "dns": [_fmt(a) for a in self.engine.listeners.addresses]}
+        return {"ok": False, "message": f"unknown command {command!r}"}
 
     async def close(self) -> None:
         if self.server is not None:
@@ -78,6 +63,30 @@ class ControlServer:
                 os.unlink(self.path)
             except OSError:
                 pass
+
+
+async def serve_lines(path: str, command: Callable[[str], Awaitable[dict]]) -> asyncio.AbstractServer:
+    """A Unix socket at ``path`` (mode 0660, a stale one replaced) that answers each connection's one command
+    line with ``command``'s reply as one JSON line: the engine's control socket and the ``dns.workers``
+    parent's."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5)
+            reply = await command(line.decode("utf-8", "replace").strip())
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    server = await asyncio.start_unix_server(serve, path=path)
+    os.chmod(path, 0o660)
+    return server
 
 
 def _fmt(addr: tuple) -> str:

@@ -39,7 +39,7 @@ from typing import Optional
 from resolver.engine.dnsconfig import worker_count
 from resolver.engine.startup import EXIT_STARTUP
 from resolver.service.config import Config, ConfigError, load_config
-from resolver.service.control import acall
+from resolver.service.control import acall, serve_lines
 from resolver.service.systemd import sd_notify, watchdog_interval
 from resolver.service.worker_stats import merge_stats
 
@@ -265,24 +265,7 @@ class WorkerPool:
     # ------------------------------------------------------------ the control socket
 
     async def _start_control(self) -> None:
-        path = self.config.control_socket
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        self.server = await asyncio.start_unix_server(self._serve, path=path)
-        os.chmod(path, 0o660)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await asyncio.wait_for(reader.readline(), 5)
-            reply = await self.command(line.decode("utf-8", "replace").strip())
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        self.server = await serve_lines(self.config.control_socket, self.command)
 
     async def command(self, command: str) -> dict:
         """One control command, answered for all workers."""
