@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -19,7 +18,7 @@ import yaml
 from resolver.service.control import call
 from tests.dnsclient import answers, ask
 from tests.dnsfake import FakeDNS
-from tests.e2e.test_supervisor import free_port
+from tests.e2e.test_supervisor import _wait as wait_for, free_port
 
 CLI = [sys.executable, "-m", "resolver.cli"]
 
@@ -29,13 +28,7 @@ def _cli(*args: str, config) -> subprocess.CompletedProcess:
 
 
 def _wait(predicate, timeout: float = 30.0, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("timed out waiting")
+    return wait_for(predicate, timeout, step)
 
 
 def _worker_stats(eng, n: int) -> dict:
