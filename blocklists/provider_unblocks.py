@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-from resolver.base.names import normalise_name
+from resolver.base.names import site_name
 
 from .feed import atomic_write
 
@@ -67,12 +67,7 @@ def request_unblock(data_dir: str, name: Any, note: Any = "", lang: str = "", no
         from urllib.parse import urlsplit
 
         text = urlsplit(text).hostname or ""
-    try:
-        domain = normalise_name(text)
-    except ValueError as exc:
-        raise ValueError(f"name: {exc}") from None
-    if "." not in domain:
-        raise ValueError(f"name: {text[:80]!r} is not a site name")
+    domain = site_name(text)
     note = str(note or "").strip()
     if len(note) > NOTE_MAX:
         raise ValueError(f"note: at most {NOTE_MAX} characters")

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from resolver.base.names import normalise_name
+from resolver.base.names import site_name
 
 from .accounts import audit
 from .models import KINDS, STATUSES, Appliance, CuratedEntry, ReportGroup, Report
@@ -29,12 +29,9 @@ def check_domain(text: Any, where: str = "domain") -> str:
     if not isinstance(text, str):
         raise ReportError(f"{where}: expected a host name, got {type(text).__name__}")
     try:
-        name = normalise_name(text)
+        return site_name(text, where)
     except ValueError as exc:
-        raise ReportError(f"{where}: {exc}") from None
-    if "." not in name:
-        raise ReportError(f"{where}: {text[:80]!r} is not a site name (no dot)")
-    return name
+        raise ReportError(str(exc)) from None
 
 
 def check_category(text: Any, where: str = "category") -> str:

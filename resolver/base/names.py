@@ -37,3 +37,15 @@ def normalise_name(text: str, *, wildcard: bool = False) -> str:
     if len(name) > 253 or not _ASCII_NAME.match(name) or "*" in name:
         raise ValueError(f"not a valid host name: {text!r}")
     return prefix + name
+
+
+def site_name(text: str, where: str = "name") -> str:
+    """A site someone typed (to report, block or unblock): :func:`normalise_name`, and it must have a dot.
+    Raises ValueError whose message starts with ``where``."""
+    try:
+        name = normalise_name(text)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if "." not in name:
+        raise ValueError(f"{where}: {text[:80]!r} is not a site name (no dot)")
+    return name
