@@ -10,12 +10,12 @@ from babel.messages.pofile import read_po
 from markupsafe import escape
 
 from resolver.base.names import normalise_name
-from resolver.policy.budgets import Budget
+from resolver.policy.budgets import Budget, parse_target
 from resolver.policy.profiles import Device, Profile, Schedule, TempAllow, check_domain, identify, profile_from_preset
 from resolver.policy.schedule import END_OF_DAY, Window, WeeklySchedule, parse_days, parse_hhmm
 from tests.webui.conftest import Browser, run_wizard
 from tests.webui.test_i18n import PO
-from webui import actions, core, errors
+from webui import actions, budgets, core, errors
 from webui.errors import localise_error
 
 VI = {"Accept-Language": "vi"}
@@ -63,6 +63,25 @@ CASES = [
     ("weekday minutes out of range", lambda s, r: Budget("Kids", "all", 60, 60, days="fri=2000"), "T6"),
     ("weekday minutes not a number", lambda s, r: Budget("Kids", "all", 60, 60, days="fri=lots"), "lots"),
     ("weekday given twice", lambda s, r: Budget("Kids", "all", 60, 60, days="weekdays=30 fri=90"), "T6"),
+    # resolver.policy.budgets and webui.budgets: the budget form and "more minutes"
+    ("school-day minutes out of range", lambda s, r: Budget("Kids", "all", 2000, 60), "2000"),
+    ("weekend minutes out of range", lambda s, r: Budget("Kids", "all", 60, 5000), "5000"),
+    ("school-day minutes not a number", lambda s, r: Budget("Kids", "all", "lots", 60), "lots"),
+    ("weekend minutes not a number", lambda s, r: Budget("Kids", "all", 60, "lots"), "lots"),
+    ("bad budget reset", lambda s, r: Budget("Kids", "all", 60, 60, reset="7pm"), "7pm"),
+    ("no budget target", lambda s, r: parse_target(""), None),
+    ("unknown service target", lambda s, r: parse_target("service:robloks"), "robloks"),
+    ("unknown category target", lambda s, r: parse_target("category:sweets"), "sweets"),
+    ("unknown budget target", lambda s, r: parse_target("robloks"), "robloks"),
+    ("budget without minutes", lambda s, r: budgets.budget_from_fields("Kids", {"target": "all"}), None),
+    ("extra minutes not a number", lambda s, r: budgets.add_minutes("Kids", "all", "lots"), "lots"),
+    ("extra minutes out of range", lambda s, r: budgets.add_minutes("Kids", "all", 0), "0"),
+    ("no budget for the target", lambda s, r: budgets.add_minutes("Kids", "roblox", 15), "Kids"),
+    ("budget given twice", lambda s, r: budgets.set_budgets("Kids", [{"target": "all", "minutes": 60},
+                                                                     {"target": "internet", "minutes": 30}]), None),
+    ("weekday minutes not a mapping", lambda s, r: Budget("Kids", "all", 60, 60, days=5), "5"),
+    ("weekday minutes without =", lambda s, r: Budget("Kids", "all", 60, 60, days="fri90"), "fri90"),
+    ("weekday minutes without a day", lambda s, r: Budget("Kids", "all", 60, 60, days="=90"), "=90"),
     # resolver.policy.profiles: schedules
     ("bad time", lambda s, r: _bedtime(start="25:00"), "25:00"),
     ("bad day", lambda s, r: _bedtime(days=["someday"]), "someday"),
