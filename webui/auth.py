@@ -92,8 +92,9 @@ def login():
 @bp.post("/logout")
 def logout():
     if g.user is not None and not g.via_token:
-        core.end_sessions(g.user)
-        core.audit("logout", g.user.name)
+        everywhere = request.form.get("everywhere") == "1"
+        (core.end_sessions if everywhere else core.end_this_session)(g.user)
+        core.audit("logout", g.user.name, None, {"everywhere": True} if everywhere else None)
     core.sign_out()
     return redirect(url_for("auth.login"))
 

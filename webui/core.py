@@ -109,6 +109,7 @@ def sign_in(user: User) -> None:
     session.clear()
     session.permanent = True
     session["uid"] = user.id
+    session["sid"] = secrets.token_urlsafe(18)       # this browser's session, to sign out alone
     session["stamp"] = _session_stamp(user)
     if user.language:
         session["lang"] = user.language
@@ -125,6 +126,24 @@ def sign_out() -> None:
 def end_sessions(user: User) -> None:
     """End every web session of ``user`` server-side (a copied cookie is refused from now on)."""
     store().bump_session_generation(user.id)
+
+
+def end_this_session(user: User) -> None:
+    """End this browser's session server-side (a copy of its cookie is refused from now on); the user's
+    sessions in other browsers go on. A session from before sessions had an id ends them all."""
+    sid = session.get("sid")
+    if not isinstance(sid, str) or not sid:
+        end_sessions(user)
+        return
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    store().end_web_session(sid, time.time() + lifetime)
+
+
+def _session_live(user: User) -> bool:
+    if session.get("stamp") != _session_stamp(user):
+        return False
+    sid = session.get("sid")
+    return not (isinstance(sid, str) and sid and store().web_session_ended(sid))
 
 
 # -- where to go next ---------------------------------------------------------------------------------
@@ -211,7 +230,7 @@ def load_user() -> Optional[Any]:
         uid = session.get("uid")
         if uid is not None:
             user = store().get_user_by_id(uid)
-            if user is not None and session.get("stamp") == _session_stamp(user):
+            if user is not None and _session_live(user):
                 g.user = user
             else:
                 sign_out()

@@ -369,6 +369,13 @@ class Store(Protocol):
     def bump_session_generation(self, user_id: int) -> int:
         """End every web session of the user (sign out, password change, removal); the new generation."""
 
+    def end_web_session(self, sid: str, until: float, now: Optional[float] = None) -> None:
+        """End one web session (its browser signed out): ``sid`` is refused until ``until``, when its cookie
+        has expired anyway; sessions ended longer ago are forgotten."""
+
+    def web_session_ended(self, sid: str) -> bool:
+        """Whether the session ``sid`` was signed out."""
+
     # -- web UI: audit log -------------------------------------------------------------------------
 
     def add_audit(self, user: str, action: str, target: str, before: Any = None, after: Any = None,

@@ -150,6 +150,19 @@ class WebRooms(SQLStoreBase):
             db.execute(_UPSERT_SETTING, (name, json.dumps(gen)))
         return gen
 
+    # one row a signed-out session (key session-ended:SID, value: until when), also in the settings table
+    def end_web_session(self, sid: str, until: float, now: Optional[float] = None) -> None:
+        with self._write(bump=False) as db:
+            db.execute(_UPSERT_SETTING, (f"session-ended:{sid}", json.dumps(float(until))))
+            for key, value in db.execute("SELECT key, value FROM settings WHERE key LIKE 'session-ended:%'"
+                                         ).fetchall():
+                if float(json.loads(value)) < now_or(now):
+                    db.execute("DELETE FROM settings WHERE key = ?", (key,))
+
+    def web_session_ended(self, sid: str) -> bool:
+        with self._read() as db:
+            return row(db, "SELECT 1 FROM settings WHERE key = ?", f"session-ended:{sid}") is not None
+
     # -- audit log -------------------------------------------------------------------------------------
 
     def add_audit(self, user: str, action: str, target: str, before: Any = None, after: Any = None,

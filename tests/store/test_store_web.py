@@ -69,6 +69,13 @@ def test_login_attempts(store):
     assert store.purge_login_attempts(NOW + 3.5) == 4
 
 
+def test_one_ended_session_is_refused_until_its_cookie_expires_then_forgotten(store):
+    store.end_web_session("laptop-sid", until=2000.0, now=1000.0)
+    assert store.web_session_ended("laptop-sid") and not store.web_session_ended("phone-sid")
+    store.end_web_session("phone-sid", until=5000.0, now=3000.0)       # the laptop's has expired: forgotten
+    assert not store.web_session_ended("laptop-sid") and store.web_session_ended("phone-sid")
+
+
 def test_session_generation_per_user(store):
     mum = store.add_user("mum", "h1")
     dad = store.add_user("dad", "h2")

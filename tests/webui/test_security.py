@@ -138,6 +138,26 @@ def test_a_copied_session_cookie_is_refused_after_logout(app, admin):
     assert copy.client.get("/api/v1/devices").status_code == 401
 
 
+def test_signing_out_ends_this_browser_only_and_everywhere_ends_them_all(app, admin):
+    """A parent signs out on the shared family laptop: their phone stays signed in, a copy of the laptop's
+    cookie does not; "Sign out everywhere" (the account page) ends the phone's session too."""
+    phone = device(app, PARENT)
+    assert sign_in(phone).status_code == 302 and phone.get("/devices").status_code == 200
+    copy = _copy_of(admin, app)
+    assert admin.post("/logout", {}).status_code == 302
+    assert copy.get("/devices").status_code == 302                    # the copied cookie is out
+    assert phone.get("/devices").status_code == 200                   # the other device is not
+    page = phone.get("/account").get_data(as_text=True)
+    assert "Sign out everywhere" in page and 'name="everywhere"' in page
+    laptop = device(app, "192.168.1.11")
+    assert sign_in(laptop).status_code == 302 and laptop.get("/devices").status_code == 200
+    assert phone.post("/logout", {"everywhere": "1"}).status_code == 302
+    assert phone.get("/devices").status_code == 302 and laptop.get("/devices").status_code == 302
+    assert sign_in(laptop).status_code == 302 and laptop.get("/devices").status_code == 200   # in again
+    logouts = [e.after for e in app.extensions["hearth_store"].list_audit() if e.action == "logout"]
+    assert logouts.count({"everywhere": True}) == 1 and logouts.count(None) == 1, logouts
+
+
 def test_password_change_and_removal_end_the_other_sessions(app, admin):
     laptop = device(app, PARENT)
     assert sign_in(laptop).status_code == 302
