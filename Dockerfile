@@ -16,9 +16,15 @@ RUN apt-get update \
  && install -d -o hearth -g hearth -m 0750 /var/lib/hearth \
  && install -d -m 0755 /etc/hearth
 
+# gcc and libc6-dev only while pip builds the compiled accelerator (resolver/engine/_fastpath.c; the
+# image's Python has its headers), removed in the same layer; the build fails if it did not compile.
 COPY . /src
-RUN pip install --no-cache-dir --disable-pip-version-check '/src[fast]' \
- && rm -rf /src \
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install --no-cache-dir --disable-pip-version-check '/src[fast]' \
+ && python -c 'from resolver.engine import accel; assert accel.fastpath is not None, "accelerator not built"' \
+ && apt-get purge -y --auto-remove gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/* /src \
  && setcap cap_net_bind_service=+ep "$(readlink -f /usr/local/bin/python3)"
 COPY deploy/docker/hearth.yaml /etc/hearth/hearth.yaml
 

@@ -165,6 +165,11 @@ if [ "$DO_PIP" = 1 ]; then
       || die "pip could not install Hearth: see the messages above (network? sudo apt-get install -y python3-dev)"
   fi
   "$HEARTH" version >/dev/null || die "the installed hearth command does not run"
+  if "$VENV/bin/python" -c 'import sys; from resolver.engine import accel; sys.exit(accel.fastpath is None)' 2>/dev/null; then
+    say "compiled accelerator: built"
+  else
+    say "compiled accelerator: not built (no C compiler or Python headers); Hearth runs in pure Python, about 1.8x the CPU per cached answer. To build it: sudo apt-get install -y gcc python3-dev, then run this installer again"
+  fi
 fi
 ln -sf "$PREFIX/bin/hearth" "$ROOT$BIN_DIR/hearth"
 

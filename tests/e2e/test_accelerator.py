@@ -84,3 +84,6 @@ def test_answers_are_the_same_with_and_without_the_accelerator(mode, start_engin
             r = ask(f"gone{i}.example.com", "A", eng.port, timeout=5)
             assert r is not None and r.header.rcode == 2
         assert answers(ask("www.example.com", "A", eng.port)) == ["192.0.2.10"]   # still cached
+        # the engine's log says which path it runs
+        assert ("compiled accelerator: on" if mode == "accelerated" else
+                "compiled accelerator: off (HEARTH_NO_ACCEL)") in eng.log()
