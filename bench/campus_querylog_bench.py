@@ -329,7 +329,8 @@ def main() -> int:
     ap.add_argument("--live-rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--json", type=Path, default=None, help="default: bench/results/campus_querylog_bench[_sqlite].json")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="default: bench/results/campus_querylog_bench[_sqlite].json")
     args = ap.parse_args()
     postgres = args.backend == "postgresql"
     if args.json is None:
