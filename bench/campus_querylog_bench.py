@@ -2,7 +2,7 @@
 """The query log at district scale on PostgreSQL: 30 daily partitions, 10,000 devices, 3 nodes.
 
     python bench/campus_querylog_bench.py [--rows-per-day 2000000] [--days 30] [--clients 10000]
-                                          [--live-rows 1000000] [--repeat 5] [--json FILE]
+                                          [--live-rows 1000000] [--repeat 5] [--json FILE] [--backend sqlite]
 
 The issue's volume is 10 M rows a day kept 30 days (300 M rows, about 60 GB at the ~200 bytes a row the
 PostgreSQL store takes): more than this 2-core machine's time allows. This bench measures the largest honest
@@ -25,16 +25,26 @@ approximation and says how it extrapolates:
    the dashboard; /api/v1/stats), median and max of ``--repeat``;
 5. retention: ``purge_queries`` for the oldest day (drops its partition) and ``purge_query_stats`` for it
    (row deletes in the roll-ups), timed.
+
+A fourth node (gw0) wrote a few rows on the oldest day only: the query log filtered by it is the case an index
+on (node, id) is for. The pages also include the devices page (first, searched, last) and the dashboard and
+/api/v1/stats right after a device change (the devices a page names are re-read once per policy version).
+
+``--backend sqlite`` runs the same on the embedded store (one file; the older days generated in Python with the
+store's roll-up rules and written in one transaction a day, no partitions: retention deletes rows).
 """
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
 import random
 import signal
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,10 +56,13 @@ from resolver.policy.blocking import BlockingConfig  # noqa: E402
 from resolver.policy.profiles import Device  # noqa: E402
 from resolver.service.config import Config  # noqa: E402
 from resolver.store.protocol import QueryRow, is_blocked  # noqa: E402
+from resolver.store.querylog_rooms import (_INSERT_ROWS, _UPSERT_HOURS, _UPSERT_NAMES,  # noqa: E402
+                                           _UPSERT_REASONS)
 from resolver.store.sqlcommon import NAMES_KEPT_ALL, NAMES_KEPT_CLIENT  # noqa: E402
 
 DAY_MS = 86_400_000
 NODES = ("gw1", "gw2", "gw3")
+IDLE_NODE = "gw0"         # wrote on the oldest day only
 REASONS = ("category:adult", "category:gambling", "category:ads", "service:TikTok", "schedule:school", "bypass")
 UPSTREAMS = ("udp://192.0.2.53:53", "udp://198.51.100.53:53")
 
@@ -70,17 +83,86 @@ def names_list(data: Path) -> list[str]:
     raise SystemExit("no popularity list found")
 
 
-def prepare(store, clients: int, names: list[str]) -> dict:
-    """The strings the generated rows point at (client addresses, nodes, reasons, upstreams) and a names table."""
+def prepare(store, clients: int, names: list[str], postgres: bool = True) -> dict:
+    """The strings the generated rows point at (client addresses, nodes, reasons, upstreams) and, on PostgreSQL,
+    a names table."""
     with store._transaction(lock=False) as db:
-        for text in [address(i) for i in range(clients)] + list(NODES) + list(REASONS) + list(UPSTREAMS):
+        for text in [address(i) for i in range(clients)] + list(NODES) + [IDLE_NODE] + list(REASONS) + list(UPSTREAMS):
             db.execute("INSERT INTO ql_strings (text) VALUES (?) ON CONFLICT (text) DO NOTHING", (text,))
         codes = dict(db.execute("SELECT text, id FROM ql_strings").fetchall())
-        db.execute("CREATE TABLE bench_names (i INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-        with db.conn.cursor().copy("COPY bench_names (i, name) FROM STDIN") as copy:
-            for i, name in enumerate(names):
-                copy.write_row((i, name))
+        if postgres:
+            db.execute("CREATE TABLE bench_names (i INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+            with db.conn.cursor().copy("COPY bench_names (i, name) FROM STDIN") as copy:
+                for i, name in enumerate(names):
+                    copy.write_row((i, name))
     return codes
+
+
+def idle_node_rows(store, day: int, codes: dict, n: int = 200) -> None:
+    """``n`` rows written by IDLE_NODE early on ``day`` (the oldest), none since (no roll-ups: too few to matter)."""
+    rows = [(day * DAY_MS + 1000 * i, codes[address(i % 50)], f"idle{i}.example", 1, 0, f"A 93.184.216.{i % 250}",
+             None, 0, 1, None, codes[IDLE_NODE]) for i in range(n)]
+    with store._transaction(lock=False) as db:
+        db.executemany(_INSERT_ROWS, rows)
+
+
+def fill_day_sqlite(store, day: int, rows: int, clients: int, codes: dict, names: list[str], seed: int) -> dict:
+    """One older day for the SQLite store: the rows fill_day draws in PostgreSQL, drawn in Python, and their
+    roll-ups by the store's rules (names pruned to an hour's most asked), written in one transaction."""
+    rng = random.Random(seed)
+    rand = rng.random
+    c0 = codes[address(0)]
+    nodes = [codes[n] for n in NODES]
+    reasons = [codes[r] for r in REASONS]
+    blocked_codes = {codes[r] for r in REASONS if is_blocked(r)}
+    ups = [codes[u] for u in UPSTREAMS]
+    n_names = len(names)
+    t0 = time.perf_counter()
+    written = 0.0
+    with store._transaction(lock=False) as db:
+        for hour in range(24):
+            h = day * 24 + hour
+            raw, hours_, reasons_, names_ = [], {}, {}, {}
+            for g in range(rows * hour // 24, rows * (hour + 1) // 24):
+                ts = day * DAY_MS + g * DAY_MS // rows
+                c = c0 + int(rand() * clients)
+                qname = names[int(n_names * rand() ** 4)]
+                r1, r2, r3 = rand(), rand(), rand()
+                stopped = r2 < 0.08
+                reason = reasons[g % len(reasons)] if stopped else None
+                cached = r3 < 0.7
+                raw.append((ts, c, qname, 1 if r1 < 0.7 else 28, 0, "" if stopped else f"A 93.184.216.{g % 250}",
+                            None if cached or stopped else ups[g % 2], 0 if cached else int(2000 + r1 * 60000),
+                            int(cached), reason, nodes[g % 3]))
+                b = 1 if reason in blocked_codes else 0
+                minute = 1 << (ts // 60000 % 60)
+                for who in (c, 0):                     # each client, and client 0 = all clients
+                    x = hours_.get((h, who))
+                    if x is None:
+                        x = hours_[(h, who)] = [0, 0, 0]
+                    x[0] += 1
+                    x[1] += b
+                    x[2] |= minute
+                    k = (h, who, reason or 0)
+                    reasons_[k] = reasons_.get(k, 0) + 1
+                    k2 = (who, h, b, qname)
+                    names_[k2] = names_.get(k2, 0) + 1
+            groups: dict = {}
+            for (who, hh, b, q), n in names_.items():
+                groups.setdefault((who, hh, b), []).append((-n, q))
+            kept = []
+            for (who, hh, b), items in groups.items():
+                keep = NAMES_KEPT_ALL if who == 0 else NAMES_KEPT_CLIENT
+                kept.extend((who, hh, b, q, -n) for n, q in (heapq.nsmallest(keep, items) if len(items) > keep
+                                                             else items))
+            t1 = time.perf_counter()
+            db.executemany(_INSERT_ROWS, raw)
+            db.executemany(_UPSERT_HOURS, sorted((*k, *v) for k, v in hours_.items()))
+            db.executemany(_UPSERT_REASONS, sorted((*k, v) for k, v in reasons_.items()))
+            db.executemany(_UPSERT_NAMES, sorted(kept))
+            written += time.perf_counter() - t1
+    total = time.perf_counter() - t0
+    return {"day": day, "rows": rows, "insert_s": round(written, 1), "rollups_s": round(total - written, 1)}
 
 
 def fill_day(store, day: int, rows: int, clients: int, codes: dict, n_names: int) -> dict:
@@ -111,13 +193,14 @@ def fill_day(store, day: int, rows: int, clients: int, codes: dict, n_names: int
     part = f"query_log_d{day}"
     blocked = f"CASE WHEN reason IN ({','.join(str(codes[r]) for r in REASONS if is_blocked(r))}) THEN 1 ELSE 0 END"
     with store._transaction(lock=False) as db:
-        db.execute(f"""INSERT INTO ql_hours (hour, client, total, blocked, minutes)
-                       SELECT (ts / 3600000)::int, client, count(*), sum({blocked}),
-                              bit_or(1::bigint << ((ts / 60000) % 60)::int)
-                       FROM {part} GROUP BY 1, 2""")
-        db.execute(f"""INSERT INTO ql_reasons (hour, client, reason, n)
-                       SELECT (ts / 3600000)::int, client, coalesce(reason, 0), count(*)
-                       FROM {part} GROUP BY 1, 2, 3""")
+        for who, by in (("client", ", client"), ("0", "")):       # each client, and client 0 = all clients
+            db.execute(f"""INSERT INTO ql_hours (hour, client, total, blocked, minutes)
+                           SELECT (ts / 3600000)::int, {who}, count(*), sum({blocked}),
+                                  bit_or(1::bigint << ((ts / 60000) % 60)::int)
+                           FROM {part} GROUP BY 1{by}""")
+            db.execute(f"""INSERT INTO ql_reasons (hour, client, reason, n)
+                           SELECT (ts / 3600000)::int, {who}, coalesce(reason, 0), count(*)
+                           FROM {part} GROUP BY 1{by}, 3""")
         for who, keep in (("client", NAMES_KEPT_CLIENT), ("0", NAMES_KEPT_ALL)):
             db.execute(f"""INSERT INTO ql_names (client, hour, blocked, qname, n)
                            SELECT client, hour, blocked, qname, n FROM (
@@ -184,7 +267,10 @@ def time_pages(data_dir: Path, url: str, device: str, device_address: str, repea
                         ("query log, one device", f"/querylog?device={device}"),
                         ("query log, one node", "/querylog?node=gw2"),
                         ("query log, blocked only", "/querylog?result=blocked"),
+                        ("query log, an idle node", f"/querylog?node={IDLE_NODE}"),
                         ("device weekly report", f"/devices/{device}/report"),
+                        ("devices page", "/devices"), ("devices page, searched", "/devices?q=pupil-042"),
+                        ("devices page, last", "/devices?page=100000"),
                         ("dashboard", "/"), ("api stats", "/api/v1/stats")):
         times = []
         for _ in range(repeat):
@@ -194,6 +280,19 @@ def time_pages(data_dir: Path, url: str, device: str, device_address: str, repea
             assert resp.status_code == 200, (path, resp.status_code)
         if label.startswith("query log"):   # the page must show rows, not an empty result
             assert b"93.184.216." in resp.data or b"blocked" in resp.data.lower(), label
+        out[label] = {"median_ms": round(1000 * statistics.median(times), 1), "max_ms": round(1000 * max(times), 1)}
+        log(f"  {label}: {out[label]}")
+    # a device change moves the policy version: the first page after it reads the devices it names again
+    store = app.extensions["hearth_store"]
+    for label, path in (("dashboard after a device change", "/"), ("api stats after a device change",
+                                                                     "/api/v1/stats")):
+        times = []
+        for k in range(repeat):
+            store.set_pause(device, time.time() + 600 if k % 2 == 0 else None)
+            t0 = time.perf_counter()
+            resp = browser.client.get(path)
+            times.append(time.perf_counter() - t0)
+            assert resp.status_code == 200, (path, resp.status_code)
         out[label] = {"median_ms": round(1000 * statistics.median(times), 1), "max_ms": round(1000 * max(times), 1)}
         log(f"  {label}: {out[label]}")
     return out
@@ -213,55 +312,86 @@ def sizes(store) -> dict:
             "rows": counts}
 
 
+def sqlite_sizes(store) -> dict:
+    with store._read() as db:
+        page = db.execute("PRAGMA page_size").fetchone()[0] * db.execute("PRAGMA page_count").fetchone()[0]
+        counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                  for t in ("query_log", "ql_hours", "ql_reasons", "ql_names")}
+    return {"database_bytes": page, "rows": counts}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     ap.add_argument("--rows-per-day", type=int, default=2_000_000)
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--clients", type=int, default=10_000)
     ap.add_argument("--live-rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "campus_querylog_bench.json")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="default: bench/results/campus_querylog_bench[_sqlite].json")
     args = ap.parse_args()
-    from resolver.store.postgres import PostgresStore
-    from tests.pg import PostgresServer
+    postgres = args.backend == "postgresql"
+    if args.json is None:
+        args.json = REPO / "bench" / "results" / f"campus_querylog_bench{'' if postgres else '_sqlite'}.json"
 
     def _interrupt(signum, _frame):   # SIGTERM ends the run like Ctrl-C: the server is stopped and removed
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, _interrupt)
     names = names_list(args.data)
-    server = PostgresServer().start()
     report: dict = {"command": "python bench/campus_querylog_bench.py " + " ".join(sys.argv[1:]),
                     "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
-    stores = []
+    stores: list = []
+    server = tmp = None
     try:
-        url = server.new_database("district")
-        stores = [PostgresStore(url, node=n, max_connections=2) for n in NODES]
+        if postgres:
+            from resolver.store.postgres import PostgresStore
+            from tests.pg import PostgresServer
+
+            server = PostgresServer().start()
+            url = server.new_database("district")
+            data_dir = Path(server.tmp) / "hearth-data"
+            stores = [PostgresStore(url, node=n, max_connections=2) for n in NODES]
+        else:
+            from resolver.store.sqlite import SQLiteStore
+
+            tmp = tempfile.mkdtemp(prefix="hearth-campus-")
+            url, data_dir = "", Path(tmp) / "hearth-data"
+            stores = [SQLiteStore(str(data_dir / "hearth.db")) for _n in NODES]
+            for store, node in zip(stores, NODES):
+                store.node = node
         stores[0].migrate()
-        codes = prepare(stores[0], args.clients, names)
+        codes = prepare(stores[0], args.clients, names, postgres)
         today = int(time.time() // 86400)
         days = []
         t0 = time.perf_counter()
         for day in range(today - args.days + 1, today):
-            days.append(fill_day(stores[0], day, args.rows_per_day, args.clients, codes, len(names)))
+            if postgres:
+                days.append(fill_day(stores[0], day, args.rows_per_day, args.clients, codes, len(names)))
+            else:
+                days.append(fill_day_sqlite(stores[0], day, args.rows_per_day, args.clients, codes, names, day))
             log(f"day {day}: {days[-1]}")
+        idle_node_rows(stores[0], today - args.days + 1, codes)
         generated = sum(d["rows"] for d in days)
         report["generated"] = {"days": len(days), "rows": generated, "seconds": round(time.perf_counter() - t0, 1),
                                "rows_per_s": round(generated / (time.perf_counter() - t0)), "per_day": days}
         log(f"live rows through add_queries: {args.live_rows:,}")
         report["live"] = live_rows(stores, args.live_rows, args.clients, names)
-        import psycopg
-        with psycopg.connect(url, autocommit=True) as conn:
-            t1 = time.perf_counter()
-            conn.execute("ANALYZE")
-            report["analyze_s"] = round(time.perf_counter() - t1, 1)
-        report["size"] = sizes(stores[0])
+        if postgres:
+            import psycopg
+            with psycopg.connect(url, autocommit=True) as conn:
+                t1 = time.perf_counter()
+                conn.execute("ANALYZE")
+                report["analyze_s"] = round(time.perf_counter() - t1, 1)
+            report["size"] = sizes(stores[0])
+        else:   # no ANALYZE: the appliance never runs one on its SQLite store
+            report["size"] = sqlite_sizes(stores[0])
         log(f"sizes: {report['size']}")
         report["devices_s"] = add_devices(stores[0], args.clients)
         log(f"{args.clients} devices added in {report['devices_s']} s")
         busy = min(4242, args.clients - 1)
-        report["pages"] = time_pages(Path(server.tmp) / "hearth-data", url, f"pupil-{busy:05d}", address(busy),
-                                     args.repeat)
+        report["pages"] = time_pages(data_dir, url, f"pupil-{busy:05d}", address(busy), args.repeat)
         oldest = today - args.days + 1
         t1 = time.perf_counter()
         dropped = stores[0].purge_queries((oldest + 1) * 86400)
@@ -273,7 +403,10 @@ def main() -> int:
     finally:
         for s in stores:
             s.close()
-        server.destroy()
+        if server is not None:
+            server.destroy()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
     print(json.dumps({k: v for k, v in report.items() if k != "generated"}, indent=1))

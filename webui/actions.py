@@ -286,41 +286,48 @@ def devices_now() -> list[Device]:
 
 
 def devices_for_clients(addresses: Iterable[str]) -> dict[str, Optional[Device]]:
-    """:func:`device_for_client` of many addresses, reading the devices and the seen list once (a query
-    log page of a campus names 100 clients among thousands of devices)."""
+    """:func:`device_for_client` of many addresses. Only the devices that may match them are read (by their IPs,
+    by the MACs seen at them, the networks), never all of them: a campus page names a few clients among
+    thousands of devices, and the answer is as fresh as the store."""
     from resolver.policy.clients import ClientDirectory
 
     store = core.store()
-    devices = devices_now()
-    order = {id(d): i for i, d in enumerate(devices)}
-    by_ip: dict[str, Device] = {}
-    by_mac: dict[str, Device] = {}
-    for d in devices:
-        if d.kind == "ip":
-            by_ip.setdefault(d.value, d)
-        elif d.kind == "mac":
-            by_mac.setdefault(d.value, d)
-    networks = ClientDirectory([d for d in devices if d.kind == "cidr"])   # longest prefix first
-    seen: Optional[dict[str, set[str]]] = None
-    out: dict[str, Optional[Device]] = {}
-    for address in set(addresses):
+    wanted = set(addresses)
+    ips: dict[str, str] = {}
+    for address in wanted:
         try:
-            ip = ipaddress.ip_address(address)
+            ips[address] = str(ipaddress.ip_address(address))
         except ValueError:  # a device behind a router that names it by MAC: the query log says its MAC
-            out[address] = by_mac.get(address.lower())
-            continue
-        found = by_ip.get(str(ip))
-        if found is None and by_mac:
-            if seen is None:
-                seen = {}
-                for s in store.list_seen(2000):
-                    if s.mac:
-                        seen.setdefault(s.address, set()).add(s.mac)
-            mine = [by_mac[m] for m in seen.get(str(ip), ()) if m in by_mac]
-            found = min(mine, key=lambda d: order[id(d)]) if mine else None
-        if found is None:
-            found = networks.profile_for(str(ip))[0]
-        out[address] = found
+            pass
+    macs = {a: a.lower() for a in wanted if a not in ips}
+    values = sorted(set(ips.values()) | set(macs.values()))
+    known: dict[tuple[str, str], Device] = {}
+    for d in store.find_devices(values=values, limit=2 * len(values)) if values else ():
+        known.setdefault((d.kind, d.value), d)
+    out: dict[str, Optional[Device]] = {a: known.get(("mac", mac)) for a, mac in macs.items()}
+    left: dict[str, str] = {}
+    for address, ip in ips.items():
+        out[address] = known.get(("ip", ip))
+        if out[address] is None:
+            left[address] = ip
+    if left and store.count_devices(kind="mac"):
+        seen: dict[str, set[str]] = {}
+        for s in store.list_seen(2000):
+            if s.mac:
+                seen.setdefault(s.address, set()).add(s.mac)
+        asked = sorted({m for ip in left.values() for m in seen.get(ip, ())})
+        # by name: of two MAC devices seen at one address, the first by name wins (as in the device list)
+        rank = {d.value: (i, d) for i, d in enumerate(store.find_devices(values=asked, kind="mac",
+                                                                         limit=len(asked)))} if asked else {}
+        for address, ip in list(left.items()):
+            mine = [rank[m] for m in seen.get(ip, ()) if m in rank]
+            if mine:
+                out[address] = min(mine, key=lambda r: r[0])[1]
+                del left[address]
+    if left:
+        networks = ClientDirectory(store.find_devices(kind="cidr", limit=store.count_devices(kind="cidr")))
+        for address, ip in left.items():
+            out[address] = networks.profile_for(ip)[0]   # the longest network containing it, or None
     return out
 
 

@@ -67,9 +67,16 @@ def me():
 
 # -- devices -------------------------------------------------------------------------------------------
 
-@route("/devices", "GET", "All devices")
+@route("/devices", "GET", "All devices, by name; a page of them with limit/offset, those matching q (name, address, "
+       "host name or profile) with q", query=("q", "limit", "offset"))
 def devices_list():
-    return jsonify([actions.as_dict(d) for d in core.store().list_devices()])
+    args = request.args
+    if not any(k in args for k in ("q", "limit", "offset")):
+        return jsonify([actions.as_dict(d) for d in core.store().list_devices()])
+    limit = max(1, min(1000, args.get("limit", 100, type=int)))
+    found = core.store().find_devices(args.get("q", "").strip()[:100], limit=limit,
+                                      offset=max(0, args.get("offset", 0, type=int)))
+    return jsonify([actions.as_dict(d) for d in found])
 
 
 @route("/devices", "POST", "Add a device ({name, identity: IP|CIDR|MAC, profile})", body="Device")
@@ -297,7 +304,7 @@ def stats():
         "hourly": [c._asdict() for c in counts],
         "top_blocked": [c._asdict() for c in store.top_domains(since, 10, blocked=True)],
         "top_clients": [{**c._asdict(), "device": names.get(c.name)} for c in clients],
-        "clients": store.count_clients(since), "devices": len(store.list_devices()),
+        "clients": store.count_clients(since), "devices": store.count_devices(),
         "by_reason": store.reason_counts(since),
         "engine": engine.get("stats") if engine else None,
     })

@@ -2,7 +2,7 @@
 :class:`resolver.store.sqlcommon.SQLStoreBase`, the same statements on SQLite and PostgreSQL)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 from resolver.policy.profiles import Device, Profile, Schedule, SeenClient, TempAllow, check_time
 from resolver.store.sqlcommon import (DEVICE_SQL, KIND_LABEL, PROFILE_SQL, SCHEDULE_SQL, TEMP_ALLOW_SQL, Handle,
@@ -124,6 +124,42 @@ class PolicyRooms(SQLStoreBase):
         with self._read() as db:
             rows = db.execute(DEVICE_SQL + " ORDER BY d.name, d.id").fetchall()
         return [device_of(r) for r in rows]
+
+    def _device_filter(self, search: str, paused_at: Optional[float], values: Optional[Sequence[str]],
+                       kind: Optional[str]) -> tuple[str, list]:
+        """WHERE clause and arguments for find_devices / count_devices."""
+        where: list[str] = []
+        args: list = []
+        if kind is not None:
+            where.append("d.kind = ?")
+            args.append(str(kind))
+        if values is not None:
+            where.append(f"d.value IN ({','.join('?' * len(values))})" if values else "1 = 0")
+            args += [str(v) for v in values]
+        text = key(search).lower()
+        if text:
+            columns = ("d.name", "d.value", "d.hostname", "p.name")
+            where.append("(" + " OR ".join(self._contains(self._folded(c)) for c in columns) + ")")
+            args += [text] * len(columns)
+        if paused_at is not None:
+            where.append("d.paused_until > ?")
+            args.append(float(paused_at))
+        return (" WHERE " + " AND ".join(where)) if where else "", args
+
+    def find_devices(self, search: str = "", *, limit: int = 50, offset: int = 0, paused_at: Optional[float] = None,
+                     values: Optional[Sequence[str]] = None, kind: Optional[str] = None) -> list[Device]:
+        where, args = self._device_filter(search, paused_at, values, kind)
+        with self._read() as db:
+            rows = db.execute(DEVICE_SQL + where + " ORDER BY d.name, d.id LIMIT ? OFFSET ?",
+                              (*args, max(0, int(limit)), max(0, int(offset)))).fetchall()
+        return [device_of(r) for r in rows]
+
+    def count_devices(self, search: str = "", *, paused_at: Optional[float] = None,
+                      values: Optional[Sequence[str]] = None, kind: Optional[str] = None) -> int:
+        where, args = self._device_filter(search, paused_at, values, kind)
+        with self._read() as db:
+            return int(db.execute("SELECT COUNT(*) FROM devices d JOIN profiles p ON p.id = d.profile_id" + where,
+                                  args).fetchone()[0])
 
     def remove_device(self, name: str) -> None:
         with self._write() as db:

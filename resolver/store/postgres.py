@@ -140,6 +140,10 @@ class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms):
     def _contains(column: str) -> str:
         return f"strpos({column}, ?) > 0"
 
+    @staticmethod
+    def _folded(column: str) -> str:
+        return f"lower({column}::text)"
+
     def _insert_rows(self, db: _Handle, raw: list[tuple]) -> None:
         with db.conn.cursor().copy(f"COPY query_log ({QUERY_LOG_COLUMNS}) FROM STDIN") as copy:
             for r in raw:

@@ -203,6 +203,18 @@ class Store(Protocol):
     def list_devices(self) -> list[Device]:
         """All devices, by name."""
 
+    def find_devices(self, search: str = "", *, limit: int = 50, offset: int = 0, paused_at: Optional[float] = None,
+                     values: Optional[Sequence[str]] = None, kind: Optional[str] = None) -> list[Device]:
+        """A page of the devices, by name: ``limit`` of them after the first ``offset``. ``search`` keeps the
+        ones whose name, address (IP, network, MAC), host name or profile contains it (ignoring case);
+        ``paused_at`` the ones paused at that time (UNIX time); ``values`` the ones whose identity (IP, CIDR,
+        MAC as stored) is one of them; ``kind`` those of one kind (ip, cidr, mac). A campus has thousands of
+        devices: pages, not lists."""
+
+    def count_devices(self, search: str = "", *, paused_at: Optional[float] = None,
+                      values: Optional[Sequence[str]] = None, kind: Optional[str] = None) -> int:
+        """How many devices :meth:`find_devices` would page through with the same filter."""
+
     def remove_device(self, name: str) -> None:
         """The device's temporary allows go with it."""
 
@@ -302,8 +314,9 @@ class Store(Protocol):
                     clients: Optional[Sequence[str]] = None) -> list[NameCount]:
         """The most asked names since ``since`` (only blocked / only answered ones with ``blocked``)."""
 
-    def top_clients(self, since: float, limit: int = 10) -> list[NameCount]:
-        """The busiest client addresses since ``since``."""
+    def top_clients(self, since: float, limit: int = 10, *, blocked: bool = False) -> list[NameCount]:
+        """The busiest client addresses since ``since``; with ``blocked``, the ones with the most blocked
+        queries (only those with any)."""
 
     def count_clients(self, since: float) -> int:
         """How many distinct client addresses asked since ``since``."""

@@ -4,8 +4,9 @@ same statements on SQLite and PostgreSQL).
 Clients, upstreams and reasons are codes in ql_strings (never deleted, so a code keeps its meaning); times are
 integer milliseconds, latencies microseconds. The roll-ups are written with each batch, in its transaction:
 ql_hours (per hour and client: queries, blocked, a bit per minute with a query), ql_reasons (per hour, client
-and reason code, 0 = none), ql_names (per hour, client - 0 = all clients - and blocked or not, the names asked;
-a closed hour keeps only its most asked names).
+and reason code, 0 = none), ql_names (per hour, client and blocked or not, the names asked; a closed hour keeps
+only its most asked names). Each of them also has client 0 = all clients (ql_strings codes start at 1), so the
+campus-wide figures read 24 rows an hour's worth, not one per device (migration 12).
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ _UPSERT_NAMES = ("INSERT INTO ql_names (client, hour, blocked, qname, n) VALUES 
 
 
 def roll_up(rows: Sequence[QueryRow], code, node: Optional[int]) -> tuple[list, dict, dict, dict]:
-    """The rows as stored (codes, ms, µs; ``node`` the writer's code) and their roll-ups:
-    hours {(hour, client): [total, blocked, minutes]},
+    """The rows as stored (codes, ms, µs; ``node`` the writer's code) and their roll-ups, each with client 0 (all
+    clients) beside the rows' own: hours {(hour, client): [total, blocked, minutes]},
     reasons {(hour, client, reason): n}, names {(client, hour, blocked, qname): n}."""
     raw = []
     hours_: dict[tuple[int, int], list[int]] = {}
@@ -42,15 +43,16 @@ def roll_up(rows: Sequence[QueryRow], code, node: Optional[int]) -> tuple[list, 
                     int(round(latency * 1000)), int(bool(cached)), reason, node))
         hour = ms // 3_600_000
         blocked = int(is_blocked(reason_text))
-        h = hours_.get((hour, client))
-        if h is None:
-            h = hours_[(hour, client)] = [0, 0, 0]
-        h[0] += 1
-        h[1] += blocked
-        h[2] |= 1 << (ms // 60_000 % 60)
-        k = (hour, client, reason or 0)
-        reasons[k] = reasons.get(k, 0) + 1
+        minute = 1 << (ms // 60_000 % 60)
         for who in (client, 0):
+            h = hours_.get((hour, who))
+            if h is None:
+                h = hours_[(hour, who)] = [0, 0, 0]
+            h[0] += 1
+            h[1] += blocked
+            h[2] |= minute
+            k = (hour, who, reason or 0)
+            reasons[k] = reasons.get(k, 0) + 1
             k2 = (who, hour, blocked, qname)
             names[k2] = names.get(k2, 0) + 1
     return raw, hours_, reasons, names
@@ -208,7 +210,7 @@ class QueryLogRooms(SQLStoreBase):
                       clients: Optional[Sequence[str]] = None) -> list[HourCount]:
         found: dict[int, tuple[int, int]] = {}
         with self._read() as db:
-            only = self._client_filter(db, clients)
+            only = " AND client = 0" if clients is None else self._client_filter(db, clients)
             if only is not None:
                 found = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
                     "SELECT hour, SUM(total), SUM(blocked) FROM ql_hours WHERE hour BETWEEN ? AND ?" + only
@@ -227,17 +229,20 @@ class QueryLogRooms(SQLStoreBase):
             rows = db.execute(sql, (int(since // 3600), int(limit))).fetchall()
         return [NameCount(r[0], int(r[1]), int(r[2])) for r in rows]
 
-    def top_clients(self, since: float, limit: int = 10) -> list[NameCount]:
-        sql = ("SELECT s.text, SUM(h.total) AS n, SUM(h.blocked) FROM ql_hours h JOIN ql_strings s ON s.id = h.client"
-               " WHERE h.hour >= ? GROUP BY s.id, s.text ORDER BY n DESC, s.text LIMIT ?")
+    def top_clients(self, since: float, limit: int = 10, *, blocked: bool = False) -> list[NameCount]:
+        # summed per client code first, then only the sums are named (a campus: 10,000 clients x 24 hours)
+        order = "t.b DESC, t.n DESC" if blocked else "t.n DESC"
+        sql = ("SELECT s.text, t.n, t.b FROM (SELECT client, SUM(total) AS n, SUM(blocked) AS b FROM ql_hours"
+               " WHERE hour >= ? AND client > 0 GROUP BY client) t JOIN ql_strings s ON s.id = t.client"
+               + (" WHERE t.b > 0" if blocked else "") + f" ORDER BY {order}, s.text LIMIT ?")
         with self._read() as db:
             rows = db.execute(sql, (int(since // 3600), int(limit))).fetchall()
         return [NameCount(r[0], int(r[1]), int(r[2])) for r in rows]
 
     def count_clients(self, since: float) -> int:
         with self._read() as db:
-            return db.execute("SELECT COUNT(DISTINCT client) FROM ql_hours WHERE hour >= ?",
-                              (int(since // 3600),)).fetchone()[0]
+            return db.execute("SELECT COUNT(*) FROM (SELECT DISTINCT client FROM ql_hours WHERE hour >= ?"
+                              " AND client > 0) t", (int(since // 3600),)).fetchone()[0]
 
     def online_minutes(self, since: float, until: float, *, clients: Sequence[str],
                        bucket: int = 300) -> list[HourCount]:
@@ -261,10 +266,10 @@ class QueryLogRooms(SQLStoreBase):
 
     def reason_counts(self, since: float, *, clients: Optional[Sequence[str]] = None) -> dict[str, int]:
         with self._read() as db:
-            only = self._client_filter(db, clients, "r.client")
+            only = " AND client = 0" if clients is None else self._client_filter(db, clients)
             if only is None:
                 return {}
-            rows = db.execute("SELECT coalesce(s.text, ''), SUM(r.n) FROM ql_reasons r LEFT JOIN ql_strings s"
-                              " ON s.id = r.reason WHERE r.hour >= ?" + only
-                              + " GROUP BY r.reason, s.text ORDER BY 2 DESC", (int(since // 3600),)).fetchall()
+            rows = db.execute("SELECT coalesce(s.text, ''), t.n FROM (SELECT reason, SUM(n) AS n FROM ql_reasons"
+                              " WHERE hour >= ?" + only + " GROUP BY reason) t LEFT JOIN ql_strings s"
+                              " ON s.id = t.reason ORDER BY 2 DESC", (int(since // 3600),)).fetchall()
         return {text: int(n) for text, n in rows}

@@ -229,4 +229,17 @@ MIGRATIONS: list[str] = ["", "", "", "", "", _BASELINE,
                           # 10 (per-weekday budgets, as SQLite's 10)
                           """
                           ALTER TABLE budgets ADD COLUMN days TEXT NOT NULL DEFAULT '';
+                          """,
+                          # 11 (campus overview, as SQLite's 11): one node's rows by an index; on the partitioned
+                          # log it is made on every day's partition, and on each new one with it
+                          """
+                          CREATE INDEX query_log_node ON query_log (node, id);
+                          """,
+                          # 12 (campus overview, as SQLite's 12): client 0 = all clients in ql_hours and ql_reasons
+                          """
+                          INSERT INTO ql_hours (hour, client, total, blocked, minutes)
+                              SELECT hour, 0, SUM(total), SUM(blocked), bit_or(minutes)
+                              FROM ql_hours WHERE client != 0 GROUP BY hour;
+                          INSERT INTO ql_reasons (hour, client, reason, n)
+                              SELECT hour, 0, reason, SUM(n) FROM ql_reasons WHERE client != 0 GROUP BY hour, reason;
                           """]

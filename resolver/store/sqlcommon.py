@@ -88,6 +88,12 @@ class SQLStoreBase:
         """SQL true when ``column`` contains the next parameter."""
         return f"instr({column}, ?) > 0"
 
+    @staticmethod
+    def _folded(column: str) -> str:
+        """SQL for ``column`` in lower case (beyond ASCII), to compare with Python's ``str.lower()``
+        (SQLite's own lower() folds ASCII only: the SQLite store registers ``hearth_lower``)."""
+        return f"hearth_lower({column})"
+
     @contextmanager
     def _write(self, *, bump: bool = True) -> Iterator[Handle]:
         """One write transaction; with ``bump``, policy_version goes up in the same transaction. A constraint

@@ -38,6 +38,11 @@ class _Handle:
         return self.db.execute(sql, args).lastrowid
 
 
+def _lower(text: Any) -> Any:
+    """SQL ``hearth_lower(x)``: Python's lower case (SQLite's lower() leaves non-ASCII letters alone)."""
+    return text.lower() if isinstance(text, str) else text
+
+
 class SQLiteStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms):
     """One connection guarded by a lock: safe to call from the engine's writer thread and others."""
 
@@ -54,6 +59,7 @@ class SQLiteStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.create_function("hearth_lower", 1, _lower, deterministic=True)
         self._init_querylog()
 
     def describe(self) -> str:

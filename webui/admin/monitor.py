@@ -51,22 +51,49 @@ def list_health() -> dict:
             "healthy": not errors and not state.problems()}
 
 
+DASHBOARD_DEVICES = 12     # devices listed on the dashboard; the devices page pages and searches the rest
+
+
+def dashboard_devices(store: Any, now: float, wanted: list[str]) -> dict:
+    """The devices the dashboard lists (at most DASHBOARD_DEVICES): all of them in a home; at a school the
+    paused ones, then ``wanted`` (device names: the most blocked and the busiest), then the first by name."""
+    total = store.count_devices()
+    if total <= DASHBOARD_DEVICES:
+        return {"rows": store.find_devices(limit=DASHBOARD_DEVICES), "total": total, "paused": None}
+    rows = store.find_devices(paused_at=now, limit=DASHBOARD_DEVICES)
+    paused = store.count_devices(paused_at=now) if len(rows) == DASHBOARD_DEVICES else len(rows)
+    shown = {d.name for d in rows}
+    for name in wanted:
+        if len(rows) >= DASHBOARD_DEVICES:
+            break
+        d = store.get_device(name) if name not in shown else None    # fresh: its pause as of now
+        if d is not None:
+            rows.append(d)
+            shown.add(d.name)
+    if len(rows) < DASHBOARD_DEVICES:
+        rows += [d for d in store.find_devices(limit=DASHBOARD_DEVICES) if d.name not in shown][
+            :DASHBOARD_DEVICES - len(rows)]
+    return {"rows": rows, "total": total, "paused": paused}
+
+
 @bp.get("/")
 def dashboard():
     store = core.store()
+    now = time.time()
     since, until = actions.stats_window(24)
     counts = store.hourly_counts(since, until)
     total = sum(c.total for c in counts)
     blocked = sum(c.blocked for c in counts)
     top_clients = store.top_clients(since, 10)
-    names = actions.device_names(c.name for c in top_clients)
-    device_list = store.list_devices()
+    most_blocked = store.top_clients(since, 10, blocked=True)
+    names = actions.device_names({c.name for c in top_clients + most_blocked})
+    wanted = [names[c.name] for c in most_blocked + top_clients if c.name in names]
     reports = store.list_reports(20, handled=False)
     return render_template("admin/dashboard.html", chart=bar_chart(counts), total=total, blocked=blocked,
                            share=(blocked / total) if total else 0.0,
                            top_blocked=store.top_domains(since, 10, blocked=True), top_clients=top_clients,
-                           names=names, protecting=store.count_clients(since), devices=len(device_list),
-                           device_list=device_list, now=time.time(), pause_choices=PAUSE_CHOICES,
+                           most_blocked=most_blocked, names=names, protecting=store.count_clients(since),
+                           devices=dashboard_devices(store, now, wanted), now=now, pause_choices=PAUSE_CHOICES,
                            reports=reports, report_devices={r.id: actions.report_device(r) for r in reports},
                            lists=list_health(), engine=core.engine_call("ping") is not None,
                            pending=len(store.list_access_requests("pending")), budgets_today=budgets.today())

@@ -47,24 +47,39 @@ def services_by_group() -> dict[str, list[Any]]:
 
 # -- devices -------------------------------------------------------------------------------------------
 
+DEVICES_PER_PAGE = 50
+
+
 def _unnamed_seen(store: Any) -> list[Any]:
-    devices = store.list_devices()
-    ips = {d.value for d in devices if d.kind == "ip"}
-    macs = {d.value for d in devices if d.kind == "mac"}
-    return [s for s in store.list_seen(200) if s.address not in ips and not (s.mac and s.mac in macs)]
+    """Clients seen lately that no device names by its IP or MAC (looked up for these only: a campus has
+    thousands of devices)."""
+    seen = store.list_seen(200)
+    values = {s.address for s in seen} | {s.mac for s in seen if s.mac}
+    named = {d.value for d in store.find_devices(values=sorted(values), limit=len(values))
+             if d.kind in ("ip", "mac")} if values else set()
+    return [s for s in seen if s.address not in named and not (s.mac and s.mac in named)]
 
 
 @bp.get("/devices")
 def devices():
     store = core.store()
     now = time.time()
+    search = (request.args.get("q") or "").strip()[:100]
+    total = store.count_devices(search)
+    pages = max(1, -(-total // DEVICES_PER_PAGE))
+    page = min(max(1, request.args.get("page", 1, type=int)), pages)
+    shown = store.find_devices(search, limit=DEVICES_PER_PAGE, offset=(page - 1) * DEVICES_PER_PAGE)
+    names = {d.name for d in shown}
     allows: dict[str, list[Any]] = {}
     for a in store.list_temp_allows(now):
-        allows.setdefault(a.device, []).append(a)
-    return render_template("admin/devices.html", devices=store.list_devices(), profiles=store.list_profiles(),
-                           seen=_unnamed_seen(store), allows=allows, now=now, pause_choices=PAUSE_CHOICES,
-                           allow_choices=ALLOW_CHOICES, add_identity=request.args.get("identity", ""),
-                           add_name=request.args.get("name", ""))
+        if a.device in names:
+            allows.setdefault(a.device, []).append(a)
+    return render_template("admin/devices.html", devices=shown, total=total, page=page, pages=pages,
+                           first=(page - 1) * DEVICES_PER_PAGE + 1, search=search,
+                           all_devices=store.count_devices() if search else total,
+                           profiles=store.list_profiles(), seen=_unnamed_seen(store), allows=allows, now=now,
+                           pause_choices=PAUSE_CHOICES, allow_choices=ALLOW_CHOICES,
+                           add_identity=request.args.get("identity", ""), add_name=request.args.get("name", ""))
 
 
 @bp.post("/devices")
