@@ -47,7 +47,8 @@ from .feed import atomic_write
 log = logging.getLogger("hearth.provider")
 
 TIMEOUT = 20.0
-LEASE_TTL = 60.0            # the forwarding lease: renewed before each send (a send takes at most ~2 x TIMEOUT)
+LEASE_TTL = 90.0    # the forwarding lease: renewed (to 90 s when under 45 s are left) before each send, which
+                    # takes at most 2 x TIMEOUT (connect, then read): no other node sends meanwhile
 DECISIONS_WINDOW = 30 * 86400   # reports forwarded this long ago still wait for a decision
 NOTE_MAX = 500
 BATCH = 50
