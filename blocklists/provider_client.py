@@ -49,6 +49,7 @@ log = logging.getLogger("hearth.provider")
 TIMEOUT = 20.0
 LEASE_TTL = 90.0    # the forwarding lease: renewed (to 90 s when under 45 s are left) before each send, which
                     # takes at most 2 x TIMEOUT (connect, then read): no other node sends meanwhile
+NOT_SENT = "-"               # the "forwarder" of a report that was not sent (its address is no site name)
 DECISIONS_WINDOW = 30 * 86400   # reports forwarded this long ago still wait for a decision
 NOTE_MAX = 500
 BATCH = 50
@@ -278,8 +279,8 @@ def forward_reports(link: ProviderLinkConfig, data_dir: str, store: Any, node: s
         for rep in pending:
             p = report_payload(rep)
             (payloads.append(p) if p is not None else skipped.append(rep.id))
-        if skipped:
-            store.mark_reports_forwarded(skipped)
+        if skipped:                      # no site name: kept locally, no decision to wait for
+            store.mark_reports_forwarded(skipped, by=NOT_SENT)
         if payloads:
             answer = _post(urljoin(link.url, "api/v1/reports"), {"reports": payloads}, state["token"])
             accepted = [i for i in answer.get("accepted", []) if isinstance(i, int)]

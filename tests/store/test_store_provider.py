@@ -91,6 +91,10 @@ def test_report_decisions_are_kept_per_forwarder(store, other_connection):
     assert store.mark_reports_forwarded([r3.id]) == 1
     assert store.reports_awaiting_decisions(B, NOW - 1) == 1
     assert store.save_provider_report_decisions(B, [{"id": r3.id, "status": "rejected", "reason": "r"}]) == 1
+    # a report that was not sent (no site name) waits for nobody's decision
+    r4 = store.add_report("10.0.0.2", "not a site", "other", now=NOW + 4)
+    store.mark_reports_forwarded([r4.id], by="-")
+    assert store.reports_awaiting_decisions(B, NOW - 1) == 0
 
 
 def test_one_forwarding_lease_taken_over_when_it_lapses(store, other_connection):
