@@ -14,6 +14,11 @@ address and key, and forwarding harmful-site reports.
   The provider counts an (appliance, report number) once, so a retry never doubles a report. What leaves the
   appliance: the domain, the suggested category, the note (at most 500 characters), the UI language and
   the time. Never the reporter's address, device name, contact details or anything else about the family.
+* **Several nodes on one store** (a campus) each enrol as an appliance of their own (their check-ins show in the
+  fleet), but forward as one: only the node holding the store's forwarding lease (:data:`LEASE_TTL`, renewed
+  before every send; another node takes over when it lapses) sends reports and unblock requests, so each is
+  sent once. Each node's check-ins fetch the decisions on what its own appliance sent, into the store, where
+  every node's pages read them.
 """
 from __future__ import annotations
 
@@ -42,6 +47,10 @@ from .feed import atomic_write
 log = logging.getLogger("hearth.provider")
 
 TIMEOUT = 20.0
+LEASE_TTL = 90.0    # the forwarding lease: renewed (to 90 s when under 45 s are left) before each send, which
+                    # takes at most 2 x TIMEOUT (connect, then read): no other node sends meanwhile
+NOT_SENT = "-"               # the "forwarder" of a report that was not sent (its address is no site name)
+DECISIONS_WINDOW = 30 * 86400   # reports forwarded this long ago still wait for a decision
 NOTE_MAX = 500
 BATCH = 50
 # the report form's kinds of harm → the category suggested to the provider
@@ -179,18 +188,28 @@ def feed_url(link: ProviderLinkConfig) -> str:
 
 # -- polling ------------------------------------------------------------------------------------------------
 
-def poll(link: ProviderLinkConfig, data_dir: str, installed: dict) -> bool:
+def poll(link: ProviderLinkConfig, data_dir: str, installed: dict, store: Any = None) -> bool:
     """Check in (``installed``: feed_version, entries, last_error) and ask for the manifest with a conditional
-    GET; True when it changed since the last poll (a list update should fetch and verify it)."""
+    GET; True when it changed since the last poll (a list update should fetch and verify it). With the
+    ``store``, the check-in also asks for the decisions on the requests and reports this appliance sent (when
+    some wait for one) and records them there."""
     state = enrolled(link, data_dir)
+    me = state.get("appliance_id", "")
     body = {"hearth_version": __version__, **installed}
-    if provider_unblocks.open_requests(data_dir):
-        body["unblocks"] = True          # ask for the decisions (a check-in without open requests costs less)
+    try:
+        if store is not None and provider_unblocks.open_requests(store, me):
+            body["unblocks"] = True      # ask for the decisions (a check-in without open requests costs less)
+        if store is not None and store.reports_awaiting_decisions(me, time.time() - DECISIONS_WINDOW):
+            body["report_decisions"] = True
+    except Exception:                    # the store away: the decisions come with a later check-in
+        log.debug("provider: cannot read the outbox", exc_info=True)
+        store = None
     try:
         answer = _post(urljoin(link.url, "api/v1/checkin"), body, state["token"])
-        if provider_unblocks.apply_decisions(data_dir, answer.get("unblocks")):
+        if store is not None and store.apply_provider_unblock_decisions(me, answer.get("unblocks")):
             log.info("provider: decisions on unblock requests received")
-        if "reports" in answer and save_report_decisions(data_dir, answer.get("reports")):
+        if store is not None and "reports" in answer and store.save_provider_report_decisions(
+                me, answer.get("reports")):
             log.info("provider: decisions on forwarded reports received")
     except ProviderError as exc:
         log.warning("provider check-in failed: %s", exc)
@@ -242,24 +261,30 @@ def report_payload(report: Any) -> Optional[dict]:
             "time": float(report.ts)}
 
 
-def forward_reports(link: ProviderLinkConfig, data_dir: str, store: Any) -> int:
-    """Send the reports not forwarded yet; marks those the provider acknowledged. Raises ProviderError."""
+def holds_lease(store: Any, state: dict, node: str = "") -> bool:
+    """Whether this appliance may forward now: it holds (or just took) the store's forwarding lease."""
+    return bool(store.provider_lease(state["appliance_id"], LEASE_TTL, node=node))
+
+
+def forward_reports(link: ProviderLinkConfig, data_dir: str, store: Any, node: str = "") -> int:
+    """Send the reports not forwarded yet, while this appliance holds the forwarding lease; marks those the
+    provider acknowledged. Raises ProviderError."""
     state = enrolled(link, data_dir)
     sent = 0
     while True:
         pending = store.reports_to_forward(BATCH)
-        if not pending:
+        if not pending or not holds_lease(store, state, node):
             return sent
         payloads, skipped = [], []
         for rep in pending:
             p = report_payload(rep)
             (payloads.append(p) if p is not None else skipped.append(rep.id))
-        if skipped:
-            store.mark_reports_forwarded(skipped)
+        if skipped:                      # no site name: kept locally, no decision to wait for
+            store.mark_reports_forwarded(skipped, by=NOT_SENT)
         if payloads:
             answer = _post(urljoin(link.url, "api/v1/reports"), {"reports": payloads}, state["token"])
             accepted = [i for i in answer.get("accepted", []) if isinstance(i, int)]
-            store.mark_reports_forwarded(accepted)
+            store.mark_reports_forwarded(accepted, by=state["appliance_id"])
             sent += len(accepted)
             if not accepted:
                 return sent
@@ -267,72 +292,52 @@ def forward_reports(link: ProviderLinkConfig, data_dir: str, store: Any) -> int:
             return sent
 
 
-def forward_unblocks(link: ProviderLinkConfig, data_dir: str) -> int:
-    """Send the queued unblock requests (:mod:`blocklists.provider_unblocks`); marks those the provider
-    acknowledged. Raises ProviderError."""
-    pending = provider_unblocks.to_send(data_dir)
+def forward_unblocks(link: ProviderLinkConfig, data_dir: str, store: Any, node: str = "") -> int:
+    """Send the queued unblock requests (:mod:`blocklists.provider_unblocks`), while this appliance holds the
+    forwarding lease; marks those the provider acknowledged. Raises ProviderError."""
+    state = enrolled(link, data_dir)
+    if not any(not i.get("sent") for i in provider_unblocks.load(store)) or not holds_lease(store, state, node):
+        return 0
+    me = state["appliance_id"]
+    pending = store.provider_unblocks_to_send(me)
     if not pending:
         return 0
-    state = enrolled(link, data_dir)
+    by_remote = {p.get("remote", p["id"]): p["id"] for p in pending}
     answer = _post(urljoin(link.url, "api/v1/unblocks"),
                    {"requests": [provider_unblocks.payload(p) for p in pending]}, state["token"])
-    accepted = [i for i in answer.get("accepted", []) if isinstance(i, int)]
-    provider_unblocks.mark_sent(data_dir, accepted)
+    accepted = [by_remote[i] for i in answer.get("accepted", []) if isinstance(i, int) and i in by_remote]
+    store.mark_provider_unblocks_sent(accepted, me)
     return len(accepted)
 
 
-# -- decisions on forwarded reports -----------------------------------------------------------------------------
-
-FINAL = ("approved", "rejected")
-
+# -- older appliances' files ------------------------------------------------------------------------------------
 
 def report_decisions_path(data_dir: str) -> str:
+    """Where older appliances kept the decisions on forwarded reports (moved into the store at the first start)."""
     return os.path.join(data_dir, "provider", "report_decisions.json")
 
 
-def load_report_decisions(data_dir: str) -> dict[int, dict]:
-    """The provider's decisions on this appliance's forwarded reports, by report number (the reports page
-    shows them): {status, category, reason, decided_at}."""
-    try:
-        with open(report_decisions_path(data_dir), encoding="utf-8") as fh:
-            raw = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(raw, dict):
-        return {}
-    return {int(k): v for k, v in raw.items() if str(k).isdigit() and isinstance(v, dict)}
-
-
-def save_report_decisions(data_dir: str, decisions: Any) -> int:
-    """Merge the decisions of a check-in answer; returns how many changed."""
-    if not isinstance(decisions, list):
-        return 0
-    known = load_report_decisions(data_dir)
-    changed = 0
-    for d in decisions:
-        if not isinstance(d, dict) or isinstance(d.get("id"), bool) or not isinstance(d.get("id"), int):
-            continue
-        if d.get("status") not in ("approved", "rejected", "deferred"):
-            continue
-        entry = {"status": d["status"], "category": str(d["category"])[:32] if d.get("category") else None,
-                 "reason": str(d["reason"])[:1000] if d.get("reason") else None,
-                 "decided_at": d.get("decided_at") if isinstance(d.get("decided_at"), (int, float)) else None}
-        if known.get(d["id"]) != entry:
-            known[d["id"]] = entry
-            changed += 1
-    if changed:
-        keep = dict(sorted(known.items())[-2000:])
-        save = json.dumps({str(k): v for k, v in keep.items()}, indent=1, ensure_ascii=False) + "\n"
-        os.makedirs(os.path.dirname(report_decisions_path(data_dir)), exist_ok=True)
-        atomic_write(report_decisions_path(data_dir), save.encode("utf-8"), mode=0o600)
-    return changed
-
-
-def awaiting_report_decisions(data_dir: str, reports: Any, now: Optional[float] = None,
-                              window: float = 30 * 86400) -> bool:
-    """True when a report forwarded in the last ``window`` seconds has no final decision yet (check-ins then
-    ask for the decisions)."""
-    known = load_report_decisions(data_dir)
-    since = (now if now is not None else time.time()) - window
-    return any(r.forwarded_ts and r.forwarded_ts >= since and (known.get(int(r.id)) or {}).get("status")
-               not in FINAL for r in reports)
+def migrate_files(data_dir: str, store: Any) -> int:
+    """Move an older appliance's unblock outbox and report decisions (files under ``DATA_DIR/provider/``) into the
+    store, renaming each ``….migrated``; returns how many entries moved. A no-op when there are none."""
+    me = load_state(data_dir).get("appliance_id", "")
+    moved = provider_unblocks.migrate_file(data_dir, store, me)
+    path = report_decisions_path(data_dir)
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                raw = json.load(fh)
+        except (OSError, ValueError) as exc:
+            log.warning("provider: cannot read %s (%s): its decisions come with the next check-ins", path, exc)
+            raw = {}
+        decisions = [{**v, "id": int(k)} for k, v in (raw.items() if isinstance(raw, dict) else ())
+                     if str(k).isdigit() and isinstance(v, dict)]
+        n = store.save_provider_report_decisions(me, decisions)
+        try:
+            os.replace(path, path + ".migrated")
+        except FileNotFoundError:
+            pass                               # another process moved it meanwhile
+        if n:
+            log.info("provider: %d decision(s) on reports moved from %s into the store", n, path)
+        moved += n
+    return moved

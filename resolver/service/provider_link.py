@@ -1,6 +1,7 @@
 """The running engine's side of a list provider (``provider:``): poll its feed and check in on
 ``poll_interval`` (with jitter), start a list update when a new version is published, and empty the report
-outbox with back-off. The protocol itself lives in :mod:`blocklists.provider_client`."""
+and unblock-request outboxes with back-off — on the node that holds the store's forwarding lease, when several
+nodes share the store. The protocol itself lives in :mod:`blocklists.provider_client`."""
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +24,8 @@ class ProviderLink:
         self._plan: Optional[tuple] = None
         self._failures = 0
         self._next_send = 0.0
+        self._migrated = False
+        self._sending = False
         self.last_error: Optional[str] = None
 
     @property
@@ -58,20 +61,30 @@ class ProviderLink:
         feed = state.feed
         entries = sum(r.entries for r in manager.status() if r.origin == "feed")
         error = (feed.error if feed else None) or state.run.error
-        installed = {"feed_version": feed.version if feed else None, "entries": entries, "last_error": error or ""}
-        try:      # forwarded reports still waiting for the provider's decision: the check-in asks for them
-            if pc.awaiting_report_decisions(self.engine.config.data_dir, self.engine.store.list_reports(200)):
-                installed["report_decisions"] = True
-        except Exception:                    # the store away: the decisions come with a later check-in
-            log.debug("provider: cannot read the reports", exc_info=True)
-        return installed
+        return {"feed_version": feed.version if feed else None, "entries": entries, "last_error": error or ""}
+
+    def _migrate(self) -> None:
+        """Once: an older appliance's outbox and decisions files into the store (shared by every node)."""
+        if self._migrated:
+            return
+        try:
+            pc.migrate_files(self.engine.config.data_dir, self.engine.store)
+            self._migrated = True
+        except Exception as exc:               # the store away: the files stay, tried again at the next run
+            log.warning("provider: cannot move the outbox files into the store yet: %s", exc)
+
+    @property
+    def node(self) -> str:
+        return str(getattr(self.engine.store, "node", "") or "")
 
     async def poll(self) -> None:
         loop = asyncio.get_running_loop()
         config = self.engine.config
         try:
+            await loop.run_in_executor(None, self._migrate)
             installed = await loop.run_in_executor(None, self._installed)
-            changed = await loop.run_in_executor(None, pc.poll, config.provider, config.data_dir, installed)
+            changed = await loop.run_in_executor(None, pc.poll, config.provider, config.data_dir, installed,
+                                                 self.engine.store)
         except pc.ProviderError as exc:
             log.warning("provider poll failed: %s", exc)
             self.last_error = str(exc)
@@ -84,15 +97,38 @@ class ProviderLink:
             if run["last_error"]:
                 await loop.run_in_executor(None, pc.forget_etag, config.data_dir)
 
+    def _forward(self) -> tuple[int, int]:
+        """On the lease holder only: the reports, then the unblock requests (each checks the lease again)."""
+        config, store = self.engine.config, self.engine.store
+        self._sending = True
+        try:
+            self._migrate()
+            state = pc.enrolled(config.provider, config.data_dir)
+            if not pc.holds_lease(store, state, self.node):   # renewed while idle too: the forwarder stays
+                return 0, 0
+            return (pc.forward_reports(config.provider, config.data_dir, store, self.node),
+                    pc.forward_unblocks(config.provider, config.data_dir, store, self.node))
+        finally:
+            self._sending = False
+
+    def release(self) -> None:
+        """At shutdown: give the forwarding lease up, so another node takes over at once (not while a send may
+        still be on its way: then the lease runs out by itself)."""
+        if self._plan is None or self._sending:
+            return
+        try:
+            state = pc.load_state(self.engine.config.data_dir)
+            if state.get("appliance_id"):
+                self.engine.store.release_provider_lease(state["appliance_id"])
+        except Exception:
+            log.debug("provider: cannot release the forwarding lease", exc_info=True)
+
     async def send_reports(self) -> None:
         if time.monotonic() < self._next_send:
             return
-        config = self.engine.config
         loop = asyncio.get_running_loop()
         try:
-            n = await loop.run_in_executor(None, pc.forward_reports, config.provider, config.data_dir,
-                                           self.engine.store)
-            u = await loop.run_in_executor(None, pc.forward_unblocks, config.provider, config.data_dir)
+            n, u = await loop.run_in_executor(None, self._forward)
         except pc.ProviderError as exc:
             self._failures += 1
             delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1)) * random.uniform(0.8, 1.2)

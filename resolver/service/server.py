@@ -202,6 +202,8 @@ class Engine(ListsJobs, PolicySync):
         await self.pipeline.drain(timeout=1.0)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if getattr(self, "provider_link", None) is not None:   # another node forwards from now on
+            await asyncio.get_running_loop().run_in_executor(None, self.provider_link.release)
         if self._cancel_update is not None:
             self._cancel_update()
         await self.control.close()

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from resolver.store.budget_rooms import BudgetRooms
 from resolver.store.policy_rooms import PolicyRooms
+from resolver.store.provider_rooms import ProviderRooms
 from resolver.store.protocol import SchemaTooNewError, StoreUnavailable
 from resolver.store.querylog_rooms import QUERY_LOG_COLUMNS, QueryLogRooms
 from resolver.store.schema_postgres import MIGRATIONS
@@ -74,7 +75,7 @@ def describe_url(url: str) -> str:
     return f"postgresql://{user + '@' if user else ''}{host}:{port}/{db}"
 
 
-class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms):
+class PostgresStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms, ProviderRooms):
     """A pool of connections to one database; safe to call from any thread."""
 
     _integrity_errors = (psycopg.errors.IntegrityError,)

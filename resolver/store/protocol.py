@@ -431,8 +431,9 @@ class Store(Protocol):
     def reports_to_forward(self, limit: int = 50) -> list[HarmReport]:
         """The list provider's outbox: reports not forwarded yet, oldest first."""
 
-    def mark_reports_forwarded(self, report_ids: list[int], now: Optional[float] = None) -> int:
-        """Note that the provider acknowledged these reports (a report forwarded already keeps its time)."""
+    def mark_reports_forwarded(self, report_ids: list[int], now: Optional[float] = None, *, by: str = "") -> int:
+        """Note that the provider acknowledged these reports (a report forwarded already keeps its time); ``by``:
+        the appliance id that forwarded them (its decisions on them are the ones kept). Returns how many."""
 
     def count_new_reports(self) -> int:
         """Reports no parent has marked handled yet."""
@@ -441,5 +442,57 @@ class Store(Protocol):
         """Mark a report handled by ``by`` (a report handled already keeps its first answer)."""
 
     def count_reports(self, client: str, since: float) -> int: ...
+
+    # -- the list provider's link (settings rows: shared by every node of a store) -------------------
+    # Unblock requests are dicts {id, domain, note, lang, time, status, sent, by, remote, reason, decided_at}:
+    # status queued (not sent), new, deferred, approved or rejected; ``by`` the appliance id (at the provider)
+    # that sent it, ``remote`` the number it was sent under. ValueError as above.
+
+    def add_provider_unblock(self, domain: str, note: str = "", lang: str = "",
+                             now: Optional[float] = None) -> dict:
+        """Queue a request to unblock ``domain`` (checked by the caller); refused while the same name waits
+        for a decision (queued, new or deferred), or with a note over 500 characters."""
+
+    def list_provider_unblocks(self) -> list[dict]:
+        """The requests kept (the newest 200), oldest first."""
+
+    def provider_unblocks_to_send(self, by: str, limit: int = 50) -> list[dict]:
+        """The outbox, oldest first: requests not acknowledged yet. A request whose ``remote`` number the
+        appliance ``by`` sent before gets a new one (the provider would take it for the same request)."""
+
+    def mark_provider_unblocks_sent(self, ids: list[int], by: str, now: Optional[float] = None) -> int:
+        """The provider acknowledged these requests (by ``id``) from the appliance ``by``: queued → new."""
+
+    def apply_provider_unblock_decisions(self, by: str, decisions: Any) -> int:
+        """The decisions of a check-in answer of the appliance ``by`` (``[{id: remote number, status, reason,
+        decided_at}]``, unchecked) on the requests it sent; returns how many changed."""
+
+    def import_provider_unblocks(self, items: list[dict], by: str) -> int:
+        """Take the requests of an older appliance's outbox file (sent ones were sent by ``by`` and keep their
+        number at the provider); a request imported already is skipped. Returns how many were added."""
+
+    def provider_report_decisions(self) -> dict[int, dict]:
+        """The provider's decisions on forwarded reports, by report id: {status, category, reason, decided_at,
+        by}."""
+
+    def save_provider_report_decisions(self, by: str, decisions: Any) -> int:
+        """Merge the decisions of a check-in answer of the appliance ``by`` (``[{id, status, category, reason,
+        decided_at}]``, unchecked) on reports it forwarded (or forwarded before forwarders were recorded);
+        returns how many changed."""
+
+    def reports_awaiting_decisions(self, by: str, since: float) -> int:
+        """Reports forwarded since ``since`` by ``by`` (or by an unrecorded appliance) without a final decision:
+        while there are any, that appliance's check-ins ask for the decisions."""
+
+    def provider_lease(self, holder: str, ttl: float, node: str = "", now: Optional[float] = None) -> bool:
+        """Take or renew the lease of the node that forwards reports and requests (``holder``: its appliance
+        id) for ``ttl`` seconds; False while another holder's lease runs. Renewing a lease with more than half
+        of ``ttl`` left writes nothing."""
+
+    def release_provider_lease(self, holder: str) -> None:
+        """Give the lease up (a node that stops), so another node takes over at once."""
+
+    def provider_lease_holder(self, now: Optional[float] = None) -> Optional[dict]:
+        """The running lease {holder, node, since, until}, or None."""
 
     def close(self) -> None: ...

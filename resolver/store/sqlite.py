@@ -11,6 +11,7 @@ from typing import Any, Iterator, Sequence
 
 from resolver.store.budget_rooms import BudgetRooms
 from resolver.store.policy_rooms import PolicyRooms
+from resolver.store.provider_rooms import ProviderRooms
 from resolver.store.protocol import SchemaTooNewError
 from resolver.store.querylog_rooms import QueryLogRooms
 from resolver.store.schema_sqlite import MIGRATIONS
@@ -43,7 +44,7 @@ def _lower(text: Any) -> Any:
     return text.lower() if isinstance(text, str) else text
 
 
-class SQLiteStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms):
+class SQLiteStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms, ProviderRooms):
     """One connection guarded by a lock: safe to call from the engine's writer thread and others."""
 
     _integrity_errors = (sqlite3.IntegrityError,)

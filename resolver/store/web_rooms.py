@@ -7,6 +7,7 @@ import json
 from typing import Any, Optional
 
 from resolver.policy.profiles import check_choice, check_ip, check_name, check_time
+from resolver.store.provider_rooms import record_forwarder
 from resolver.store.protocol import REQUEST_STATUSES, ROLES, AccessRequest, ApiToken, AuditEntry, HarmReport, User
 from resolver.store.sqlcommon import (AUDIT_SQL, REPORT_SQL, REQUEST_SQL, TEXT_MAX, TOKEN_SQL, USER_SQL, Handle,
                                       SQLStoreBase, audit_entry, clip, key, now_or, row)
@@ -273,13 +274,16 @@ class WebRooms(SQLStoreBase):
             return [HarmReport(*r) for r in db.execute(
                 REPORT_SQL + " WHERE forwarded_ts IS NULL ORDER BY id LIMIT ?", (int(limit),)).fetchall()]
 
-    def mark_reports_forwarded(self, report_ids: list[int], now: Optional[float] = None) -> int:
+    def mark_reports_forwarded(self, report_ids: list[int], now: Optional[float] = None, *, by: str = "") -> int:
         if not report_ids:
             return 0
         ts = now_or(now)
         with self._write(bump=False) as db:
-            return sum(db.execute("UPDATE reports SET forwarded_ts = ? WHERE id = ? AND forwarded_ts IS NULL",
-                                  (ts, int(i))).rowcount for i in report_ids)
+            marked = [int(i) for i in report_ids if db.execute(
+                "UPDATE reports SET forwarded_ts = ? WHERE id = ? AND forwarded_ts IS NULL", (ts, int(i))).rowcount]
+            if by and marked:
+                record_forwarder(db, marked, by)
+            return len(marked)
 
     def count_new_reports(self) -> int:
         with self._read() as db:

@@ -2,8 +2,7 @@
 requests page: approved (with the category) or rejected with the reviewer's reason, as inert text."""
 from __future__ import annotations
 
-import json
-
+from resolver.store.sqlite import SQLiteStore
 from tests.provider.conftest import appliance_config, eventually, file_report, web_up, yaml_web
 from tests.provider.test_unblock_e2e import _appliance_admin
 
@@ -36,6 +35,11 @@ def test_report_decisions_shown_on_the_appliance(provider, upstream, start_engin
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; not a scam: a bank" in page or \
         "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; not a scam: a bank" in page
     assert '<img src=x onerror="alert(1)">' not in page
-    saved = json.loads((one.data_dir / "provider" / "report_decisions.json").read_text())
+    store = SQLiteStore(str(one.data_dir / "hearth.db"))          # kept in the store (the nodes' pages share it)
+    try:
+        saved = store.provider_report_decisions()
+    finally:
+        store.close()
     assert sorted(d["status"] for d in saved.values()) == ["approved", "rejected"]
     assert {d["category"] for d in saved.values()} == {"gambling", None}
+    assert not (one.data_dir / "provider" / "report_decisions.json").exists()

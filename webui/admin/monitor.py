@@ -279,12 +279,22 @@ def lists_job() -> ListsJob:
     return job
 
 
+def _migrate_provider_files(cfg) -> None:
+    """An appliance upgraded before its engine ran: its unblock outbox file into the store first."""
+    from blocklists.provider_client import migrate_files
+
+    migrate_files(cfg.data_dir, core.store())
+
+
 @bp.get("/lists")
 def lists():
     from blocklists import provider_unblocks
 
     cfg = core.config()
-    unblocks = list(reversed(provider_unblocks.load(cfg.data_dir))) if cfg.provider.url else []
+    unblocks = []
+    if cfg.provider.url:
+        _migrate_provider_files(cfg)
+        unblocks = list(reversed(provider_unblocks.load(core.store())))
     return render_template("admin/lists.html", health=list_health(), job=lists_job().snapshot(cfg), feed=cfg.feed,
                            subscribed=cfg.lists, starter=cfg.blocking.starter_lists, provider=cfg.provider,
                            unblocks=unblocks, unblock_name=request.args.get("unblock", ""))
@@ -305,7 +315,8 @@ def lists_unblock():
         return redirect(target)
     name, note = request.form.get("name", ""), request.form.get("note", "")
     try:
-        entry = provider_unblocks.request_unblock(cfg.data_dir, name, note, lang=str(get_locale() or ""))
+        _migrate_provider_files(cfg)
+        entry = provider_unblocks.request_unblock(core.store(), name, note, lang=str(get_locale() or ""))
     except ValueError as exc:
         flash(_("Not sent: %(why)s", why=str(exc)), "error")
         return redirect(target)

@@ -17,13 +17,15 @@ from .blueprint import attempt, back, bp
 
 @bp.get("/requests")
 def requests_page():
-    from blocklists.provider_client import load_report_decisions
+    from blocklists.provider_client import migrate_files
 
     store = core.store()
+    if core.config().provider.url:
+        migrate_files(core.config().data_dir, store)
     reports = store.list_reports(200)
     return render_template("admin/requests.html", requests=store.list_access_requests(limit=200),
                            reports=reports, report_devices={r.id: actions.report_device(r) for r in reports},
-                           provider_decisions=load_report_decisions(core.config().data_dir))
+                           provider_decisions=store.provider_report_decisions())
 
 
 @bp.post("/requests")
