@@ -129,6 +129,11 @@ class CacheEntry:
         if age <= 0 and cap is None:  # just fetched, no cap (the usual miss): share the bytes as they are
             entry.tail, entry.patched, entry.offsets, entry.ttls = self.tail, self.tail, self.offsets, self.ttls
             entry.stored, entry.expires = self.stored, self.expires
+        elif age == 0 and (not self.ttls or max(self.ttls) <= cap):
+            # just fetched, under a cap no TTL reaches (a profile with schedules: the next change is hours
+            # away): the TTLs stay as they are, so do the bytes; only the expiry is capped
+            entry.tail, entry.patched, entry.offsets, entry.ttls = self.tail, self.tail, self.offsets, self.ttls
+            entry.stored, entry.expires = now, now + (cap if cap < left else left)
         else:
             ttls = [t - age if t > age else 0 for t in self.ttls]
             if cap is not None:
