@@ -10,7 +10,11 @@
  * (a new or rate-limited client, a MAC forwarder's query, no alias, an expired or re-checked entry, a TTL
  * second that needs re-patching, truncation, a due prefetch) goes to Python untouched, which answers it
  * the same way it always did. Built by pip when a compiler is there (setup.py, optional); without it the
- * pure-Python UdpReader runs (HEARTH_NO_ACCEL=1 forces that). */
+ * pure-Python UdpReader runs (HEARTH_NO_ACCEL=1 forces that).
+ *
+ * reply_parts(...) is wire.reply_parts in C: an upstream reply to a cache entry's parts in one pass (the
+ * fetcher's miss path); it returns None wherever the Python code would decline or raise, and both give the
+ * same result for every input (tests/engine/test_reply_parts.py). */
 #define PY_SSIZE_T_CLEAN
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
