@@ -10,7 +10,11 @@
  * (a new or rate-limited client, a MAC forwarder's query, no alias, an expired or re-checked entry, a TTL
  * second that needs re-patching, truncation, a due prefetch) goes to Python untouched, which answers it
  * the same way it always did. Built by pip when a compiler is there (setup.py, optional); without it the
- * pure-Python UdpReader runs (HEARTH_NO_ACCEL=1 forces that). */
+ * pure-Python UdpReader runs (HEARTH_NO_ACCEL=1 forces that).
+ *
+ * reply_parts(...) is wire.reply_parts in C: an upstream reply to a cache entry's parts in one pass (the
+ * fetcher's miss path); it returns None wherever the Python code would decline or raise, and both give the
+ * same result for every input (tests/engine/test_reply_parts.py). */
 #define PY_SSIZE_T_CLEAN
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -696,10 +700,328 @@ static PyObject *fp_recv_batch(PyObject *Py_UNUSED(mod), PyObject *args) {
     return out;
 }
 
+/* ------------------------------------------------------------------ upstream replies -> cache entry parts */
+
+/* The same walk as wire.skip_name: the offset past the (possibly compressed) name at i; -1 when Python would
+ * raise (IndexError: cut short; ValueError: a reserved label type). A pointer's second byte is not read. */
+static Py_ssize_t walk_name(const unsigned char *p, Py_ssize_t n, Py_ssize_t i) {
+    for (;;) {
+        if (i < 0 || i >= n)
+            return -1;
+        unsigned char ln = p[i];
+        if (ln == 0)
+            return i + 1;
+        if (ln >= 0xC0)
+            return i + 2;
+        if (ln > 63)
+            return -1;
+        i += ln + 1;
+    }
+}
+
+static unsigned int rd16(const unsigned char *p) { return (unsigned int)p[0] << 8 | p[1]; }
+static unsigned long rd32(const unsigned char *p) {
+    return (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 | (unsigned long)p[2] << 8 | p[3];
+}
+static void wr32(unsigned char *p, unsigned long v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* wire.read_wire_name: the name at i as a lower-case uncompressed wire name; NULL without an exception when
+ * Python would raise (loop, bad label, too long, cut short). */
+static PyObject *wire_name_at(const unsigned char *p, Py_ssize_t n, Py_ssize_t i) {
+    unsigned char out[256 + 64];
+    Py_ssize_t len = 0;
+    int hops = 0;
+    for (;;) {
+        if (i < 0 || i >= n)
+            return NULL;
+        unsigned char ln = p[i];
+        if (ln == 0) {
+            out[len++] = 0;
+            for (Py_ssize_t k = 0; k < len; k++)
+                if (out[k] >= 'A' && out[k] <= 'Z')
+                    out[k] += 32;
+            return PyBytes_FromStringAndSize((const char *)out, len);
+        }
+        if (ln >= 0xC0) {
+            if (++hops > 32)
+                return NULL;
+            if (i + 1 >= n)
+                return NULL;
+            i = (Py_ssize_t)(ln & 0x3F) << 8 | p[i + 1];
+            continue;
+        }
+        if (ln > 63 || i + 1 + ln > n)
+            return NULL;
+        memcpy(out + len, p + i, (size_t)ln + 1);
+        len += ln + 1;
+        if (len > 254)
+            return NULL;
+        i += ln + 1;
+    }
+}
+
+/* wire.cname_targets: CNAME targets of the answer section, in order; what was read before any damage. */
+static PyObject *cname_walk(const unsigned char *p, Py_ssize_t n) {
+    PyObject *found = PyList_New(0);
+    if (found == NULL)
+        return NULL;
+    if (n >= 8) {
+        unsigned int an = rd16(p + 6);
+        Py_ssize_t i = walk_name(p, n, 12);
+        if (i >= 0) {
+            i += 4;
+            for (unsigned int k = 0; k < an; k++) {
+                i = walk_name(p, n, i);
+                if (i < 0 || i + 10 > n)
+                    break;
+                unsigned int rtype = rd16(p + i), rdlen = rd16(p + i + 8);
+                if (rtype == 5) {
+                    PyObject *t = wire_name_at(p, n, i + 10);
+                    if (t == NULL) {
+                        if (PyErr_Occurred())
+                            goto fail;
+                        break;
+                    }
+                    int r = PyList_Append(found, t);
+                    Py_DECREF(t);
+                    if (r < 0)
+                        goto fail;
+                }
+                i += 10 + rdlen;
+            }
+        }
+    }
+    PyObject *out = PyList_AsTuple(found);
+    Py_DECREF(found);
+    return out;
+fail:
+    Py_DECREF(found);
+    return NULL;
+}
+
+/* int(min(max(t, lo), hi)) as Python computes it for an int t and float (or int) bounds; -1: out of u32 */
+static long long clamp_ttl(unsigned long t, double lo, double hi) {
+    double x = (lo > (double)t) ? lo : (double)t;
+    if (hi < x)
+        x = hi;
+    if (!(x < 4294967296.0) || x < 0)
+        return -1;
+    return (long long)x;
+}
+
+#define RR_STACK 64
+
+/* reply_parts(reply, key, edns_size, min_ttl, max_ttl, negative_max_ttl) -> (head, tail, offsets, ttls, ttl,
+ * rcode, cnames) or None: wire.reply_parts in C (see there); None whenever the Python code would raise. */
+static PyObject *fp_reply_parts(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "reply_parts(reply: bytes, key: bytes, edns_size, min_ttl, max_ttl, "
+                                         "negative_max_ttl)");
+        return NULL;
+    }
+    const unsigned char *r = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    const unsigned char *key = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]), kl = PyBytes_GET_SIZE(args[1]);
+    long edns_size = PyLong_AsLong(args[2]);
+    double lo = PyFloat_AsDouble(args[3]), hi = PyFloat_AsDouble(args[4]), neg_hi = PyFloat_AsDouble(args[5]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (kl < 6 || edns_size < 0 || edns_size > 65535)
+        Py_RETURN_NONE;
+    Py_ssize_t ql = kl - 1, qend = 12 + ql;
+    unsigned char flags = key[kl - 1];
+    if (n < qend || !(r[2] & 0x80) || r[4] != 0 || r[5] != 1)
+        Py_RETURN_NONE;
+    for (Py_ssize_t j = 12; j < qend - 4; j++) {
+        unsigned char c = r[j];
+        if (c >= 'A' && c <= 'Z')
+            c += 32;
+        if (c != key[j - 12])
+            Py_RETURN_NONE;
+    }
+    if (memcmp(r + qend - 4, key + ql - 4, 4) != 0)
+        Py_RETURN_NONE;
+    unsigned int an = rd16(r + 6), ns = rd16(r + 8), ar = rd16(r + 10);
+    unsigned int total = an + ns + ar;
+    Py_ssize_t offs_stack[RR_STACK];
+    unsigned long ttls_stack[RR_STACK];
+    Py_ssize_t *offs = offs_stack;
+    unsigned long *ttls = ttls_stack;
+    if (total > RR_STACK) {
+        offs = PyMem_Malloc(sizeof(Py_ssize_t) * total);
+        ttls = PyMem_Malloc(sizeof(unsigned long) * total);
+        if (offs == NULL || ttls == NULL) {
+            PyMem_Free(offs);
+            PyMem_Free(ttls);
+            return PyErr_NoMemory();
+        }
+    }
+    PyObject *result = NULL;
+    unsigned char *packed = NULL;
+    Py_ssize_t count = 0, opt_start = -1, i = qend;
+    long long negative = -1;
+    for (unsigned int idx = 0; idx < total; idx++) {
+        Py_ssize_t start = i;
+        i = walk_name(r, n, i);
+        if (i < 0 || i + 10 > n)
+            goto odd;
+        unsigned int rtype = rd16(r + i), rdlen = rd16(r + i + 8);
+        unsigned long ttl = rd32(r + i + 4);
+        if (rtype == 41) {
+            if (opt_start >= 0)
+                goto odd;
+            opt_start = start;
+        } else {
+            if (opt_start >= 0)
+                goto odd;
+            offs[count] = i + 4;
+            ttls[count] = ttl;
+            count++;
+            if (rtype == 6 && negative < 0 && idx >= an && idx < an + ns && rdlen >= 22) {
+                Py_ssize_t m = i + 10 + rdlen - 4;
+                if (m + 4 > n)
+                    goto odd;
+                unsigned long minimum = rd32(r + m);
+                negative = (long long)(ttl < minimum ? ttl : minimum);
+            }
+        }
+        i += 10 + rdlen;
+    }
+    if (i > n)
+        goto odd;
+    Py_ssize_t body_end = opt_start >= 0 ? opt_start : i;
+    int edns = (flags & 0x04) != 0, dnssec_ok = (flags & 0x08) != 0;
+    long arcount = (long)ar - (opt_start >= 0 ? 1 : 0) + (edns ? 1 : 0);
+    if (arcount < 0 || arcount > 65535)
+        goto odd; /* (an OPT in the answer section of a reply to a client without EDNS: -1) */
+    int rcode = r[3] & 0x0F;
+    long long ttl = 0;
+    long long clamped[RR_STACK], *cl = clamped;
+    if (count > RR_STACK) {
+        cl = PyMem_Malloc(sizeof(long long) * count);
+        if (cl == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    for (Py_ssize_t k = 0; k < count; k++)
+        cl[k] = (long long)ttls[k];
+    if (rcode == 0 && an != 0) {
+        if (count == 0)
+            goto odd_cl;
+        for (Py_ssize_t k = 0; k < count; k++) {
+            cl[k] = clamp_ttl(ttls[k], lo, hi);
+            if (cl[k] < 0)
+                goto odd_cl;
+            if (k == 0 || cl[k] < ttl)
+                ttl = cl[k];
+        }
+    } else if ((rcode == 0 || rcode == 3) && negative >= 0) {
+        double x = neg_hi < (double)negative ? neg_hi : (double)negative;
+        if (!(x < 4294967296.0) || x < 0)
+            goto odd_cl;
+        ttl = (long long)x;
+        for (Py_ssize_t k = 0; k < count; k++)
+            if (ttl < cl[k])
+                cl[k] = ttl;
+    }
+    Py_ssize_t plen = qend + (body_end - qend) + (edns ? 11 : 0);
+    packed = PyMem_Malloc((size_t)plen);
+    if (packed == NULL) {
+        PyErr_NoMemory();
+        goto done_cl;
+    }
+    packed[0] = packed[1] = 0;
+    packed[2] = 0x80 | (flags & 0x01);
+    packed[3] = 0x80 | (dnssec_ok ? (r[3] & 0x20) : 0) | ((flags & 0x02) ? 0x10 : 0) | (r[3] & 0x0F);
+    packed[4] = 0;
+    packed[5] = 1;
+    packed[6] = (unsigned char)(an >> 8);
+    packed[7] = (unsigned char)an;
+    packed[8] = (unsigned char)(ns >> 8);
+    packed[9] = (unsigned char)ns;
+    packed[10] = (unsigned char)(arcount >> 8);
+    packed[11] = (unsigned char)arcount;
+    memcpy(packed + 12, key, (size_t)ql);
+    memcpy(packed + qend, r + qend, (size_t)(body_end - qend));
+    if (edns) {
+        unsigned char *o = packed + body_end;
+        o[0] = 0, o[1] = 0, o[2] = 0x29;
+        o[3] = (unsigned char)(edns_size >> 8), o[4] = (unsigned char)edns_size;
+        o[5] = 0, o[6] = 0;
+        o[7] = dnssec_ok ? 0x80 : 0, o[8] = 0;
+        o[9] = 0, o[10] = 0;
+    }
+    PyObject *cnames;
+    if (rcode == 0 && an != 0 && memmem(packed, (size_t)plen, "\x00\x05\x00\x01", 4) != NULL)
+        cnames = cname_walk(packed, plen);
+    else
+        cnames = PyTuple_New(0);
+    if (cnames == NULL)
+        goto done_cl;
+    for (Py_ssize_t k = 0; k < count; k++)
+        wr32(packed + offs[k], (unsigned long)cl[k]);
+    PyObject *offsets = PyTuple_New(count), *ttl_list = PyTuple_New(count);
+    if (offsets == NULL || ttl_list == NULL)
+        goto build_fail;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *o = PyLong_FromSsize_t(offs[k] - qend), *t = PyLong_FromLongLong(cl[k]);
+        if (o == NULL || t == NULL) {
+            Py_XDECREF(o);
+            Py_XDECREF(t);
+            goto build_fail;
+        }
+        PyTuple_SET_ITEM(offsets, k, o);
+        PyTuple_SET_ITEM(ttl_list, k, t);
+    }
+    result = Py_BuildValue("(y#y#NNLiN)", (const char *)packed + 2, (Py_ssize_t)10, (const char *)packed + qend,
+                           plen - qend, offsets, ttl_list, ttl, rcode, cnames);
+    goto done_cl;
+build_fail:
+    Py_XDECREF(offsets);
+    Py_XDECREF(ttl_list);
+    Py_DECREF(cnames);
+    goto done_cl;
+odd_cl:
+    result = Py_None;
+    Py_INCREF(result);
+done_cl:
+    if (cl != clamped)
+        PyMem_Free(cl);
+    goto done;
+odd:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(packed);
+    if (offs != offs_stack) {
+        PyMem_Free(offs);
+        PyMem_Free(ttls);
+    }
+    return result;
+}
+
+static PyObject *fp_cname_targets(PyObject *Py_UNUSED(mod), PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "cname_targets(packet: bytes)");
+        return NULL;
+    }
+    return cname_walk((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
+}
+
 static PyMethodDef fastpath_functions[] = {
     {"send_batch", fp_send_batch, METH_VARARGS,
      "send_batch(fd, items) -> [(index, errno)]: send bytes (connected) or (bytes, address) items with sendmmsg"},
     {"recv_batch", fp_recv_batch, METH_VARARGS, "recv_batch(fd, most) -> [bytes]: read datagrams with recvmmsg"},
+    {"reply_parts", (PyCFunction)(void (*)(void))fp_reply_parts, METH_FASTCALL,
+     "reply_parts(reply, key, edns_size, min_ttl, max_ttl, negative_max_ttl) -> (head, tail, offsets, ttls, ttl, "
+     "rcode, cnames) or None: wire.reply_parts in C"},
+    {"cname_targets", fp_cname_targets, METH_O, "cname_targets(packet) -> (wire name, ...): wire.cname_targets in C"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastpath_module = {

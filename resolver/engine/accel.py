@@ -6,7 +6,9 @@ environment. Users read ``accel.fastpath`` when they set up a socket, so a test 
 The UDP listener (:mod:`resolver.engine.listener`) then answers plain cache hits in C and reads and
 sends in batches (recvmmsg/sendmmsg); the upstream UDP transport (:mod:`resolver.engine.transports`)
 sends the queries of one event-loop turn together and reads replies in batches. Without it the same
-code paths run in pure Python, one datagram per system call.
+code paths run in pure Python, one datagram per system call. The fetcher (:mod:`resolver.engine.fetcher`)
+also turns upstream replies into cache entries with ``_fastpath.reply_parts`` (the pure-Python twin:
+:func:`resolver.engine.wire.reply_parts`, same results).
 """
 from __future__ import annotations
 

@@ -45,6 +45,9 @@ class CacheConfig:
             raise ValueError(f"min_ttl ({self.min_ttl:g}s) is larger than max_ttl ({self.max_ttl:g}s)")
 
 
+_NONE: tuple = ()   # an entry's aliases or copies while it has none: a list is made at the first one
+
+
 def untagged(key: bytes) -> bytes:
     """A cache key without its view tag (:mod:`resolver.policy.views`): the question key itself."""
     return key[2:] if key and key[0] >= 0xC0 else key
@@ -69,8 +72,9 @@ class CacheEntry:
         self.key = b""
         self.head = reply[2:12]
         self.tail = reply[qend:]
-        self.offsets = [o - qend for o in offsets]
-        self.ttls = ttls
+        # tuples: the collector stops tracking a tuple of ints, so long-lived entries cost full passes less
+        self.offsets = tuple([o - qend for o in offsets])
+        self.ttls = ttls = tuple(ttls)
         self.stored = now
         self.expires = now + ttl
         self.stale_until = self.expires + stale_for
@@ -87,11 +91,32 @@ class CacheEntry:
         self.reason = reason
         self.refreshing = False
         self.synthesized = synthesized
-        self.aliases: list[tuple[dict, bytes]] = []
+        self.aliases: list[tuple[dict, bytes]] = _NONE  # a list once it has one (most entries never do)
         self.gen = 0  # the policy generation this answer was checked against
         self.cnames: tuple[bytes, ...] = ()  # CNAME targets in the answer (checked by each profile's policy)
         self.base: Optional[CacheEntry] = None  # for a profile's copy: the upstream answer it was made from
-        self.copies: list[bytes] = []  # for an upstream answer: the keys of the views' copies of it
+        self.copies: list[bytes] = _NONE  # for an upstream answer: the keys of the views' copies of it
+
+    @classmethod
+    def from_parts(cls, parts: tuple, now: float, stale_for: float, upstream: str) -> CacheEntry:
+        """The entry for an upstream's reply from :func:`resolver.engine.wire.reply_parts`' result: the same
+        as ``CacheEntry(packed, qend, ttl, now, stale_for=..., rcode=..., upstream=..., offsets=..., ttls=...)``
+        with ``cnames`` set, without patching the tail again (its TTLs are written already)."""
+        entry = cls.__new__(cls)
+        entry.head, tail, entry.offsets, entry.ttls, ttl, entry.rcode, entry.cnames = parts
+        entry.key = b""
+        entry.tail = entry.patched = tail
+        entry.stored = now
+        entry.expires = expires = now + ttl
+        entry.stale_until = expires + stale_for
+        entry.prefetch_at = now + ttl * 0.9 if ttl >= 10 else expires
+        entry.hits = entry.seen = entry.age = 0
+        entry.summary = entry.reason = entry.base = None
+        entry.upstream = upstream
+        entry.refreshing = entry.synthesized = False
+        entry.aliases = entry.copies = _NONE
+        entry.gen = 0
+        return entry
 
     def derive(self, now: float, cap: Optional[int]) -> CacheEntry:
         """A copy for one profile's view at ``now``: same bytes, TTLs counted down to now and, with
@@ -104,6 +129,11 @@ class CacheEntry:
         if age <= 0 and cap is None:  # just fetched, no cap (the usual miss): share the bytes as they are
             entry.tail, entry.patched, entry.offsets, entry.ttls = self.tail, self.tail, self.offsets, self.ttls
             entry.stored, entry.expires = self.stored, self.expires
+        elif age == 0 and (not self.ttls or max(self.ttls) <= cap):
+            # just fetched, under a cap no TTL reaches (a profile with schedules: the next change is hours
+            # away): the TTLs stay as they are, so do the bytes; only the expiry is capped
+            entry.tail, entry.patched, entry.offsets, entry.ttls = self.tail, self.tail, self.offsets, self.ttls
+            entry.stored, entry.expires = now, now + (cap if cap < left else left)
         else:
             ttls = [t - age if t > age else 0 for t in self.ttls]
             if cap is not None:
@@ -113,7 +143,7 @@ class CacheEntry:
             tail = bytearray(self.tail)
             patch_ttls(tail, self.offsets, ttls, 0)
             entry.tail = entry.patched = bytes(tail)
-            entry.offsets, entry.ttls = self.offsets, ttls
+            entry.offsets, entry.ttls = self.offsets, tuple(ttls)
             entry.stored, entry.expires = now, now + left
         entry.stale_until = self.stale_until
         entry.prefetch_at = self.prefetch_at if self.prefetch_at < entry.expires else entry.expires
@@ -121,11 +151,10 @@ class CacheEntry:
         entry.rcode, entry.summary, entry.upstream, entry.reason = self.rcode, self.summary, self.upstream, self.reason
         entry.refreshing = False
         entry.synthesized = self.synthesized
-        entry.aliases = []
+        entry.aliases = entry.copies = _NONE
         entry.gen = 0
         entry.cnames = self.cnames
         entry.base = self
-        entry.copies = []
         return entry
 
     def reply(self, query: bytes, qend: int, now: float) -> bytes:
@@ -181,8 +210,11 @@ class AnswerCache:
     def alias(self, table: dict, packet_tail: bytes, entry: CacheEntry, qend: int, limit: int) -> None:
         """Remember in ``table`` (one view's aliases) that the query bytes ``packet_tail`` (after the ID)
         are answered by ``entry``."""
-        if len(entry.aliases) < self.MAX_ALIASES_PER_ENTRY and entry.key in self._entries:
-            entry.aliases.append((table, packet_tail))
+        aliases = entry.aliases
+        if len(aliases) < self.MAX_ALIASES_PER_ENTRY and entry.key in self._entries:
+            if aliases is _NONE:
+                entry.aliases = aliases = []
+            aliases.append((table, packet_tail))
             table[packet_tail] = (entry, qend, limit)
 
     def put(self, key: bytes, entry: CacheEntry) -> None:
@@ -210,14 +242,14 @@ class AnswerCache:
             copy = entries.get(key)
             if copy is not None and copy.base is old:
                 self._unalias(entries.pop(key))
-        old.copies = []
+        old.copies = _NONE
 
     @staticmethod
     def _unalias(entry: CacheEntry) -> None:
         for table, a in entry.aliases:
             if table.get(a, (None,))[0] is entry:
                 del table[a]
-        entry.aliases = []
+        entry.aliases = _NONE
 
     def clamp(self, ttl: int) -> int:
         """A positive answer's TTL after the min/max clamps."""

@@ -15,12 +15,13 @@ from typing import Callable, Optional, Protocol
 
 from dnslib import QTYPE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
-from resolver.engine.answers import finish, summarise, upstream_query
+from resolver.engine import accel
+from resolver.engine.answers import finish, summarise, upstream_query_for
 from resolver.engine.cache import AnswerCache, CacheEntry
 from resolver.engine.stats import Stats
 from resolver.engine.upstream import UpstreamPool
 from resolver.engine.wire import (KEY_CD, KEY_DO, KEY_EDNS, KEY_RD, RCODE_NXDOMAIN, TYPE_OPT, cname_targets,
-                                  name_labels, rewrite_reply)
+                                  name_labels, reply_parts, rewrite_reply)
 
 log = logging.getLogger("hearth.pipeline")
 
@@ -52,6 +53,8 @@ class Fetcher:
     def __init__(self, pipeline: Owner):
         self.p = pipeline
         self.waiting: dict[bytes, list[Waiter]] = {}
+        fastpath = accel.fastpath
+        self._reply_parts = fastpath.reply_parts if fastpath is not None else reply_parts
 
     def refresh(self, key: bytes) -> None:
         """Fetch ``key`` in the background unless a fetch for it is under way (the answer lands in the cache)."""
@@ -66,9 +69,7 @@ class Fetcher:
             waiters.append(on_done)
             return
         self.waiting[key] = [on_done]
-        flags = key[-1]
-        packet = upstream_query(key[:-5], key[-5] << 8 | key[-4], key[-3] << 8 | key[-2], do=bool(flags & KEY_DO),
-                                cd=bool(flags & KEY_CD), edns_size=self.p.edns_size)
+        packet = upstream_query_for(key, self.p.edns_size)
         self.p.stats.upstream_queries += 1
         self.p.upstreams.forward(packet, partial(self._fetched, key, self.p.generation), key[:-1])
 
@@ -97,7 +98,20 @@ class Fetcher:
                 log.exception("answering a waiting query failed")
 
     def entry_from_reply(self, reply: bytes, key: bytes, upstream: str) -> CacheEntry:
-        """The cache entry for an upstream reply, rewritten from its bytes (dnslib only for oddities)."""
+        """The cache entry for an upstream reply, rewritten from its bytes (dnslib only for oddities).
+
+        The usual reply takes one pass (:func:`resolver.engine.wire.reply_parts`, in C with the accelerator);
+        anything that pass declines takes the careful way below, which reports or repairs it."""
+        cache = self.p.cache
+        cfg = cache.config
+        parts = self._reply_parts(reply, key, self.p.edns_size, cfg.min_ttl, cfg.max_ttl, cfg.negative_max_ttl)
+        if parts is not None:
+            return CacheEntry.from_parts(parts, self.p.clock(), cfg.serve_stale, upstream)
+        return self.entry_the_careful_way(reply, key, upstream)
+
+    def entry_the_careful_way(self, reply: bytes, key: bytes, upstream: str) -> CacheEntry:
+        """:meth:`entry_from_reply` step by step: raises for a reply nobody can use, rebuilds an unusual one
+        with dnslib. For the replies :func:`reply_parts` takes, the same entry (a test compares them)."""
         try:
             packed, offsets, ttls, negative = rewrite_reply(reply, key, self.p.edns_size)
         except ValueError:

@@ -61,7 +61,7 @@ _NULL_A, _NULL_AAAA = bytes(4), bytes(16)
 # Types the raw miss path never forwards: ANY (RFC 8482), zone transfers, MAILA/MAILB.
 _SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
 _CLASS_IN = b"\x00\x01"
-_NOTHING_LOOKED_UP = (None, None)
+_NOTHING_LOOKED_UP = (None, None, None, None)
 
 
 class Pipeline:
@@ -91,8 +91,8 @@ class Pipeline:
         self.fetcher = Fetcher(self)     # upstream fetches, coalesced per question
         self._waiting = self.fetcher.waiting
         self._timers: set[asyncio.TimerHandle] = set()
-        # (packet, lookup_key's result) of the last cache miss answer_cached looked up: the listener calls
-        # resolve_later with the same packet next, which then skips parsing it again
+        # (packet, lookup_key's result, view, who) of the last cache miss answer_cached looked up: the listener
+        # calls resolve_later with the same packet next, which then skips parsing and identifying it again
         self._looked_up: tuple = _NOTHING_LOOKED_UP
 
     # ------------------------------------------------------------ fast path: cache hits
@@ -115,12 +115,13 @@ class Pipeline:
         else:
             found = lookup_key(data, self.edns_size)
             if found is None:
-                self._looked_up = (data, None)
+                self._looked_up = (data, None, view, client)
                 return None
             key, qend, limit = found
             entry = cache.get(view.tag + key)
             if entry is None:
-                self._looked_up = (data, found)  # resolve_later, called next with this packet, needs it too
+                self._looked_up = (data, found, view, client)  # resolve_later, called next with this packet,
+                # needs them too
                 return None
             cache.alias(view.aliases, data[2:], entry, qend, limit)
         now = self.clock()
@@ -194,15 +195,19 @@ class Pipeline:
                 if out:
                     send(out)
             return
-        data_seen, found = self._looked_up
+        data_seen, found, view, who = self._looked_up
         self._looked_up = _NOTHING_LOOKED_UP
-        if data_seen is data:
+        if data_seen is data:   # answer_cached just parsed this packet and identified its sender
             q = checked_question(data, found) if found is not None else None
         else:
             q = parse_question(data, self.edns_size)
+            view = None
         if q is not None and q.key[-3:-1] == _CLASS_IN and q.key[-5:-3] not in _SPECIAL_QTYPES \
                 and not self.local.has_wire_name(q.key[:-5]):
-            view, client = self.view_of(client, data)
+            if view is None:
+                view, client = self.view_of(client, data)
+            else:
+                client = who
             verdict = view.decide(q.key[:-5], self.wall())
             if verdict is not None and verdict.action != ALLOW:
                 if verdict.action == BLOCK:
@@ -264,8 +269,11 @@ class Pipeline:
         entry.key = vkey = view.tag + key   # set even when not cached (TTL 0): the query log describes it
         if entry.expires > now:
             self.cache.put(vkey, entry)
-            if len(up.copies) < 64:
-                up.copies.append(vkey)
+            copies = up.copies
+            if not copies:
+                up.copies = [vkey]
+            elif len(copies) < 64:
+                copies.append(vkey)
         return entry
 
     def _send_entry(self, entry: CacheEntry, data: bytes, q: Question, client: str, udp: bool,

@@ -39,6 +39,7 @@ _FAILING_RCODES = {2: "SERVFAIL", 5: "REFUSED"}  # the upstream could not answer
 # firewall drops) says more about the query than the upstream: it never changes the upstream's health.
 _ORDINARY_QTYPES = frozenset(t.to_bytes(2, "big") for t in (1, 2, 5, 6, 12, 15, 16, 28, 33, 35, 43, 48, 64, 65,
                                                               257))
+_NO_ERRORS: tuple = ()   # the errors of a query none of whose tries failed yet
 RCODE_FAILURES_TO_DOWN = 3   # SERVFAIL/REFUSED in a row (to ordinary queries) before an upstream is marked down
 
 
@@ -296,26 +297,41 @@ class UpstreamPool:
 class _Deadlines:
     """Time-outs of the tries in flight. Every try gets the same time-out, so they expire in the order
     they were armed: one queue and one periodic check replace a libuv timer per query (which cost
-    about an eighth of a cache miss). A try that ended, or was re-armed, is skipped when its entry
-    comes up. Precision: a tenth of the time-out, at most 50 ms."""
+    about an eighth of a cache miss). The queue holds (deadline, token) pairs of plain numbers, which the
+    garbage collector stops tracking; ``live`` maps the token of each try still in flight to it, and a try
+    that ends (or is re-armed) leaves it at once, so a finished query is freed with its reply, not kept
+    for the time-out's length. Precision: a tenth of the time-out, at most 50 ms."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.tick = min(0.05, timeout / 10)
-        self.queue: collections.deque = collections.deque()   # (deadline, forward, arm number)
+        self.queue: collections.deque = collections.deque()   # (deadline, token)
+        self.live: dict[int, _Forward] = {}
+        self.serial = 0
         self.handle: Optional[asyncio.TimerHandle] = None
 
     def arm(self, loop: asyncio.AbstractEventLoop, now: float, fwd: _Forward) -> None:
-        fwd.armed += 1
-        self.queue.append((now + self.timeout, fwd, fwd.armed))
+        live = self.live
+        if fwd.armed:
+            live.pop(fwd.armed, None)
+        self.serial = token = self.serial + 1
+        fwd.armed = token
+        live[token] = fwd
+        self.queue.append((now + self.timeout, token))
         if self.handle is None:
             self.handle = loop.call_later(self.tick, self._check, loop)
 
+    def disarm(self, fwd: _Forward) -> None:
+        """``fwd``'s try ended: its deadline no longer applies."""
+        if fwd.armed:
+            self.live.pop(fwd.armed, None)
+            fwd.armed = 0
+
     def _check(self, loop: asyncio.AbstractEventLoop) -> None:
-        queue, now = self.queue, loop.time()
+        queue, live, now = self.queue, self.live, loop.time()
         while queue and queue[0][0] <= now:
-            _deadline, fwd, armed = queue.popleft()
-            if fwd.armed == armed and not fwd.finished:
+            fwd = live.pop(queue.popleft()[1], None)
+            if fwd is not None and not fwd.finished:
                 try:
                     fwd.on_timeout()
                 except Exception:  # noqa: BLE001 - one broken callback must not stop the others' time-outs
@@ -327,6 +343,7 @@ class _Deadlines:
             self.handle.cancel()
             self.handle = None
         self.queue.clear()
+        self.live.clear()
 
 
 class _Forward:
@@ -340,9 +357,9 @@ class _Forward:
         self.loop = pool._running_loop()
         self.attempt = 0
         self.order = pool._order()
-        self.errors: list[str] = []
+        self.errors: list[str] = _NO_ERRORS   # type: ignore[assignment]  # a list at the first failure
         self.token = self.task = self.upstream = None
-        self.armed = 0      # bumped by each (re)arming of the time-out: older deadlines no longer apply
+        self.armed = 0      # the token of this try's deadline (_Deadlines), 0 when none applies
         self.started = 0.0
         self.finished = False
         self.ordinary = bytes(question[-4:-2]) in _ORDINARY_QTYPES   # failures of odd queries leave health alone
@@ -407,9 +424,10 @@ class _Forward:
             self.fail(err, answered=True)
             return
         self.finished = True
-        self.pool._success(u, self.loop.time() - self.started)
-        done, self.done, self.packet, self.order = self.done, None, b"", ()  # the deadline queue keeps self a while
-        done(data, u.spec.url, None)
+        pool = self.pool
+        pool._deadlines.disarm(self)
+        pool._success(u, self.loop.time() - self.started)
+        self.done(data, u.spec.url, None)
 
     def on_timeout(self) -> None:
         if self.finished:
@@ -419,7 +437,7 @@ class _Forward:
 
     def fail(self, err: str, answered: bool = False) -> None:
         u = self.upstream
-        self.armed += 1  # this try's deadline no longer applies
+        self.pool._deadlines.disarm(self)  # this try's deadline no longer applies
         if self.token is not None:
             UDPTransport.cancel(self.token)
             self.token = None
@@ -429,5 +447,7 @@ class _Forward:
         u.errors += 1
         if self.ordinary:
             self.pool._failure(u, err, answered=answered)
+        if self.errors is _NO_ERRORS:
+            self.errors = []
         self.errors.append(f"{u.spec.url}: {err}")
         self.next_try()

@@ -383,6 +383,46 @@ def read_wire_name(packet: bytes, i: int) -> bytes:
         i += ln + 1
 
 
+_CNAME_IN = b"\x00\x05\x00\x01"   # an RR's type CNAME and class IN, as bytes
+_TTL_LIMIT = 1 << 32
+
+
+def reply_parts(reply: bytes, key: bytes, edns_size: int, min_ttl: float, max_ttl: float,
+                negative_max_ttl: float) -> Optional[tuple]:
+    """What a cache entry for an upstream's ``reply`` to question ``key`` holds, in one pass:
+    (head, tail, TTL offsets in the tail, TTLs (tuples), entry TTL, rcode, CNAME targets), the tail's TTLs already
+    clamped (``min_ttl``..``max_ttl`` for answers; RFC 2308's SOA minimum capped by ``negative_max_ttl``
+    for negative answers). None when the reply is malformed or unusual (:func:`rewrite_reply` declines
+    it, or its TTLs cannot be written): the caller takes its careful path, which reports or repairs it.
+
+    The compiled accelerator has the same function (``_fastpath.reply_parts``); both give the same
+    results for every input (tests/engine/test_reply_parts.py)."""
+    try:
+        packed, offsets, ttls, negative = rewrite_reply(reply, key, edns_size)
+    except (ValueError, struct.error):
+        return None
+    rcode = reply[3] & 0x0F
+    ttl = 0
+    if rcode == 0 and reply[6:8] != b"\x00\x00":
+        if not ttls:
+            return None
+        ttls = [int(min(max(t, min_ttl), max_ttl)) for t in ttls]
+        ttl = min(ttls)
+    elif rcode in (0, RCODE_NXDOMAIN) and negative >= 0:
+        ttl = int(min(negative, negative_max_ttl))
+        ttls = [min(t, ttl) for t in ttls]
+    qend = 12 + len(key) - 1
+    cnames = cname_targets(packed) if rcode == 0 and packed[6:8] != b"\x00\x00" and _CNAME_IN in packed else ()
+    tail = bytearray(packed[qend:])
+    offsets = tuple([o - qend for o in offsets])
+    pack = _U32.pack_into
+    for off, t in zip(offsets, ttls):
+        if not 0 <= t < _TTL_LIMIT:
+            return None
+        pack(tail, off, t)
+    return packed[2:12], bytes(tail), offsets, tuple(ttls), ttl, rcode, cnames
+
+
 def cname_targets(packet: bytes) -> tuple[bytes, ...]:
     """The targets of the CNAME records in a reply's answer section (lower-case wire names), in order.
     A reply that cannot be walked gives what was read before the damage."""

@@ -79,3 +79,20 @@ def test_min_ttl_above_max_ttl_is_rejected():
     import pytest
     with pytest.raises(ValueError):
         CacheConfig(min_ttl=100, max_ttl=10)
+
+
+def test_a_views_copy_under_a_distant_cap_keeps_the_bytes_and_counts_down_alike():
+    """A profile with schedules caps every answer at the next change (hours away): its copy of a fresh answer
+    shares the bytes when no TTL reaches the cap, and answers exactly as a copy made the long way."""
+    query, reply = _reply()
+    q = parse_question(query)
+    base = CacheEntry(reply, q.qend, 300, 1000.0)
+    for now, cap in ((1000.4, 10800), (1000.9, 400), (1000.9, 399), (1000.2, 150), (1001.5, 10800)):
+        copy = base.derive(now, cap)
+        ttls = [min(t - int(now - 1000.0), cap) for t in (300, 400)]
+        assert list(copy.ttls) == ttls
+        assert copy.expires == min(1300.0, now + cap) and copy.stored == now
+        for later in (0.0, 1.0, 55.5, 299.0):
+            out = DNSRecord.parse(copy.reply(query, q.qend, now + later))
+            assert [r.ttl for r in out.rr] == [max(0, t - int(later)) for t in ttls]
+        assert (copy.tail is base.tail) == (int(now - 1000.0) == 0 and cap >= 400)
