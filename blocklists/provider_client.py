@@ -22,27 +22,23 @@ address and key, and forwarding harmful-site reports.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import fcntl
 import json
 import logging
 import os
-import re
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from resolver import __version__
-from resolver.base.configspec import option
 from resolver.base.names import normalise_name
 
 from . import provider_unblocks
-from .feed import atomic_write
+from .feed_files import atomic_write
+from .provider_config import ProviderLinkConfig, check_key
 
 log = logging.getLogger("hearth.provider")
 
@@ -60,45 +56,6 @@ KIND_CATEGORY = {"sexual": "adult", "violence": "violence", "bullying": "other",
 
 class ProviderError(Exception):
     """The provider could not be reached or refused us; one line for the log and the UI."""
-
-
-def _check_url(text: str) -> str:
-    text = str(text).strip()
-    if text and not re.match(r"^https?://[^/\s]+", text):
-        raise ValueError(f"provider.url must be https://HOST/ (or http:// on a trusted network), got {text!r}")
-    return text if not text or text.endswith("/") else text + "/"
-
-
-def _check_key(text: str) -> str:
-    text = str(text).strip()
-    if not text:
-        return text
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise ValueError("public_key must be the provider's Ed25519 key in base64 (the line of its feed.pub)")
-    return text
-
-
-@dataclass(frozen=True)
-class ProviderLinkConfig:
-    url: str = option("", "Base URL of the list provider (e.g. https://provider.example/). Empty: no provider. "
-                      "With a provider the appliance enrols once, polls its signed feed and forwards harmful-site "
-                      "reports (domain, category, note, language, time: nothing about who sent them).",
-                      check=_check_url, related="provider.token, feed.url")
-    token: str = option("", "The enrolment token the provider's administrator gave your organisation (used once, "
-                        "to register this appliance).")
-    poll_interval: float = option(300, "How often the provider's feed is checked (a random jitter of up to 10% is "
-                                  "added; a check that finds nothing new is a tiny conditional GET). Values "
-                                  "under a minute are for tests.", duration=True, minimum=1, maximum=86400)
-    public_key: str = option("", "The provider feed's Ed25519 public key (base64). Empty: the key the provider "
-                             "gives at enrolment is pinned, and a changed key is refused.", check=_check_key)
-
-    def __post_init__(self) -> None:
-        if self.url and not self.token:
-            raise ValueError("provider.url needs provider.token (the enrolment token from the provider)")
 
 
 # -- state ----------------------------------------------------------------------------------------------------
@@ -169,7 +126,7 @@ def _enrolled_locked(link: ProviderLinkConfig, data_dir: str) -> dict:
                                                        "hearth_version": __version__})
     key = str(answer.get("public_key", ""))
     try:
-        _check_key(key)
+        check_key(key)
     except ValueError:
         raise ProviderError("the provider gave no valid feed key at enrolment") from None
     pinned = link.public_key or (state.get("public_key") if state.get("url") == link.url else "")

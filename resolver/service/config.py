@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from blocklists.list_config import FeedConfig, ListConfig
-from blocklists.provider_client import ProviderLinkConfig
+from blocklists.provider_config import ProviderLinkConfig
 
 from resolver.engine.cache import CacheConfig
 from resolver.policy.clients import ClientsConfig
