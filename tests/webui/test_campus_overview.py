@@ -156,3 +156,29 @@ def test_api_devices_pages_and_searches_and_stats_count_all(app, admin):
     stats = admin.get("/api/v1/stats").get_json()
     assert stats["devices"] == N and stats["clients"] == 2 and stats["total"] == 2 and stats["blocked"] == 1
     assert {c["device"] for c in stats["top_clients"]} == {"pupil-001", "pupil-002"}
+
+
+def test_the_query_log_device_filter_is_a_search_box_at_school_size(app, admin):
+    """A home's devices fit a menu; a school's are typed, and a name that is no device gets suggestions."""
+    from webui.admin.monitor import DEVICE_MENU_MAX
+
+    _pupils(app, 3)
+    home = admin.get("/querylog").get_data(as_text=True)
+    assert '<select name="device">' in home and 'id="device-name"' not in home
+    store = _store(app)
+    for i in range(3, N):
+        store.add_device(Device(f"pupil-{i:03d}", "ip", _ip(i), "Kids"))
+    _log(app, [(_ip(77), "bet.example", "category:gambling"), (_ip(78), "other.example", None)])
+    assert N > DEVICE_MENU_MAX
+    page = admin.get("/querylog").get_data(as_text=True)
+    assert '<select name="device">' not in page and 'id="device-name"' in page
+    assert page.count("pupil-") < 10                                          # no menu of every name
+    one = admin.get("/querylog?device=pupil-077").get_data(as_text=True)
+    assert "bet.example" in one and "other.example" not in one and 'value="pupil-077"' in one
+    assert 'id="unknown-device"' not in one
+    typo = admin.get("/querylog?device=PUPIL-07").get_data(as_text=True)
+    assert "No device is named “PUPIL-07”." in typo and "No queries match." in typo
+    links = re.findall(r'<a href="(/querylog\?device=pupil-07\d[^"]*)">', typo)
+    assert len(links) == 8 and "/querylog?device=pupil-070" in links[0]
+    hostile = admin.get("/querylog?device=%3Cscript%3Ealert(1)%3C/script%3E").get_data(as_text=True)
+    assert "<script>alert(1)" not in hostile and "&lt;script&gt;" in hostile

@@ -131,13 +131,23 @@ def query_rows(rows: list[Any]) -> list[dict]:
     return out
 
 
+DEVICE_MENU_MAX = 60   # above this the query log's device filter is a search box, not a menu
+
+
 @bp.get("/querylog")
 def querylog():
     store = core.store()
     filt = query_filter(request.args)
     before = request.args.get("before", type=int)
     rows = store.query_page(100, before_id=before, **filt)
-    return render_template("admin/querylog.html", rows=query_rows(rows), devices=actions.devices_now(),
+    # a home's few devices fit a menu; a school's thousands are typed (a menu of 10,000 names is 400 kB of page)
+    menu = store.count_devices() <= DEVICE_MENU_MAX
+    typed = (request.args.get("device") or "").strip()
+    unknown = bool(typed) and filt["clients"] == [] and store.get_device(typed) is None
+    return render_template("admin/querylog.html", rows=query_rows(rows),
+                           devices=actions.devices_now() if menu else [], device_menu=menu,
+                           unknown_device=unknown,
+                           suggestions=store.find_devices(typed[:100], limit=8) if unknown else [],
                            profiles=store.list_profiles(), args=request.args, shared=bool(core.config().store),
                            next_before=rows[-1].id if len(rows) == 100 else None)
 
