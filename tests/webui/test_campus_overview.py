@@ -182,3 +182,14 @@ def test_the_query_log_device_filter_is_a_search_box_at_school_size(app, admin):
     assert len(links) == 8 and "/querylog?device=pupil-070" in links[0]
     hostile = admin.get("/querylog?device=%3Cscript%3Ealert(1)%3C/script%3E").get_data(as_text=True)
     assert "<script>alert(1)" not in hostile and "&lt;script&gt;" in hostile
+
+
+def test_the_profiles_page_counts_devices_and_follows_a_move(app, admin):
+    _pupils(app)
+    page = admin.get("/profiles").get_data(as_text=True)
+    assert f"{N} devices, 0 schedules" in page
+    admin.post("/devices", {"action": "update", "device": "pupil-001", "profile": "default"}, page="/devices")
+    store = _store(app)
+    assert store.get_device("pupil-001").profile == "default"
+    page = admin.get("/profiles").get_data(as_text=True)
+    assert f"{N - 1} devices, 0 schedules" in page and "1 devices, 0 schedules" in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -115,11 +116,12 @@ def devices_post():
 @bp.get("/profiles")
 def profiles():
     store = core.store()
-    devices = store.list_devices()
-    schedules = store.list_schedules()
-    counts = {p.name: (sum(d.profile == p.name for d in devices), sum(s.profile == p.name for s in schedules))
-              for p in store.list_profiles()}
-    return render_template("admin/profiles.html", profiles=store.list_profiles(), counts=counts,
+    # counted once each (a campus has 10,000 devices and 200 profiles), from the cached device list
+    devices = Counter(d.profile for d in actions.devices_now())
+    schedules = Counter(s.profile for s in store.list_schedules())
+    profiles = store.list_profiles()
+    counts = {p.name: (devices[p.name], schedules[p.name]) for p in profiles}
+    return render_template("admin/profiles.html", profiles=profiles, counts=counts,
                            presets=list(PRESETS) + [DEFAULT_PROFILE_NAME])
 
 
