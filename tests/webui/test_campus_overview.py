@@ -193,3 +193,30 @@ def test_the_profiles_page_counts_devices_and_follows_a_move(app, admin):
     assert store.get_device("pupil-001").profile == "default"
     page = admin.get("/profiles").get_data(as_text=True)
     assert f"{N - 1} devices, 0 schedules" in page and "1 devices, 0 schedules" in page
+
+
+def test_with_hundreds_of_profiles_a_device_s_profile_is_typed_from_one_list(app, admin):
+    """A school's 200 profiles are not repeated as a menu on each of the page's 50 devices."""
+    from resolver.policy.profiles import Profile
+    from webui.admin.policy import PROFILE_MENU_MAX
+
+    _pupils(app, 60)
+    small = admin.get("/devices").get_data(as_text=True)
+    assert '<select name="profile" class="autosubmit">' in small and 'list="profile-names"' not in small
+    store = _store(app)
+    for i in range(200):
+        store.add_profile(Profile(name=f"Class {i:03d}"))
+    assert len(store.list_profiles()) > PROFILE_MENU_MAX
+    page = admin.get("/devices").get_data(as_text=True)
+    assert '<select name="profile"' not in page
+    assert page.count('<datalist id="profile-names">') == 1 and page.count('value="Class 199"') == 1
+    assert page.count('list="profile-names"') == DEVICES_PER_PAGE + 1               # each device + "Add a device"
+    assert len(page) < len(small) * 3
+    # typed and saved like the menu's choice; a name that is no profile is refused, the device unchanged
+    admin.post("/devices", {"action": "update", "device": "pupil-001", "profile": "Class 042"}, page="/devices")
+    assert store.get_device("pupil-001").profile == "Class 042"
+    assert 'value="Class 042"' in admin.get("/devices?q=pupil-001").get_data(as_text=True)
+    resp = admin.post("/devices", {"action": "update", "device": "pupil-001", "profile": "Class 9999"},
+                      page="/devices")
+    assert store.get_device("pupil-001").profile == "Class 042"
+    assert resp.status_code in (200, 302)

@@ -61,6 +61,11 @@ def _unnamed_seen(store: Any) -> list[Any]:
     return [s for s in seen if s.address not in named and not (s.mac and s.mac in named)]
 
 
+# above this many profiles each device's profile is typed (with the names offered) instead of picked from a menu:
+# 50 devices a page x 200 profiles is 10,000 options, half a megabyte of page
+PROFILE_MENU_MAX = 30
+
+
 @bp.get("/devices")
 def devices():
     store = core.store()
@@ -79,7 +84,7 @@ def devices():
                            first=(page - 1) * DEVICES_PER_PAGE + 1, search=search,
                            all_devices=store.count_devices() if search else total,
                            profiles=store.list_profiles(), seen=_unnamed_seen(store), allows=allows, now=now,
-                           pause_choices=PAUSE_CHOICES, allow_choices=ALLOW_CHOICES,
+                           pause_choices=PAUSE_CHOICES, allow_choices=ALLOW_CHOICES, profile_menu_max=PROFILE_MENU_MAX,
                            add_identity=request.args.get("identity", ""), add_name=request.args.get("name", ""))
 
 
