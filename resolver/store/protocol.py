@@ -481,8 +481,9 @@ class Store(Protocol):
         returns how many changed."""
 
     def reports_awaiting_decisions(self, by: str, since: float) -> int:
-        """Reports forwarded since ``since`` by ``by`` (or by an unrecorded appliance) without a final decision:
-        while there are any, that appliance's check-ins ask for the decisions."""
+        """Reports forwarded since ``since`` by ``by`` (or by an unrecorded appliance), decided or not: while
+        there are any, that appliance's check-ins ask for their decisions, so a reviewer's second decision on a
+        report (approved by mistake, then rejected) reaches the appliance too."""
 
     def provider_lease(self, holder: str, ttl: float, node: str = "", now: Optional[float] = None) -> bool:
         """Take or renew the lease of the node that forwards reports and requests (``holder``: its appliance

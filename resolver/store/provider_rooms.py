@@ -25,7 +25,6 @@ REPORTS_KEPT = 2000             # the newest forwarded reports whose forwarder a
 UNBLOCK_STATUSES = ("queued", "new", "approved", "rejected", "deferred")   # queued: not sent yet
 WAITING = ("queued", "new", "deferred")
 REPORT_STATUSES = ("approved", "rejected", "deferred")
-FINAL = ("approved", "rejected")
 NOTE_MAX = 500
 
 _UPSERT = ("INSERT INTO settings (key, value) VALUES (?, ?)"
@@ -229,8 +228,8 @@ class ProviderRooms(SQLStoreBase):
             forwarded = [r[0] for r in db.execute("SELECT id FROM reports WHERE forwarded_ts >= ?",
                                                   (float(since),)).fetchall()]
             known = _rows(db, REPORT) if forwarded else {}
-        return sum(1 for rid in forwarded if known.get(rid, {}).get("by") in (None, by)
-                   and known.get(rid, {}).get("status") not in FINAL)
+        # decided ones too: a reviewer may decide again (approved by mistake, then rejected) within the window
+        return sum(1 for rid in forwarded if known.get(rid, {}).get("by") in (None, by))
 
     # -- the forwarding node's lease ---------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """The provider's decisions on forwarded reports reach the appliance (check-in answer) and show on its
-requests page: approved (with the category) or rejected with the reviewer's reason, as inert text."""
+requests page: approved (with the category) or rejected with the reviewer's reason, as inert text; a reviewer's
+second decision on a report replaces the first there too."""
 from __future__ import annotations
 
 from resolver.store.sqlite import SQLiteStore
@@ -43,3 +44,10 @@ def test_report_decisions_shown_on_the_appliance(provider, upstream, start_engin
     assert sorted(d["status"] for d in saved.values()) == ["approved", "rejected"]
     assert {d["category"] for d in saved.values()} == {"gambling", None}
     assert not (one.data_dir / "provider" / "report_decisions.json").exists()
+
+    # the reviewer decides again (approved by mistake): the appliance shows the new decision
+    assert provider.api("POST", f"/api/v1/reports/{ids['casino-x.example']}/decision", reviewer,
+                        json={"action": "reject", "reason": "a licensed lottery"}).status_code == 200
+    page = eventually(lambda: (lambda p: p if "a licensed lottery" in p else None)(
+        s.get(web + "/requests", timeout=10).text), 60, "the second decision on the requests page")
+    assert "the provider blocks it" not in page

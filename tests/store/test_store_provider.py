@@ -86,15 +86,21 @@ def test_report_decisions_are_kept_per_forwarder(store, other_connection):
     assert set(got) == {r1.id, r2.id}
     assert (got[r1.id]["status"], got[r1.id]["category"], got[r1.id]["by"]) == ("approved", "scam", A)
     assert (got[r2.id]["status"], got[r2.id]["reason"]) == ("deferred", "<i>later</i>")
-    assert store.reports_awaiting_decisions(A, NOW - 1) == 1                  # deferred is not final
+    assert store.reports_awaiting_decisions(A, NOW - 1) == 2                  # decided, and may be again
     # a report forwarded before forwarders were recorded takes the decision of whoever forwarded it
     assert store.mark_reports_forwarded([r3.id]) == 1
     assert store.reports_awaiting_decisions(B, NOW - 1) == 1
     assert store.save_provider_report_decisions(B, [{"id": r3.id, "status": "rejected", "reason": "r"}]) == 1
+    # a second decision replaces the first (approved by mistake, then rejected)
+    assert store.save_provider_report_decisions(A, [{"id": r1.id, "status": "rejected", "reason": "a bank"}]) == 1
+    assert (store.provider_report_decisions()[r1.id]["status"], store.provider_report_decisions()[r1.id]["reason"]
+            ) == ("rejected", "a bank")
+    assert store.save_provider_report_decisions(A, [{"id": r1.id, "status": "rejected", "reason": "a bank"}]) == 0
     # a report that was not sent (no site name) waits for nobody's decision
+    before = store.reports_awaiting_decisions(B, NOW - 1)
     r4 = store.add_report("10.0.0.2", "not a site", "other", now=NOW + 4)
     store.mark_reports_forwarded([r4.id], by="-")
-    assert store.reports_awaiting_decisions(B, NOW - 1) == 0
+    assert store.reports_awaiting_decisions(B, NOW - 1) == before
 
 
 def test_one_forwarding_lease_taken_over_when_it_lapses(store, other_connection):
