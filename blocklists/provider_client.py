@@ -154,7 +154,7 @@ def poll(link: ProviderLinkConfig, data_dir: str, installed: dict, store: Any = 
     me = state.get("appliance_id", "")
     body = {"hearth_version": __version__, **installed}
     try:
-        if store is not None and provider_unblocks.open_requests(store, me):
+        if store is not None and provider_unblocks.open_requests(store, me, time.time() - DECISIONS_WINDOW):
             body["unblocks"] = True      # ask for the decisions (a check-in without open requests costs less)
         if store is not None and store.reports_awaiting_decisions(me, time.time() - DECISIONS_WINDOW):
             body["report_decisions"] = True

@@ -53,10 +53,12 @@ def request_unblock(store: Any, name: Any, note: Any = "", lang: str = "", now: 
     return store.add_provider_unblock(domain, note, str(lang or "")[:16], now=now)
 
 
-def open_requests(store: Any, by: str) -> int:
-    """Requests the appliance ``by`` sent that are not decided yet (new or deferred): while there are any, its
-    check-ins ask for decisions."""
-    return sum(1 for i in load(store) if i.get("sent") and i.get("by") == by and i.get("status") in ("new", "deferred"))
+def open_requests(store: Any, by: str, since: float = 0.0) -> int:
+    """Requests the appliance ``by`` sent that are not decided yet (new or deferred), or were asked since
+    ``since`` (UNIX time), decided or not: while there are any, its check-ins ask for decisions, so a
+    reviewer's second decision on a recent request reaches the lists page too."""
+    return sum(1 for i in load(store) if i.get("sent") and i.get("by") == by
+               and (i.get("status") in ("new", "deferred") or float(i.get("time") or 0) >= since > 0))
 
 
 def payload(item: dict) -> dict:

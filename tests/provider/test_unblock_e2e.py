@@ -134,3 +134,11 @@ def test_unblock_request_approved_and_rejected(provider, start_engine):
         assert provider.api("GET", "/api/v1/unblocks", reviewer).status_code == 401
         audit = json.dumps(provider.api("GET", "/api/v1/audit", admin).json())
         assert "unblock.approve" in audit and "unblock.reject" in audit
+
+        # the reviewer decides again on the unblocked name (a second look): the lists page follows
+        assert provider.api("POST", f"/api/v1/reports/{by_name[FALSE_POSITIVE]['id']}/decision", reviewer,
+                            json={"action": "reject", "reason": "second look: it hosts the casino"}
+                            ).json()["status"] == "rejected"
+        page = eventually(lambda: (lambda p: p if "second look: it hosts the casino" in p else None)(
+            s.get(web + "/lists", timeout=10).text), 60, "the second decision on the lists page")
+        assert "approved: unblocked" not in page
