@@ -97,7 +97,8 @@ def main() -> None:
     ap.add_argument("--writer", action="store_true", help="also time the query log's writer on the same misses")
     ap.add_argument("--profile", choices=("miss", "writer"), help="cProfile one part, top 30 by own time")
     args = ap.parse_args()
-    names = [line.split("\t")[0].rstrip(".").lower() for line in (args.data / "queries" / "dnsperf_queries_100k.tsv").read_text().splitlines() if line]
+    lines = (args.data / "queries" / "dnsperf_queries_100k.tsv").read_text().splitlines()
+    names = [line.split("\t")[0].rstrip(".").lower() for line in lines if line]
     names = [n for n in dict.fromkeys(names) if n and all(0 < len(x) < 64 and x.isascii() for x in n.split("."))]
     packets = [query(i & 0xFFFF, n) for i, n in enumerate(names[5000:5000 + args.queries])]
     with tempfile.TemporaryDirectory() as tmp:
