@@ -213,8 +213,12 @@ class BlockIndex:
         self._inert = nb == 0 and not sblock and not self._has_block_rx
         if accel is not None:
             plan = bytes((depth_bits >> d) & 1 for d in range(130))
-            self._fast = accel.Tables(mv, secs[1][0], nb, secs[2][0], secs[3][0], db, secs[4][0], na, secs[5][0],
-                                      secs[6][0], da, secs[7][0], np_, width, plan, sblock, sallow, self._has_allow)
+            try:
+                self._fast = accel.Tables(mv, secs[1][0], nb, secs[2][0], secs[3][0], db, secs[4][0], na,
+                                          secs[5][0], secs[6][0], da, secs[7][0], np_, width, plan, sblock, sallow,
+                                          self._has_allow)
+            except ValueError as exc:   # a directory out of order or past its table: no sound index
+                raise IndexFileError(f"{src}: corrupt directory ({exc})") from None
         self._stats = {"entries": nb + n_single[0], "allow_entries": na + n_single[1], "regexes": len(compiled),
                        "bytes": size, "built": built, "categories": len(categories), "palette": np_,
                        "mask_width": width, "version": version, "path": src, "mmap": self._mm is not None,

@@ -153,3 +153,25 @@ def test_no_accel_environment_switches_it_off() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                          env=dict(os.environ, HEARTH_NO_ACCEL="1")).stdout
     assert out.strip() == "True"
+
+
+def test_a_directory_out_of_order_is_refused() -> None:
+    """A file whose checksum is right but whose directory points outside its bucket order (made on purpose) is
+    refused at open, as other corrupt layouts are, rather than searched."""
+    import hashlib as _h
+    import struct
+
+    from blocklists.index_format import _CSUM_LEN, _CSUM_OFF, _HEADER, _HEADER_SIZE, IndexFileError
+
+    data = bytearray(build(random.Random(5), allow=False, single=False, regex=False))
+    fields = _HEADER.unpack_from(data, 0)
+    table = fields[14:]
+    doff, dlen = table[6], table[7]                 # BLOCK_DIR
+    assert dlen >= 12
+    struct.pack_into("=I", data, doff + 4, fields[7] + 1)   # bucket 1 starts past the last key
+    h = _h.blake2b(digest_size=_CSUM_LEN)
+    h.update(bytes(data[:_CSUM_OFF]))
+    h.update(bytes(data[_HEADER_SIZE:]))
+    data[_CSUM_OFF:_CSUM_OFF + _CSUM_LEN] = h.digest()
+    with pytest.raises(IndexFileError, match=r"corrupt directory \(index tables out of range"):
+        BlockIndex.from_bytes(bytes(data))
