@@ -21,6 +21,22 @@ from .index_format import (CATEGORY_BITS, FORMAT_VERSION, IMPORTANT, IndexFileEr
 __all__ = ["BlockIndex", "IndexFileError", "Match", "CATEGORY_BITS", "IMPORTANT", "MAX_CATEGORIES"]
 
 
+def _load_accel() -> Any:
+    """The compiled lookup (``blocklists/_indexscan.c``, built by pip when a compiler is there), or None:
+    not built, or HEARTH_NO_ACCEL set (to anything but "0"), as for the engine's accelerator."""
+    if os.environ.get("HEARTH_NO_ACCEL", "") not in ("", "0"):
+        return None
+    try:
+        from . import _indexscan
+    except ImportError:
+        return None
+    return _indexscan
+
+
+# Read when an index is opened: an index opened while this is None searches in Python (tests switch it).
+accel: Any = _load_accel()
+
+
 def _scan(table: tuple, js: tuple, hs: list, cat: int, stop: bool) -> list:
     """Entries of ``table`` matching suffix ``js[n]`` (label index) with key ``hs[n]``: [(suffix, bits, tag)]."""
     keys, midx, pal, dirv, shift = table
@@ -71,6 +87,7 @@ class BlockIndex:
         self._views: list[memoryview] = []
         self._closed = False
         self._rx_cache: dict[tuple[int, bool], list] = {}
+        self._fast: Any = None
         try:
             self._load(buf)
         except BaseException:
@@ -194,6 +211,14 @@ class BlockIndex:
         self._has_block_rx = any(not f & _RX_FLAG_ALLOW for _, _, _, f in compiled)
         self._has_allow = na > 0 or bool(sallow) or any(f & _RX_FLAG_ALLOW for _, _, _, f in compiled)
         self._inert = nb == 0 and not sblock and not self._has_block_rx
+        if accel is not None:
+            plan = bytes((depth_bits >> d) & 1 for d in range(130))
+            try:
+                self._fast = accel.Tables(mv, secs[1][0], nb, secs[2][0], secs[3][0], db, secs[4][0], na,
+                                          secs[5][0], secs[6][0], da, secs[7][0], np_, width, plan, sblock, sallow,
+                                          self._has_allow)
+            except ValueError as exc:   # a directory out of order or past its table: no sound index
+                raise IndexFileError(f"{src}: corrupt directory ({exc})") from None
         self._stats = {"entries": nb + n_single[0], "allow_entries": na + n_single[1], "regexes": len(compiled),
                        "bytes": size, "built": built, "categories": len(categories), "palette": np_,
                        "mask_width": width, "version": version, "path": src, "mmap": self._mm is not None,
@@ -202,6 +227,9 @@ class BlockIndex:
     # ---- closing
 
     def _release_views(self) -> None:
+        if self._fast is not None:
+            self._fast.release()
+            self._fast = None
         for v in reversed(self._views):
             try:
                 v.release()
@@ -306,6 +334,18 @@ class BlockIndex:
         cat = mask & CATEGORY_BITS
         if not cat or self._inert:
             return None
+        if self._fast is not None:
+            res = self._fast.lookup(name_wire, cat, allow_mask)
+            if res is None:
+                return None
+            if res is not NotImplemented:
+                if res == 0 and not self._has_block_rx:
+                    return None
+                if res != 0:
+                    w, offs, found, allows = res
+                    if not self._has_allow:
+                        return self._hash_match(found[0], w, offs, None)
+                    return self._settle(w, offs, found, None, allows, cat, allow_mask & CATEGORY_BITS, None)
         w = name_wire.lower()
         offs = []
         i = 0
@@ -356,6 +396,12 @@ class BlockIndex:
             entries = self._sallow.get(w[offs[-1] + 1:-1])
             if entries:
                 allows += _single_hits(entries, n, amask)
+        return self._settle(w, offs, found, rx, allows, cat, amask, rx_text)
+
+    def _settle(self, w: bytes, offs: list, found: list, rx: Optional[Match], allows: list, cat: int, amask: int,
+                rx_text: Optional[str]) -> Optional[Match]:
+        """The verdict for a name blocked by ``found`` (hash matches) or ``rx`` when the index has allow rules:
+        ``allows`` are the allow entries matching it (``amask``: the categories whose allow rules apply)."""
         allowed = bool(allows)
         allowed_important = any(t & _TAG_IMPORTANT for _, _, t in allows)
         if not allowed_important and amask:

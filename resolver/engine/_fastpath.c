@@ -1014,6 +1014,53 @@ static PyObject *fp_cname_targets(PyObject *Py_UNUSED(mod), PyObject *arg) {
     return cname_walk((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
 }
 
+/* wire.lookup_key in C: (key, qend, limit) of a plain query for a cache lookup, or None; the same result for
+ * every input (tests/engine/test_lookup_key.py). */
+static PyObject *fp_lookup_key(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "lookup_key(data: bytes, edns_cap: int)");
+        return NULL;
+    }
+    long cap = PyLong_AsLong(args[1]);
+    if (cap == -1 && PyErr_Occurred())
+        return NULL;
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    if (n < 17 || (d[2] & 0xF8) || memcmp(d + 4, "\x00\x01\x00\x00\x00\x00", 6) != 0 || d[10])
+        Py_RETURN_NONE;
+    const unsigned char *zp = memchr(d + 12, 0, (size_t)(n - 12));
+    if (zp == NULL)
+        Py_RETURN_NONE;
+    Py_ssize_t z = zp - d, qend = z + 5;
+    if (qend > n)
+        Py_RETURN_NONE;
+    unsigned int flags = (d[2] & 0x01) | ((d[3] & 0x10) >> 3);
+    long limit = 512;
+    if (d[11] == 0) {
+        if (qend != n)
+            Py_RETURN_NONE;
+    } else {
+        if (d[11] != 1 || n < qend + 11 || d[qend] || d[qend + 1] || d[qend + 2] != 0x29 || d[qend + 6] ||
+            qend + 11 + ((Py_ssize_t)d[qend + 9] << 8 | d[qend + 10]) != n)
+            Py_RETURN_NONE;
+        long udp = (long)d[qend + 3] << 8 | d[qend + 4];
+        flags |= 0x04 | ((d[qend + 7] & 0x80) ? 0x08 : 0);
+        limit = udp < 512 ? 512 : (udp > cap ? cap : udp);
+    }
+    Py_ssize_t klen = qend - 12 + 1;
+    PyObject *key = PyBytes_FromStringAndSize(NULL, klen);
+    if (key == NULL)
+        return NULL;
+    unsigned char *k = (unsigned char *)PyBytes_AS_STRING(key);
+    for (Py_ssize_t i = 12; i <= z; i++) {
+        unsigned char c = d[i];
+        k[i - 12] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+    }
+    memcpy(k + (z + 1 - 12), d + z + 1, 4);
+    k[klen - 1] = (unsigned char)flags;
+    return Py_BuildValue("(Nnl)", key, qend, limit);
+}
+
 static PyMethodDef fastpath_functions[] = {
     {"send_batch", fp_send_batch, METH_VARARGS,
      "send_batch(fd, items) -> [(index, errno)]: send bytes (connected) or (bytes, address) items with sendmmsg"},
@@ -1022,6 +1069,8 @@ static PyMethodDef fastpath_functions[] = {
      "reply_parts(reply, key, edns_size, min_ttl, max_ttl, negative_max_ttl) -> (head, tail, offsets, ttls, ttl, "
      "rcode, cnames) or None: wire.reply_parts in C"},
     {"cname_targets", fp_cname_targets, METH_O, "cname_targets(packet) -> (wire name, ...): wire.cname_targets in C"},
+    {"lookup_key", (PyCFunction)(void (*)(void))fp_lookup_key, METH_FASTCALL,
+     "lookup_key(data, edns_cap) -> (key, qend, limit) or None: wire.lookup_key in C"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastpath_module = {

@@ -36,6 +36,7 @@ from resolver.engine.answers import (ClientQuery, address_answer, finish, local_
                                      rfc8482_any, summarise)
 from resolver.engine.cache import AnswerCache, CacheEntry
 from resolver.policy.clients import AddressMatcher
+from resolver.engine import accel
 from resolver.engine.fetcher import Fetcher, FetchFailed
 from resolver.engine.identify import Identities
 from resolver.engine.localrecords import LocalZone
@@ -62,6 +63,12 @@ _NULL_A, _NULL_AAAA = bytes(4), bytes(16)
 _SPECIAL_QTYPES = {b"\x00\xff", b"\x00\xfc", b"\x00\xfb", b"\x00\xfe", b"\x00\xfd"}
 _CLASS_IN = b"\x00\x01"
 _NOTHING_LOOKED_UP = (None, None, None, None)
+
+
+def pick_lookup_key() -> Callable[[bytes, int], Optional[tuple]]:
+    """``wire.lookup_key``, in C with the accelerator (``_fastpath.lookup_key``: the same results)."""
+    fastpath = accel.fastpath
+    return fastpath.lookup_key if fastpath is not None and hasattr(fastpath, "lookup_key") else lookup_key
 
 
 class Pipeline:
@@ -94,6 +101,7 @@ class Pipeline:
         # (packet, lookup_key's result, view, who) of the last cache miss answer_cached looked up: the listener
         # calls resolve_later with the same packet next, which then skips parsing and identifying it again
         self._looked_up: tuple = _NOTHING_LOOKED_UP
+        self._lookup_key = pick_lookup_key()
 
     # ------------------------------------------------------------ fast path: cache hits
 
@@ -113,7 +121,7 @@ class Pipeline:
         if hit is not None:
             entry, qend, limit = hit
         else:
-            found = lookup_key(data, self.edns_size)
+            found = self._lookup_key(data, self.edns_size)
             if found is None:
                 self._looked_up = (data, None, view, client)
                 return None

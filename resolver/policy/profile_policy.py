@@ -291,6 +291,7 @@ class ProfilePolicy:
         self._states: Dict[tuple, _State] = {}
         self._memo: Optional[Tuple[int, _State, Optional[float]]] = None   # (second, state, next change)
         self._temp_wire: Dict[str, bytes] = {}
+        self._capped_allow = _PLAIN_ALLOW   # the last capped allow verdict (verdicts are immutable, shared)
 
     # ------------------------------------------------------------------ public
 
@@ -370,8 +371,13 @@ class ProfilePolicy:
                 kind = "youtube" if target in _YOUTUBE_TARGETS else "search"
                 return Verdict(REWRITE, Decision(Reason.SAFE_SEARCH, kind, _text_name(w)), target, cap)
 
-        # 11. allowed
-        return _PLAIN_ALLOW if cap is None else Verdict(ALLOW, None, None, cap)
+        # 11. allowed (under a cap: the same verdict object for every name while the cap is the same)
+        if cap is None:
+            return _PLAIN_ALLOW
+        verdict = self._capped_allow
+        if verdict.ttl_cap != cap:
+            verdict = self._capped_allow = Verdict(ALLOW, None, None, cap)
+        return verdict
 
     # ------------------------------------------------------------------ internals
 

@@ -85,6 +85,10 @@ def _run(config: Config, config_file: Optional[str], worker: Optional[int] = Non
     log.info("compiled accelerator: %s", "on" if accel.fastpath is not None else
              "off (HEARTH_NO_ACCEL)" if os.environ.get("HEARTH_NO_ACCEL", "") not in ("", "0") else
              "not built (no C compiler or Python headers when Hearth was installed): pure Python")
+    from blocklists import index as block_index
+
+    log.info("block index lookup: %s", "compiled (blocklists/_indexscan.c)" if block_index.accel is not None
+             else "pure Python")
     # The query log's writer thread holds the GIL while it builds a batch; every socket call of the
     # event loop releases it, and the default 5 ms switch interval then kept answers waiting (p99 at
     # half the peak rate 31 ms, 7 ms with 0.5 ms; bench/README.md, "Where the time goes").

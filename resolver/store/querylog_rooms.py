@@ -32,29 +32,62 @@ def roll_up(rows: Sequence[QueryRow], code, node: Optional[int]) -> tuple[list, 
     clients) beside the rows' own: hours {(hour, client): [total, blocked, minutes]},
     reasons {(hour, client, reason): n}, names {(client, hour, blocked, qname): n}."""
     raw = []
+    add = raw.append
     hours_: dict[tuple[int, int], list[int]] = {}
     reasons: dict[tuple[int, int, int], int] = {}
     names: dict[tuple[int, int, int, str], int] = {}
-    for ts, client_text, qname, qtype, rcode, answer, upstream, latency, cached, reason_text, *_ in rows:
+    codes: dict[str, int] = {}          # this batch's texts → codes (a client, an upstream repeat row after row)
+    blocked_of: dict[str, int] = {}
+    for row in rows:
+        ts, client_text, qname, qtype, rcode, answer, upstream, latency, cached, reason_text = \
+            row if len(row) == 10 else row[:10]
         ms = int(round(ts * 1000))
-        client = code(client_text)
-        reason = code(reason_text) if reason_text else None
-        raw.append((ms, client, qname, qtype, rcode, answer, code(upstream) if upstream else None,
-                    int(round(latency * 1000)), int(bool(cached)), reason, node))
+        client = codes.get(client_text)
+        if client is None:
+            client = codes[client_text] = code(client_text)
+        if reason_text:
+            reason = codes.get(reason_text)
+            if reason is None:
+                reason = codes[reason_text] = code(reason_text)
+            blocked = blocked_of.get(reason_text)
+            if blocked is None:
+                blocked = blocked_of[reason_text] = int(is_blocked(reason_text))
+        else:
+            reason, blocked = None, 0
+        if upstream:
+            up = codes.get(upstream)
+            if up is None:
+                up = codes[upstream] = code(upstream)
+        else:
+            up = None
+        add((ms, client, qname, qtype, rcode, answer, up, int(round(latency * 1000)), int(bool(cached)), reason,
+             node))
         hour = ms // 3_600_000
-        blocked = int(is_blocked(reason_text))
-        minute = 1 << (ms // 60_000 % 60)
-        for who in (client, 0):
-            h = hours_.get((hour, who))
-            if h is None:
-                h = hours_[(hour, who)] = [0, 0, 0]
-            h[0] += 1
-            h[1] += blocked
-            h[2] |= minute
-            k = (hour, who, reason or 0)
-            reasons[k] = reasons.get(k, 0) + 1
-            k2 = (who, hour, blocked, qname)
-            names[k2] = names.get(k2, 0) + 1
+        k = (hour, client)
+        h = hours_.get(k)
+        if h is None:
+            h = hours_[k] = [0, 0, 0]
+        h[0] += 1
+        h[1] += blocked
+        h[2] |= 1 << (ms // 60_000 % 60)
+        k = (hour, client, reason or 0)
+        reasons[k] = reasons.get(k, 0) + 1
+        k = (client, hour, blocked, qname)
+        names[k] = names.get(k, 0) + 1
+    # client 0 = all clients: the sums of the rows' own
+    for (hour, _client), (total, blocked, minutes) in list(hours_.items()):
+        h = hours_.get((hour, 0))
+        if h is None:
+            h = hours_[(hour, 0)] = [0, 0, 0]
+        h[0] += total
+        h[1] += blocked
+        h[2] |= minutes
+    for (hour, _client, reason), n in list(reasons.items()):
+        k = (hour, 0, reason)
+        reasons[k] = reasons.get(k, 0) + n
+    for (_client, hour, blocked, qname), n in list(names.items()):
+        k = (0, hour, blocked, qname)
+        names[k] = names.get(k, 0) + n
     return raw, hours_, reasons, names
 
 
