@@ -60,6 +60,9 @@ def secret_key(config: Any) -> bytes:
 
 # -- the store ----------------------------------------------------------------------------------------
 
+STORE_RETRY = 10.0   # a shared store that could not be opened is tried again after this; pages say so at once
+
+
 def store() -> Any:
     """The app's store (one connection, thread-safe), opened and migrated on first use."""
     app = current_app
@@ -67,7 +70,14 @@ def store() -> Any:
     if s is None:
         from resolver.store.open import open_store
 
-        s = app.extensions["hearth_store"] = open_store(app.config["HEARTH"])
+        down = app.extensions.get("hearth_store_down")
+        if down is not None and time.monotonic() - down[0] < STORE_RETRY:
+            raise StoreUnavailable(down[1])    # a shared store that could not be opened a moment ago: say it now
+        try:
+            s = app.extensions["hearth_store"] = open_store(app.config["HEARTH"])
+        except StoreUnavailable as exc:
+            app.extensions["hearth_store_down"] = (time.monotonic(), str(exc))
+            raise
     return s
 
 

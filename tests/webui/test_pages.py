@@ -201,8 +201,12 @@ def test_a_shared_store_that_is_down_is_named_on_the_page_and_in_the_api(tmp_pat
     html = page.get_data(as_text=True)
     assert "Read only: the store is unavailable" in html and "Connection refused" in html
     assert "DNS keeps answering with the policy it had" in html
+    import time
+
+    t0 = time.monotonic()                          # the next pages say so at once, not after the pool's 5 s
     api = client.get("/api/v1/devices", headers={"Authorization": "Bearer x"})
     assert api.status_code == 503 and "the database is unavailable" in api.get_json()["error"]
+    assert client.get("/").status_code == 503 and time.monotonic() - t0 < 2
 
 
 def test_the_query_log_of_a_shared_store_shows_and_filters_by_node(tmp_path, postgres_url):
