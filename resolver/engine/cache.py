@@ -217,9 +217,10 @@ class AnswerCache:
             aliases.append((table, packet_tail))
             table[packet_tail] = (entry, qend, limit)
 
-    def put(self, key: bytes, entry: CacheEntry) -> None:
+    def put(self, key: bytes, entry: CacheEntry) -> Optional[CacheEntry]:
+        """Cache ``entry`` under ``key``; returns the entry it replaced, if any."""
         if self.config.size <= 0:
-            return
+            return None
         entries = self._entries
         old = entries.pop(key, None)
         if old is not None:
@@ -234,6 +235,7 @@ class AnswerCache:
                 continue
             self._unalias(oldest)
             self.evictions += 1
+        return old
 
     def replace_copies(self, old: CacheEntry) -> None:
         """``old`` was refreshed: drop the views' copies of it, so their next query copies the new answer."""

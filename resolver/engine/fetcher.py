@@ -76,21 +76,28 @@ class Fetcher:
     def _fetched(self, key: bytes, generation: int, reply: Optional[bytes], upstream: str,
                  error: Optional[str]) -> None:
         entry = None
+        p = self.p
         if reply is not None:
             try:
-                entry = self.entry_from_reply(reply, key, upstream)
+                # entry_from_reply, inlined for the usual reply
+                cache = p.cache
+                cfg = cache.config
+                parts = self._reply_parts(reply, key, p.edns_size, cfg.min_ttl, cfg.max_ttl, cfg.negative_max_ttl)
+                if parts is not None:
+                    entry = CacheEntry.from_parts(parts, p.clock(), cfg.serve_stale, upstream)
+                else:
+                    entry = self.entry_the_careful_way(reply, key, upstream)
                 entry.gen = generation  # checked by policy when the fetch started
             except Exception as exc:  # noqa: BLE001 - an unusable reply is that upstream failing
                 error = f"bad reply from {upstream}: {exc}"
         if entry is None:
-            self.p.stats.upstream_errors += 1
+            p.stats.upstream_errors += 1
         else:
             entry.key = key   # even when not cached (TTL 0, cache off): its question rebuilds and describes it
-        if entry is not None and entry.expires > entry.stored:
-            old = self.p.cache.get(key)
-            self.p.cache.put(key, entry)
-            if old is not None and old.copies:
-                self.p.cache.replace_copies(old)
+            if entry.expires > entry.stored:
+                old = p.cache.put(key, entry)
+                if old is not None and old.copies:
+                    p.cache.replace_copies(old)
         for on_done in self.waiting.pop(key, ()):
             try:
                 on_done(entry, error)

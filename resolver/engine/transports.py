@@ -127,12 +127,15 @@ class _UDPEndpoint(asyncio.DatagramProtocol):
                 return
 
     def _remove(self, qid: int, w: list) -> None:
-        waiters = self.pending.get(qid)
-        if waiters is not None and w in waiters:
-            waiters.remove(w)
-            if not waiters:
-                del self.pending[qid]
-        if self.retired and not self.pending:
+        pending = self.pending
+        waiters = pending.get(qid)
+        if waiters is not None:
+            if len(waiters) == 1:
+                if waiters[0] is w:
+                    del pending[qid]
+            elif w in waiters:
+                waiters.remove(w)
+        if self.retired and not pending:
             self.close()
 
     def error_received(self, exc: Exception) -> None:
@@ -175,9 +178,10 @@ class _BatchedUDPEndpoint(_UDPEndpoint):
         self.loop.add_reader(self.fd, self._readable)
 
     def send(self, packet: bytes, waiter: list) -> None:
-        self.outbox.append(packet)
-        self.waiting_send.append((packet[0] << 8 | packet[1], waiter))
-        if len(self.outbox) == 1:
+        outbox = self.outbox
+        outbox.append(packet)
+        self.waiting_send.append(waiter)
+        if len(outbox) == 1:
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
@@ -186,8 +190,8 @@ class _BatchedUDPEndpoint(_UDPEndpoint):
         if self.closed or not outbox:
             return
         for index, err in self.fastpath.send_batch(self.fd, outbox):
-            qid, w = sent_for[index]   # as a failed sendto: that query's try fails
-            self._remove(qid, w)
+            packet, w = outbox[index], sent_for[index]   # as a failed sendto: that query's try fails
+            self._remove(packet[0] << 8 | packet[1], w)
             w[1](OSError(err, os.strerror(err)))
 
     def _readable(self) -> None:
@@ -199,8 +203,27 @@ class _BatchedUDPEndpoint(_UDPEndpoint):
                 self.loop.add_reader(self.fd, self._readable)
             self._fail(exc)
             return
+        # datagram_received, inlined for the batch: the same checks, one call per reply fewer
+        pending = self.pending
         for data in replies:
-            self.datagram_received(data, None)
+            if len(data) < 12 or not data[2] & 0x80:
+                continue
+            qid = data[0] << 8 | data[1]
+            waiters = pending.get(qid)
+            if not waiters:
+                continue   # late or forged: nobody waits for this ID
+            for w in waiters:
+                qb = w[0]
+                end = 12 + len(qb)
+                if data[12:end - 4].lower() == qb[:-4] and data[end - 4:end] == qb[-4:]:
+                    if len(waiters) == 1:
+                        del pending[qid]
+                    else:
+                        waiters.remove(w)
+                    if self.retired and not pending:
+                        self.close()
+                    w[1](data)
+                    break
 
     def close(self) -> None:
         self.retired = True
@@ -290,13 +313,18 @@ class UDPTransport:
             self._open()
         if not live:
             return None
-        self._turn += 1
-        ep = live[self._turn % len(live)]
+        self._turn = turn = self._turn + 1
+        ep = live[turn % len(live)]
         qid = packet[0] << 8 | packet[1]
         w = [question if question is not None else question_bytes(packet), on_reply]
-        ep.pending.setdefault(qid, []).append(w)
-        ep.uses += 1
-        if ep.uses >= self._max_uses and ep in live:
+        pending = ep.pending
+        waiters = pending.get(qid)
+        if waiters is None:
+            pending[qid] = [w]
+        else:
+            waiters.append(w)
+        ep.uses = uses = ep.uses + 1
+        if uses >= self._max_uses and ep in live:
             live.remove(ep)  # retire: no new queries, closed once its last reply is in
             ep.retired = True
         ep.send(packet, w)

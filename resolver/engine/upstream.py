@@ -362,14 +362,22 @@ class _Forward:
         self.armed = 0      # the token of this try's deadline (_Deadlines), 0 when none applies
         self.started = 0.0
         self.finished = False
-        self.ordinary = bytes(question[-4:-2]) in _ORDINARY_QTYPES   # failures of odd queries leave health alone
+        self.ordinary: Optional[bool] = None   # see is_ordinary: known at the first failure
         self.answered = False   # some try got a reply (SERVFAIL/REFUSED)
+
+    def is_ordinary(self) -> bool:
+        """An ordinary query type: only failures of those change an upstream's health (worked out on first
+        need: a query answered at once never asks)."""
+        ordinary = self.ordinary
+        if ordinary is None:
+            ordinary = self.ordinary = bytes(self.question[-4:-2]) in _ORDINARY_QTYPES
+        return ordinary
 
     def next_try(self) -> None:
         pool = self.pool
         if self.attempt >= pool.attempts or pool._closed:
             self.finished = True
-            if self.ordinary and not self.answered and not pool._closed:
+            if not self.answered and not pool._closed and self.is_ordinary():
                 pool._unanswered()
             self.done(None, "", "; ".join(self.errors) or "upstream pool is closed")
             return
@@ -425,8 +433,14 @@ class _Forward:
             return
         self.finished = True
         pool = self.pool
-        pool._deadlines.disarm(self)
-        pool._success(u, self.loop.time() - self.started)
+        if self.armed:   # _Deadlines.disarm, inlined: this try's deadline no longer applies
+            pool._deadlines.live.pop(self.armed, None)
+            self.armed = 0
+        seconds = self.loop.time() - self.started
+        if u.rcode_failures or not u.healthy or pool.down_since is not None or u.ewma is None:
+            pool._success(u, seconds)
+        else:   # the usual case, _success's only step: the latency sample
+            u.ewma += EWMA_ALPHA * (seconds * 1000.0 - u.ewma)
         self.done(data, u.spec.url, None)
 
     def on_timeout(self) -> None:
@@ -445,7 +459,7 @@ class _Forward:
             task, self.task = self.task, None
             task.cancel()
         u.errors += 1
-        if self.ordinary:
+        if self.is_ordinary():
             self.pool._failure(u, err, answered=answered)
         if self.errors is _NO_ERRORS:
             self.errors = []

@@ -205,6 +205,51 @@ def test_udp_ignores_mismatched_replies(fake):
     run(main())
 
 
+def test_udp_replies_sharing_an_id_are_matched_by_question_and_junk_is_ignored():
+    """Two queries in flight with one ID on one socket: each gets the reply to its own question, whatever the
+    order and the name's case; short datagrams, queries (QR off), other questions and a repeated reply are
+    dropped, and nothing is left waiting."""
+    up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    up.bind(("127.0.0.1", 0))
+    up.setblocking(False)
+
+    def reply_to(packet: bytes, name: bytes = b"") -> bytes:
+        end = packet.index(0, 12) + 5
+        question = packet[12:end] if not name else name + packet[end - 4:end]
+        return (packet[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question
+                + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\xc0\x00\x02" + bytes((len(packet) & 0xFF,)))
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        t = UDPTransport("127.0.0.1", up.getsockname()[1], sockets=1)
+        qa = query("a.example.com").pack()
+        qb = query("bb.example.com").pack()
+        qb = qa[:2] + qb[2:]   # the same ID
+        ta = asyncio.ensure_future(t.exchange(qa, question_key(qa)))
+        tb = asyncio.ensure_future(t.exchange(qb, question_key(qb)))
+        got = []
+        while len(got) < 2:
+            got.append(await loop.sock_recvfrom(up, 2048))
+        peer = got[0][1]
+        ra, rb = reply_to(qa), reply_to(qb)
+        upper = ra[:12] + ra[12:12 + len(b"\x01a\x07example\x03com\x00")].upper() + ra[12 + 15:]
+        for junk in (b"\x00", ra[:11], rb[:2] + b"\x01" + rb[3:],   # short, short, a query not a reply
+                     reply_to(qa, b"\x01c\x07example\x03com\x00"),   # the ID but another question
+                     rb[:12 + 5],                                       # cut inside the question
+                     ra[:12] + ra[12:-16].replace(b"\x00\x01\x00\x01", b"\x00\x1c\x00\x01", 1) + ra[-16:],   # AAAA
+                     rb, upper, rb):                                    # the real ones, then b again
+            up.sendto(junk, peer)
+        assert await asyncio.wait_for(tb, 5) == rb
+        assert await asyncio.wait_for(ta, 5) == upper
+        await asyncio.sleep(0.05)   # the repeated reply arrives with nobody waiting for it
+        assert t.pending_count() == 0
+        await t.close()
+    try:
+        run(main())
+    finally:
+        up.close()
+
+
 def test_udp_truncated_reply_is_retried_over_tcp(fake):
     fake.truncate.add("big.example.com.")
 
