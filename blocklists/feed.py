@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .feed_files import FeedError, _write_new, atomic_write, file_digest  # noqa: F401 - re-exported
+from .feed_files import FeedError, _write_new, atomic_write, file_digest, raw_public_key  # noqa: F401 - re-exported
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -115,11 +115,8 @@ def load_public_key(text_or_path: Union[str, Ed25519PublicKey]) -> Ed25519Public
         if not isinstance(key, Ed25519PublicKey):
             raise FeedError(f"{where}: not an Ed25519 public key")
         return key
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
+    raw = raw_public_key(text)
+    if not raw:
         if where == "public key":
             raise FeedError(f"public key: {text[:60]!r} is neither an existing file nor the base64 of a 32-byte "
                             "Ed25519 public key (as in feed.pub)")

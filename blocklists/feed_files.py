@@ -2,6 +2,8 @@
 a key file created once and never overwritten, and a file's size and sha256; failures are FeedErrors."""
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import tempfile
@@ -61,3 +63,13 @@ def _unlink_quiet(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def raw_public_key(text: str) -> bytes:
+    """The 32 bytes of an Ed25519 public key written in base64 (the line of a feed.pub), or b"" if it is not one.
+    Here, apart from the signature code, so that checking a configured key needs no cryptography library."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+    return raw if len(raw) == 32 else b""

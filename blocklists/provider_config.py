@@ -6,12 +6,12 @@ the feed's signature code into the DNS engine, which never talks to the provider
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 
 from resolver.base.configspec import option
+
+from .feed_files import raw_public_key
 
 
 def _check_url(text: str) -> str:
@@ -25,11 +25,7 @@ def check_key(text: str) -> str:
     text = str(text).strip()
     if not text:
         return text
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
+    if not raw_public_key(text):
         raise ValueError("public_key must be the provider's Ed25519 key in base64 (the line of its feed.pub)")
     return text
 
