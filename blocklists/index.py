@@ -13,6 +13,8 @@ from bisect import bisect_left
 from encodings import idna as _idna
 from typing import Any, Iterable, Optional
 
+from resolver.base.compiled import load_compiled
+
 from .index_format import (CATEGORY_BITS, FORMAT_VERSION, IMPORTANT, IndexFileError, MAGIC, MAX_CATEGORIES, Match, _BOM,
                            _CSUM_BLAKE2B, _CSUM_LEN, _CSUM_OFF, _HEADER, _HEADER_SIZE, _MAX_DIR_BITS, _RX_FLAG_ALLOW,
                            _RX_FLAG_IMPORTANT, _SECTIONS, _TAG_IMPORTANT, _TAG_SUB, _from_bytes, _hash, _lowest_bit,
@@ -22,15 +24,8 @@ __all__ = ["BlockIndex", "IndexFileError", "Match", "CATEGORY_BITS", "IMPORTANT"
 
 
 def _load_accel() -> Any:
-    """The compiled lookup (``blocklists/_indexscan.c``, built by pip when a compiler is there), or None:
-    not built, or HEARTH_NO_ACCEL set (to anything but "0"), as for the engine's accelerator."""
-    if os.environ.get("HEARTH_NO_ACCEL", "") not in ("", "0"):
-        return None
-    try:
-        from . import _indexscan
-    except ImportError:
-        return None
-    return _indexscan
+    """The compiled lookup (``blocklists/_indexscan.c``), or None (see :mod:`resolver.base.compiled`)."""
+    return load_compiled("blocklists._indexscan")
 
 
 # Read when an index is opened: an index opened while this is None searches in Python (tests switch it).

@@ -12,20 +12,15 @@ also turns upstream replies into cache entries with ``_fastpath.reply_parts`` (t
 """
 from __future__ import annotations
 
-import os
 from types import ModuleType
 from typing import Optional
+
+from resolver.base.compiled import load_compiled
 
 
 def load() -> Optional[ModuleType]:
     """The compiled module when it was built and HEARTH_NO_ACCEL is not set (or "0")."""
-    if os.environ.get("HEARTH_NO_ACCEL", "") not in ("", "0"):
-        return None
-    try:
-        from resolver.engine import _fastpath
-    except ImportError:
-        return None
-    return _fastpath
+    return load_compiled("resolver.engine._fastpath")
 
 
 fastpath: Optional[ModuleType] = load()
