@@ -14,7 +14,7 @@ import random
 import socket
 import ssl
 import struct
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 from resolver.engine import accel
 
@@ -109,22 +109,34 @@ class _UDPEndpoint(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: object) -> None:
-        if len(data) < 12 or not data[2] & 0x80:
-            return
-        qid = data[0] << 8 | data[1]
-        waiters = self.pending.get(qid)
-        if not waiters:
-            return  # late or forged: nobody waits for this ID
-        for w in waiters:
-            # the name compares case-insensitively (0x20 randomisation, upstreams that change
-            # case); the type and class bytes exactly: ``bytes.lower`` would change a type byte
-            # between 0x41 and 0x5A
-            qb = w[0]
-            end = 12 + len(qb)
-            if data[12:end - 4].lower() == qb[:-4] and data[end - 4:end] == qb[-4:]:
-                self._remove(qid, w)
-                w[1](data)
-                return
+        self.deliver((data,))
+
+    def deliver(self, replies: Iterable[bytes]) -> None:
+        """Hand each reply to the query it answers (the batched endpoint passes a whole ``recvmmsg`` batch in
+        one call); late, forged and malformed ones are dropped."""
+        pending = self.pending
+        for data in replies:
+            if len(data) < 12 or not data[2] & 0x80:
+                continue
+            qid = data[0] << 8 | data[1]
+            waiters = pending.get(qid)
+            if not waiters:
+                continue   # late or forged: nobody waits for this ID
+            for w in waiters:
+                # the name compares case-insensitively (0x20 randomisation, upstreams that change
+                # case); the type and class bytes exactly: ``bytes.lower`` would change a type byte
+                # between 0x41 and 0x5A
+                qb = w[0]
+                end = 12 + len(qb)
+                if data[12:end - 4].lower() == qb[:-4] and data[end - 4:end] == qb[-4:]:
+                    if len(waiters) == 1:
+                        del pending[qid]
+                    else:
+                        waiters.remove(w)
+                    if self.retired and not pending:
+                        self.close()
+                    w[1](data)
+                    break
 
     def _remove(self, qid: int, w: list) -> None:
         pending = self.pending
@@ -203,27 +215,7 @@ class _BatchedUDPEndpoint(_UDPEndpoint):
                 self.loop.add_reader(self.fd, self._readable)
             self._fail(exc)
             return
-        # datagram_received, inlined for the batch: the same checks, one call per reply fewer
-        pending = self.pending
-        for data in replies:
-            if len(data) < 12 or not data[2] & 0x80:
-                continue
-            qid = data[0] << 8 | data[1]
-            waiters = pending.get(qid)
-            if not waiters:
-                continue   # late or forged: nobody waits for this ID
-            for w in waiters:
-                qb = w[0]
-                end = 12 + len(qb)
-                if data[12:end - 4].lower() == qb[:-4] and data[end - 4:end] == qb[-4:]:
-                    if len(waiters) == 1:
-                        del pending[qid]
-                    else:
-                        waiters.remove(w)
-                    if self.retired and not pending:
-                        self.close()
-                    w[1](data)
-                    break
+        self.deliver(replies)
 
     def close(self) -> None:
         self.retired = True
