@@ -214,6 +214,8 @@ class UpstreamPool:
 
     def _success(self, u: _Upstream, seconds: float) -> None:
         self._sample(u, seconds)
+        if not u.rcode_failures and u.healthy and self.down_since is None:
+            return    # the usual case (every forwarded miss comes here): nothing to recover from
         u.rcode_failures = 0
         if self.down_since is not None:
             self.down_since = None
@@ -433,14 +435,8 @@ class _Forward:
             return
         self.finished = True
         pool = self.pool
-        if self.armed:   # _Deadlines.disarm, inlined: this try's deadline no longer applies
-            pool._deadlines.live.pop(self.armed, None)
-            self.armed = 0
-        seconds = self.loop.time() - self.started
-        if u.rcode_failures or not u.healthy or pool.down_since is not None or u.ewma is None:
-            pool._success(u, seconds)
-        else:   # the usual case, _success's only step: the latency sample
-            u.ewma += EWMA_ALPHA * (seconds * 1000.0 - u.ewma)
+        pool._deadlines.disarm(self)
+        pool._success(u, self.loop.time() - self.started)
         self.done(data, u.spec.url, None)
 
     def on_timeout(self) -> None:
