@@ -542,6 +542,10 @@ class Engine:
     def env(self) -> dict | None:
         return None
 
+    def log_counters(self) -> dict | None:
+        """The engine's query-log counters (written, dropped, pending), or None if it keeps no log."""
+        return None
+
     @property
     def pid(self) -> int:
         assert self.proc is not None
@@ -605,6 +609,7 @@ class HearthEngine(Engine):
 
     def argv(self, rundir: Path) -> list[str]:
         cfg = rundir / "hearth.yaml"
+        self.control = rundir / "hearth-data" / "hearth.sock"
         cfg.write_text(
             f"data_dir: {rundir / 'hearth-data'}\n"
             "log_level: warning\n"
@@ -631,6 +636,33 @@ class HearthEngine(Engine):
 
     def env(self) -> dict:
         return hearth_env()
+
+    def log_counters(self) -> dict | None:
+        """From the engine's control socket (what `hearth stats` reads)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(self.control))
+            s.sendall(b"stats\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        stats = json.loads(data)["stats"]
+        return {k: stats.get(f"querylog_{k}", 0) for k in ("written", "dropped", "pending")}
+
+
+def wait_log_written(engine: Engine, limit: float = 60.0) -> float:
+    """Wait until the engine has written (or dropped) every query-log entry of the run; the seconds waited.
+    The writer works behind the answers (a batch a flush interval): its CPU belongs to the run's queries."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        counters = engine.log_counters()
+        if not counters or not counters["pending"]:
+            break
+        time.sleep(0.25)
+    return round(time.monotonic() - t0, 2)
 
 
 def hearth_env() -> dict:
@@ -969,10 +1001,18 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], od
         else:
             argv = perf.argv(engine.port, files["misses"], passes=1)
             limit = 300
+        wait_log_written(engine)   # the warm-up's log entries are not this run's
+        log0 = engine.log_counters()
         drops0 = udp_drops(engine.port)
         cpu0 = cpu_seconds(engine.pid)
         run = perf.run(argv, limit=limit, out_path=out_path)
+        cpu_answers = cpu_seconds(engine.pid)
+        res["log_drain_s"] = wait_log_written(engine)
         cpu1 = cpu_seconds(engine.pid)
+        if log0 is not None:
+            log1 = engine.log_counters() or {}
+            res["querylog_written"] = log1.get("written", 0) - log0["written"]
+            res["querylog_dropped"] = log1.get("dropped", 0) - log0["dropped"]
         res["spawn_to_run_end_s"] = round(time.monotonic() - engine.spawned, 1)
         res["engine_socket_drops"] = udp_drops(engine.port) - drops0
         res["dnsperf_argv"] = argv[3:]  # without the taskset prefix
@@ -980,8 +1020,11 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], od
         res["server_cpu_s"] = round(cpu1 - cpu0, 3)
         completed = run.get("completed") or 0
         res["cpu_us_per_query"] = round(1e6 * (cpu1 - cpu0) / completed, 2) if completed else None
+        # the figure before the log's writing was counted (the writer finishes after dnsperf)
+        res["cpu_us_per_query_answers"] = (round(1e6 * (cpu_answers - cpu0) / completed, 2)
+                                           if completed else None)
         wall = run.get("run_time_s") or 0
-        res["server_cpu_busy_pct"] = round(100 * (cpu1 - cpu0) / wall, 1) if wall else None
+        res["server_cpu_busy_pct"] = round(100 * (cpu_answers - cpu0) / wall, 1) if wall else None
         if run.get("engine_core_busy_pct") is not None and res["server_cpu_busy_pct"] is not None:
             # the engine core's load that is not the engine's own CPU time: softirq work for its
             # packets, and anything else scheduled there (another user's tests or builds)
@@ -1025,6 +1068,7 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], od
 
 SUMMARY_KEYS = ("qps", "cpu_us_per_query", "lost_pct", "avg_latency_s", "server_cpu_busy_pct",
                 "client_core_busy_pct", "engine_core_other_pct", "completed")
+LOG_KEYS = ("cpu_us_per_query_answers", "querylog_written", "querylog_dropped", "log_drain_s")
 BLOCKED_KEYS = ("first_blocked_answer_s", "rss_start_kb", "rss_start_anon_kb", "rss_start_file_kb",
                 "rss_run_kb", "names_loaded")
 
@@ -1032,7 +1076,7 @@ BLOCKED_KEYS = ("first_blocked_answer_s", "rss_start_kb", "rss_start_anon_kb", "
 def median_row(runs: list[dict]) -> dict:
     ok = [r for r in runs if "qps" in r and not r.get("error")]  # a crashed run's numbers don't count
     row: dict[str, Any] = {"runs": len(runs), "ok_runs": len(ok)}
-    for key in SUMMARY_KEYS + BLOCKED_KEYS:
+    for key in SUMMARY_KEYS + BLOCKED_KEYS + LOG_KEYS:
         vals = [r[key] for r in ok if r.get(key) is not None]
         if vals or key in SUMMARY_KEYS:
             row[key] = statistics.median(vals) if vals else None
@@ -1116,11 +1160,25 @@ def markdown(report: dict) -> str:
         "",
         ("ratio = engine qps / dnsmasq qps, same case; CPU vs dnsmasq / Unbound = engine CPU µs/query / "
          "theirs, same case (medians). CPU µs/query = the engine process's "
-         "utime+stime over the measured run / queries completed. engine core busy = that CPU "
-         "time / dnsperf's run time (about 100% = the engine is the bottleneck). client core "
-         "busy = load of the dnsperf core while queries flowed (dnsperf, plus the upstream on "
-         "misses)."),
+         "utime+stime over the measured run / queries completed; for Hearth the run ends when its query "
+         "log has written (or dropped) every entry of the run, since the writer works behind the answers. "
+         "engine core busy = the CPU time to dnsperf's end / dnsperf's run time (about 100% = the engine "
+         "is the bottleneck). client core busy = load of the dnsperf core while queries flowed (dnsperf, "
+         "plus the upstream on misses)."),
     ]
+    logged = [r for r in report["summary"] if r.get("querylog_written") is not None]
+    if logged:
+        lines += ["", "Hearth's query log in these runs (medians of a run): entries written to the store and "
+                  "dropped (the writer takes `querylog.batch_size` entries a `querylog.flush_interval`; past that "
+                  "rate the ring keeps the newest `querylog.buffer_size`), and the CPU per query up to dnsperf's "
+                  "end, before the writer's catch-up (the figure before this column was added):", "",
+                  "| case | entries written | dropped | CPU µs/query to dnsperf's end | catch-up s |",
+                  "|---|---:|---:|---:|---:|"]
+        for row in logged:
+            lines.append(f"| {row['case']} | {fmt(row['querylog_written'], ',.0f')} "
+                         f"| {fmt(row.get('querylog_dropped'), ',.0f')} "
+                         f"| {fmt(row.get('cpu_us_per_query_answers'), '.1f')} "
+                         f"| {fmt(row.get('log_drain_s'), '.1f')} |")
     brows = [r for r in report["summary"] if r["case"] == "blocked names"]
     if brows:
         lines += [
@@ -1387,7 +1445,10 @@ def main(argv: list[str] | None = None) -> int:
                     res["repeat"] = rep + 1
                     runs.append(res)
                     if "qps" in res:
-                        log(f"  {res['qps']:,.0f} qps, {fmt(res['cpu_us_per_query'], '.1f')} µs CPU/query, "
+                        log(f"  {res['qps']:,.0f} qps, {fmt(res['cpu_us_per_query'], '.1f')} µs CPU/query"
+                            + (f" ({fmt(res['cpu_us_per_query_answers'], '.1f')} at dnsperf's end; query log "
+                               f"{res['querylog_written']:,} written, {res['querylog_dropped']:,} dropped)"
+                               if res.get("querylog_written") is not None else "") + ", "
                             f"lost {res.get('lost_pct', 0):.2f}%, server busy "
                             f"{fmt(res['server_cpu_busy_pct'], '.0f', '%')}, client core busy "
                             f"{fmt(res['client_core_busy_pct'], '.0f', '%')}"

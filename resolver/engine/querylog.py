@@ -65,6 +65,7 @@ class QueryLog:
         self._store: Optional[Store] = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog")
         self._busy = False
+        self._writing = 0       # entries of the batch the writer thread has in hand
         self._names: dict = {}  # cache key → (name, qtype): repeated names are decoded once
         self.held: list = []    # rows a shared store that is down could not take: written when it is back
         self._holding = False
@@ -101,11 +102,16 @@ class QueryLog:
         if self._busy or not (self.ring or self.held) or self._store_factory is None:
             return
         batch = self._take()
-        self._busy = True
+        self._busy, self._writing = True, len(batch)
         try:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._write, batch)
         finally:
-            self._busy = False
+            self._busy, self._writing = False, 0
+
+    @property
+    def pending(self) -> int:
+        """Entries answered but not yet written nor dropped (the ring, the batch in hand, held rows)."""
+        return len(self.ring) + self._writing + len(self.held)
 
     def _take(self) -> list[Entry]:
         ring, n = self.ring, min(len(self.ring), self.config.batch_size)

@@ -319,6 +319,7 @@ class Engine(ListsJobs, PolicySync):
         out["querylog_dropped"] = self.querylog.dropped
         out["querylog_write_errors"] = self.querylog.write_errors
         out["querylog_held"] = len(self.querylog.held)
+        out["querylog_pending"] = self.querylog.pending
         out["querylog_capped"] = self.querylog.capped
         out["querylog_expired"] = self.querylog.expired
         out["upstreams"] = self.pool.status()
