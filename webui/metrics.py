@@ -48,7 +48,8 @@ COUNTERS = {
                     "table)."),
     "cache_evictions": ("hearth_dns_cache_evictions", "Answers evicted from the full cache."),
     "querylog_written": ("hearth_querylog_written", "Query-log entries written to the store."),
-    "querylog_dropped": ("hearth_querylog_dropped", "Query-log entries dropped (the store was too slow or locked)."),
+    "querylog_dropped": ("hearth_querylog_dropped", "Query-log entries dropped: more arrived than the log writes "
+                         "(querylog.batch_size a querylog.flush_interval), or the store failed."),
     "querylog_write_errors": ("hearth_querylog_write_errors", "Failed batch writes of the query log."),
     "querylog_capped": ("hearth_querylog_capped", "Query-log entries deleted to keep querylog.max_rows."),
     "querylog_expired": ("hearth_querylog_expired", "Query-log entries deleted by querylog.retention."),

@@ -76,9 +76,21 @@ def dashboard_devices(store: Any, now: float, wanted: list[str]) -> dict:
     return {"rows": rows, "total": total, "paused": paused}
 
 
+def log_missed(engine: Optional[dict]) -> Optional[dict]:
+    """The query-log entries the running engine dropped since it started, and the rate it writes at, or None.
+    Past that rate answers come first: the log and what is counted from it (reports, time budgets) miss queries."""
+    stats = (engine or {}).get("stats") or {}
+    missed = stats.get("querylog_dropped") or 0
+    if not missed:
+        return None
+    ql = core.config().querylog
+    return {"n": missed, "rate": round(ql.batch_size / ql.flush_interval)}
+
+
 @bp.get("/")
 def dashboard():
     store = core.store()
+    engine = core.engine_call("stats")
     now = time.time()
     since, until = actions.stats_window(24)
     counts = store.hourly_counts(since, until)
@@ -95,7 +107,7 @@ def dashboard():
                            most_blocked=most_blocked, names=names, protecting=store.count_clients(since),
                            devices=dashboard_devices(store, now, wanted), now=now, pause_choices=PAUSE_CHOICES,
                            reports=reports, report_devices={r.id: actions.report_device(r) for r in reports},
-                           lists=list_health(), engine=core.engine_call("ping") is not None,
+                           lists=list_health(), engine=engine is not None, log_missed=log_missed(engine),
                            pending=len(store.list_access_requests("pending")), budgets_today=budgets.today())
 
 
