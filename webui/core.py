@@ -60,19 +60,25 @@ def secret_key(config: Any) -> bytes:
 
 # -- the store ----------------------------------------------------------------------------------------
 
-STORE_RETRY = 10.0   # a shared store that could not be opened is tried again after this; pages say so at once
+STORE_RETRY = 10.0   # a shared store that failed is tried again after this; meanwhile pages say so at once
+
+
+class StoreStillDown(StoreUnavailable):
+    """Raised without trying: the shared store failed less than STORE_RETRY seconds ago."""
 
 
 def store() -> Any:
-    """The app's store (one connection, thread-safe), opened and migrated on first use."""
+    """The app's store (one connection, thread-safe), opened and migrated on first use. A shared store that
+    failed a moment ago (could not be opened, or a page's query found it down) is not tried again for
+    STORE_RETRY seconds: pages say so at once instead of each waiting out the pool's connection timeout."""
     app = current_app
+    down = app.extensions.get("hearth_store_down")
+    if down is not None and time.monotonic() - down[0] < STORE_RETRY:
+        raise StoreStillDown(down[1])
     s = app.extensions.get("hearth_store")
     if s is None:
         from resolver.store.open import open_store
 
-        down = app.extensions.get("hearth_store_down")
-        if down is not None and time.monotonic() - down[0] < STORE_RETRY:
-            raise StoreUnavailable(down[1])    # a shared store that could not be opened a moment ago: say it now
         try:
             s = app.extensions["hearth_store"] = open_store(app.config["HEARTH"])
         except StoreUnavailable as exc:
@@ -396,6 +402,8 @@ def _store_unavailable(exc: Exception):
     """A shared store (PostgreSQL) that is down: nothing can be read or saved; DNS goes on answering."""
     from flask_babel import gettext as _
 
+    if not isinstance(exc, StoreStillDown):    # a real failure: the next pages within STORE_RETRY say it at once
+        current_app.extensions["hearth_store_down"] = (time.monotonic(), str(exc))
     if is_api():
         return json_error(503, f"{exc}: DNS keeps answering with the policy it had; changes can't be saved "
                                "until the database is back")

@@ -209,6 +209,43 @@ def test_a_shared_store_that_is_down_is_named_on_the_page_and_in_the_api(tmp_pat
     assert client.get("/").status_code == 503 and time.monotonic() - t0 < 2
 
 
+def test_an_open_shared_store_that_goes_down_is_said_at_once_and_comes_back(tmp_path, monkeypatch):
+    """PostgreSQL stopped under a web UI whose store is open: the first page finds it down (within the pool's
+    wait), the next pages say so at once, and after STORE_RETRY the UI uses the database again."""
+    import dataclasses
+    import time
+
+    from tests.pg import PostgresServer
+    from tests.webui.conftest import Browser, make_config, run_wizard
+    from webui import core, create_app
+
+    server = PostgresServer().start()
+    try:
+        app = create_app(dataclasses.replace(make_config(tmp_path), store=server.new_database()))
+        app.config["TESTING"] = True
+        browser = Browser(app.test_client())
+        assert run_wizard(browser).status_code == 302
+        assert browser.get("/").status_code == 200
+        server.stop()
+        first = browser.get("/devices")
+        assert first.status_code == 503 and "DNS keeps answering" in first.get_data(as_text=True)
+        t0 = time.monotonic()
+        for path in ("/", "/profiles", "/querylog"):
+            page = browser.get(path)
+            assert page.status_code == 503 and "The shared store is unavailable" in page.get_data(as_text=True)
+        assert time.monotonic() - t0 < 2            # not three waits for the pool
+        server.restart()
+        monkeypatch.setattr(core, "STORE_RETRY", 0.0)   # the 10 s wait before trying again, made nothing
+        deadline = time.monotonic() + 30
+        while browser.get("/").status_code != 200:    # the pool reconnects
+            assert time.monotonic() < deadline, "the web UI did not use the database again"
+            time.sleep(0.5)
+        assert "Kids" in browser.get("/profiles").get_data(as_text=True)
+        app.extensions["hearth_store"].close()
+    finally:
+        server.destroy()
+
+
 def test_the_query_log_of_a_shared_store_shows_and_filters_by_node(tmp_path, postgres_url):
     import dataclasses
     import time
