@@ -26,6 +26,10 @@ _UPSERT_REASONS = ("INSERT INTO ql_reasons (hour, client, reason, n) VALUES (?,?
 _UPSERT_NAMES = ("INSERT INTO ql_names (client, hour, blocked, qname, n) VALUES (?,?,?,?,?)"
                  " ON CONFLICT (client, hour, blocked, qname) DO UPDATE SET n = ql_names.n + excluded.n")
 
+# the oldest and newest ids as two index look-ups: "SELECT min(id), max(id)" in one query reads the whole log on
+# SQLite (its min/max shortcut takes one aggregate alone), some 70 ms a batch at a million rows
+_ID_RANGE = "SELECT (SELECT min(id) FROM query_log), (SELECT max(id) FROM query_log)"
+
 
 def roll_up(rows: Sequence[QueryRow], code, node: Optional[int]) -> tuple[list, dict, dict, dict]:
     """The rows as stored (codes, ms, µs; ``node`` the writer's code) and their roll-ups, each with client 0 (all
@@ -153,7 +157,7 @@ class QueryLogRooms(SQLStoreBase):
     def cap_queries(self, max_rows: int) -> int:
         """Delete the oldest rows beyond ``max_rows``; returns how many. The roll-ups keep their counts."""
         with self._write(bump=False) as db:
-            low, high = db.execute("SELECT min(id), max(id) FROM query_log").fetchone()
+            low, high = db.execute(_ID_RANGE).fetchone()
             if high is None or high - low + 1 <= max_rows:
                 return 0
             return db.execute("DELETE FROM query_log WHERE id <= ?", (high - max_rows,)).rowcount
