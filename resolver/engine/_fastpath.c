@@ -1061,6 +1061,235 @@ static PyObject *fp_lookup_key(PyObject *Py_UNUSED(mod), PyObject *const *args, 
     return Py_BuildValue("(Nnl)", key, qend, limit);
 }
 
+/* ------------------------------------------------------------------ query-log texts (the writer thread) */
+
+/* A growing ASCII buffer for the query log's texts. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    char local[512];
+} TextBuf;
+
+static void tb_init(TextBuf *t) {
+    t->buf = t->local;
+    t->len = 0;
+    t->cap = sizeof t->local;
+}
+
+static void tb_free(TextBuf *t) {
+    if (t->buf != t->local)
+        PyMem_Free(t->buf);
+}
+
+/* Room for n more bytes; 0 (MemoryError set) when out of memory. */
+static int tb_room(TextBuf *t, size_t n) {
+    if (t->len + n <= t->cap)
+        return 1;
+    size_t cap = t->cap * 2;
+    while (cap < t->len + n)
+        cap *= 2;
+    char *b = t->buf == t->local ? PyMem_Malloc(cap) : PyMem_Realloc(t->buf, cap);
+    if (b == NULL) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    if (t->buf == t->local)
+        memcpy(b, t->local, t->len);
+    t->buf = b;
+    t->cap = cap;
+    return 1;
+}
+
+static int tb_add(TextBuf *t, const char *s, size_t n) {
+    if (!tb_room(t, n))
+        return 0;
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    return 1;
+}
+
+/* bytes.decode("ascii", "backslashreplace") of p[0:n]: ASCII as is, any other byte as \xNN (lower-case hex). */
+static int tb_label(TextBuf *t, const unsigned char *p, Py_ssize_t n) {
+    static const char hex[] = "0123456789abcdef";
+    if (!tb_room(t, (size_t)n * 4))
+        return 0;
+    char *o = t->buf + t->len;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        unsigned char c = p[k];
+        if (c < 0x80) {
+            *o++ = (char)c;
+        } else {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    t->len = (size_t)(o - t->buf);
+    return 1;
+}
+
+static PyObject *tb_text(TextBuf *t) {
+    PyObject *s = PyUnicode_New((Py_ssize_t)t->len, 127);
+    if (s != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(s), t->buf, t->len);
+    tb_free(t);
+    return s;
+}
+
+static PyObject *cut_short(TextBuf *t) {
+    tb_free(t);
+    PyErr_SetString(PyExc_ValueError, "message cut short or damaged");
+    return NULL;
+}
+
+/* wire.key_name: the name of a cache key as text (labels joined by ".", odd bytes as \xNN); ValueError where
+ * Python raises IndexError (a key whose name runs past its end). */
+static PyObject *fp_key_name(PyObject *Py_UNUSED(mod), PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "key_name: bytes expected");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg), i = 0;
+    TextBuf t;
+    tb_init(&t);
+    for (;;) {
+        if (i >= n)
+            return cut_short(&t);
+        Py_ssize_t ln = p[i];
+        if (ln == 0)
+            break;
+        if (i > 0 && !tb_add(&t, ".", 1)) {
+            tb_free(&t);
+            return NULL;
+        }
+        Py_ssize_t end = i + 1 + ln < n ? i + 1 + ln : n;    /* a slice stops at the end */
+        if (!tb_label(&t, p + i + 1, end - (i + 1))) {
+            tb_free(&t);
+            return NULL;
+        }
+        i += ln + 1;
+    }
+    return tb_text(&t);
+}
+
+/* wire.read_name into t: the name at i (pointers followed, at most 32 hops; "." for the root); 0 when Python
+ * raises (read past the end) or out of memory (MemoryError set). */
+static int read_name_into(TextBuf *t, const unsigned char *p, Py_ssize_t n, Py_ssize_t i, int *failed) {
+    int hops = 0, labels = 0;
+    while (hops < 32) {
+        if (i >= n)
+            return *failed = 1, 0;
+        unsigned char ln = p[i];
+        if (ln == 0)
+            break;
+        if (ln >= 0xC0) {
+            if (i + 1 >= n)
+                return *failed = 1, 0;
+            i = (Py_ssize_t)(ln & 0x3F) << 8 | p[i + 1];
+            hops++;
+            continue;
+        }
+        if (labels++ && !tb_add(t, ".", 1))
+            return 0;
+        Py_ssize_t end = i + 1 + ln < n ? i + 1 + ln : n;
+        if (!tb_label(t, p + i + 1, end - (i + 1)))
+            return 0;
+        i += ln + 1;
+    }
+    return labels || tb_add(t, ".", 1);
+}
+
+static const char *type_name(unsigned int rtype) {
+    switch (rtype) {
+    case 1: return "A";
+    case 2: return "NS";
+    case 5: return "CNAME";
+    case 6: return "SOA";
+    case 12: return "PTR";
+    case 13: return "HINFO";
+    case 15: return "MX";
+    case 16: return "TXT";
+    case 28: return "AAAA";
+    case 33: return "SRV";
+    case 39: return "DNAME";
+    case 64: return "SVCB";
+    case 65: return "HTTPS";
+    default: return NULL;
+    }
+}
+
+/* wire.summarise_answers(packet): "A 192.0.2.1, CNAME x.example" from the answer section (the first three
+ * records, then "+N"); ValueError wherever the Python walk raises IndexError, ValueError or struct.error. */
+static PyObject *fp_summarise_answers(PyObject *Py_UNUSED(mod), PyObject *arg) {
+    const Py_ssize_t limit = 3;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "summarise_answers: bytes expected");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+    TextBuf t;
+    tb_init(&t);
+    if (n < 8)
+        return cut_short(&t);
+    Py_ssize_t an = (Py_ssize_t)rd16(p + 6);
+    Py_ssize_t i = walk_name(p, n, 12);
+    if (i < 0)
+        return cut_short(&t);
+    i += 4;
+    for (Py_ssize_t k = 0; k < an; k++) {
+        i = walk_name(p, n, i);
+        if (i < 0 || i + 10 > n)
+            return cut_short(&t);
+        unsigned int rtype = rd16(p + i), rdlen = rd16(p + i + 8);
+        Py_ssize_t rdata = i + 10;
+        if (k < limit) {
+            char text[64];
+            const char *name = type_name(rtype);
+            if (name == NULL) {
+                snprintf(text, sizeof text, "TYPE%u", rtype);
+                name = text;
+            }
+            if (k > 0 && !tb_add(&t, ", ", 2)) {
+                tb_free(&t);
+                return NULL;
+            }
+            int ok = 1, failed = 0;
+            if ((rtype == 1 && rdlen == 4) || (rtype == 28 && rdlen == 16)) {
+                char addr[INET6_ADDRSTRLEN];
+                if (rdata + (Py_ssize_t)rdlen > n)
+                    return cut_short(&t);
+                if (inet_ntop(rtype == 1 ? AF_INET : AF_INET6, p + rdata, addr, sizeof addr) == NULL)
+                    return cut_short(&t);
+                ok = tb_add(&t, name, strlen(name)) && tb_add(&t, " ", 1) && tb_add(&t, addr, strlen(addr));
+            } else if (rtype == 2 || rtype == 5 || rtype == 12 || rtype == 39 || rtype == 15) {
+                ok = tb_add(&t, name, strlen(name)) && tb_add(&t, " ", 1)
+                     && read_name_into(&t, p, n, rtype == 15 ? rdata + 2 : rdata, &failed);
+                if (failed)
+                    return cut_short(&t);
+            } else {
+                ok = tb_add(&t, name, strlen(name));
+            }
+            if (!ok) {
+                tb_free(&t);
+                return NULL;
+            }
+        }
+        i = rdata + rdlen;
+    }
+    if (an > limit) {
+        char more[32];
+        int m = snprintf(more, sizeof more, "%s+%zd", limit > 0 ? ", " : "", an - limit);
+        if (!tb_add(&t, more, (size_t)m)) {
+            tb_free(&t);
+            return NULL;
+        }
+    }
+    return tb_text(&t);
+}
+
 static PyMethodDef fastpath_functions[] = {
     {"send_batch", fp_send_batch, METH_VARARGS,
      "send_batch(fd, items) -> [(index, errno)]: send bytes (connected) or (bytes, address) items with sendmmsg"},
@@ -1071,6 +1300,9 @@ static PyMethodDef fastpath_functions[] = {
     {"cname_targets", fp_cname_targets, METH_O, "cname_targets(packet) -> (wire name, ...): wire.cname_targets in C"},
     {"lookup_key", (PyCFunction)(void (*)(void))fp_lookup_key, METH_FASTCALL,
      "lookup_key(data, edns_cap) -> (key, qend, limit) or None: wire.lookup_key in C"},
+    {"key_name", fp_key_name, METH_O, "key_name(key) -> str: wire.key_name in C (ValueError for a damaged key)"},
+    {"summarise_answers", fp_summarise_answers, METH_O,
+     "summarise_answers(packet) -> str: wire.summarise_answers in C (ValueError for a damaged reply)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastpath_module = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 import struct
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from dnslib import CNAME, QTYPE, RD, RR, SOA, DNSHeader, DNSLabel, DNSQuestion, DNSRecord, EDNS0, EDNSOption
 
@@ -118,11 +118,12 @@ def summarise(rrs: list[RR], limit: int = 3) -> str:
     return ", ".join(parts)
 
 
-def describe(entry) -> str:
-    """The query-log summary of a cache entry's answers (computed once, off the hot path)."""
+def describe(entry, summarise: Callable[[bytes], str] = summarise_answers) -> str:
+    """The query-log summary of a cache entry's answers (computed once, off the hot path); ``summarise``:
+    :func:`wire.summarise_answers` or its compiled twin (``_fastpath.summarise_answers``, same texts)."""
     if entry.summary is None:
         try:
-            entry.summary = summarise_answers(entry.packet())
+            entry.summary = summarise(entry.packet())
         except (IndexError, ValueError, struct.error):  # an answer we cannot describe is still logged
             entry.summary = "?"
     return entry.summary

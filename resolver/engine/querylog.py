@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from resolver.base.configspec import option
+from resolver.engine import accel
 from resolver.engine.answers import describe
 from resolver.engine.cache import untagged
 from resolver.store.protocol import Store, StoreUnavailable
-from resolver.engine.wire import key_name, key_qtype
+from resolver.engine.wire import key_name, summarise_answers
 
 if TYPE_CHECKING:
     from resolver.engine.cache import CacheEntry
@@ -71,6 +72,9 @@ class QueryLog:
         self.to_wall: Optional[Callable[[float], float]] = None   # monotonic → UNIX time (a test clock)
         # called in the writer thread with each written batch and the store (the time-budget meter)
         self.observers: list[Callable[[list, Store], None]] = []
+        fastpath = accel.fastpath   # the names and answer texts in C when it is built (the same texts)
+        self._key_name = key_name if fastpath is None else fastpath.key_name
+        self._summarise = summarise_answers if fastpath is None else fastpath.summarise_answers
 
     def log_hit(self, now: float, client: str, entry: CacheEntry) -> None:
         """Hot path (cache hit): one short tuple; the writer fills in the rest from the entry."""
@@ -116,23 +120,31 @@ class QueryLog:
         names = self._names
         if len(names) > 50000:
             names.clear()
+        name_of, summarise = self._key_name, self._summarise
         rows = []
         append = rows.append
         for item in batch:
             if len(item) == 3:
                 now, client, entry = item
-                q, rcode, answer, upstream, latency, cached, reason = (untagged(entry.key), entry.rcode, entry, "",
-                                                                       0.0, True, entry.reason)
-            else:
-                now, client, q, rcode, answer, upstream, latency, cached, reason = item
-            if isinstance(q, bytes):
+                q = entry.key
+                nq = names.get(q)
+                if nq is None:   # the entry's key, view tag and all: its name is the untagged key's
+                    k = untagged(q)
+                    nq = names[q] = (name_of(k), k[-5] << 8 | k[-4])
+                answer = entry.summary
+                if answer is None:
+                    answer = describe(entry, summarise)
+                append((now + wall, client, nq[0], nq[1], entry.rcode, answer, "", 0.0, True, entry.reason))
+                continue
+            now, client, q, rcode, answer, upstream, latency, cached, reason = item
+            if q.__class__ is bytes:
                 nq = names.get(q)
                 if nq is None:
-                    nq = names[q] = (key_name(q), key_qtype(q))
+                    nq = names[q] = (name_of(q), q[-5] << 8 | q[-4])
             else:
                 nq = q
             if answer.__class__ is not str:
-                answer = describe(answer)
+                answer = answer.summary or describe(answer, summarise)
             append((now + wall, client, nq[0], nq[1], rcode, answer, upstream, latency, cached, reason))
         if self.to_wall is not None:
             to_wall = self.to_wall

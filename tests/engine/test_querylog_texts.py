@@ -1,0 +1,159 @@
+"""The query log's texts (the name of a cache key, the summary of its answers) are the same from the compiled
+accelerator (``_fastpath.key_name``, ``_fastpath.summarise_answers``) as from the pure-Python walk
+(``wire.key_name``, ``wire.summarise_answers``), for every reply, hostile ones included: where Python raises,
+C raises ValueError, and the log shows "?" either way. The writer uses C only when the accelerator is on, and
+the rows it stores are the same both ways."""
+from __future__ import annotations
+
+import random
+import struct
+import time
+
+import pytest
+
+from resolver.engine import accel, wire
+from resolver.engine.answers import describe
+from resolver.engine.cache import CacheEntry
+from resolver.engine.querylog import QueryLog, QueryLogConfig
+from resolver.store.sqlite import open_store
+from tests.engine.test_reply_parts import _hostile, _key, _reply, _seeds
+
+FAST = accel.fastpath if getattr(accel.fastpath, "summarise_answers", None) is not None else None
+needs_c = pytest.mark.skipif(FAST is None, reason="the accelerator was not built here or HEARTH_NO_ACCEL is set")
+
+
+def _python(fn, data: bytes):
+    try:
+        return fn(data)
+    except (IndexError, ValueError, struct.error):
+        return None
+
+
+def _c(fn, data: bytes):
+    try:
+        return fn(data)
+    except ValueError:
+        return None
+
+
+def _more_replies() -> list[bytes]:
+    """Answers of every kind the summary names, odd bytes in names, pointers chains and loops, many records."""
+    made = [
+        _reply("v6.example.com", ["v6.example.com. 60 IN AAAA 2001:db8::1",
+                                  "v6.example.com. 60 IN AAAA ::ffff:102:304"], qtype="AAAA"),
+        _reply("ns.example.com", ["ns.example.com. 60 IN NS a.iana-servers.net.", "ns.example.com. 60 IN NS b.x."],
+               qtype="NS"),
+        _reply("4.3.2.1.in-addr.arpa", ["4.3.2.1.in-addr.arpa. 60 IN PTR host.example."], qtype="PTR"),
+        _reply("t.example.com", ['t.example.com. 60 IN TXT "hello"'], qtype="TXT"),
+        _reply("s.example.com", ["s.example.com. 60 IN SRV 1 2 3 t.example.",
+                                 "s.example.com. 60 IN SOA a. b. 1 2 3 4 5", "s.example.com. 60 IN CAA 0 issue \"x\"",
+                                 "s.example.com. 60 IN A 192.0.2.1"]),
+        _reply("mx.example.com", ["mx.example.com. 60 IN MX 5 .", "mx.example.com. 60 IN MX 10 mx.example.com."],
+               qtype="MX"),
+        _reply("root.example.com", ["root.example.com. 60 IN CNAME ."]),
+        _reply("x.example.com", [f"x.example.com. 60 IN A 10.0.0.{i}" for i in range(4)]),
+    ]
+    dname = _reply("d.example.com", ["d.example.com. 60 IN CNAME other.example."])   # made a DNAME (type 39)
+    at = dname.index(b"\x00\x05\x00\x01\x00\x00\x00\x3c")
+    made.append(dname[:at] + b"\x00\x27" + dname[at + 2:])
+    # a label with a dot, a backslash, a high byte and a NUL in it; a label "length" of 64-191 in a CNAME target
+    base = _reply("odd.example.com", ["odd.example.com. 60 IN CNAME abcdefgh.example."])
+    at = base.index(b"\x08abcdefgh")
+    for label in (b"\x08a.b\\c\xffde", b"\x08\x00\x7f\x80\xc3\xa9xyz", b"\x48abcdefgh"):
+        made.append(base[:at] + label + base[at + 9:])
+    # a CNAME target that is a chain of 40 pointers (past the 32 hops a name may take)
+    chain = bytearray(_reply("c.example.com", ["c.example.com. 60 IN CNAME t.example."]))
+    at = chain.index(b"\x01t")
+    start = len(chain)
+    for k in range(40):
+        chain += b"\x01z\xc0" + bytes((start + 4 * (k + 1),)) if k < 39 else b"\x01z\x00"
+    made.append(bytes(chain[:at]) + b"\xc0" + bytes((start,)) + bytes(chain[at + 2:]))
+    return made
+
+
+def _cases(test_data) -> list[bytes]:
+    seeds = _seeds(test_data)
+    extra = _more_replies()
+    return [r for r, _k in seeds] + extra + [r for r, _k in _hostile(seeds + [(r, b"") for r in extra], 6000)]
+
+
+@needs_c
+def test_c_and_python_give_the_same_summary_for_every_reply(test_data):
+    cases = _cases(test_data)
+    described = damaged = 0
+    for data in cases:
+        py = _python(wire.summarise_answers, data)
+        assert _c(FAST.summarise_answers, data) == py, data.hex()
+        described += py is not None and py != ""
+        damaged += py is None
+    assert described > 1000 and damaged > 300       # both kinds well covered
+
+
+@needs_c
+def test_c_and_python_give_the_same_names_for_every_key():
+    rng = random.Random(7)
+    keys = [_key("www.example.com", 1, 1), b"\x00\x00\x01\x00\x01\x01", _key("a.b.c.d.e.f.g", 28, 0)]
+    alphabet = b"abcXYZ09-_.\\\x00\x7f\x80\xff\xc0 "
+    for _ in range(3000):
+        labels = [bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 63))) for _ in range(rng.randint(1, 5))]
+        name = b"".join(bytes((len(x),)) + x for x in labels)
+        keys.append(name + b"\x00" + bytes(rng.randrange(256) for _ in range(5)))
+    for k in keys:
+        assert FAST.key_name(k) == wire.key_name(k), k.hex()
+    for cut in (b"", b"\x05ab", b"\x03abc"):   # a name running past the key's end: an error both ways
+        assert _python(wire.key_name, cut) is None and _c(FAST.key_name, cut) is None
+
+
+def test_describe_shows_a_damaged_answer_as_a_question_mark():
+    data = _reply("a.example.com", ["a.example.com. 60 IN A 192.0.2.1"])
+    entry = CacheEntry(data, wire.skip_name(data, 12) + 4, 60, 0.0)
+    entry.key = _key("a.example.com", 1, 1)
+    entry.tail = entry.tail[:5]   # the answer record cut short
+    assert describe(entry) == "?"
+    if FAST is not None:
+        entry.summary = None
+        assert describe(entry, FAST.summarise_answers) == "?"
+
+
+@pytest.mark.parametrize("mode", ["python", "accelerated"])
+def test_the_writer_uses_the_accelerator_only_when_it_is_on(mode, monkeypatch):
+    if mode == "python":
+        monkeypatch.setattr(accel, "fastpath", None)
+    elif FAST is None:
+        pytest.skip("the accelerator was not built here")
+    qlog = QueryLog(QueryLogConfig(), None)
+    if mode == "python":
+        assert (qlog._key_name, qlog._summarise) == (wire.key_name, wire.summarise_answers)
+    else:
+        assert (qlog._key_name, qlog._summarise) == (FAST.key_name, FAST.summarise_answers)
+
+
+def _written(tmp_path, replies: list[bytes]) -> list[tuple]:
+    """The rows a writer stores for misses and cache hits of these replies."""
+    store = open_store(str(tmp_path))
+    qlog = QueryLog(QueryLogConfig(), lambda: store)
+    now = time.monotonic()
+    for i, data in enumerate(replies):
+        try:
+            qend = wire.skip_name(data, 12) + 4
+            key = data[12:qend].lower() + b"\x01"
+            entry = CacheEntry(data, qend, 60, now)
+        except (IndexError, ValueError, struct.error):
+            continue
+        entry.key = key if i % 3 else b"\xc0\x01" + key          # some with a view tag
+        qlog.record(now, "10.0.0.2", key, entry.rcode, entry, "udp://192.0.2.53:53", 1.25, False, None)
+        qlog.log_hit(now, "10.0.0.3", entry)
+    qlog._write(qlog._take())
+    rows = [(r.client, r.qname, r.qtype, r.answer, r.upstream, r.cached) for r in store.recent_queries(100000)]
+    store.close()
+    return rows
+
+
+@needs_c
+def test_the_stored_rows_are_the_same_with_and_without_the_accelerator(tmp_path, test_data, monkeypatch):
+    replies = [r for r, _k in _seeds(test_data)] + _more_replies()
+    fast = _written(tmp_path / "c", replies)
+    monkeypatch.setattr(accel, "fastpath", None)
+    slow = _written(tmp_path / "py", replies)
+    assert fast == slow and len(fast) > 100
+    assert any(r[3].startswith("A 192.0.2.1") for r in fast) and any(r[3].startswith("CNAME") for r in fast)
