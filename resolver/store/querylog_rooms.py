@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import chain, repeat
-from operator import floordiv, mul
+from operator import add, floordiv, mul
 from typing import Optional, Sequence
 
 from resolver.store.protocol import HourCount, LoggedQuery, NameCount, QueryRow, is_blocked
@@ -95,6 +95,9 @@ class QueryLogRooms(SQLStoreBase):
     _codes: dict[str, int]                 # ql_strings: text -> code (codes never change)
     _names_pending: set[tuple[int, int]]   # (client, hour) of ql_names not pruned yet
     _names_seen: bool
+    # the roll-ups' upserts in key order, so that writers sharing the store never wait on each other's row locks
+    # in a cycle (PostgreSQL); SQLite has one writer at a time and does without the sort
+    _lock_order = True
 
     def _init_querylog(self) -> None:
         self._codes = {}
@@ -102,8 +105,12 @@ class QueryLogRooms(SQLStoreBase):
         self._names_seen = False
 
     def _insert_rows(self, db: Handle, raw: list[tuple]) -> None:
-        """Append the coded rows (PostgreSQL overrides it with COPY)."""
+        """Append the coded rows (PostgreSQL overrides it with COPY, SQLite with rows per statement)."""
         db.executemany(_INSERT_ROWS, raw)
+
+    def _upsert_rows(self, db: Handle, sql: str, rows: list[tuple]) -> None:
+        """Add roll-up rows (SQLite overrides it with rows per statement)."""
+        db.executemany(sql, rows)
 
     def add_queries(self, rows: Sequence[QueryRow]) -> None:
         """Append the rows and add them to the hourly roll-ups, in one transaction."""
@@ -114,10 +121,16 @@ class QueryLogRooms(SQLStoreBase):
                 node = self._code(db, self.node) if self.node else None
                 raw, hours_, reasons, names = roll_up(rows, lambda text: self._code(db, text), node)
                 self._insert_rows(db, raw)
-                # sorted: concurrent writers (several nodes) take the rows' locks in the same order
-                db.executemany(_UPSERT_HOURS, sorted((*k, *v) for k, v in hours_.items()))
-                db.executemany(_UPSERT_REASONS, sorted((*k, v) for k, v in reasons.items()))
-                db.executemany(_UPSERT_NAMES, sorted((*k, v) for k, v in names.items()))
+                hour_rows = list(map(add, hours_, map(tuple, hours_.values())))
+                reason_rows = list(map(add, reasons, zip(reasons.values())))
+                name_rows = list(map(add, names, zip(names.values())))
+                if self._lock_order:   # concurrent writers (several nodes) take the rows' locks in the same order
+                    hour_rows.sort()
+                    reason_rows.sort()
+                    name_rows.sort()
+                self._upsert_rows(db, _UPSERT_HOURS, hour_rows)
+                self._upsert_rows(db, _UPSERT_REASONS, reason_rows)
+                self._upsert_rows(db, _UPSERT_NAMES, name_rows)
                 self._prune_names(db, max(h for h, _c in hours_), {(c, h) for h, c in hours_})
         except BaseException:
             self._codes.clear()   # codes made in the rolled-back transaction are gone
