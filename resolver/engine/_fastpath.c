@@ -34,7 +34,7 @@
 
 static PyObject *s_tokens, *s_allowed, *s_view, *s_via, *s_aliases, *s_expires, *s_gen, *s_stored, *s_age,
     *s_prefetch_at, *s_synthesized, *s_head, *s_patched, *s_hits, *s_cache_hits, *s_config, *s_enabled, *s_ring,
-    *s_maxlen, *s_append, *s_dropped;
+    *s_maxlen, *s_append, *s_dropped, *s_key, *s_tail;
 
 typedef struct {
     PyObject_HEAD
@@ -1222,14 +1222,8 @@ static const char *type_name(unsigned int rtype) {
 
 /* wire.summarise_answers(packet): "A 192.0.2.1, CNAME x.example" from the answer section (the first three
  * records, then "+N"); ValueError wherever the Python walk raises IndexError, ValueError or struct.error. */
-static PyObject *fp_summarise_answers(PyObject *Py_UNUSED(mod), PyObject *arg) {
+static PyObject *summarise(const unsigned char *p, Py_ssize_t n) {
     const Py_ssize_t limit = 3;
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "summarise_answers: bytes expected");
-        return NULL;
-    }
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(arg);
-    Py_ssize_t n = PyBytes_GET_SIZE(arg);
     TextBuf t;
     tb_init(&t);
     if (n < 8)
@@ -1290,6 +1284,56 @@ static PyObject *fp_summarise_answers(PyObject *Py_UNUSED(mod), PyObject *arg) {
     return tb_text(&t);
 }
 
+static PyObject *fp_summarise_answers(PyObject *Py_UNUSED(mod), PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "summarise_answers: bytes expected");
+        return NULL;
+    }
+    return summarise((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
+}
+
+/* answers.summarise_entry: the summary of a cache entry's reply as CacheEntry.packet() puts it together (ID 0,
+ * head, the question of its untagged key, tail), without making the packet's bytes object. */
+static PyObject *fp_summarise_entry(PyObject *Py_UNUSED(mod), PyObject *entry) {
+    PyObject *parts[3] = {NULL, NULL, NULL};
+    PyObject *out = NULL;
+    if ((parts[0] = PyObject_GetAttr(entry, s_head)) == NULL || (parts[1] = PyObject_GetAttr(entry, s_key)) == NULL
+        || (parts[2] = PyObject_GetAttr(entry, s_tail)) == NULL)
+        goto done;
+    if (!PyBytes_Check(parts[0]) || !PyBytes_Check(parts[1]) || !PyBytes_Check(parts[2])) {
+        PyErr_SetString(PyExc_TypeError, "summarise_entry: head, key and tail must be bytes");
+        goto done;
+    }
+    const char *key = PyBytes_AS_STRING(parts[1]);
+    Py_ssize_t klen = PyBytes_GET_SIZE(parts[1]);
+    if (klen > 0 && (unsigned char)key[0] >= 0xC0) {   /* untagged(): a view tag is the key's first two bytes */
+        key += klen >= 2 ? 2 : klen;
+        klen -= klen >= 2 ? 2 : klen;
+    }
+    if (klen > 0)
+        klen--;                                          /* the flags byte */
+    Py_ssize_t hlen = PyBytes_GET_SIZE(parts[0]), tlen = PyBytes_GET_SIZE(parts[2]);
+    Py_ssize_t n = 2 + hlen + klen + tlen;
+    unsigned char local[2048];
+    unsigned char *buf = n <= (Py_ssize_t)sizeof local ? local : PyMem_Malloc((size_t)n);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    buf[0] = buf[1] = 0;
+    memcpy(buf + 2, PyBytes_AS_STRING(parts[0]), (size_t)hlen);
+    memcpy(buf + 2 + hlen, key, (size_t)klen);
+    memcpy(buf + 2 + hlen + klen, PyBytes_AS_STRING(parts[2]), (size_t)tlen);
+    out = summarise(buf, n);
+    if (buf != local)
+        PyMem_Free(buf);
+done:
+    Py_XDECREF(parts[0]);
+    Py_XDECREF(parts[1]);
+    Py_XDECREF(parts[2]);
+    return out;
+}
+
 static PyMethodDef fastpath_functions[] = {
     {"send_batch", fp_send_batch, METH_VARARGS,
      "send_batch(fd, items) -> [(index, errno)]: send bytes (connected) or (bytes, address) items with sendmmsg"},
@@ -1303,6 +1347,8 @@ static PyMethodDef fastpath_functions[] = {
     {"key_name", fp_key_name, METH_O, "key_name(key) -> str: wire.key_name in C (ValueError for a damaged key)"},
     {"summarise_answers", fp_summarise_answers, METH_O,
      "summarise_answers(packet) -> str: wire.summarise_answers in C (ValueError for a damaged reply)"},
+    {"summarise_entry", fp_summarise_entry, METH_O,
+     "summarise_entry(entry) -> str: answers.summarise_entry in C (ValueError for a damaged reply)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastpath_module = {
@@ -1328,6 +1374,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_prefetch_at, "prefetch_at");
     INTERN(s_synthesized, "synthesized");
     INTERN(s_head, "head");
+    INTERN(s_key, "key");
+    INTERN(s_tail, "tail");
     INTERN(s_patched, "patched");
     INTERN(s_hits, "hits");
     INTERN(s_cache_hits, "cache_hits");

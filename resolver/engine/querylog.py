@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from resolver.base.configspec import option
 from resolver.engine import accel
-from resolver.engine.answers import describe
+from resolver.engine.answers import describe, summarise_entry
 from resolver.engine.cache import untagged
 from resolver.store.protocol import Store, StoreUnavailable
-from resolver.engine.wire import key_name, summarise_answers
+from resolver.engine.wire import key_name
 
 if TYPE_CHECKING:
     from resolver.engine.cache import CacheEntry
@@ -74,7 +74,7 @@ class QueryLog:
         self.observers: list[Callable[[list, Store], None]] = []
         fastpath = accel.fastpath   # the names and answer texts in C when it is built (the same texts)
         self._key_name = key_name if fastpath is None else fastpath.key_name
-        self._summarise = summarise_answers if fastpath is None else fastpath.summarise_answers
+        self._summarise = summarise_entry if fastpath is None else fastpath.summarise_entry
 
     def log_hit(self, now: float, client: str, entry: CacheEntry) -> None:
         """Hot path (cache hit): one short tuple; the writer fills in the rest from the entry."""

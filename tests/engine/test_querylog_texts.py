@@ -1,6 +1,7 @@
 """The query log's texts (the name of a cache key, the summary of its answers) are the same from the compiled
-accelerator (``_fastpath.key_name``, ``_fastpath.summarise_answers``) as from the pure-Python walk
-(``wire.key_name``, ``wire.summarise_answers``), for every reply, hostile ones included: where Python raises,
+accelerator (``_fastpath.key_name``, ``summarise_answers``, ``summarise_entry``) as from the pure-Python walk
+(``wire.key_name``, ``wire.summarise_answers``, ``answers.summarise_entry``), for every reply, hostile ones
+included: where Python raises,
 C raises ValueError, and the log shows "?" either way. The writer uses C only when the accelerator is on, and
 the rows it stores are the same both ways."""
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from resolver.engine import accel, wire
-from resolver.engine.answers import describe
+from resolver.engine.answers import describe, summarise_entry
 from resolver.engine.cache import CacheEntry
 from resolver.engine.querylog import QueryLog, QueryLogConfig
 from resolver.store.sqlite import open_store
@@ -89,6 +90,38 @@ def test_c_and_python_give_the_same_summary_for_every_reply(test_data):
     assert described > 1000 and damaged > 300       # both kinds well covered
 
 
+def _entry(data: bytes, split: int, tag: bytes = b"") -> CacheEntry:
+    """An entry holding ``data`` cut as the cache cuts a reply (head, question, tail), at any point."""
+    entry = CacheEntry.__new__(CacheEntry)
+    entry.head, entry.tail = data[2:12], data[max(12, split):]
+    entry.key = tag + data[12:max(12, split)] + b"\x01" if split >= 0 else b""
+    return entry
+
+
+@needs_c
+def test_c_and_python_give_the_same_summary_for_every_entry(test_data):
+    rng = random.Random(11)
+    for data in _cases(test_data)[::3]:
+        try:
+            qend = wire.skip_name(data, 12) + 4
+        except (IndexError, ValueError):
+            qend = rng.randrange(10, 40)
+        for split, tag in ((qend, b""), (qend, b"\xc1\x07"), (rng.randrange(8, 60), b""), (-1, b""), (qend, b"\xc1")):
+            entry = _entry(data, split, tag)
+            py = _python(lambda e: summarise_entry(e), entry)
+            assert _c(FAST.summarise_entry, entry) == py, (data.hex(), split, tag)
+    big = _reply("big.example.com", [f"big.example.com. 60 IN AAAA 2001:db8::{i:x}" for i in range(200)],
+                 qtype="AAAA")   # past the C code's stack buffer
+    entry = _entry(big, wire.skip_name(big, 12) + 4)
+    assert FAST.summarise_entry(entry) == summarise_entry(entry) == "AAAA 2001:db8::, AAAA 2001:db8::1, " \
+        "AAAA 2001:db8::2, +197"
+    with pytest.raises(AttributeError):
+        FAST.summarise_entry(object())
+    entry.tail = "text"
+    with pytest.raises(TypeError):
+        FAST.summarise_entry(entry)
+
+
 @needs_c
 def test_c_and_python_give_the_same_names_for_every_key():
     rng = random.Random(7)
@@ -112,7 +145,7 @@ def test_describe_shows_a_damaged_answer_as_a_question_mark():
     assert describe(entry) == "?"
     if FAST is not None:
         entry.summary = None
-        assert describe(entry, FAST.summarise_answers) == "?"
+        assert describe(entry, FAST.summarise_entry) == "?"
 
 
 @pytest.mark.parametrize("mode", ["python", "accelerated"])
@@ -123,9 +156,9 @@ def test_the_writer_uses_the_accelerator_only_when_it_is_on(mode, monkeypatch):
         pytest.skip("the accelerator was not built here")
     qlog = QueryLog(QueryLogConfig(), None)
     if mode == "python":
-        assert (qlog._key_name, qlog._summarise) == (wire.key_name, wire.summarise_answers)
+        assert (qlog._key_name, qlog._summarise) == (wire.key_name, summarise_entry)
     else:
-        assert (qlog._key_name, qlog._summarise) == (FAST.key_name, FAST.summarise_answers)
+        assert (qlog._key_name, qlog._summarise) == (FAST.key_name, FAST.summarise_entry)
 
 
 def _written(tmp_path, replies: list[bytes]) -> list[tuple]:
