@@ -34,7 +34,8 @@
 
 static PyObject *s_tokens, *s_allowed, *s_view, *s_via, *s_aliases, *s_expires, *s_gen, *s_stored, *s_age,
     *s_prefetch_at, *s_synthesized, *s_head, *s_patched, *s_hits, *s_cache_hits, *s_config, *s_enabled, *s_ring,
-    *s_maxlen, *s_append, *s_dropped, *s_key, *s_tail;
+    *s_maxlen, *s_append, *s_dropped, *s_key, *s_tail, *s_summary, *s_rcode, *s_reason,
+    *s_empty, *s_zero;
 
 typedef struct {
     PyObject_HEAD
@@ -1145,13 +1146,8 @@ static PyObject *cut_short(TextBuf *t) {
 
 /* wire.key_name: the name of a cache key as text (labels joined by ".", odd bytes as \xNN); ValueError where
  * Python raises IndexError (a key whose name runs past its end). */
-static PyObject *fp_key_name(PyObject *Py_UNUSED(mod), PyObject *arg) {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "key_name: bytes expected");
-        return NULL;
-    }
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(arg);
-    Py_ssize_t n = PyBytes_GET_SIZE(arg), i = 0;
+static PyObject *key_text(const unsigned char *p, Py_ssize_t n) {
+    Py_ssize_t i = 0;
     TextBuf t;
     tb_init(&t);
     for (;;) {
@@ -1172,6 +1168,14 @@ static PyObject *fp_key_name(PyObject *Py_UNUSED(mod), PyObject *arg) {
         i += ln + 1;
     }
     return tb_text(&t);
+}
+
+static PyObject *fp_key_name(PyObject *Py_UNUSED(mod), PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "key_name: bytes expected");
+        return NULL;
+    }
+    return key_text((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
 }
 
 /* wire.read_name into t: the name at i (pointers followed, at most 32 hops; "." for the root); 0 when Python
@@ -1334,6 +1338,161 @@ done:
     return out;
 }
 
+/* (name, qtype) of a cache key (from byte ``skip`` on: 2 past a view tag), memoised in ``names`` under ``memo``:
+ * querylog.query_rows' step; IndexError for a key too short for its type, as Python's key[-5]. */
+static PyObject *name_and_type(PyObject *names, PyObject *memo, PyObject *key, int untag) {
+    PyObject *nq = PyDict_GetItemWithError(names, memo);
+    if (nq != NULL) {
+        Py_INCREF(nq);
+        return nq;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    if (!PyBytes_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "query_rows: a cache key must be bytes");
+        return NULL;
+    }
+    const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(key);
+    Py_ssize_t n = PyBytes_GET_SIZE(key);
+    if (untag && n > 0 && k[0] >= 0xC0) {
+        Py_ssize_t cut = n >= 2 ? 2 : n;
+        k += cut;
+        n -= cut;
+    }
+    PyObject *name = key_text(k, n);
+    if (name == NULL)
+        return NULL;
+    if (n < 5) {
+        Py_DECREF(name);
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+        return NULL;
+    }
+    nq = Py_BuildValue("(Nl)", name, (long)(k[n - 5] << 8 | k[n - 4]));
+    if (nq == NULL || PyDict_SetItem(names, memo, nq) < 0) {
+        Py_XDECREF(nq);
+        return NULL;
+    }
+    return nq;
+}
+
+/* answers.describe(entry, summarise_entry): the entry's summary, made (and kept) when it has none yet; "?" for a
+ * reply too damaged to describe. */
+static PyObject *entry_summary(PyObject *entry) {
+    PyObject *text = PyObject_GetAttr(entry, s_summary);
+    if (text == NULL || text != Py_None)
+        return text;
+    Py_DECREF(text);
+    text = fp_summarise_entry(NULL, entry);
+    if (text == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return NULL;
+        PyErr_Clear();
+        text = PyUnicode_FromString("?");
+        if (text == NULL)
+            return NULL;
+    }
+    if (PyObject_SetAttr(entry, s_summary, text) < 0) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* querylog.query_rows(batch, wall, names, key_name, summarise_entry) in C (the same rows, the same memo and
+ * summaries kept on the entries): the query log's ring entries as rows (ts, client, qname, qtype, rcode,
+ * answer, upstream, latency, cached, reason). */
+static PyObject *fp_query_rows(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "query_rows(batch: list, wall: float, names: dict)");
+        return NULL;
+    }
+    PyObject *batch = args[0], *wall = args[1], *names = args[2];
+    Py_ssize_t count = PyList_GET_SIZE(batch);
+    PyObject *rows = PyList_New(count);
+    if (rows == NULL)
+        return NULL;
+    for (Py_ssize_t r = 0; r < count; r++) {
+        PyObject *item = PyList_GET_ITEM(batch, r);
+        PyObject *ts = NULL, *nq = NULL, *answer = NULL, *rcode = NULL, *reason = NULL, *row = NULL;
+        if (!PyTuple_Check(item) || (PyTuple_GET_SIZE(item) != 3 && PyTuple_GET_SIZE(item) != 9)) {
+            PyErr_SetString(PyExc_ValueError, "query_rows: a ring entry is a tuple of 3 or 9");
+            goto fail;
+        }
+        ts = PyNumber_Add(PyTuple_GET_ITEM(item, 0), wall);
+        if (ts == NULL)
+            goto fail;
+        if (PyTuple_GET_SIZE(item) == 3) {               /* a cache hit: (now, client, entry) */
+            PyObject *entry = PyTuple_GET_ITEM(item, 2);
+            PyObject *key = PyObject_GetAttr(entry, s_key);
+            if (key == NULL)
+                goto fail;
+            nq = name_and_type(names, key, key, 1);
+            Py_DECREF(key);
+            if (nq == NULL || (answer = entry_summary(entry)) == NULL
+                || (rcode = PyObject_GetAttr(entry, s_rcode)) == NULL
+                || (reason = PyObject_GetAttr(entry, s_reason)) == NULL)
+                goto fail;
+            if (!PyTuple_Check(nq) || PyTuple_GET_SIZE(nq) < 2) {
+                PyErr_SetString(PyExc_TypeError, "query_rows: names holds (name, qtype) pairs");
+                goto fail;
+            }
+            row = PyTuple_Pack(10, ts, PyTuple_GET_ITEM(item, 1), PyTuple_GET_ITEM(nq, 0), PyTuple_GET_ITEM(nq, 1),
+                               rcode, answer, s_empty, s_zero, Py_True, reason);
+        } else {                                         /* (now, client, question, rcode, answer, ...) */
+            PyObject *q = PyTuple_GET_ITEM(item, 2), *a = PyTuple_GET_ITEM(item, 4);
+            PyObject *name, *qtype;
+            if (PyBytes_CheckExact(q)) {
+                if ((nq = name_and_type(names, q, q, 0)) == NULL)
+                    goto fail;
+            } else {
+                Py_INCREF(q);
+                nq = q;
+            }
+            if (PyTuple_CheckExact(nq) && PyTuple_GET_SIZE(nq) >= 2) {
+                name = PyTuple_GET_ITEM(nq, 0);
+                qtype = PyTuple_GET_ITEM(nq, 1);
+                Py_INCREF(name);
+                Py_INCREF(qtype);
+            } else if ((name = PySequence_GetItem(nq, 0)) == NULL) {
+                goto fail;
+            } else if ((qtype = PySequence_GetItem(nq, 1)) == NULL) {
+                Py_DECREF(name);
+                goto fail;
+            }
+            if (PyUnicode_CheckExact(a)) {
+                Py_INCREF(a);
+                answer = a;
+            } else {
+                answer = entry_summary(a);
+            }
+            if (answer != NULL)
+                row = PyTuple_Pack(10, ts, PyTuple_GET_ITEM(item, 1), name, qtype, PyTuple_GET_ITEM(item, 3), answer,
+                                   PyTuple_GET_ITEM(item, 5), PyTuple_GET_ITEM(item, 6), PyTuple_GET_ITEM(item, 7),
+                                   PyTuple_GET_ITEM(item, 8));
+            Py_DECREF(name);
+            Py_DECREF(qtype);
+        }
+        if (row == NULL)
+            goto fail;
+        PyList_SET_ITEM(rows, r, row);
+        Py_DECREF(ts);
+        Py_DECREF(nq);
+        Py_DECREF(answer);
+        Py_XDECREF(rcode);
+        Py_XDECREF(reason);
+        continue;
+    fail:
+        Py_XDECREF(ts);
+        Py_XDECREF(nq);
+        Py_XDECREF(answer);
+        Py_XDECREF(rcode);
+        Py_XDECREF(reason);
+        Py_DECREF(rows);
+        return NULL;
+    }
+    return rows;
+}
+
 static PyMethodDef fastpath_functions[] = {
     {"send_batch", fp_send_batch, METH_VARARGS,
      "send_batch(fd, items) -> [(index, errno)]: send bytes (connected) or (bytes, address) items with sendmmsg"},
@@ -1347,6 +1506,8 @@ static PyMethodDef fastpath_functions[] = {
     {"key_name", fp_key_name, METH_O, "key_name(key) -> str: wire.key_name in C (ValueError for a damaged key)"},
     {"summarise_answers", fp_summarise_answers, METH_O,
      "summarise_answers(packet) -> str: wire.summarise_answers in C (ValueError for a damaged reply)"},
+    {"query_rows", (PyCFunction)(void (*)(void))fp_query_rows, METH_FASTCALL,
+     "query_rows(batch, wall, names) -> [row]: querylog.query_rows in C (key_name, summarise_entry in C)"},
     {"summarise_entry", fp_summarise_entry, METH_O,
      "summarise_entry(entry) -> str: answers.summarise_entry in C (ValueError for a damaged reply)"},
     {NULL, NULL, 0, NULL}};
@@ -1376,6 +1537,12 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_head, "head");
     INTERN(s_key, "key");
     INTERN(s_tail, "tail");
+    INTERN(s_summary, "summary");
+    INTERN(s_rcode, "rcode");
+    INTERN(s_reason, "reason");
+    INTERN(s_empty, "");
+    if ((s_zero = PyFloat_FromDouble(0.0)) == NULL)
+        return NULL;
     INTERN(s_patched, "patched");
     INTERN(s_hits, "hits");
     INTERN(s_cache_hits, "cache_hits");

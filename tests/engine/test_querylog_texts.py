@@ -1,7 +1,7 @@
-"""The query log's texts (the name of a cache key, the summary of its answers) are the same from the compiled
-accelerator (``_fastpath.key_name``, ``summarise_answers``, ``summarise_entry``) as from the pure-Python walk
-(``wire.key_name``, ``wire.summarise_answers``, ``answers.summarise_entry``), for every reply, hostile ones
-included: where Python raises,
+"""The query log's texts (the name of a cache key, the summary of its answers) and rows are the same from the
+compiled accelerator (``_fastpath.key_name``, ``summarise_answers``, ``summarise_entry``, ``query_rows``) as from
+the pure-Python code (``wire.key_name``, ``wire.summarise_answers``, ``answers.summarise_entry``,
+``querylog.query_rows``), for every reply, hostile ones included: where Python raises,
 C raises ValueError, and the log shows "?" either way. The writer uses C only when the accelerator is on, and
 the rows it stores are the same both ways."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from resolver.engine import accel, wire
 from resolver.engine.answers import describe, summarise_entry
 from resolver.engine.cache import CacheEntry
-from resolver.engine.querylog import QueryLog, QueryLogConfig
+from resolver.engine.querylog import QueryLog, QueryLogConfig, query_rows
 from resolver.store.sqlite import open_store
 from tests.engine.test_reply_parts import _hostile, _key, _reply, _seeds
 
@@ -155,10 +155,49 @@ def test_the_writer_uses_the_accelerator_only_when_it_is_on(mode, monkeypatch):
     elif FAST is None:
         pytest.skip("the accelerator was not built here")
     qlog = QueryLog(QueryLogConfig(), None)
-    if mode == "python":
-        assert (qlog._key_name, qlog._summarise) == (wire.key_name, summarise_entry)
-    else:
-        assert (qlog._key_name, qlog._summarise) == (FAST.key_name, FAST.summarise_entry)
+    assert qlog._rows is (query_rows if mode == "python" else FAST.query_rows)
+
+
+def _batch(test_data, now: float) -> list:
+    """Ring entries of every shape: hits (with and without a view tag), misses with an entry or a text for the
+    answer, (name, type) questions, summaries already made or empty, damaged replies, a key seen twice."""
+    replies = [r for r, _k in _seeds(test_data)][:60] + _more_replies()
+    out = []
+    for i, data in enumerate(replies):
+        qend = wire.skip_name(data, 12) + 4
+        entry = _entry(data, qend, b"\xc1\x05" if i % 4 == 1 else b"")
+        entry.summary, entry.rcode, entry.reason = (None, data[3] & 15, None if i % 3 else "category:ads")
+        if i % 7 == 3:
+            entry.summary = ""
+        if i % 11 == 5:
+            entry.tail = entry.tail[:7]                        # damaged: summarised as "?"
+        key = data[12:qend].lower() + b"\x01"
+        out.append((now + i, f"10.0.0.{i % 5}", entry))
+        out.append((now + i, "10.0.0.9", key, 0, entry, "udp://192.0.2.53:53", 1.5 * i, False, None))
+        out.append((now + i, "10.0.0.9", key, 3, "A 192.0.2.7", "", 0, True, "local-record"))
+        out.append((now + i, "fe80::1", ("odd.example", 16), 0, "", "", 0.0, True, "rewrite"))
+    return out
+
+
+@needs_c
+def test_c_and_python_make_the_same_rows(test_data):
+    now = time.monotonic()
+    fast_batch, slow_batch = _batch(test_data, now), _batch(test_data, now)
+    fast_names: dict = {}
+    slow_names: dict = {}
+    for _ in range(2):                                        # the second time from the memo and kept summaries
+        fast = FAST.query_rows(fast_batch, 1.7e9, fast_names)
+        slow = query_rows(slow_batch, 1.7e9, slow_names)
+        assert fast == slow and len(fast) == len(fast_batch)
+        assert [type(v) for r in fast for v in r] == [type(v) for r in slow for v in r]
+        assert fast_names == slow_names
+        assert [e[2].summary for e in fast_batch if len(e) == 3] == [e[2].summary for e in slow_batch if len(e) == 3]
+    texts = {r[5] for r in fast}
+    assert "?" in texts and "" in texts and any(t.startswith("CNAME") for t in texts)
+    with pytest.raises(ValueError):
+        FAST.query_rows([(now, "10.0.0.2")], 0.0, {})
+    with pytest.raises(TypeError):
+        FAST.query_rows(fast_batch, 0.0, [])
 
 
 def _written(tmp_path, replies: list[bytes]) -> list[tuple]:
