@@ -14,7 +14,11 @@
  *
  * reply_parts(...) is wire.reply_parts in C: an upstream reply to a cache entry's parts in one pass (the
  * fetcher's miss path); it returns None wherever the Python code would decline or raise, and both give the
- * same result for every input (tests/engine/test_reply_parts.py). */
+ * same result for every input (tests/engine/test_reply_parts.py).
+ *
+ * query_rows(batch, wall, names) is querylog.query_rows in C: the query log's ring entries as the store's rows,
+ * in the writer thread (key_name, summarise_answers and summarise_entry are its steps, also callable); the same
+ * rows, texts and errors-as-"?" as the Python code (tests/engine/test_querylog_texts.py). */
 #define PY_SSIZE_T_CLEAN
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
