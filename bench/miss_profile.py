@@ -10,7 +10,12 @@ Then (``--writer``) the query log's writer: the same misses' ring entries writte
 ``QueryLog._write`` in batches of ``querylog.batch_size``, as the engine's writer thread does.
 
     taskset -c 1 python bench/miss_profile.py [--data DIR] [--queries 30000] [--writer] [--profile miss|writer]
+                                              [--meter] [--prefill ROWS]
 
+``--meter`` hands each written batch to the engine's time-budget meter too, wired as ``resolver.service.server``
+does (``BudgetMeter.observe`` as the query log's observer), with two budgets on the ``teens`` profile ("all"
+and category:games) so it counts; ``--prefill`` starts from a log already holding that many rows (the size cap
+checks the log with every batch).
 Prints µs per miss (process CPU time) for each part; ``--profile`` adds cProfile's top functions of one part.
 Run it pinned to one core on a quiet machine; it is a scratch measure beside dns_bench.py, not a benchmark
 of the whole engine (no kernel, no event loop).
@@ -35,12 +40,14 @@ sys.path.insert(0, str(REPO))
 DEFAULT_DATA = REPO.parent / "shared" / "data"   # as dns_bench.py: --data elsewhere
 
 from blocklists.manager import load_index  # noqa: E402
+from resolver.engine.budget_meter import BudgetMeter  # noqa: E402
 from resolver.engine.cache import AnswerCache, CacheConfig  # noqa: E402
 from resolver.engine.localrecords import LocalZone  # noqa: E402
 from resolver.engine.pipeline import Pipeline  # noqa: E402
 from resolver.engine.querylog import QueryLog, QueryLogConfig  # noqa: E402
 from resolver.engine.stats import Stats  # noqa: E402
 from resolver.service.process import ENGINE_GC_THRESHOLDS  # noqa: E402
+from resolver.policy.budgets import Budget  # noqa: E402
 from resolver.policy.access import ClientAccess, RateLimitConfig  # noqa: E402
 from resolver.policy.profiles import Device, Schedule, profile_from_preset  # noqa: E402
 from resolver.policy.views import PolicySet  # noqa: E402
@@ -90,11 +97,34 @@ def pipeline(tmp: str, querylog: QueryLog) -> Pipeline:
     return p
 
 
+def meter(store, qlog: QueryLog, p: Pipeline, tmp: str) -> None:
+    """The engine's budget meter as the query log's observer (resolver.service.server), configured as
+    policy_sync does, with budgets on the bench's profile."""
+    budgets = BudgetMeter(lambda client: None if p.policies is None else p.policies.view_for(client)[0].profile)
+    qlog.observers.append(budgets.observe)
+    index, meta = load_index(f"{tmp}/data")
+    budgets.configure([Budget("teens", "all", 600, 600), Budget("teens", "category:games", 600, 600)], [],
+                      store.budget_high_water(), index, meta, "UTC", time.time())
+
+
+def prefill(store, rows: int) -> None:
+    """``rows`` query-log rows (one client, distinct names) an hour ago, written in SQL."""
+    start = int((time.time() - 3600) * 1000)
+    with store._transaction() as db:
+        db.execute("INSERT INTO ql_strings (text) VALUES ('10.9.9.9') ON CONFLICT (text) DO NOTHING")
+        db.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT ?)"
+                   " INSERT INTO query_log (ts, client, qname, qtype, rcode, answer, upstream, latency_us, cached)"
+                   " SELECT ? + i / 40, (SELECT id FROM ql_strings WHERE text = '10.9.9.9'), 'n' || i || '.example',"
+                   " 1, 0, 'A 192.0.2.1', NULL, 2500, 0 FROM n", (rows, start))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--queries", type=int, default=30000)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the bench data (queries/dnsperf_queries_100k.tsv)")
     ap.add_argument("--writer", action="store_true", help="also time the query log's writer on the same misses")
+    ap.add_argument("--meter", action="store_true", help="the writer also feeds the engine's time-budget meter")
+    ap.add_argument("--prefill", type=int, default=0, metavar="ROWS", help="rows in the log before the writer runs")
     ap.add_argument("--profile", choices=("miss", "writer"), help="cProfile one part, top 30 by own time")
     args = ap.parse_args()
     lines = (args.data / "queries" / "dnsperf_queries_100k.tsv").read_text().splitlines()
@@ -106,6 +136,10 @@ def main() -> None:
         store = open_store(tmp) if args.writer or args.profile == "writer" else None
         qlog = QueryLog(config, (lambda: store) if store is not None else None)
         p = pipeline(tmp, qlog)
+        if store is not None and args.meter:
+            meter(store, qlog, p, tmp)
+        if store is not None and args.prefill:
+            prefill(store, args.prefill)
         sent: list = []
 
         gc.set_threshold(*ENGINE_GC_THRESHOLDS)   # as `hearth dns` runs

@@ -313,6 +313,17 @@ class BlockIndex:
                 labels.append(lb)
             name = ".".join(labels)
         w, offs = _to_wire(name.encode("utf-8", "surrogatepass"))
+        if self._fast is not None:   # as lookup_wire; None: a label no wire name holds, which Python hashes as is
+            res = self._fast.lookup(w, cat, allow_mask)
+            if res is not None and res is not NotImplemented:
+                if res == 0:
+                    if not self._has_block_rx:
+                        return None
+                else:
+                    w, offs, found, allows = res
+                    if not self._has_allow:
+                        return self._hash_match(found[0], w, offs, name)
+                    return self._settle(w, offs, found, None, allows, cat, allow_mask & CATEGORY_BITS, name)
         return self._decide(w, offs, cat, allow_mask, name)
 
     def lookup_wire(self, name_wire: bytes, mask: int = CATEGORY_BITS,

@@ -14,7 +14,11 @@
  *
  * reply_parts(...) is wire.reply_parts in C: an upstream reply to a cache entry's parts in one pass (the
  * fetcher's miss path); it returns None wherever the Python code would decline or raise, and both give the
- * same result for every input (tests/engine/test_reply_parts.py). */
+ * same result for every input (tests/engine/test_reply_parts.py).
+ *
+ * query_rows(batch, wall, names) is querylog.query_rows in C: the query log's ring entries as the store's rows,
+ * in the writer thread (key_name, summarise_answers and summarise_entry are its steps, also callable); the same
+ * rows, texts and errors-as-"?" as the Python code (tests/engine/test_querylog_texts.py). */
 #define PY_SSIZE_T_CLEAN
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -34,7 +38,8 @@
 
 static PyObject *s_tokens, *s_allowed, *s_view, *s_via, *s_aliases, *s_expires, *s_gen, *s_stored, *s_age,
     *s_prefetch_at, *s_synthesized, *s_head, *s_patched, *s_hits, *s_cache_hits, *s_config, *s_enabled, *s_ring,
-    *s_maxlen, *s_append, *s_dropped;
+    *s_maxlen, *s_append, *s_dropped, *s_key, *s_tail, *s_summary, *s_rcode, *s_reason,
+    *s_empty, *s_zero;
 
 typedef struct {
     PyObject_HEAD
@@ -1061,6 +1066,437 @@ static PyObject *fp_lookup_key(PyObject *Py_UNUSED(mod), PyObject *const *args, 
     return Py_BuildValue("(Nnl)", key, qend, limit);
 }
 
+/* ------------------------------------------------------------------ query-log texts (the writer thread) */
+
+/* A growing ASCII buffer for the query log's texts. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    char local[512];
+} TextBuf;
+
+static void tb_init(TextBuf *t) {
+    t->buf = t->local;
+    t->len = 0;
+    t->cap = sizeof t->local;
+}
+
+static void tb_free(TextBuf *t) {
+    if (t->buf != t->local)
+        PyMem_Free(t->buf);
+}
+
+/* Room for n more bytes; 0 (MemoryError set) when out of memory. */
+static int tb_room(TextBuf *t, size_t n) {
+    if (t->len + n <= t->cap)
+        return 1;
+    size_t cap = t->cap * 2;
+    while (cap < t->len + n)
+        cap *= 2;
+    char *b = t->buf == t->local ? PyMem_Malloc(cap) : PyMem_Realloc(t->buf, cap);
+    if (b == NULL) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    if (t->buf == t->local)
+        memcpy(b, t->local, t->len);
+    t->buf = b;
+    t->cap = cap;
+    return 1;
+}
+
+static int tb_add(TextBuf *t, const char *s, size_t n) {
+    if (!tb_room(t, n))
+        return 0;
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    return 1;
+}
+
+/* bytes.decode("ascii", "backslashreplace") of p[0:n]: ASCII as is, any other byte as \xNN (lower-case hex). */
+static int tb_label(TextBuf *t, const unsigned char *p, Py_ssize_t n) {
+    static const char hex[] = "0123456789abcdef";
+    if (!tb_room(t, (size_t)n * 4))
+        return 0;
+    char *o = t->buf + t->len;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        unsigned char c = p[k];
+        if (c < 0x80) {
+            *o++ = (char)c;
+        } else {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    t->len = (size_t)(o - t->buf);
+    return 1;
+}
+
+static PyObject *tb_text(TextBuf *t) {
+    PyObject *s = PyUnicode_New((Py_ssize_t)t->len, 127);
+    if (s != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(s), t->buf, t->len);
+    tb_free(t);
+    return s;
+}
+
+static PyObject *cut_short(TextBuf *t) {
+    tb_free(t);
+    PyErr_SetString(PyExc_ValueError, "message cut short or damaged");
+    return NULL;
+}
+
+/* wire.key_name: the name of a cache key as text (labels joined by ".", odd bytes as \xNN); ValueError where
+ * Python raises IndexError (a key whose name runs past its end). */
+static PyObject *key_text(const unsigned char *p, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    TextBuf t;
+    tb_init(&t);
+    for (;;) {
+        if (i >= n)
+            return cut_short(&t);
+        Py_ssize_t ln = p[i];
+        if (ln == 0)
+            break;
+        if (i > 0 && !tb_add(&t, ".", 1)) {
+            tb_free(&t);
+            return NULL;
+        }
+        Py_ssize_t end = i + 1 + ln < n ? i + 1 + ln : n;    /* a slice stops at the end */
+        if (!tb_label(&t, p + i + 1, end - (i + 1))) {
+            tb_free(&t);
+            return NULL;
+        }
+        i += ln + 1;
+    }
+    return tb_text(&t);
+}
+
+static PyObject *fp_key_name(PyObject *Py_UNUSED(mod), PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "key_name: bytes expected");
+        return NULL;
+    }
+    return key_text((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
+}
+
+/* wire.read_name into t: the name at i (pointers followed, at most 32 hops; "." for the root); 0 when Python
+ * raises (read past the end) or out of memory (MemoryError set). */
+static int read_name_into(TextBuf *t, const unsigned char *p, Py_ssize_t n, Py_ssize_t i, int *failed) {
+    int hops = 0, labels = 0;
+    while (hops < 32) {
+        if (i >= n)
+            return *failed = 1, 0;
+        unsigned char ln = p[i];
+        if (ln == 0)
+            break;
+        if (ln >= 0xC0) {
+            if (i + 1 >= n)
+                return *failed = 1, 0;
+            i = (Py_ssize_t)(ln & 0x3F) << 8 | p[i + 1];
+            hops++;
+            continue;
+        }
+        if (labels++ && !tb_add(t, ".", 1))
+            return 0;
+        Py_ssize_t end = i + 1 + ln < n ? i + 1 + ln : n;
+        if (!tb_label(t, p + i + 1, end - (i + 1)))
+            return 0;
+        i += ln + 1;
+    }
+    return labels || tb_add(t, ".", 1);
+}
+
+static const char *type_name(unsigned int rtype) {
+    switch (rtype) {
+    case 1: return "A";
+    case 2: return "NS";
+    case 5: return "CNAME";
+    case 6: return "SOA";
+    case 12: return "PTR";
+    case 13: return "HINFO";
+    case 15: return "MX";
+    case 16: return "TXT";
+    case 28: return "AAAA";
+    case 33: return "SRV";
+    case 39: return "DNAME";
+    case 64: return "SVCB";
+    case 65: return "HTTPS";
+    default: return NULL;
+    }
+}
+
+/* wire.summarise_answers(packet): "A 192.0.2.1, CNAME x.example" from the answer section (the first three
+ * records, then "+N"); ValueError wherever the Python walk raises IndexError, ValueError or struct.error. */
+static PyObject *summarise(const unsigned char *p, Py_ssize_t n) {
+    const Py_ssize_t limit = 3;
+    TextBuf t;
+    tb_init(&t);
+    if (n < 8)
+        return cut_short(&t);
+    Py_ssize_t an = (Py_ssize_t)rd16(p + 6);
+    Py_ssize_t i = walk_name(p, n, 12);
+    if (i < 0)
+        return cut_short(&t);
+    i += 4;
+    for (Py_ssize_t k = 0; k < an; k++) {
+        i = walk_name(p, n, i);
+        if (i < 0 || i + 10 > n)
+            return cut_short(&t);
+        unsigned int rtype = rd16(p + i), rdlen = rd16(p + i + 8);
+        Py_ssize_t rdata = i + 10;
+        if (k < limit) {
+            char text[64];
+            const char *name = type_name(rtype);
+            if (name == NULL) {
+                snprintf(text, sizeof text, "TYPE%u", rtype);
+                name = text;
+            }
+            if (k > 0 && !tb_add(&t, ", ", 2)) {
+                tb_free(&t);
+                return NULL;
+            }
+            int ok = 1, failed = 0;
+            if ((rtype == 1 && rdlen == 4) || (rtype == 28 && rdlen == 16)) {
+                char addr[INET6_ADDRSTRLEN];
+                if (rdata + (Py_ssize_t)rdlen > n)
+                    return cut_short(&t);
+                if (inet_ntop(rtype == 1 ? AF_INET : AF_INET6, p + rdata, addr, sizeof addr) == NULL)
+                    return cut_short(&t);
+                ok = tb_add(&t, name, strlen(name)) && tb_add(&t, " ", 1) && tb_add(&t, addr, strlen(addr));
+            } else if (rtype == 2 || rtype == 5 || rtype == 12 || rtype == 39 || rtype == 15) {
+                ok = tb_add(&t, name, strlen(name)) && tb_add(&t, " ", 1)
+                     && read_name_into(&t, p, n, rtype == 15 ? rdata + 2 : rdata, &failed);
+                if (failed)
+                    return cut_short(&t);
+            } else {
+                ok = tb_add(&t, name, strlen(name));
+            }
+            if (!ok) {
+                tb_free(&t);
+                return NULL;
+            }
+        }
+        i = rdata + rdlen;
+    }
+    if (an > limit) {
+        char more[32];
+        int m = snprintf(more, sizeof more, "%s+%zd", limit > 0 ? ", " : "", an - limit);
+        if (!tb_add(&t, more, (size_t)m)) {
+            tb_free(&t);
+            return NULL;
+        }
+    }
+    return tb_text(&t);
+}
+
+static PyObject *fp_summarise_answers(PyObject *Py_UNUSED(mod), PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "summarise_answers: bytes expected");
+        return NULL;
+    }
+    return summarise((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
+}
+
+/* answers.summarise_entry: the summary of a cache entry's reply as CacheEntry.packet() puts it together (ID 0,
+ * head, the question of its untagged key, tail), without making the packet's bytes object. */
+static PyObject *fp_summarise_entry(PyObject *Py_UNUSED(mod), PyObject *entry) {
+    PyObject *parts[3] = {NULL, NULL, NULL};
+    PyObject *out = NULL;
+    if ((parts[0] = PyObject_GetAttr(entry, s_head)) == NULL || (parts[1] = PyObject_GetAttr(entry, s_key)) == NULL
+        || (parts[2] = PyObject_GetAttr(entry, s_tail)) == NULL)
+        goto done;
+    if (!PyBytes_Check(parts[0]) || !PyBytes_Check(parts[1]) || !PyBytes_Check(parts[2])) {
+        PyErr_SetString(PyExc_TypeError, "summarise_entry: head, key and tail must be bytes");
+        goto done;
+    }
+    const char *key = PyBytes_AS_STRING(parts[1]);
+    Py_ssize_t klen = PyBytes_GET_SIZE(parts[1]);
+    if (klen > 0 && (unsigned char)key[0] >= 0xC0) {   /* untagged(): a view tag is the key's first two bytes */
+        key += klen >= 2 ? 2 : klen;
+        klen -= klen >= 2 ? 2 : klen;
+    }
+    if (klen > 0)
+        klen--;                                          /* the flags byte */
+    Py_ssize_t hlen = PyBytes_GET_SIZE(parts[0]), tlen = PyBytes_GET_SIZE(parts[2]);
+    Py_ssize_t n = 2 + hlen + klen + tlen;
+    unsigned char local[2048];
+    unsigned char *buf = n <= (Py_ssize_t)sizeof local ? local : PyMem_Malloc((size_t)n);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    buf[0] = buf[1] = 0;
+    memcpy(buf + 2, PyBytes_AS_STRING(parts[0]), (size_t)hlen);
+    memcpy(buf + 2 + hlen, key, (size_t)klen);
+    memcpy(buf + 2 + hlen + klen, PyBytes_AS_STRING(parts[2]), (size_t)tlen);
+    out = summarise(buf, n);
+    if (buf != local)
+        PyMem_Free(buf);
+done:
+    Py_XDECREF(parts[0]);
+    Py_XDECREF(parts[1]);
+    Py_XDECREF(parts[2]);
+    return out;
+}
+
+/* (name, qtype) of a cache key (from byte ``skip`` on: 2 past a view tag), memoised in ``names`` under ``memo``:
+ * querylog.query_rows' step; IndexError for a key too short for its type, as Python's key[-5]. */
+static PyObject *name_and_type(PyObject *names, PyObject *memo, PyObject *key, int untag) {
+    PyObject *nq = PyDict_GetItemWithError(names, memo);
+    if (nq != NULL) {
+        Py_INCREF(nq);
+        return nq;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    if (!PyBytes_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "query_rows: a cache key must be bytes");
+        return NULL;
+    }
+    const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(key);
+    Py_ssize_t n = PyBytes_GET_SIZE(key);
+    if (untag && n > 0 && k[0] >= 0xC0) {
+        Py_ssize_t cut = n >= 2 ? 2 : n;
+        k += cut;
+        n -= cut;
+    }
+    PyObject *name = key_text(k, n);
+    if (name == NULL)
+        return NULL;
+    if (n < 5) {
+        Py_DECREF(name);
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+        return NULL;
+    }
+    nq = Py_BuildValue("(Nl)", name, (long)(k[n - 5] << 8 | k[n - 4]));
+    if (nq == NULL || PyDict_SetItem(names, memo, nq) < 0) {
+        Py_XDECREF(nq);
+        return NULL;
+    }
+    return nq;
+}
+
+/* answers.describe(entry, summarise_entry): the entry's summary, made (and kept) when it has none yet; "?" for a
+ * reply too damaged to describe. */
+static PyObject *entry_summary(PyObject *entry) {
+    PyObject *text = PyObject_GetAttr(entry, s_summary);
+    if (text == NULL || text != Py_None)
+        return text;
+    Py_DECREF(text);
+    text = fp_summarise_entry(NULL, entry);
+    if (text == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return NULL;
+        PyErr_Clear();
+        text = PyUnicode_FromString("?");
+        if (text == NULL)
+            return NULL;
+    }
+    if (PyObject_SetAttr(entry, s_summary, text) < 0) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* querylog.query_rows(batch, wall, names, key_name, summarise_entry) in C (the same rows, the same memo and
+ * summaries kept on the entries): the query log's ring entries as rows (ts, client, qname, qtype, rcode,
+ * answer, upstream, latency, cached, reason). */
+static PyObject *fp_query_rows(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "query_rows(batch: list, wall: float, names: dict)");
+        return NULL;
+    }
+    PyObject *batch = args[0], *wall = args[1], *names = args[2];
+    Py_ssize_t count = PyList_GET_SIZE(batch);
+    PyObject *rows = PyList_New(count);
+    if (rows == NULL)
+        return NULL;
+    for (Py_ssize_t r = 0; r < count; r++) {
+        PyObject *item = PyList_GET_ITEM(batch, r);
+        PyObject *ts = NULL, *nq = NULL, *answer = NULL, *rcode = NULL, *reason = NULL, *row = NULL;
+        if (!PyTuple_Check(item) || (PyTuple_GET_SIZE(item) != 3 && PyTuple_GET_SIZE(item) != 9)) {
+            PyErr_SetString(PyExc_ValueError, "query_rows: a ring entry is a tuple of 3 or 9");
+            goto fail;
+        }
+        ts = PyNumber_Add(PyTuple_GET_ITEM(item, 0), wall);
+        if (ts == NULL)
+            goto fail;
+        if (PyTuple_GET_SIZE(item) == 3) {               /* a cache hit: (now, client, entry) */
+            PyObject *entry = PyTuple_GET_ITEM(item, 2);
+            PyObject *key = PyObject_GetAttr(entry, s_key);
+            if (key == NULL)
+                goto fail;
+            nq = name_and_type(names, key, key, 1);
+            Py_DECREF(key);
+            if (nq == NULL || (answer = entry_summary(entry)) == NULL
+                || (rcode = PyObject_GetAttr(entry, s_rcode)) == NULL
+                || (reason = PyObject_GetAttr(entry, s_reason)) == NULL)
+                goto fail;
+            if (!PyTuple_Check(nq) || PyTuple_GET_SIZE(nq) < 2) {
+                PyErr_SetString(PyExc_TypeError, "query_rows: names holds (name, qtype) pairs");
+                goto fail;
+            }
+            row = PyTuple_Pack(10, ts, PyTuple_GET_ITEM(item, 1), PyTuple_GET_ITEM(nq, 0), PyTuple_GET_ITEM(nq, 1),
+                               rcode, answer, s_empty, s_zero, Py_True, reason);
+        } else {                                         /* (now, client, question, rcode, answer, ...) */
+            PyObject *q = PyTuple_GET_ITEM(item, 2), *a = PyTuple_GET_ITEM(item, 4);
+            PyObject *name, *qtype;
+            if (PyBytes_CheckExact(q)) {
+                if ((nq = name_and_type(names, q, q, 0)) == NULL)
+                    goto fail;
+            } else {
+                Py_INCREF(q);
+                nq = q;
+            }
+            if (PyTuple_CheckExact(nq) && PyTuple_GET_SIZE(nq) >= 2) {
+                name = PyTuple_GET_ITEM(nq, 0);
+                qtype = PyTuple_GET_ITEM(nq, 1);
+                Py_INCREF(name);
+                Py_INCREF(qtype);
+            } else if ((name = PySequence_GetItem(nq, 0)) == NULL) {
+                goto fail;
+            } else if ((qtype = PySequence_GetItem(nq, 1)) == NULL) {
+                Py_DECREF(name);
+                goto fail;
+            }
+            if (PyUnicode_CheckExact(a)) {
+                Py_INCREF(a);
+                answer = a;
+            } else {
+                answer = entry_summary(a);
+            }
+            if (answer != NULL)
+                row = PyTuple_Pack(10, ts, PyTuple_GET_ITEM(item, 1), name, qtype, PyTuple_GET_ITEM(item, 3), answer,
+                                   PyTuple_GET_ITEM(item, 5), PyTuple_GET_ITEM(item, 6), PyTuple_GET_ITEM(item, 7),
+                                   PyTuple_GET_ITEM(item, 8));
+            Py_DECREF(name);
+            Py_DECREF(qtype);
+        }
+        if (row == NULL)
+            goto fail;
+        PyList_SET_ITEM(rows, r, row);
+        Py_DECREF(ts);
+        Py_DECREF(nq);
+        Py_DECREF(answer);
+        Py_XDECREF(rcode);
+        Py_XDECREF(reason);
+        continue;
+    fail:
+        Py_XDECREF(ts);
+        Py_XDECREF(nq);
+        Py_XDECREF(answer);
+        Py_XDECREF(rcode);
+        Py_XDECREF(reason);
+        Py_DECREF(rows);
+        return NULL;
+    }
+    return rows;
+}
+
 static PyMethodDef fastpath_functions[] = {
     {"send_batch", fp_send_batch, METH_VARARGS,
      "send_batch(fd, items) -> [(index, errno)]: send bytes (connected) or (bytes, address) items with sendmmsg"},
@@ -1071,6 +1507,13 @@ static PyMethodDef fastpath_functions[] = {
     {"cname_targets", fp_cname_targets, METH_O, "cname_targets(packet) -> (wire name, ...): wire.cname_targets in C"},
     {"lookup_key", (PyCFunction)(void (*)(void))fp_lookup_key, METH_FASTCALL,
      "lookup_key(data, edns_cap) -> (key, qend, limit) or None: wire.lookup_key in C"},
+    {"key_name", fp_key_name, METH_O, "key_name(key) -> str: wire.key_name in C (ValueError for a damaged key)"},
+    {"summarise_answers", fp_summarise_answers, METH_O,
+     "summarise_answers(packet) -> str: wire.summarise_answers in C (ValueError for a damaged reply)"},
+    {"query_rows", (PyCFunction)(void (*)(void))fp_query_rows, METH_FASTCALL,
+     "query_rows(batch, wall, names) -> [row]: querylog.query_rows in C (key_name, summarise_entry in C)"},
+    {"summarise_entry", fp_summarise_entry, METH_O,
+     "summarise_entry(entry) -> str: answers.summarise_entry in C (ValueError for a damaged reply)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastpath_module = {
@@ -1096,6 +1539,14 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_prefetch_at, "prefetch_at");
     INTERN(s_synthesized, "synthesized");
     INTERN(s_head, "head");
+    INTERN(s_key, "key");
+    INTERN(s_tail, "tail");
+    INTERN(s_summary, "summary");
+    INTERN(s_rcode, "rcode");
+    INTERN(s_reason, "reason");
+    INTERN(s_empty, "");
+    if ((s_zero = PyFloat_FromDouble(0.0)) == NULL)
+        return NULL;
     INTERN(s_patched, "patched");
     INTERN(s_hits, "hits");
     INTERN(s_cache_hits, "cache_hits");

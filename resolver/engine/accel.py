@@ -8,7 +8,8 @@ sends in batches (recvmmsg/sendmmsg); the upstream UDP transport (:mod:`resolver
 sends the queries of one event-loop turn together and reads replies in batches. Without it the same
 code paths run in pure Python, one datagram per system call. The fetcher (:mod:`resolver.engine.fetcher`)
 also turns upstream replies into cache entries with ``_fastpath.reply_parts`` (the pure-Python twin:
-:func:`resolver.engine.wire.reply_parts`, same results).
+:func:`resolver.engine.wire.reply_parts`, same results), and the query log's writer makes its rows with
+``_fastpath.query_rows`` (the twin: :func:`resolver.engine.querylog.query_rows`).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 import struct
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from dnslib import CNAME, QTYPE, RD, RR, SOA, DNSHeader, DNSLabel, DNSQuestion, DNSRecord, EDNS0, EDNSOption
 
@@ -118,11 +118,18 @@ def summarise(rrs: list[RR], limit: int = 3) -> str:
     return ", ".join(parts)
 
 
-def describe(entry) -> str:
-    """The query-log summary of a cache entry's answers (computed once, off the hot path)."""
+def summarise_entry(entry) -> str:
+    """:func:`wire.summarise_answers` of a cache entry's reply (``_fastpath.summarise_entry`` is its compiled twin:
+    the same texts, the same errors as ValueError)."""
+    return summarise_answers(entry.packet())
+
+
+def describe(entry, summarise: Callable[[object], str] = summarise_entry) -> str:
+    """The query-log summary of a cache entry's answers (computed once, off the hot path); ``summarise``:
+    :func:`summarise_entry` or its compiled twin."""
     if entry.summary is None:
         try:
-            entry.summary = summarise_answers(entry.packet())
+            entry.summary = summarise(entry)
         except (IndexError, ValueError, struct.error):  # an answer we cannot describe is still logged
             entry.summary = "?"
     return entry.summary

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from resolver.base.configspec import option
+from resolver.engine import accel
 from resolver.engine.answers import describe
 from resolver.engine.cache import untagged
 from resolver.store.protocol import Store, StoreUnavailable
-from resolver.engine.wire import key_name, key_qtype
+from resolver.engine.wire import key_name
 
 if TYPE_CHECKING:
     from resolver.engine.cache import CacheEntry
@@ -57,6 +58,39 @@ CLIENT_NAMES_KEPT = 8 * 86400   # a device's top names per hour: the weekly repo
 Entry = tuple
 
 
+def query_rows(batch: list[Entry], wall: float, names: dict) -> list[tuple]:
+    """The ring's entries as the store's rows (ts, client, qname, qtype, rcode, answer, upstream, latency, cached,
+    reason): ``wall`` turns the monotonic stamps into UNIX time, ``names`` memoises cache key → (name, qtype),
+    and an entry's answer summary is made once (kept on the entry). ``_fastpath.query_rows`` is its compiled
+    twin: the same rows, the same memo, the same summaries."""
+    rows = []
+    append = rows.append
+    for item in batch:
+        if len(item) == 3:
+            now, client, entry = item
+            q = entry.key
+            nq = names.get(q)
+            if nq is None:   # the entry's key, view tag and all: its name is the untagged key's
+                k = untagged(q)
+                nq = names[q] = (key_name(k), k[-5] << 8 | k[-4])
+            answer = entry.summary
+            if answer is None:
+                answer = describe(entry)
+            append((now + wall, client, nq[0], nq[1], entry.rcode, answer, "", 0.0, True, entry.reason))
+            continue
+        now, client, q, rcode, answer, upstream, latency, cached, reason = item
+        if q.__class__ is bytes:
+            nq = names.get(q)
+            if nq is None:
+                nq = names[q] = (key_name(q), q[-5] << 8 | q[-4])
+        else:
+            nq = q
+        if answer.__class__ is not str:
+            answer = answer.summary or describe(answer)
+        append((now + wall, client, nq[0], nq[1], rcode, answer, upstream, latency, cached, reason))
+    return rows
+
+
 class QueryLog:
     def __init__(self, config: QueryLogConfig, store_factory: Optional[Callable[[], Store]]):
         self.config = config
@@ -77,6 +111,8 @@ class QueryLog:
         self.to_wall: Optional[Callable[[float], float]] = None   # monotonic → UNIX time (a test clock)
         # called in the writer thread with each written batch and the store (the time-budget meter)
         self.observers: list[Callable[[list, Store], None]] = []
+        fastpath = accel.fastpath   # the rows in C when it is built (the same rows)
+        self._rows: Callable[[list, float, dict], list] = query_rows if fastpath is None else fastpath.query_rows
 
     def log_hit(self, now: float, client: str, entry: CacheEntry) -> None:
         """Hot path (cache hit): one short tuple; the writer fills in the rest from the entry."""
@@ -127,24 +163,7 @@ class QueryLog:
         names = self._names
         if len(names) > 50000:
             names.clear()
-        rows = []
-        append = rows.append
-        for item in batch:
-            if len(item) == 3:
-                now, client, entry = item
-                q, rcode, answer, upstream, latency, cached, reason = (untagged(entry.key), entry.rcode, entry, "",
-                                                                       0.0, True, entry.reason)
-            else:
-                now, client, q, rcode, answer, upstream, latency, cached, reason = item
-            if isinstance(q, bytes):
-                nq = names.get(q)
-                if nq is None:
-                    nq = names[q] = (key_name(q), key_qtype(q))
-            else:
-                nq = q
-            if answer.__class__ is not str:
-                answer = describe(answer)
-            append((now + wall, client, nq[0], nq[1], rcode, answer, upstream, latency, cached, reason))
+        rows = self._rows(batch, wall, names)
         if self.to_wall is not None:
             to_wall = self.to_wall
             rows = [(to_wall(r[0] - wall), *r[1:]) for r in rows]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from itertools import chain
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -13,7 +14,7 @@ from resolver.store.budget_rooms import BudgetRooms
 from resolver.store.policy_rooms import PolicyRooms
 from resolver.store.provider_rooms import ProviderRooms
 from resolver.store.protocol import SchemaTooNewError
-from resolver.store.querylog_rooms import QueryLogRooms
+from resolver.store.querylog_rooms import _INSERT_ROWS, QueryLogRooms
 from resolver.store.schema_sqlite import MIGRATIONS
 from resolver.store.sqlcommon import statements as _statements
 from resolver.store.web_rooms import WebRooms
@@ -39,6 +40,34 @@ class _Handle:
         return self.db.execute(sql, args).lastrowid
 
 
+def _many_rows(db: _Handle, sql: str, rows: list[tuple]) -> None:
+    """``executemany(sql, rows)`` for an INSERT of one row (its ``VALUES (?,…)``), a statement for up to 999
+    parameters' worth of rows each (the least SQLite allows): the same rows in the same order, a third less CPU
+    per row than one statement each (the query log's batches)."""
+    if len(rows) < 8:
+        db.executemany(sql, rows)
+        return
+    width = len(rows[0])
+    per = min(200, 999 // width)
+    many = _MANY.get((sql, width))
+    if many is None:
+        one = "(" + ",".join("?" * width) + ")"
+        many = _MANY[(sql, width)] = sql.replace(f"VALUES {one}", "VALUES " + ",".join([one] * per), 1)
+    if many == sql:   # not the INSERT of one row of this width: one by one
+        db.executemany(sql, rows)
+        return
+    full = len(rows) - len(rows) % per
+    if full:
+        flat = list(chain.from_iterable(rows[:full] if full < len(rows) else rows))
+        step = per * width
+        db.executemany(many, [flat[i:i + step] for i in range(0, len(flat), step)])
+    if full < len(rows):
+        db.executemany(sql, rows[full:])
+
+
+_MANY: dict[tuple[str, int], str] = {}   # (one-row INSERT, its width) → the INSERT of as many rows as fit
+
+
 def _lower(text: Any) -> Any:
     """SQL ``hearth_lower(x)``: Python's lower case (SQLite's lower() leaves non-ASCII letters alone)."""
     return text.lower() if isinstance(text, str) else text
@@ -48,6 +77,7 @@ class SQLiteStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms, ProviderRoo
     """One connection guarded by a lock: safe to call from the engine's writer thread and others."""
 
     _integrity_errors = (sqlite3.IntegrityError,)
+    _lock_order = False   # one writer at a time (the database lock): the roll-ups' upserts need no order
     kind = "sqlite"
 
     def __init__(self, path: str, *, timeout: float = 5.0):
@@ -62,6 +92,12 @@ class SQLiteStore(PolicyRooms, WebRooms, QueryLogRooms, BudgetRooms, ProviderRoo
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.create_function("hearth_lower", 1, _lower, deterministic=True)
         self._init_querylog()
+
+    def _insert_rows(self, db: _Handle, raw: list[tuple]) -> None:
+        _many_rows(db, _INSERT_ROWS, raw)
+
+    def _upsert_rows(self, db: _Handle, sql: str, rows: list[tuple]) -> None:
+        _many_rows(db, sql, rows)
 
     def describe(self) -> str:
         """Where the store is, for messages."""

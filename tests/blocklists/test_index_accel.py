@@ -96,6 +96,29 @@ def test_compiled_lookup_matches_python(allow: bool, single: bool, regex: bool, 
                 assert got == want, (w, mask, amask)
                 blocked += want is not None
     assert blocked > 500          # the comparison saw plenty of blocks, not only misses
+    # names as text (the budget meter's, the CLI's): lookup takes the compiled search too, with the same verdicts
+    texts = [t for t in (_text(w) for w in names(rng)) if t is not None] + ["WWW.Ads.Example.COM.", "", ".", "a..com",
+             "x" * 64 + ".com", "caf\u00e9.example.com", "\u00e9t\u00e9.zz", "b\udcff.yy", "a" * 300]
+    blocked = 0
+    for text in texts:
+        for mask in masks:
+            for amask in (CATEGORY_BITS, fast.category_mask(["ads", "games"]), 0):
+                got, want = fast.lookup(text, mask, amask), slow.lookup(text, mask, amask)
+                assert got == want, (text, mask, amask)
+                blocked += want is not None
+    assert blocked > 500
+
+
+def _text(w: bytes):
+    """The dotted text of a wire name (latin-1 for odd bytes), or None when it is not one."""
+    labels, i = [], 0
+    try:
+        while w[i]:
+            labels.append(w[i + 1:i + 1 + w[i]].decode("latin-1"))
+            i += w[i] + 1
+    except IndexError:
+        return None
+    return ".".join(labels)
 
 
 def test_compiled_lookup_on_a_mapped_file(tmp_path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pytest
+
 from resolver.store.protocol import QueryRow, is_blocked
 from resolver.store.sqlcommon import NAMES_KEPT_CLIENT
 
@@ -70,6 +72,18 @@ def test_the_size_cap_drops_the_oldest_rows_and_keeps_the_statistics(store):
     assert sum(c.total for c in store.hourly_counts(HOUR, rows[-1].ts)) == 5000   # the statistics are not
     store.add_queries(_rows(300, start=rows[-1].ts + 1))
     assert store.cap_queries(1200) == 300 and store.count_queries() == 1200
+
+
+def test_the_size_cap_looks_up_the_ends_of_the_log_without_reading_it(store, store_backend):
+    """cap_queries runs with every written batch: on SQLite it must be two index look-ups, not a scan of a log of
+    millions of rows ("SELECT min(id), max(id)" in one query is a scan there)."""
+    from resolver.store.querylog_rooms import _ID_RANGE
+
+    if store_backend != "sqlite":
+        pytest.skip("PostgreSQL reads min(id) and max(id) from the index in either form")
+    with store._read() as db:
+        plan = " ".join(str(r) for r in db.execute("EXPLAIN QUERY PLAN " + _ID_RANGE))
+    assert "SCAN query_log" not in plan and plan.count("SEARCH query_log") == 2, plan
 
 
 def test_age_limit_on_rows_and_on_statistics(store):
