@@ -38,6 +38,23 @@ def test_entries_are_written_in_batches(tmp_path):
     assert [r.qname for r in store.recent_queries(client="192.168.1.21")] == ["odd.example"]
 
 
+def test_a_batch_larger_than_one_call_keeps_every_entry_in_order(tmp_path):
+    """Rows are made ROWS_PER_CALL entries a call (the compiled loop must not hold the GIL for a whole batch):
+    a batch of several calls' worth is written whole, in order, repeated names decoded alike."""
+    from resolver.engine.querylog import ROWS_PER_CALL
+
+    n = 2 * ROWS_PER_CALL + 37
+    qlog = QueryLog(QueryLogConfig(batch_size=n), lambda: open_store(str(tmp_path)))
+    for i in range(n):
+        qlog.record(1000.0 + i, "192.168.1.20", _key(f"n{i % 700}.example.com"), 0, "A 192.0.2.1", "", 1.0,
+                    False, None)
+    qlog._write(qlog._take())
+    qlog.close()
+    rows = open_store(str(tmp_path)).recent_queries(limit=n + 10)
+    assert len(rows) == n == qlog.written
+    assert [r.qname for r in reversed(rows)] == [f"n{i % 700}.example.com" for i in range(n)]
+
+
 class SlowStore:
     def __init__(self):
         self.release = threading.Event()
