@@ -242,4 +242,10 @@ MIGRATIONS: list[str] = ["", "", "", "", "", _BASELINE,
                               FROM ql_hours WHERE client != 0 GROUP BY hour;
                           INSERT INTO ql_reasons (hour, client, reason, n)
                               SELECT hour, 0, reason, SUM(n) FROM ql_reasons WHERE client != 0 GROUP BY hour, reason;
+                          """,
+                          # 13 (as SQLite's 13): the node index holds only rows that name a node (dropping the
+                          # partitioned index drops every partition's; the new one is made on each again)
+                          """
+                          DROP INDEX query_log_node;
+                          CREATE INDEX query_log_node ON query_log (node, id) WHERE node IS NOT NULL;
                           """]
