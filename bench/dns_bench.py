@@ -653,6 +653,27 @@ class HearthEngine(Engine):
         return {k: stats.get(f"querylog_{k}", 0) for k in ("written", "dropped", "pending")}
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """utime+stime of each thread of ``pid`` by thread name (threads of one name summed): the engine's event
+    loop (``hearth``/``python``) and its query-log writer (``querylog_0``) apart."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def wait_log_written(engine: Engine, limit: float = 60.0) -> float:
     """Wait until the engine has written (or dropped) every query-log entry of the run; the seconds waited.
     The writer works behind the answers (a batch a flush interval): its CPU belongs to the run's queries."""
@@ -1004,11 +1025,18 @@ def measure(engine: Engine, case: str, perf: Dnsperf, files: dict[str, Path], od
         wait_log_written(engine)   # the warm-up's log entries are not this run's
         log0 = engine.log_counters()
         drops0 = udp_drops(engine.port)
+        threads0 = thread_cpu(engine.pid)
         cpu0 = cpu_seconds(engine.pid)
         run = perf.run(argv, limit=limit, out_path=out_path)
         cpu_answers = cpu_seconds(engine.pid)
+        threads_answers = thread_cpu(engine.pid)
         res["log_drain_s"] = wait_log_written(engine)
         cpu1 = cpu_seconds(engine.pid)
+        threads1 = thread_cpu(engine.pid)
+        # CPU seconds per thread: to dnsperf's end, then in the query log's catch-up
+        res["thread_cpu_s"] = {name: [round(threads_answers.get(name, 0) - threads0.get(name, 0), 3),
+                                      round(t1 - threads_answers.get(name, 0), 3)]
+                               for name, t1 in threads1.items() if t1 - threads0.get(name, 0) > 0}
         if log0 is not None:
             log1 = engine.log_counters() or {}
             res["querylog_written"] = log1.get("written", 0) - log0["written"]
