@@ -655,7 +655,7 @@ class HearthEngine(Engine):
 
 def thread_cpu(pid: int) -> dict[str, float]:
     """utime+stime of each thread of ``pid`` by thread name (threads of one name summed): the engine's event
-    loop (``hearth``/``python``) and its query-log writer (``querylog_0``) apart."""
+    loop (``main``) and its query-log writer (``hearth-querylog``) apart; other threads by their OS name."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     try:
@@ -668,7 +668,7 @@ def thread_cpu(pid: int) -> dict[str, float]:
                 text = fh.read()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        name = text[text.index("(") + 1:text.rindex(")")]
+        name = "main" if task == str(pid) else text[text.index("(") + 1:text.rindex(")")]
         fields = text.rsplit(")", 1)[1].split()
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out

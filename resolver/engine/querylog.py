@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from resolver.base.configspec import option
+from resolver.base.threadname import name_os_thread
 from resolver.engine import accel
 from resolver.engine.answers import describe
 from resolver.engine.cache import untagged
@@ -106,7 +107,8 @@ class QueryLog:
         self.expired = 0     # written entries deleted by querylog.retention
         self._store_factory = store_factory
         self._store: Optional[Store] = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog",
+                                        initializer=name_os_thread, initargs=("hearth-querylog",))
         self._busy = False
         self._writing = 0       # entries of the batch the writer thread has in hand
         self._names: dict = {}  # cache key → (name, qtype): repeated names are decoded once

@@ -169,3 +169,24 @@ def test_soak_the_size_cap_holds_and_everything_is_counted(tmp_path):
         == qlog.written
     qlog2.close()
     reader.close()
+
+
+def test_the_writer_thread_is_named_for_top_and_ps(tmp_path):
+    """`top -H` / `ps -L` on an appliance show the query log's writer apart from the event loop."""
+    import os
+    import sys
+
+    import pytest
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("thread names from /proc are Linux's")
+    qlog = QueryLog(QueryLogConfig(flush_interval=0.05), lambda: open_store(str(tmp_path)))
+    qlog.record(time.monotonic(), "192.168.1.20", _key("a.example.com"), 0, "A 192.0.2.1", "udp://x", 1.0, False,
+                None)
+    asyncio.run(qlog.flush())
+    names = set()
+    for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{tid}/comm") as fh:
+            names.add(fh.read().strip())
+    qlog.close()
+    assert "hearth-querylog" in names and qlog.written == 1
