@@ -124,6 +124,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the bench data (queries/dnsperf_queries_100k.tsv)")
     ap.add_argument("--writer", action="store_true", help="also time the query log's writer on the same misses")
     ap.add_argument("--meter", action="store_true", help="the writer also feeds the engine's time-budget meter")
+    ap.add_argument("--batch-size", type=int, default=QueryLogConfig.batch_size, metavar="N",
+                    help="entries a writer transaction (querylog.batch_size; default %(default)s)")
     ap.add_argument("--prefill", type=int, default=0, metavar="ROWS", help="rows in the log before the writer runs")
     ap.add_argument("--profile", choices=("miss", "writer"), help="cProfile one part, top 30 by own time")
     args = ap.parse_args()
@@ -132,7 +134,7 @@ def main() -> None:
     names = [n for n in dict.fromkeys(names) if n and all(0 < len(x) < 64 and x.isascii() for x in n.split("."))]
     packets = [query(i & 0xFFFF, n) for i, n in enumerate(names[5000:5000 + args.queries])]
     with tempfile.TemporaryDirectory() as tmp:
-        config = QueryLogConfig(enabled=True, buffer_size=len(packets) + 10)
+        config = QueryLogConfig(enabled=True, buffer_size=len(packets) + 10, batch_size=args.batch_size)
         store = open_store(tmp) if args.writer or args.profile == "writer" else None
         qlog = QueryLog(config, (lambda: store) if store is not None else None)
         p = pipeline(tmp, qlog)
