@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of the list-swap phase (default 150): the compile runs at a lower priority than "
                         "the engine and takes far longer under load than idle; the phase must hold the swap")
     p.add_argument("--json", type=Path, default=db.REPO / "bench" / "results" / "tail_latency.json")
+    p.add_argument("--phases", default="steady,list swap,policy change",
+                   help="the phases to measure, comma-separated (steady is always measured: the others are "
+                        "compared with it)")
     p.add_argument("--hearth-yaml", default="", help="extra lines for Hearth's config, e.g. to compare settings")
     args = p.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))
@@ -168,8 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                                capture_output=True, text=True, check=False)
             return {"event": "profile set", "exit_code": r.returncode, "cli_s": round(time.monotonic() - t0, 2)}
 
-        phases = {"steady": throttled("steady"), "list swap": throttled("list swap", list_swap, args.swap_duration),
-                  "policy change": throttled("policy change", policy_change)}
+        wanted = {name.strip() for name in args.phases.split(",")}
+        phases = {"steady": throttled("steady")}
+        if "list swap" in wanted:
+            phases["list swap"] = throttled("list swap", list_swap, args.swap_duration)
+        if "policy change" in wanted:
+            phases["policy change"] = throttled("policy change", policy_change)
         base = phases["steady"]["p99_ms"]
         for ph in phases.values():
             ph["p99_vs_steady"] = round(ph["p99_ms"] / base, 2) if base and ph["p99_ms"] else None
@@ -184,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, ph in phases.items():
             print(f"| {name} | {ph['p50_ms']} | {ph['p99_ms']} | {ph['p99_vs_steady']}x | "
                   f"{ph['worst_window_p99_ms']} | {ph['max_ms']} | {ph['lost']} |")
-        swap = phases["list swap"]
-        if swap.get("swap_at_s") is not None:
+        swap = phases.get("list swap")
+        if swap is None:
+            pass
+        elif swap.get("swap_at_s") is not None:
             print(f"\nlist swap: the new index in force {swap['update_s']} s after the update started "
                   f"({swap['swap_at_s']} s into the phase); p99 of the 3 s around it {swap['around_swap_p99_ms']} ms")
         else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from resolver.base.configspec import option
-from resolver.base.threadname import name_os_thread
+from resolver.base.osthread import name_os_thread, nice_os_thread
 from resolver.engine import accel
 from resolver.engine.answers import describe
 from resolver.engine.cache import untagged
@@ -44,6 +44,13 @@ class QueryLogConfig:
                              "the log writes at most batch_size / flush_interval entries a second (5,000 by "
                              "default) and answers come first past that rate. Each entry costs the writer "
                              "some 10-20 µs of CPU (bench/README.md).", minimum=1)
+    # The writer shares the engine's core on a small router: at equal priority the scheduler lets a batch run
+    # for its whole time slice while answers wait; ten steps lower, an arriving query takes the core at once
+    # and the writer still gets the idle time, which at half the peak rate is most of it.
+    writer_niceness: int = option(10, "How much lower than the engine's the query log writer thread's "
+                                  "CPU priority is (Linux niceness steps; 0 = the same): answers come first when "
+                                  "the core is busy. Under a full load the writer gets less time, and entries past "
+                                  "what it writes are dropped and counted.", minimum=0, maximum=19)
     retention: float = option(7 * 86400, "Entries older than this are deleted (a job every 6 hours).",
                               duration=True, minimum=3600, related="querylog.max_rows")
     max_rows: int = option(5_000_000, "Most entries kept: past it the oldest are deleted as new ones are written "
@@ -100,6 +107,12 @@ def query_rows(batch: list[Entry], wall: float, names: dict) -> list[tuple]:
     return rows
 
 
+def _writer_thread_starts(niceness: int) -> None:
+    """The writer thread's first step: its name for ``top -H`` and ``ps -L``, its priority below the engine's."""
+    name_os_thread("hearth-querylog")
+    nice_os_thread(niceness)
+
+
 class QueryLog:
     def __init__(self, config: QueryLogConfig, store_factory: Optional[Callable[[], Store]]):
         self.config = config
@@ -112,7 +125,7 @@ class QueryLog:
         self._store_factory = store_factory
         self._store: Optional[Store] = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="querylog",
-                                        initializer=name_os_thread, initargs=("hearth-querylog",))
+                                        initializer=_writer_thread_starts, initargs=(config.writer_niceness,))
         self._busy = False
         self._writing = 0       # entries of the batch the writer thread has in hand
         self._names: dict = {}  # cache key → (name, qtype): repeated names are decoded once

@@ -6,6 +6,8 @@ import sqlite3
 import threading
 import time
 
+import pytest
+
 from resolver.engine.querylog import QueryLog, QueryLogConfig
 from resolver.store.sqlite import SQLiteStore, open_store
 from resolver.engine.wire import parse_question
@@ -171,22 +173,35 @@ def test_soak_the_size_cap_holds_and_everything_is_counted(tmp_path):
     reader.close()
 
 
-def test_the_writer_thread_is_named_for_top_and_ps(tmp_path):
-    """`top -H` / `ps -L` on an appliance show the query log's writer apart from the event loop."""
+def _engine_threads() -> dict:
+    """{thread name: niceness} of this process's threads, from /proc."""
+    import os
+
+    threads = {}
+    for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{tid}/comm") as fh:
+            name = fh.read().strip()
+        with open(f"/proc/{os.getpid()}/task/{tid}/stat") as fh:
+            nice = int(fh.read().rsplit(")", 1)[1].split()[16])   # field 19 of proc(5)
+        threads[name] = nice
+    return threads
+
+
+@pytest.mark.parametrize("niceness", [10, 0])
+def test_the_writer_thread_is_named_for_top_and_ps_and_yields_to_answers(tmp_path, niceness):
+    """`top -H` / `ps -L` on an appliance show the query log's writer apart from the event loop, running
+    querylog.writer_niceness steps below it (0: at its priority)."""
     import os
     import sys
 
-    import pytest
-
     if not sys.platform.startswith("linux"):
-        pytest.skip("thread names from /proc are Linux's")
-    qlog = QueryLog(QueryLogConfig(flush_interval=0.05), lambda: open_store(str(tmp_path)))
+        pytest.skip("thread names and priorities from /proc are Linux's")
+    qlog = QueryLog(QueryLogConfig(flush_interval=0.05, writer_niceness=niceness),
+                    lambda: open_store(str(tmp_path)))
     qlog.record(time.monotonic(), "192.168.1.20", _key("a.example.com"), 0, "A 192.0.2.1", "udp://x", 1.0, False,
                 None)
     asyncio.run(qlog.flush())
-    names = set()
-    for tid in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{tid}/comm") as fh:
-            names.add(fh.read().strip())
+    threads = _engine_threads()
     qlog.close()
-    assert "hearth-querylog" in names and qlog.written == 1
+    assert qlog.written == 1
+    assert threads["hearth-querylog"] == min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
