@@ -57,14 +57,18 @@ def pct(values: list[float], q: float) -> float | None:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
+TIMELINE_STEP_S = 0.25   # the resolution of a phase's timeline (by responses, at the fixed rate)
 EVENT_AT_S = 2.0   # a phase's event (list update, policy change) starts this long into its dnsperf run
 
 
 def phase_stats(lat: list[float], rate: int, run: dict) -> dict:
     windows = [lat[i:i + rate] for i in range(0, len(lat), rate) if len(lat[i:i + rate]) >= rate // 2]
+    step = max(1, int(rate * TIMELINE_STEP_S))
     return {"responses": len(lat), "p50_ms": _ms(pct(lat, 0.5)), "p99_ms": _ms(pct(lat, 0.99)),
             "max_ms": _ms(max(lat) if lat else None), "lost": run.get("lost"), "qps": run.get("qps"),
-            "worst_window_p99_ms": _ms(max((pct(w, 0.99) for w in windows), default=None))}
+            "worst_window_p99_ms": _ms(max((pct(w, 0.99) for w in windows), default=None)),
+            # the phase second by second, finer: where in it the slow answers were
+            "timeline_max_ms": [_ms(max(lat[i:i + step])) for i in range(0, len(lat), step)]}
 
 
 def _ms(v: float | None) -> float | None:
@@ -165,11 +169,27 @@ def main(argv: list[str] | None = None) -> int:
                     "update_s": None if swapped is None else round(swapped, 1)}
 
         def policy_change(_duration: float) -> dict:
+            before = call(str(sock), "stats")["stats"]
+            gen0 = before.get("policy_generation")
             t0 = time.monotonic()
             r = subprocess.run([sys.executable, "-m", "resolver.cli", "profile", "set", "-c", str(cfg), "teens",
                                 "--add-block", "tail-latency.example"], cwd=db.REPO, env=db.hearth_env(),
                                capture_output=True, text=True, check=False)
-            return {"event": "profile set", "exit_code": r.returncode, "cli_s": round(time.monotonic() - t0, 2)}
+            cli_s = time.monotonic() - t0
+            applied = None   # the engine polls the store every second: the new policy is in force when its
+            while time.monotonic() - t0 < 10:   # generation moves on
+                if generation() != gen0:
+                    applied = time.monotonic() - t0
+                    break
+                time.sleep(0.05)
+            time.sleep(3)
+            after = call(str(sock), "stats")["stats"]
+            return {"event": "profile set", "exit_code": r.returncode, "cli_s": round(cli_s, 2),
+                    "applied_at_s": None if applied is None else round(EVENT_AT_S + applied, 2),
+                    "apply_ms": after.get("policy_apply_ms"),
+                    # answers made again (not served from the cache) from before the change to 3 s after it
+                    "slow_queries": after["slow_queries"] - before["slow_queries"],
+                    "blocked_made": after["blocked"] - before["blocked"]}
 
         wanted = {name.strip() for name in args.phases.split(",")}
         phases = {"steady": throttled("steady")}

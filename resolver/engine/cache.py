@@ -59,7 +59,7 @@ class CacheEntry:
 
     __slots__ = ("key", "head", "tail", "offsets", "ttls", "stored", "expires", "stale_until", "prefetch_at",
                  "hits", "seen", "age", "patched", "rcode", "summary", "upstream", "reason", "refreshing",
-                 "synthesized", "aliases", "gen", "cnames", "base", "copies")
+                 "synthesized", "aliases", "gen", "cnames", "base", "copies", "made_by")
 
     def __init__(self, reply: bytes, qend: int, ttl: int, now: float, *, stale_for: float = 0.0,
                  rcode: int = 0, summary: Optional[str] = None, upstream: str = "", reason: Optional[str] = None,
@@ -96,6 +96,7 @@ class CacheEntry:
         self.cnames: tuple[bytes, ...] = ()  # CNAME targets in the answer (checked by each profile's policy)
         self.base: Optional[CacheEntry] = None  # for a profile's copy: the upstream answer it was made from
         self.copies: list[bytes] = _NONE  # for an upstream answer: the keys of the views' copies of it
+        self.made_by: Optional[tuple] = None  # for a blocked answer: what made it (the pipeline re-checks it)
 
     @classmethod
     def from_parts(cls, parts: tuple, now: float, stale_for: float, upstream: str) -> CacheEntry:
@@ -116,6 +117,7 @@ class CacheEntry:
         entry.refreshing = entry.synthesized = False
         entry.aliases = entry.copies = _NONE
         entry.gen = 0
+        entry.made_by = None
         return entry
 
     def derive(self, now: float, cap: Optional[int]) -> CacheEntry:
@@ -155,6 +157,7 @@ class CacheEntry:
         entry.gen = 0
         entry.cnames = self.cnames
         entry.base = self
+        entry.made_by = None
         return entry
 
     def reply(self, query: bytes, qend: int, now: float) -> bytes:

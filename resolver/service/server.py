@@ -324,6 +324,7 @@ class Engine(ListsJobs, PolicySync):
         out["querylog_expired"] = self.querylog.expired
         out["upstreams"] = self.pool.status()
         out["policy_generation"] = self.pipeline.generation
+        out["policy_apply_ms"] = round(self.policy_apply_ms, 2)
         out["index_entries"] = (self.index.stats.get("entries", 0) if self.index is not None else 0)
         return out
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-SHARED = ("index_entries", "policy_generation")   # the same figure in every worker: the highest is shown
+# the same figure in every worker, or a duration each spends alone: the highest is shown
+SHARED = ("index_entries", "policy_generation", "policy_apply_ms")
 
 
 def merge_stats(snapshots: Iterable[dict]) -> dict:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from dnslib import DNSRecord
 
 from resolver.policy.access import ClientAccess, RateLimitConfig
@@ -160,3 +162,118 @@ def test_block_mode_is_per_profile_and_null_means_the_appliance_default():
     p.set_policies(PolicySet(p.registry, [strict, quiet], DEVICES, [], [], None, {}, "UTC", now=wall[0],
                              default_block_mode="page"))
     assert str(_ask(p, "www.example.com", "127.0.0.1").rr[0].rdata) == "0.0.0.0"
+
+
+class _CnamePool(ScriptedPool):
+    """Answers NAME with a CNAME to cdn.example and cdn.example's A 192.0.2.<n>."""
+
+    async def query(self, packet: bytes):
+        from dnslib import RR
+
+        self.calls += 1
+        q = DNSRecord.parse(packet)
+        r = q.reply()
+        r.add_answer(*RR.fromZone(f"{q.q.qname} {self.ttl} IN CNAME cdn.example."))
+        r.add_answer(*RR.fromZone(f"cdn.example. {self.ttl} IN A 192.0.2.{self.calls}"))
+        return bytes(r.pack()), "udp://scripted"
+
+
+def _kids(**changes) -> Profile:
+    return Profile(**{"name": "Kids", "block": ("www.example.com",), "bypass_prevention": True, **changes})
+
+
+def test_a_policy_change_that_leaves_a_name_alone_keeps_its_cached_answer():
+    """A parent's change makes every cached answer old at once; those the new policy answers the same way are
+    served from the cache again (no new copy made, no upstream query, nothing on the miss path), so a busy
+    network's first second after the change is not a storm of misses."""
+    pool, clock, wall = _CnamePool(ttl=300), Clock(), [1.7e9]
+    p = _pipeline(pool, clock, wall)
+    p.set_policies(_policies(p.registry))
+    assert _ask(p, "news.example", "127.0.0.2").rr[-1].rdata.toZone() == "192.0.2.1"
+    assert str(_ask(p, "www.example.com", "127.0.0.2").rr[0].rdata) == "0.0.0.0"
+    allowed, blocked = (p.cache.get(p.policies.view_for("127.0.0.2")[0].tag + _key(n))
+                        for n in ("news.example", "www.example.com"))
+    made, slow = p.stats.blocked, p.stats.slow_queries
+    p.set_policies(PolicySet(p.registry, [_kids(allow=("homework.example",))], DEVICES, [], [], None, {}, "UTC",
+                             now=wall[0]))
+    assert _ask(p, "news.example", "127.0.0.2").rr[-1].rdata.toZone() == "192.0.2.1"
+    assert str(_ask(p, "www.example.com", "127.0.0.2").rr[0].rdata) == "0.0.0.0"
+    view = p.policies.view_for("127.0.0.2")[0]
+    assert p.cache.get(view.tag + _key("news.example")) is allowed
+    assert p.cache.get(view.tag + _key("www.example.com")) is blocked
+    assert (pool.calls, p.stats.blocked, p.stats.slow_queries) == (1, made, slow)
+
+
+@pytest.mark.parametrize("change, expect", [
+    ({"block": ("www.example.com", "news.example")}, "blocked"),     # the name itself now blocked
+    ({"block": ("www.example.com", "cdn.example")}, "blocked"),      # its CNAME target now blocked
+    ({"safe_search": True}, None),                                   # not this name's business: kept
+])
+def test_a_policy_change_that_concerns_a_cached_name_is_applied_to_it(change, expect):
+    pool, clock, wall = _CnamePool(ttl=300), Clock(), [1.7e9]
+    p = _pipeline(pool, clock, wall)
+    p.set_policies(_policies(p.registry))
+    assert _ask(p, "news.example", "127.0.0.2").rr[-1].rdata.toZone() == "192.0.2.1"
+    p.set_policies(PolicySet(p.registry, [_kids(**change)], DEVICES, [], [], None, {}, "UTC", now=wall[0]))
+    answer = _ask(p, "news.example", "127.0.0.2")
+    if expect == "blocked":
+        assert str(answer.rr[0].rdata) == "0.0.0.0"
+    else:
+        assert answer.rr[-1].rdata.toZone() == "192.0.2.1"
+    assert pool.calls == 1
+
+
+def test_a_blocked_name_is_answered_again_when_its_reason_or_mode_changes():
+    pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1.7e9]
+    p = _pipeline(pool, clock, wall)
+    p.set_policies(_policies(p.registry))
+    assert str(_ask(p, "www.example.com", "127.0.0.2").rr[0].rdata) == "0.0.0.0"
+    p.set_policies(PolicySet(p.registry, [_kids(block_mode="nxdomain")], DEVICES, [], [], None, {}, "UTC",
+                             now=wall[0]))
+    assert _ask(p, "www.example.com", "127.0.0.2").header.rcode == 3
+    bedtime = Schedule(profile="Kids", name="bedtime", days=("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
+                       start="00:00", end="23:59", action="block_all")
+    p.set_policies(PolicySet(p.registry, [_kids(block_mode="nxdomain", block=())], DEVICES, [bedtime], [], None,
+                             {}, "UTC", now=wall[0]))
+    answer = _ask(p, "www.example.com", "127.0.0.2")
+    assert answer.header.rcode == 3 and answer.auth[0].ttl <= 60 * 24   # now the schedule's, capped at its end
+
+
+def test_a_cached_answer_is_not_kept_for_a_name_that_became_local():
+    from resolver.engine.localrecords import LocalRecord
+
+    pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1.7e9]
+    p = _pipeline(pool, clock, wall)
+    p.set_policies(_policies(p.registry))
+    assert str(_ask(p, "printer.example", "127.0.0.2").rr[0].rdata) == "192.0.2.1"
+    p.local = LocalZone([LocalRecord(name="printer.example", type="A", value="192.168.1.9")])
+    p.set_policies(_policies(p.registry))
+    assert str(_ask(p, "printer.example", "127.0.0.2").rr[0].rdata) == "192.168.1.9"
+
+
+def _key(name: str) -> bytes:
+    from resolver.engine.wire import parse_question
+
+    return parse_question(bytes(DNSRecord.question(name, "A").pack()), 1232).key
+
+
+def test_a_cached_answer_outliving_a_new_schedules_start_is_cut_to_it_and_then_kept():
+    pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1_700_000_000.0]   # 2023-11-14 22:13:20 UTC
+    p = _pipeline(pool, clock, wall)
+    p.set_policies(_policies(p.registry, now=wall[0]))
+    assert _ask(p, "news.example", "127.0.0.2").rr[0].ttl == 300
+    bedtime = Schedule(profile="Kids", name="bedtime", days=("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
+                       start="22:14", end="23:00", action="block_all")
+    p.set_policies(_policies(p.registry, schedules=[bedtime], now=wall[0]))
+    assert _ask(p, "news.example", "127.0.0.2").rr[0].ttl == 40        # bedtime starts in 40 s
+    capped = p.cache.get(p.policies.view_for("127.0.0.2")[0].tag + _key("news.example"))
+    clock.now += 5
+    wall[0] += 5
+    p.set_policies(PolicySet(p.registry, [_kids(allow=("homework.example",))], DEVICES, [bedtime], [], None, {},
+                             "UTC", now=wall[0]))
+    assert _ask(p, "news.example", "127.0.0.2").rr[0].ttl == 35        # the same answer, 5 s older
+    assert p.cache.get(p.policies.view_for("127.0.0.2")[0].tag + _key("news.example")) is capped
+    clock.now += 36
+    wall[0] += 36
+    assert str(_ask(p, "news.example", "127.0.0.2").rr[0].rdata) == "0.0.0.0"   # bedtime
+    assert pool.calls == 1
