@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 at = holder["swap_at_s"]
                 around = lat[max(0, int((at - 1) * rate)):int((at + 2) * rate)]
                 res["around_swap_p99_ms"] = _ms(pct(around, 0.99)) if around else None
-            db.log(f"{label}: {res}")
+            db.log(f"{label}: { {k: v for k, v in res.items() if k != 'timeline_max_ms'} }")
             return res
 
         def generation() -> int:

@@ -79,7 +79,7 @@ class ListsJobs:
             await self._run_update(["--offline"] if offline else [], trigger=trigger)
         finally:
             self._updating = False
-        self.load_lists()   # also after a failure: a run that was stopped may have installed nothing new
+        await self.reload_lists()   # also after a failure: a run that was stopped may have installed nothing new
 
     def start_update(self, trigger: str = "ui", offline: bool = False) -> bool:
         """Start a list update now in the background (the web UI's "Update now"); False if one is running."""
@@ -100,12 +100,33 @@ class ListsJobs:
         from blocklists.manager import load_index
 
         # read before loading: files replaced while loading differ from it, and are loaded again
-        self._index_signature = index_files_signature(self.config.data_dir)
+        signature = index_files_signature(self.config.data_dir)
         try:
             index, meta = load_index(self.config.data_dir)
         except Exception as exc:  # noqa: BLE001 - a bad index file must not stop answering
             log.error("cannot open the compiled lists, keeping the current ones: %s", exc)
             return False
+        self._install_index(signature, index, meta)
+        return True
+
+    async def reload_lists(self) -> bool:
+        """:meth:`load_lists` with the index opened and checked in a thread: the checksum of a 1 M-name index
+        alone held the event loop, and every answer, some 40 ms; only the policies' rebuild is done on it."""
+        from blocklists.manager import load_index
+
+        loop = asyncio.get_running_loop()
+        signature = await loop.run_in_executor(None, index_files_signature, self.config.data_dir)
+        try:
+            index, meta = await loop.run_in_executor(None, load_index, self.config.data_dir)
+        except Exception as exc:  # noqa: BLE001 - a bad index file must not stop answering
+            log.error("cannot open the compiled lists, keeping the current ones: %s", exc)
+            return False
+        self._install_index(signature, index, meta)
+        return True
+
+    def _install_index(self, signature: tuple, index, meta: dict) -> None:
+        """Put an opened index in force: the profiles' policies rebuilt on it (a new generation)."""
+        self._index_signature = signature
         self.index = index if self._wants_lists() else None
         self.meta = meta or {}
         if self._snapshot is not None:
@@ -113,7 +134,6 @@ class ListsJobs:
         if index is not None:
             log.info("lists loaded: %s", ", ".join(f"{v['category']} ({', '.join(v['lists'])})"
                                                   for v in meta.values()) or "none")
-        return True
 
     async def _watch_index(self) -> None:
         """One worker of several (``dns.workers``): worker 0 runs the list updates and loads what they
@@ -124,7 +144,7 @@ class ListsJobs:
             seen = await loop.run_in_executor(None, index_files_signature, self.config.data_dir)
             if seen != getattr(self, "_index_signature", None):
                 log.info("the compiled lists changed on disk: loading them")
-                self.load_lists()
+                await self.reload_lists()
 
     def _schedule_lists(self) -> None:
         """The periodic list update, (re)planned from the current config: a feed added by a reload is
