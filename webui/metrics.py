@@ -96,6 +96,11 @@ class HearthCollector:
                 g = GaugeMetricFamily(name, help)
                 g.add_metric([], s[key])
                 yield g
+        if isinstance(s.get("policy_apply_ms"), (int, float)):
+            g = GaugeMetricFamily("hearth_policy_apply_seconds", "How long the last policy rebuild held the DNS "
+                                  "engine's event loop (no answers meanwhile).")
+            g.add_metric([], s["policy_apply_ms"] / 1000.0)
+            yield g
         by_cat = s.get("blocked_by_category")
         if isinstance(by_cat, dict):
             c = CounterMetricFamily("hearth_dns_blocked_by_category", "Blocked queries by category (or reason).",

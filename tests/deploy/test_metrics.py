@@ -81,6 +81,7 @@ def test_metrics_scraped_while_the_engine_answers(tmp_path, upstream, start_engi
     assert value(s, "hearth_upstream_errors_total", upstream=up) == 0
     assert value(s, "hearth_upstream_latency_seconds", upstream=up) < 1
     assert value(s, "hearth_querylog_dropped_total") == 0
+    assert 0 < value(s, "hearth_policy_apply_seconds") < 5   # the lists update's rebuild held answers this long
     assert value(s, "hearth_dns_slow_path_duration_seconds_bucket", le="+Inf") >= 2
     labels = {"list": "gamb", "category": "gambling", "origin": "config"}
     assert value(s, "hearth_list_entries", **labels) == 1
