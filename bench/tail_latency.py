@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         base = phases["steady"]["p99_ms"]
         for ph in phases.values():
             ph["p99_vs_steady"] = round(ph["p99_ms"] / base, 2) if base and ph["p99_ms"] else None
+        end_stats = call(str(sock), "stats")["stats"]
         report = {"peak_qps": peak["qps"], "rate": rate, "blocked_names": blocked["names_total"],
+                  "engine_gc": {k: v for k, v in end_stats.items() if k.startswith("gc_")},
                   "queries": f"{len(hits)} cached-hit queries + {blocked['query_names']} blocked names",
                   "phases": phases, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({swap['swap_at_s']} s into the phase); p99 of the 3 s around it {swap['around_swap_p99_ms']} ms")
         else:
             print("\nlist swap: the update did not finish within the phase (raise --swap-duration)")
+        db.log(f"engine's full collections: {report['engine_gc']}")
         med = statistics.median([ph["p99_ms"] for ph in phases.values() if ph["p99_ms"]])
         db.log(f"median p99 {med} ms; wrote {args.json}")
         return 0

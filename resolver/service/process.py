@@ -93,6 +93,7 @@ def _run(config: Config, config_file: Optional[str], worker: Optional[int] = Non
     # event loop releases it, and the default 5 ms switch interval then kept answers waiting (p99 at
     # half the peak rate 31 ms, 7 ms with 0.5 ms; bench/README.md, "Where the time goes").
     sys.setswitchinterval(ENGINE_SWITCH_INTERVAL)
+    engine.gc_pauses.install()
     if os.environ.get("HEARTH_GC_TUNE", "1") == "1":
         gc.set_threshold(*ENGINE_GC_THRESHOLDS)
         engine.on_ready.append(_freeze_heap)

@@ -19,6 +19,7 @@ from resolver.engine.clock import wall_clock_from_env
 from resolver.policy.clients import AddressMatcher
 from resolver.service.config import Config, ConfigError, load_config
 from resolver.service.control import ControlServer
+from resolver.service.gc_pauses import GcPauses
 from resolver.engine.dnsconfig import parse_listen
 from resolver.engine.listener import ListenError, Listeners
 from resolver.engine.localrecords import LocalZone
@@ -99,6 +100,7 @@ class Engine(ListsJobs, PolicySync):
         self.meta: dict = {}
         self._background: list[asyncio.Task] = []
         self._policy_version: Optional[int] = None
+        self.gc_pauses = GcPauses()   # installed by the engine's process (resolver.service.process)
         self._policy_lock: Optional[asyncio.Lock] = None
         self._store_watch: Optional[threading.Event] = None   # set to stop the store's change listener
         self._store_nudged = False
@@ -325,6 +327,7 @@ class Engine(ListsJobs, PolicySync):
         out["upstreams"] = self.pool.status()
         out["policy_generation"] = self.pipeline.generation
         out["policy_apply_ms"] = round(self.policy_apply_ms, 2)
+        out.update(self.gc_pauses.snapshot())
         out["index_entries"] = (self.index.stats.get("entries", 0) if self.index is not None else 0)
         return out
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Iterable
 
 # the same figure in every worker, or a duration each spends alone: the highest is shown
-SHARED = ("index_entries", "policy_generation", "policy_apply_ms")
+SHARED = ("index_entries", "policy_generation", "policy_apply_ms", "gc_full_pause_last_ms", "gc_full_pause_max_ms")
 
 
 def merge_stats(snapshots: Iterable[dict]) -> dict:
