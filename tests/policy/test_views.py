@@ -178,6 +178,13 @@ class _CnamePool(ScriptedPool):
         return bytes(r.pack()), "udp://scripted"
 
 
+def _with_kids(pool, clock, wall) -> Pipeline:
+    """A pipeline whose devices have the Kids profile in force."""
+    p = _pipeline(pool, clock, wall)
+    p.set_policies(_policies(p.registry, now=wall[0]))
+    return p
+
+
 def _kids(**changes) -> Profile:
     return Profile(**{"name": "Kids", "block": ("www.example.com",), "bypass_prevention": True, **changes})
 
@@ -187,8 +194,7 @@ def test_a_policy_change_that_leaves_a_name_alone_keeps_its_cached_answer():
     served from the cache again (no new copy made, no upstream query, nothing on the miss path), so a busy
     network's first second after the change is not a storm of misses."""
     pool, clock, wall = _CnamePool(ttl=300), Clock(), [1.7e9]
-    p = _pipeline(pool, clock, wall)
-    p.set_policies(_policies(p.registry))
+    p = _with_kids(pool, clock, wall)
     assert _ask(p, "news.example", "127.0.0.2").rr[-1].rdata.toZone() == "192.0.2.1"
     assert str(_ask(p, "www.example.com", "127.0.0.2").rr[0].rdata) == "0.0.0.0"
     allowed, blocked = (p.cache.get(p.policies.view_for("127.0.0.2")[0].tag + _key(n))
@@ -211,8 +217,7 @@ def test_a_policy_change_that_leaves_a_name_alone_keeps_its_cached_answer():
 ])
 def test_a_policy_change_that_concerns_a_cached_name_is_applied_to_it(change, expect):
     pool, clock, wall = _CnamePool(ttl=300), Clock(), [1.7e9]
-    p = _pipeline(pool, clock, wall)
-    p.set_policies(_policies(p.registry))
+    p = _with_kids(pool, clock, wall)
     assert _ask(p, "news.example", "127.0.0.2").rr[-1].rdata.toZone() == "192.0.2.1"
     p.set_policies(PolicySet(p.registry, [_kids(**change)], DEVICES, [], [], None, {}, "UTC", now=wall[0]))
     answer = _ask(p, "news.example", "127.0.0.2")
@@ -225,8 +230,7 @@ def test_a_policy_change_that_concerns_a_cached_name_is_applied_to_it(change, ex
 
 def test_a_blocked_name_is_answered_again_when_its_reason_or_mode_changes():
     pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1.7e9]
-    p = _pipeline(pool, clock, wall)
-    p.set_policies(_policies(p.registry))
+    p = _with_kids(pool, clock, wall)
     assert str(_ask(p, "www.example.com", "127.0.0.2").rr[0].rdata) == "0.0.0.0"
     p.set_policies(PolicySet(p.registry, [_kids(block_mode="nxdomain")], DEVICES, [], [], None, {}, "UTC",
                              now=wall[0]))
@@ -243,8 +247,7 @@ def test_a_cached_answer_is_not_kept_for_a_name_that_became_local():
     from resolver.engine.localrecords import LocalRecord
 
     pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1.7e9]
-    p = _pipeline(pool, clock, wall)
-    p.set_policies(_policies(p.registry))
+    p = _with_kids(pool, clock, wall)
     assert str(_ask(p, "printer.example", "127.0.0.2").rr[0].rdata) == "192.0.2.1"
     p.local = LocalZone([LocalRecord(name="printer.example", type="A", value="192.168.1.9")])
     p.set_policies(_policies(p.registry))
