@@ -72,6 +72,14 @@ def pick_lookup_key() -> Callable[[bytes, int], Optional[tuple]]:
     return fastpath.lookup_key if fastpath is not None and hasattr(fastpath, "lookup_key") else lookup_key
 
 
+def _within(entry: CacheEntry, cap: Optional[int], now: float) -> bool:
+    """No TTL ``entry`` gives at ``now``, nor its expiry, is past ``cap`` seconds (None: no cap)."""
+    if cap is None:
+        return True
+    left = (max(entry.ttls) if entry.ttls else 0) - int(now - entry.stored)
+    return left <= cap and entry.expires - now <= cap
+
+
 class Pipeline:
     """The stages, wired. Built by the engine; every collaborator comes in through here."""
 
@@ -166,27 +174,20 @@ class Pipeline:
         wall = self.wall()
         verdict = view.decide(name, wall)
         if entry.synthesized:
-            if verdict is None or verdict.action != BLOCK or not self._within(entry, verdict.ttl_cap, now) or \
+            if verdict is None or verdict.action != BLOCK or not _within(entry, verdict.ttl_cap, now) or \
                     entry.made_by != (verdict.decision, view.block_mode, self.blocking, self.edns_size):
                 return False
         else:
             if entry.base is None or (verdict is not None and (verdict.action != ALLOW or
-                                                               not self._within(entry, verdict.ttl_cap, now))):
+                                                               not _within(entry, verdict.ttl_cap, now))):
                 return False
             for target in entry.cnames:
                 verdict = view.decide(target, wall)
                 if verdict is not None and (verdict.action != ALLOW or
-                                            not self._within(entry, verdict.ttl_cap, now)):
+                                            not _within(entry, verdict.ttl_cap, now)):
                     return False
         entry.gen = self.generation
         return True
-
-    def _within(self, entry: CacheEntry, cap: Optional[int], now: float) -> bool:
-        """No TTL ``entry`` gives at ``now``, nor its expiry, is past ``cap`` seconds (None: no cap)."""
-        if cap is None:
-            return True
-        left = (max(entry.ttls) if entry.ttls else 0) - int(now - entry.stored)
-        return left <= cap and entry.expires - now <= cap
 
     def _gate(self, data: bytes, client: str) -> Optional[bytes]:
         """Access control for a client that is new, rate limited or not allowed."""

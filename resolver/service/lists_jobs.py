@@ -97,6 +97,23 @@ class ListsJobs:
 
     def load_lists(self) -> bool:
         """(Re)open the compiled index and rebuild the profiles' policies on it (new generation)."""
+        opened = self._open_index()
+        if opened is None:
+            return False
+        self._install_index(*opened)
+        return True
+
+    async def reload_lists(self) -> bool:
+        """:meth:`load_lists` with the index opened and checked in a thread: the checksum of a 1 M-name index
+        alone held the event loop, and every answer, some 40 ms; only the policies' rebuild is done on it."""
+        opened = await asyncio.get_running_loop().run_in_executor(None, self._open_index)
+        if opened is None:
+            return False
+        self._install_index(*opened)
+        return True
+
+    def _open_index(self) -> Optional[tuple]:
+        """(signature, index, meta) of the installed index files; None (logged) when they cannot be opened."""
         from blocklists.manager import load_index
 
         # read before loading: files replaced while loading differ from it, and are loaded again
@@ -105,24 +122,8 @@ class ListsJobs:
             index, meta = load_index(self.config.data_dir)
         except Exception as exc:  # noqa: BLE001 - a bad index file must not stop answering
             log.error("cannot open the compiled lists, keeping the current ones: %s", exc)
-            return False
-        self._install_index(signature, index, meta)
-        return True
-
-    async def reload_lists(self) -> bool:
-        """:meth:`load_lists` with the index opened and checked in a thread: the checksum of a 1 M-name index
-        alone held the event loop, and every answer, some 40 ms; only the policies' rebuild is done on it."""
-        from blocklists.manager import load_index
-
-        loop = asyncio.get_running_loop()
-        signature = await loop.run_in_executor(None, index_files_signature, self.config.data_dir)
-        try:
-            index, meta = await loop.run_in_executor(None, load_index, self.config.data_dir)
-        except Exception as exc:  # noqa: BLE001 - a bad index file must not stop answering
-            log.error("cannot open the compiled lists, keeping the current ones: %s", exc)
-            return False
-        self._install_index(signature, index, meta)
-        return True
+            return None
+        return signature, index, meta
 
     def _install_index(self, signature: tuple, index, meta: dict) -> None:
         """Put an opened index in force: the profiles' policies rebuilt on it (a new generation)."""
