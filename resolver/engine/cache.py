@@ -160,6 +160,15 @@ class CacheEntry:
         entry.made_by = None
         return entry
 
+    def renew(self, now: float) -> None:
+        """Start an answer we made ourselves (a blocked name) over at ``now``: its bytes hold the full TTLs
+        (every record the same TTL), so only the times change."""
+        ttl = self.ttls[0] if self.ttls else 0
+        self.stored = now
+        self.expires = self.stale_until = now + ttl
+        self.prefetch_at = now + ttl * 0.9 if ttl >= 10 else self.expires
+        self.patched, self.age = self.tail, 0
+
     def reply(self, query: bytes, qend: int, now: float) -> bytes:
         """The reply for ``query`` (ID and question copied from it) at time ``now``."""
         age = int(now - self.stored)

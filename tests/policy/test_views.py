@@ -280,3 +280,45 @@ def test_a_cached_answer_outliving_a_new_schedules_start_is_cut_to_it_and_then_k
     wall[0] += 36
     assert str(_ask(p, "news.example", "127.0.0.2").rr[0].rdata) == "0.0.0.0"   # bedtime
     assert pool.calls == 1
+
+
+def test_a_blocked_answer_that_expires_starts_its_ttl_again_while_the_name_stays_blocked_alike():
+    """Blocked names asked in one burst expire in the same second. While the view blocks a name for the same
+    reason with the same TTL, its expired answer is the cached one with its TTL started again: no answer made
+    again, nothing on the miss path (once a minute the engine used to make thousands again at once)."""
+    pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1.7e9]
+    p = _with_kids(pool, clock, wall)
+    assert _ask(p, "www.example.com", "127.0.0.2").rr[0].ttl == 60
+    view = p.policies.view_for("127.0.0.2")[0]
+    blocked = p.cache.get(view.tag + _key("www.example.com"))
+    made, slow = p.stats.blocked, p.stats.slow_queries
+    for step in (61, 30):
+        clock.now += step
+        wall[0] += step
+        again = _ask(p, "www.example.com", "127.0.0.2")
+        assert str(again.rr[0].rdata) == "0.0.0.0"
+        assert again.rr[0].ttl == (60 if step == 61 else 30)   # started again at 61 s, then counting down
+    assert p.cache.get(view.tag + _key("www.example.com")) is blocked
+    assert (p.stats.blocked, p.stats.slow_queries, pool.calls) == (made, slow, 0)
+
+
+def test_a_blocked_answer_that_expires_is_made_again_when_its_ttl_or_reason_would_change():
+    """A schedule that starts soon caps the blocked TTL: the expired answer is made again with the shorter
+    TTL (a renewed one would outlive the change), and once the schedule blocks everything, for its reason."""
+    pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1_700_000_000.0]   # 2023-11-14 22:13:20 UTC
+    p = _pipeline(pool, clock, wall)
+    bedtime = Schedule(profile="Kids", name="bedtime", days=("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
+                       start="22:15", end="23:00", action="block_all")
+    p.set_policies(_policies(p.registry, schedules=[bedtime], now=wall[0]))
+    first = _ask(p, "www.example.com", "127.0.0.2")
+    assert str(first.rr[0].rdata) == "0.0.0.0" and first.rr[0].ttl == 60    # bedtime is 100 s away
+    made = p.stats.blocked
+    clock.now += 61
+    wall[0] += 61
+    assert _ask(p, "www.example.com", "127.0.0.2").rr[0].ttl == 39          # bedtime in 39 s: made again
+    clock.now += 40
+    wall[0] += 40
+    assert _ask(p, "www.example.com", "127.0.0.2").rr[0].ttl == 60          # bedtime's block, made again
+    view = p.policies.view_for("127.0.0.2")[0]
+    assert p.cache.get(view.tag + _key("www.example.com")).reason.startswith("schedule")
+    assert (p.stats.blocked, pool.calls) == (made + 2, 0)
