@@ -160,12 +160,13 @@ class CacheEntry:
         entry.made_by = None
         return entry
 
-    def renew(self, now: float) -> None:
-        """Start an answer we made ourselves (a blocked name) over at ``now``: its bytes hold the full TTLs
-        (every record the same TTL), so only the times change."""
+    def renew(self, now: float, early: float = 0.0) -> None:
+        """Start an answer we made ourselves (a blocked name) over at ``now``, to be checked again ``early``
+        seconds before its TTL ends: its bytes hold the full TTLs (every record the same), so only the times
+        change."""
         ttl = self.ttls[0] if self.ttls else 0
         self.stored = now
-        self.expires = self.stale_until = now + ttl
+        self.expires = self.stale_until = now + ttl - early
         self.prefetch_at = now + ttl * 0.9 if ttl >= 10 else self.expires
         self.patched, self.age = self.tail, 0
 

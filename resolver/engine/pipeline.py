@@ -26,6 +26,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+import zlib
 from bisect import bisect_left
 from dataclasses import replace
 from typing import Callable, Optional
@@ -78,6 +79,13 @@ def _within(entry: CacheEntry, cap: Optional[int], now: float) -> bool:
         return True
     left = (max(entry.ttls) if entry.ttls else 0) - int(now - entry.stored)
     return left <= cap and entry.expires - now <= cap
+
+
+def _early(vkey: bytes, ttl: int) -> float:
+    """How long before its TTL ends a blocked answer is checked again: up to a quarter of the TTL, fixed per
+    name. Blocked names asked in one burst would otherwise all be checked again in the same instant, once a
+    TTL, for as long as they are asked (an answer keeps its TTL's upper bound: it is never served past it)."""
+    return zlib.crc32(vkey) / 0x1_0000_0000 * (ttl / 4)
 
 
 class Pipeline:
@@ -201,7 +209,7 @@ class Pipeline:
         if not self._same_block(entry, view, verdict) or not entry.ttls or \
                 entry.ttls[0] != self._blocked_ttl(verdict.ttl_cap):
             return False
-        entry.renew(now)
+        entry.renew(now, _early(entry.key, entry.ttls[0]))
         entry.gen = self.generation
         return True
 
@@ -419,6 +427,7 @@ class Pipeline:
                                    (decision.ede_code, text), soa=not records)
         entry = CacheEntry(packed, qend, ttl, self.clock(), rcode=rcode, reason=decision.log_reason,
                            summary=f"blocked: {text}", synthesized=True)
+        entry.expires = entry.stale_until = entry.expires - _early(vkey, ttl)
         entry.gen = self.generation
         entry.made_by = (decision, view.block_mode, cfg, self.edns_size)   # for _still_so after a policy change
         self.stats.blocked += 1

@@ -322,3 +322,25 @@ def test_a_blocked_answer_that_expires_is_made_again_when_its_ttl_or_reason_woul
     view = p.policies.view_for("127.0.0.2")[0]
     assert p.cache.get(view.tag + _key("www.example.com")).reason.startswith("schedule")
     assert (p.stats.blocked, pool.calls) == (made + 2, 0)
+
+
+def test_blocked_answers_made_together_are_checked_again_at_moments_spread_over_the_last_quarter_of_their_ttl():
+    """A burst of blocked names (a page full of ad hosts) must not come due again in one instant, once a TTL,
+    for as long as the network asks for them: each answer is checked again up to a quarter of its TTL early,
+    by an amount fixed per name, so the spread survives the renewals. No answer is served past its TTL."""
+    pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1.7e9]
+    p = _pipeline(pool, clock, wall)
+    p.set_policies(PolicySet(p.registry, [_kids(block=("*.ads.example",))], DEVICES, [], [], None, {}, "UTC",
+                             now=wall[0]))
+    names = [f"n{i}.ads.example" for i in range(60)]
+    for name in names:
+        assert _ask(p, name, "127.0.0.2").rr[0].ttl == 60
+    view = p.policies.view_for("127.0.0.2")[0]
+    due = {name: p.cache.get(view.tag + _key(name)).expires - clock.now for name in names}
+    assert all(45 <= left <= 60 for left in due.values())
+    assert max(due.values()) - min(due.values()) > 10 and len({round(v) for v in due.values()}) > 8
+    clock.now += 61
+    wall[0] += 61
+    for name in names:
+        assert _ask(p, name, "127.0.0.2").rr[0].ttl == 60   # renewed in place, due again as early as before
+        assert p.cache.get(view.tag + _key(name)).expires - clock.now == pytest.approx(due[name])
