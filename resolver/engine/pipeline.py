@@ -211,6 +211,8 @@ class Pipeline:
             return False
         entry.renew(now, _early(entry.key, entry.ttls[0]))
         entry.gen = self.generation
+        self.stats.blocked += 1   # counted as when it was made again: once a TTL (hearth_dns_blocked)
+        self.stats.count_block(entry.reason)
         return True
 
     def _own_name(self, entry: CacheEntry, view: View) -> Optional[bytes]:
