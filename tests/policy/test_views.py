@@ -106,12 +106,19 @@ def test_a_new_policy_rechecks_cached_answers_without_refetching():
     assert pool.calls == 1
 
 
-def test_answers_under_a_schedule_expire_when_the_window_changes():
-    pool, clock, wall = ScriptedPool(ttl=3600), Clock(), [1_700_000_000.0]   # 2023-11-14 22:13:20 UTC
+def _under_bedtime(start: str, end: str, ttl: int):
+    """(pipeline, upstream, clock, wall) at 2023-11-14 22:13:20 UTC, the Kids devices under a block_all
+    bedtime from ``start`` to ``end``; the upstream answers with ``ttl``."""
+    pool, clock, wall = ScriptedPool(ttl=ttl), Clock(), [1_700_000_000.0]
     p = _pipeline(pool, clock, wall)
     bedtime = Schedule(profile="Kids", name="bedtime", days=("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
-                       start="22:00", end="22:14", action="block_all")
+                       start=start, end=end, action="block_all")
     p.set_policies(_policies(p.registry, schedules=[bedtime], now=wall[0]))
+    return p, pool, clock, wall
+
+
+def test_answers_under_a_schedule_expire_when_the_window_changes():
+    p, pool, clock, wall = _under_bedtime("22:00", "22:14", ttl=3600)
     blocked = _ask(p, "news.example", "127.0.0.2")
     assert str(blocked.rr[0].rdata) == "0.0.0.0" and blocked.rr[0].ttl == 40
     clock.now += 41
@@ -307,11 +314,7 @@ def test_a_blocked_answer_that_expires_starts_its_ttl_again_while_the_name_stays
 def test_a_blocked_answer_that_expires_is_made_again_when_its_ttl_or_reason_would_change():
     """A schedule that starts soon caps the blocked TTL: the expired answer is made again with the shorter
     TTL (a renewed one would outlive the change), and once the schedule blocks everything, for its reason."""
-    pool, clock, wall = ScriptedPool(ttl=300), Clock(), [1_700_000_000.0]   # 2023-11-14 22:13:20 UTC
-    p = _pipeline(pool, clock, wall)
-    bedtime = Schedule(profile="Kids", name="bedtime", days=("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
-                       start="22:15", end="23:00", action="block_all")
-    p.set_policies(_policies(p.registry, schedules=[bedtime], now=wall[0]))
+    p, pool, clock, wall = _under_bedtime("22:15", "23:00", ttl=300)
     first = _ask(p, "www.example.com", "127.0.0.2")
     assert str(first.rr[0].rdata) == "0.0.0.0" and first.rr[0].ttl == 60    # bedtime is 100 s away
     made = p.stats.blocked
