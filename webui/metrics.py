@@ -31,7 +31,8 @@ COUNTERS = {
     "queries": ("hearth_dns_queries", "DNS queries received (answered from cache, the slow path, or refused)."),
     "cache_hits": ("hearth_dns_cache_hits", "Queries answered from the answer cache."),
     "cache_misses": ("hearth_dns_cache_misses", "Queries the cache could not answer."),
-    "blocked": ("hearth_dns_blocked", "Queries answered with a block."),
+    "blocked": ("hearth_dns_blocked", "Blocked answers made or renewed: once a blocked TTL per name and profile "
+                "(repeats within it count as cache hits; the query log counts every blocked query)."),
     "local_answers": ("hearth_dns_local_answers", "Queries answered from local records."),
     "stale_answers": ("hearth_dns_stale_answers", "Expired answers served while the upstreams failed."),
     "prefetches": ("hearth_dns_prefetches", "Popular answers refreshed before they expired."),
@@ -103,8 +104,8 @@ class HearthCollector:
             yield g
         by_cat = s.get("blocked_by_category")
         if isinstance(by_cat, dict):
-            c = CounterMetricFamily("hearth_dns_blocked_by_category", "Blocked queries by category (or reason).",
-                                    labels=["category"])
+            c = CounterMetricFamily("hearth_dns_blocked_by_category",
+                                    "Blocked answers made or renewed, by category (or reason).", labels=["category"])
             for cat, n in sorted(by_cat.items()):
                 c.add_metric([str(cat)], n)
             yield c
