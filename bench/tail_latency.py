@@ -16,11 +16,12 @@ on the other, 127.0.0.1 only. dnsperf asks a mix of the cached-hit set and block
 Reported per phase: p50, p99, max, lost, and the worst p99 of any 1-second window (responses in order,
 at a fixed rate: window k = responses k*rate .. (k+1)*rate); the goal is phase p99 <= 2x steady.
 
-On a virtual machine the hypervisor sometimes takes a core away for 10-30 ms (steal time): the queries that
+On a virtual machine the hypervisor sometimes takes a core away for 10-100 ms (steal time): the queries that
 arrive meanwhile wait, whatever the server. Each phase therefore also reports the steal time of the two
-cores (sampled from /proc/stat every 20 ms) and a second p99 over the responses outside the quarter seconds
-around a steal (``p99_steal_free_ms``, with the share of responses it keeps), so that an engine's own tail
-can be told from the machine's.
+cores (sampled from /proc/stat every 20 ms, ``steal_at``) and a second p99 over the responses outside the
+quarter seconds around a steal (``p99_steal_free_ms``, with the share of responses it keeps), so that an
+engine's own tail can be told from the machine's. dnsperf's output goes to /dev/shm when there is one (its
+writeback to a virtual disk caused most of the steal), and every phase starts with a warm-up pass.
 
     python bench/tail_latency.py [--blocked-names 1000000] [--duration 20] [--json out.json]
 """
@@ -37,6 +38,7 @@ import threading
 import time
 from array import array
 from pathlib import Path
+from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dns_bench as db  # noqa: E402  (the sibling benchmark: processes, engines, query sets)
@@ -60,7 +62,7 @@ def latencies(path: Path) -> array:
     return out
 
 
-def pct(values: list[float], q: float) -> float | None:
+def pct(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
     s = sorted(values)
@@ -75,7 +77,7 @@ TIMELINE_STEP_S = 0.25   # the resolution of a phase's timeline (by responses, a
 EVENT_AT_S = 2.0   # a phase's event (list update, policy change) starts this long into its dnsperf run
 
 
-def phase_stats(lat: list[float], rate: int, run: dict) -> dict:
+def phase_stats(lat: Sequence[float], rate: int, run: dict) -> dict:
     windows = [lat[i:i + rate] for i in range(0, len(lat), rate) if len(lat[i:i + rate]) >= rate // 2]
     step = max(1, int(rate * TIMELINE_STEP_S))
     return {"responses": len(lat), "p50_ms": _ms(pct(lat, 0.5)), "p99_ms": _ms(pct(lat, 0.99)),
@@ -124,7 +126,7 @@ class StealWatch:
         self._thread.join()
 
 
-def steal_stats(lat: list[float], rate: int, started: float, watch: StealWatch, engine_cpu: int) -> dict:
+def steal_stats(lat: Sequence[float], rate: int, started: float, watch: StealWatch, engine_cpu: int) -> dict:
     """The phase's steal time per core, and its p99 without the responses around a steal (response i is
     taken to have been asked at ``started + i / rate``: dnsperf sends at a fixed rate)."""
     bad = [False] * len(lat)
@@ -213,15 +215,16 @@ def main(argv: list[str] | None = None) -> int:
             # every phase starts warm, as the first does: the previous phase's output took up to a minute to
             # read, the engine sat idle meanwhile, and the blocked answers' TTLs ran out (a burst of 8,000
             # re-checks in the phase's first quarter second, which is not the event it measures)
+            # (the warm-up also deletes the last phase's output, which takes a second after a swap phase: before
+            # the phase's clock starts, not between it and dnsperf's start)
             perf.run(perf.argv(port, mix, passes=1, clients=1, outstanding=50), limit=120, out_path=out)
             argv = perf.argv(port, mix, duration=duration) + ["-Q", str(rate), "-v"]
             holder: dict = {}
-            if during is not None:
-                t = threading.Timer(EVENT_AT_S, lambda: holder.update(during(duration)))
-                t.start()
-            out.unlink(missing_ok=True)   # the last phase's output (GBs after a swap phase) takes a second to
-            with StealWatch([client_cpu, engine_cpu]) as watch:   # delete: not between `started` and dnsperf's start
+            with StealWatch([client_cpu, engine_cpu]) as watch:
                 started = time.monotonic()
+                if during is not None:
+                    t = threading.Timer(EVENT_AT_S, lambda: holder.update(during(duration)))
+                    t.start()
                 run = perf.run(argv, limit=duration + 60, out_path=out)
             if during is not None:
                 t.join()
