@@ -55,6 +55,7 @@ COUNTERS = {
     "querylog_capped": ("hearth_querylog_capped", "Query-log entries deleted to keep querylog.max_rows."),
     "querylog_expired": ("hearth_querylog_expired", "Query-log entries deleted by querylog.retention."),
 }
+# engine snapshot key -> (metric name, help[, factor to the metric's unit])
 GAUGES = {
     "cache_entries": ("hearth_dns_cache_entries", "Answers in the cache."),
     "cache_hit_ratio": ("hearth_dns_cache_hit_ratio", "cache_hits / (cache_hits + cache_misses) since start."),
@@ -64,6 +65,8 @@ GAUGES = {
     "uptime_s": ("hearth_engine_uptime_seconds", "Seconds since the engine started."),
     "workers_up": ("hearth_dns_workers_up", "Engine processes answering (dns.workers above 1; their counters "
                    "are summed)."),
+    "policy_apply_ms": ("hearth_policy_apply_seconds", "How long the last policy rebuild held the DNS engine's "
+                        "event loop (no answers meanwhile).", 0.001),
 }
 
 
@@ -92,16 +95,11 @@ class HearthCollector:
                 c = CounterMetricFamily(name, help)
                 c.add_metric([], s[key])
                 yield c
-        for key, (name, help) in GAUGES.items():
+        for key, (name, help, *factor) in GAUGES.items():
             if isinstance(s.get(key), (int, float)):
                 g = GaugeMetricFamily(name, help)
-                g.add_metric([], s[key])
+                g.add_metric([], s[key] * factor[0] if factor else s[key])
                 yield g
-        if isinstance(s.get("policy_apply_ms"), (int, float)):
-            g = GaugeMetricFamily("hearth_policy_apply_seconds", "How long the last policy rebuild held the DNS "
-                                  "engine's event loop (no answers meanwhile).")
-            g.add_metric([], s["policy_apply_ms"] / 1000.0)
-            yield g
         by_cat = s.get("blocked_by_category")
         if isinstance(by_cat, dict):
             c = CounterMetricFamily("hearth_dns_blocked_by_category",

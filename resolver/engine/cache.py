@@ -160,7 +160,7 @@ class CacheEntry:
         entry.made_by = None
         return entry
 
-    def renew(self, now: float, early: float = 0.0) -> None:
+    def renew(self, now: float, early: float) -> None:
         """Start an answer we made ourselves (a blocked name) over at ``now``, to be checked again ``early``
         seconds before its TTL ends: its bytes hold the full TTLs (every record the same), so only the times
         change."""
