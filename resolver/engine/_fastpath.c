@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
 #define SLOT 65536        /* bytes per datagram buffer: UDP's largest, as recvfrom(65535) */
@@ -1066,6 +1067,185 @@ static PyObject *fp_lookup_key(PyObject *Py_UNUSED(mod), PyObject *const *args, 
     return Py_BuildValue("(Nnl)", key, qend, limit);
 }
 
+/* wire.checked_question in C: the Question (a namedtuple, ``qtype``) for a query whose lookup_key result ``found``
+ * is known, once its question name's labels are walked and checked; None where the Python code gives None, and
+ * the same IndexError for a ``found`` that does not fit ``data`` (tests/engine/test_lookup_key.py). */
+static PyObject *fp_checked_question(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyType_IsSubtype((PyTypeObject *)args[0], &PyTuple_Type) ||
+        !PyBytes_Check(args[1]) || !PyTuple_Check(args[2]) || PyTuple_GET_SIZE(args[2]) != 3) {
+        PyErr_SetString(PyExc_TypeError, "checked_question(Question, data: bytes, found: (key, qend, limit))");
+        return NULL;
+    }
+    PyObject *found = args[2];
+    Py_ssize_t qend = PyLong_AsSsize_t(PyTuple_GET_ITEM(found, 1));
+    if (qend == -1 && PyErr_Occurred())
+        return NULL;
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[1]), end = qend - 5, i = 12;
+    if (end - 12 > 254)
+        Py_RETURN_NONE;
+    while (i < end) {
+        if (i >= n) {
+            PyErr_SetString(PyExc_IndexError, "index out of range");
+            return NULL;
+        }
+        if (d[i] > 63)
+            Py_RETURN_NONE; /* a compression pointer or a reserved label type in a question */
+        i += d[i] + 1;
+    }
+    if (i != end)
+        Py_RETURN_NONE; /* a zero byte inside a label: the name really ends elsewhere */
+    PyTypeObject *qtype = (PyTypeObject *)args[0];
+    PyObject *q = qtype->tp_alloc(qtype, 3);
+    if (q == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < 3; k++) {
+        PyObject *item = PyTuple_GET_ITEM(found, k);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(q, k, item);
+    }
+    return q;
+}
+
+/* The upstream query IDs: bytes from getentropy(3), a buffer at a time. */
+static unsigned char id_pool[256];
+static size_t id_left = 0;
+
+static int next_query_id(unsigned char out[2]) {
+    if (id_left < 2) {
+        if (getentropy(id_pool, sizeof id_pool) != 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        id_left = sizeof id_pool;
+    }
+    id_left -= 2;
+    out[0] = id_pool[id_left];
+    out[1] = id_pool[id_left + 1];
+    return 0;
+}
+
+/* answers.upstream_query_for in C: the upstreams' query for a cache key (name, type, class, flag byte): a random
+ * ID (getentropy), RD, the client's CD, one OPT with our EDNS size and the client's DO; the same bytes as the Python
+ * code but for the ID (tests/engine/test_miss_twins.py). */
+static PyObject *fp_upstream_query_for(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0]) || PyBytes_GET_SIZE(args[0]) < 2) {
+        PyErr_SetString(PyExc_TypeError, "upstream_query_for(key: bytes, edns_size: int)");
+        return NULL;
+    }
+    long size = PyLong_AsLong(args[1]);
+    if (size == -1 && PyErr_Occurred())
+        return NULL;
+    if (size < 0 || size > 65535) {
+        PyErr_SetString(PyExc_OverflowError, "edns_size out of range");
+        return NULL;
+    }
+    const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t klen = PyBytes_GET_SIZE(args[0]) - 1;
+    unsigned char flags = k[klen];
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 12 + klen + 11);
+    if (out == NULL)
+        return NULL;
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
+    if (next_query_id(p) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    memcpy(p + 2, (flags & 0x02) ? "\x01\x10" : "\x01\x00", 2);
+    memcpy(p + 4, "\x00\x01\x00\x00\x00\x00\x00\x01", 8);
+    memcpy(p + 12, k, (size_t)klen);
+    p += 12 + klen;
+    p[0] = 0, p[1] = 0, p[2] = 0x29, p[3] = (unsigned char)(size >> 8), p[4] = (unsigned char)size;
+    memcpy(p + 5, (flags & 0x08) ? "\x00\x00\x80\x00\x00\x00" : "\x00\x00\x00\x00\x00\x00", 6);
+    return out;
+}
+
+/* transports.match_replies in C: hand each upstream reply of a batch to the query it answers. ``pending`` maps a
+ * query ID to its waiters, each a list [question bytes, on_reply]; a reply (QR set, at least a header) goes to the
+ * first waiter of its ID whose question it repeats (the name in any case, type and class exactly), which leaves
+ * ``pending`` before its on_reply(reply) is called. Late, forged and malformed replies are dropped. Returns how
+ * many replies were handed on; an exception from on_reply stops the batch, as in Python. */
+static PyObject *fp_match_replies(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "match_replies(pending: dict, replies)");
+        return NULL;
+    }
+    PyObject *pending = args[0];
+    PyObject *seq = PySequence_Fast(args[1], "match_replies: replies must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq), matched = 0;
+    for (Py_ssize_t r = 0; r < count; r++) {
+        PyObject *data = PySequence_Fast_GET_ITEM(seq, r);
+        if (!PyBytes_Check(data))
+            continue;
+        const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
+        Py_ssize_t n = PyBytes_GET_SIZE(data);
+        if (n < 12 || !(d[2] & 0x80))
+            continue;
+        PyObject *qid = PyLong_FromLong((long)d[0] << 8 | d[1]);
+        if (qid == NULL)
+            goto fail;
+        PyObject *waiters = PyDict_GetItemWithError(pending, qid); /* borrowed */
+        if (waiters == NULL || !PyList_Check(waiters) || PyList_GET_SIZE(waiters) == 0) {
+            Py_DECREF(qid);
+            if (PyErr_Occurred())
+                goto fail;
+            continue; /* late or forged: nobody waits for this ID */
+        }
+        Py_ssize_t nw = PyList_GET_SIZE(waiters), hit = -1;
+        for (Py_ssize_t j = 0; j < nw && hit < 0; j++) {
+            PyObject *w = PyList_GET_ITEM(waiters, j);
+            if (!PyList_Check(w) || PyList_GET_SIZE(w) < 2)
+                continue;
+            PyObject *qb = PyList_GET_ITEM(w, 0); /* bytes, or a bytearray when the caller's packet was one */
+            const unsigned char *q;
+            Py_ssize_t ql;
+            if (PyBytes_Check(qb))
+                q = (const unsigned char *)PyBytes_AS_STRING(qb), ql = PyBytes_GET_SIZE(qb);
+            else if (PyByteArray_Check(qb))
+                q = (const unsigned char *)PyByteArray_AS_STRING(qb), ql = PyByteArray_GET_SIZE(qb);
+            else
+                continue;
+            Py_ssize_t end = 12 + ql;
+            if (ql < 5 || n < end)
+                continue;
+            Py_ssize_t i = 0;
+            for (; i < ql - 4; i++) {
+                unsigned char c = d[12 + i];
+                if (((c >= 'A' && c <= 'Z') ? c + 32 : c) != q[i])
+                    break;
+            }
+            if (i == ql - 4 && memcmp(d + end - 4, q + ql - 4, 4) == 0)
+                hit = j;
+        }
+        if (hit < 0) {
+            Py_DECREF(qid);
+            continue;
+        }
+        PyObject *w = PyList_GET_ITEM(waiters, hit);
+        PyObject *on_reply = PyList_GET_ITEM(w, 1);
+        Py_INCREF(on_reply);
+        int removed = nw == 1 ? PyDict_DelItem(pending, qid) : PySequence_DelItem(waiters, hit);
+        Py_DECREF(qid);
+        if (removed < 0) {
+            Py_DECREF(on_reply);
+            goto fail;
+        }
+        matched++;
+        PyObject *res = PyObject_CallOneArg(on_reply, data);
+        Py_DECREF(on_reply);
+        if (res == NULL)
+            goto fail;
+        Py_DECREF(res);
+    }
+    Py_DECREF(seq);
+    return PyLong_FromSsize_t(matched);
+fail:
+    Py_DECREF(seq);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ query-log texts (the writer thread) */
 
 /* A growing ASCII buffer for the query log's texts. */
@@ -1507,6 +1687,12 @@ static PyMethodDef fastpath_functions[] = {
     {"cname_targets", fp_cname_targets, METH_O, "cname_targets(packet) -> (wire name, ...): wire.cname_targets in C"},
     {"lookup_key", (PyCFunction)(void (*)(void))fp_lookup_key, METH_FASTCALL,
      "lookup_key(data, edns_cap) -> (key, qend, limit) or None: wire.lookup_key in C"},
+    {"checked_question", (PyCFunction)(void (*)(void))fp_checked_question, METH_FASTCALL,
+     "checked_question(Question, data, found) -> Question or None: wire.checked_question in C"},
+    {"upstream_query_for", (PyCFunction)(void (*)(void))fp_upstream_query_for, METH_FASTCALL,
+     "upstream_query_for(key, edns_size) -> bytes: answers.upstream_query_for in C (the ID from getentropy)"},
+    {"match_replies", (PyCFunction)(void (*)(void))fp_match_replies, METH_FASTCALL,
+     "match_replies(pending, replies) -> int: transports.match_replies in C"},
     {"key_name", fp_key_name, METH_O, "key_name(key) -> str: wire.key_name in C (ValueError for a damaged key)"},
     {"summarise_answers", fp_summarise_answers, METH_O,
      "summarise_answers(packet) -> str: wire.summarise_answers in C (ValueError for a damaged reply)"},

@@ -55,6 +55,7 @@ class Fetcher:
         self.waiting: dict[bytes, list[Waiter]] = {}
         fastpath = accel.fastpath
         self._reply_parts = fastpath.reply_parts if fastpath is not None else reply_parts
+        self._upstream_query_for = getattr(fastpath, "upstream_query_for", upstream_query_for)
 
     def refresh(self, key: bytes) -> None:
         """Fetch ``key`` in the background unless a fetch for it is under way (the answer lands in the cache)."""
@@ -69,7 +70,7 @@ class Fetcher:
             waiters.append(on_done)
             return
         self.waiting[key] = [on_done]
-        packet = upstream_query_for(key, self.p.edns_size)
+        packet = self._upstream_query_for(key, self.p.edns_size)
         self.p.stats.upstream_queries += 1
         self.p.upstreams.forward(packet, partial(self._fetched, key, self.p.generation), key[:-1])
 

@@ -92,6 +92,36 @@ def question_bytes(packet: bytes) -> bytes:
     return packet[12:i + 1].lower() + packet[i + 1:i + 5]
 
 
+def match_replies(pending: dict[int, list[list]], replies: Iterable[bytes]) -> int:
+    """Hand each upstream reply to the query it answers: ``pending`` maps a query ID to its waiters, each
+    [question bytes, on_reply]; a reply goes to the first waiter of its ID whose question it repeats, which
+    leaves ``pending`` before ``on_reply(reply)`` is called. Late, forged and malformed replies are dropped.
+    Returns how many were handed on. (``_fastpath.match_replies`` is the same in C.)"""
+    matched = 0
+    for data in replies:
+        if len(data) < 12 or not data[2] & 0x80:
+            continue
+        qid = data[0] << 8 | data[1]
+        waiters = pending.get(qid)
+        if not waiters:
+            continue   # late or forged: nobody waits for this ID
+        for i, w in enumerate(waiters):
+            # the name compares case-insensitively (0x20 randomisation, upstreams that change case); the type
+            # and class bytes exactly: ``bytes.lower`` would change a type byte between 0x41 and 0x5A
+            qb = w[0]
+            end = 12 + len(qb)
+            if len(qb) >= 5 and len(data) >= end and data[12:end - 4].lower() == qb[:-4] \
+                    and data[end - 4:end] == qb[-4:]:
+                if len(waiters) == 1:
+                    del pending[qid]
+                else:
+                    del waiters[i]
+                matched += 1
+                w[1](data)
+                break
+    return matched
+
+
 class _UDPEndpoint(asyncio.DatagramProtocol):
     """One connected datagram socket; waiters are keyed by ID, then matched by question.
 
@@ -104,6 +134,8 @@ class _UDPEndpoint(asyncio.DatagramProtocol):
         self.pending: dict[int, list[list]] = {}   # qid -> [[question_bytes(), on_reply(data|exc)], …]
         self.uses = 0
         self.retired = False
+        fastpath = accel.fastpath
+        self._match = getattr(fastpath, "match_replies", match_replies)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -114,29 +146,11 @@ class _UDPEndpoint(asyncio.DatagramProtocol):
     def deliver(self, replies: Iterable[bytes]) -> None:
         """Hand each reply to the query it answers (the batched endpoint passes a whole ``recvmmsg`` batch in
         one call); late, forged and malformed ones are dropped."""
-        pending = self.pending
-        for data in replies:
-            if len(data) < 12 or not data[2] & 0x80:
-                continue
-            qid = data[0] << 8 | data[1]
-            waiters = pending.get(qid)
-            if not waiters:
-                continue   # late or forged: nobody waits for this ID
-            for w in waiters:
-                # the name compares case-insensitively (0x20 randomisation, upstreams that change
-                # case); the type and class bytes exactly: ``bytes.lower`` would change a type byte
-                # between 0x41 and 0x5A
-                qb = w[0]
-                end = 12 + len(qb)
-                if data[12:end - 4].lower() == qb[:-4] and data[end - 4:end] == qb[-4:]:
-                    if len(waiters) == 1:
-                        del pending[qid]
-                    else:
-                        waiters.remove(w)
-                    if self.retired and not pending:
-                        self.close()
-                    w[1](data)
-                    break
+        try:
+            self._match(self.pending, replies)
+        finally:
+            if self.retired and not self.pending:
+                self.close()
 
     def _remove(self, qid: int, w: list) -> None:
         pending = self.pending

@@ -1,0 +1,166 @@
+"""The miss path's compiled steps and their pure-Python twins give the same results, hostile input included:
+``checked_question`` (a query's question walked before its key is stored), ``upstream_query_for`` (the upstreams'
+query for a cache key: the same bytes but for a random ID) and ``match_replies`` (an upstream batch handed to the
+queries it answers). Without the accelerator the engine uses the twins."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from resolver.engine import accel, answers, transports, wire
+from tests.engine.test_lookup_key import _packets
+
+FAST = accel.fastpath
+needs_fast = pytest.mark.skipif(FAST is None or not hasattr(FAST, "match_replies"),
+                                reason="the accelerator was not built here (no compiler) or HEARTH_NO_ACCEL is set")
+
+
+@needs_fast
+def test_checked_question_in_c_matches_python() -> None:
+    rng = random.Random(7)
+    questions = refused = 0
+    for p in _packets(rng):
+        for cap in (512, 1232):
+            found = wire.lookup_key(p, cap)
+            if found is None:
+                continue
+            want = wire.checked_question(p, found)
+            got = FAST.checked_question(wire.Question, p, found)
+            assert got == want, (p, found)
+            assert type(got) is type(want)
+            questions += want is not None
+            refused += want is None
+    assert questions > 3000 and refused > 100   # both outcomes well covered (pointers, zeros inside labels)
+
+
+@needs_fast
+def test_checked_question_in_c_refuses_what_does_not_fit() -> None:
+    with pytest.raises(TypeError):
+        FAST.checked_question(wire.Question, bytearray(20), (b"\x00", 17, 512))
+    with pytest.raises(TypeError):
+        FAST.checked_question(wire.Question, b"\x00" * 20, (b"\x00", 17))
+    with pytest.raises(IndexError):   # a found tuple that does not belong to the packet: as the twin
+        wire.checked_question(b"\x00" * 12 + b"\x05ab", (b"", 40, 512))
+    with pytest.raises(IndexError):
+        FAST.checked_question(wire.Question, b"\x00" * 12 + b"\x05ab", (b"", 40, 512))
+
+
+def _keys(rng: random.Random) -> list[bytes]:
+    keys = []
+    for _ in range(2000):
+        labels = [bytes(rng.choice(b"abcxyz019-") for _ in range(rng.randint(1, 20))) for _ in range(rng.randint(0, 5))]
+        name = b"".join(bytes((len(lb),)) + lb for lb in labels) + b"\x00"
+        keys.append(name + rng.randbytes(4) + bytes((rng.randrange(16),)))
+    return keys
+
+
+@needs_fast
+def test_upstream_query_in_c_is_the_same_query_with_its_own_random_id() -> None:
+    rng = random.Random(3)
+    ids = set()
+    for key in _keys(rng):
+        for size in (512, 1232, 4096, 65535):
+            want = answers.upstream_query_for(key, size)
+            got = FAST.upstream_query_for(key, size)
+            assert got[2:] == want[2:], (key, size)
+            ids.add(got[:2])
+    assert len(ids) > 7000    # 8,000 queries: IDs drawn from 65,536, not a counter or a constant
+    with pytest.raises(TypeError):
+        FAST.upstream_query_for(b"", 1232)
+    with pytest.raises(OverflowError):
+        FAST.upstream_query_for(b"\x00\x00\x01\x00\x01\x00", 70000)
+
+
+class _Calls:
+    """on_reply callbacks that note which waiter got which reply; one of them may raise."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[int, bytes]] = []
+        self.raise_for: set[int] = set()
+
+    def make(self, n: int):
+        def on_reply(data: bytes) -> None:
+            self.log.append((n, data))
+            if n in self.raise_for:
+                raise RuntimeError(f"waiter {n} broke")
+        return on_reply
+
+
+def _scene(rng: random.Random):
+    """(pending, replies, calls): waiters on few IDs (several per ID, some asking the same question) and a batch
+    of replies: right ones (the name's case changed), forged IDs, other questions, type bytes in letter range,
+    no QR bit, cut short, repeats."""
+    calls = _Calls()
+    pending: dict[int, list[list]] = {}
+    questions = []
+    for n in range(rng.randint(1, 12)):
+        qid = rng.choice((1, 2, 3, 0x4142))
+        name = rng.choice((b"\x03www\x07example\x03com\x00", b"\x01a\x00", b"\x00", b"\x03WwW\x01b\x00"))
+        qtype = rng.choice((b"\x00\x01", b"\x00\x1c", b"\x00\x41", b"\x00\x61"))
+        qb = name.lower() + qtype + b"\x00\x01"
+        if rng.random() < 0.1:
+            qb = bytearray(qb)
+        pending.setdefault(qid, []).append([qb, calls.make(n)])
+        questions.append((qid, bytes(qb)))
+    replies: list = []
+    for _ in range(rng.randint(0, 16)):
+        qid, qb = rng.choice(questions)
+        if rng.random() < 0.2:
+            qid = rng.randrange(65536)
+        if rng.random() < 0.2:
+            qb = rng.choice(questions)[1]
+        name = bytes(c - 32 if 97 <= c <= 122 and rng.random() < 0.5 else c for c in qb[:-4])
+        tail = qb[-4:]
+        if rng.random() < 0.1:
+            tail = tail[:1] + bytes((tail[1] ^ 0x20,)) + tail[2:]    # "A" vs "a" as a type byte
+        flags = b"\x81\x80" if rng.random() > 0.1 else b"\x01\x00"
+        data = qid.to_bytes(2, "big") + flags + b"\x00\x01\x00\x01\x00\x00\x00\x00" + name + tail + rng.randbytes(8)
+        if rng.random() < 0.1:
+            data = data[:rng.randrange(len(data))]
+        replies.append(data)
+    if rng.random() < 0.2:
+        calls.raise_for.add(rng.randrange(12))
+    return pending, replies, calls
+
+
+def _run(match, pending, replies, calls):
+    try:
+        result = match(pending, replies)
+    except RuntimeError as exc:
+        result = str(exc)
+    left = {qid: [(bytes(w[0]), w[1]) for w in ws] for qid, ws in pending.items()}
+    return result, calls.log, left
+
+
+@needs_fast
+def test_match_replies_in_c_hands_on_the_same_replies() -> None:
+    rng = random.Random(11)
+    handed = broke = 0
+    for _ in range(3000):
+        pending, replies, calls = _scene(rng)
+        # the same scene for the twin: its own lists, and callbacks with the same numbers logging apart
+        twin_pending = {qid: [list(w) for w in ws] for qid, ws in pending.items()}
+        twin_calls = _Calls()
+        twin_calls.raise_for = set(calls.raise_for)
+        for ws in twin_pending.values():
+            for w in ws:
+                n = w[1].__closure__[0].cell_contents
+                w[1] = twin_calls.make(n)
+        want = _run(transports.match_replies, twin_pending, replies, twin_calls)
+        got = _run(FAST.match_replies, pending, replies, calls)
+        assert got[0] == want[0] and got[1] == want[1], replies
+        assert {q: [b for b, _ in ws] for q, ws in got[2].items()} == \
+            {q: [b for b, _ in ws] for q, ws in want[2].items()}
+        handed += len(got[1])
+        broke += isinstance(got[0], str)
+    assert handed > 3000 and broke > 20
+
+
+def test_endpoints_use_the_python_twin_without_the_accelerator(monkeypatch) -> None:
+    from resolver.engine import fetcher, pipeline
+
+    monkeypatch.setattr(accel, "fastpath", None)
+    assert transports._UDPEndpoint(None)._match is transports.match_replies
+    assert pipeline.pick_checked_question() is wire.checked_question
+    assert fetcher.Fetcher(object())._upstream_query_for is answers.upstream_query_for
