@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #endif
 #include <Python.h>
+#include <structmember.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1246,6 +1247,245 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ cache entries (the miss path) */
+
+/* A CacheEntry's slots (resolver/engine/cache.py: __slots__), found by name in its type's member table, so C can
+ * make an entry as ``CacheEntry.__new__`` + the attribute stores of from_parts and derive do. */
+enum {
+    E_KEY, E_HEAD, E_TAIL, E_OFFSETS, E_TTLS, E_STORED, E_EXPIRES, E_STALE_UNTIL, E_PREFETCH_AT, E_HITS, E_SEEN,
+    E_AGE, E_PATCHED, E_RCODE, E_SUMMARY, E_UPSTREAM, E_REASON, E_REFRESHING, E_SYNTHESIZED, E_ALIASES, E_GEN,
+    E_CNAMES, E_BASE, E_COPIES, E_MADE_BY, E_SLOTS
+};
+static const char *entry_slot_names[E_SLOTS] = {
+    "key", "head", "tail", "offsets", "ttls", "stored", "expires", "stale_until", "prefetch_at", "hits", "seen",
+    "age", "patched", "rcode", "summary", "upstream", "reason", "refreshing", "synthesized", "aliases", "gen",
+    "cnames", "base", "copies", "made_by"};
+static PyTypeObject *entry_type = NULL; /* the type entry_offsets describes (a borrowed pointer, checked per call) */
+static Py_ssize_t entry_offsets[E_SLOTS];
+
+static int entry_layout(PyTypeObject *type) {
+    if (type == entry_type)
+        return 0;
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || type->tp_members == NULL || type->tp_dictoffset != 0) {
+        PyErr_SetString(PyExc_TypeError, "not a CacheEntry type (slots only)");
+        return -1;
+    }
+    for (int i = 0; i < E_SLOTS; i++) {
+        entry_offsets[i] = -1;
+        for (PyMemberDef *m = type->tp_members; m->name != NULL; m++)
+            if (strcmp(m->name, entry_slot_names[i]) == 0 && m->type == T_OBJECT_EX && !(m->flags & READONLY))
+                entry_offsets[i] = m->offset;
+        if (entry_offsets[i] < 0) {
+            entry_type = NULL;
+            PyErr_Format(PyExc_TypeError, "not a CacheEntry type: no slot %s", entry_slot_names[i]);
+            return -1;
+        }
+    }
+    entry_type = type;
+    return 0;
+}
+
+#define SLOT_OF(obj, i) (*(PyObject **)((char *)(obj) + entry_offsets[i]))
+
+/* Store a new reference in a fresh entry's slot (empty until then). */
+static void slot_set(PyObject *entry, int i, PyObject *value) {
+    PyObject **p = &SLOT_OF(entry, i);
+    PyObject *old = *p;
+    *p = value;
+    Py_XDECREF(old);
+}
+
+static void slot_copy(PyObject *entry, int i, PyObject *value) {
+    Py_INCREF(value);
+    slot_set(entry, i, value);
+}
+
+/* A slot of an entry made by Python; NULL with AttributeError when it was never set. */
+static PyObject *slot_get(PyObject *entry, int i) {
+    PyObject *v = SLOT_OF(entry, i);
+    if (v == NULL)
+        PyErr_Format(PyExc_AttributeError, "'CacheEntry' object has no attribute '%s'", entry_slot_names[i]);
+    return v;
+}
+
+static PyObject *c_empty_bytes, *c_zero_int, *c_point_nine, *c_ten, *c_empty_tuple;
+
+/* The slots every new entry starts with (from_parts and derive alike): counters at 0, no aliases, copies, base,
+ * made_by, not refreshing, generation 0, key b"". */
+static void entry_defaults(PyObject *e) {
+    slot_copy(e, E_KEY, c_empty_bytes);
+    slot_copy(e, E_HITS, c_zero_int);
+    slot_copy(e, E_SEEN, c_zero_int);
+    slot_copy(e, E_AGE, c_zero_int);
+    slot_copy(e, E_REFRESHING, Py_False);
+    slot_copy(e, E_ALIASES, c_empty_tuple);
+    slot_copy(e, E_COPIES, c_empty_tuple);
+    slot_copy(e, E_GEN, c_zero_int);
+    slot_copy(e, E_MADE_BY, Py_None);
+}
+
+/* cache.reply_entry in C: CacheEntry.from_parts(reply_parts(reply, key, ...), now, stale_for, upstream), or None
+ * where reply_parts gives None; the same entry, slot for slot (tests/engine/test_miss_twins.py). */
+static PyObject *fp_reply_entry(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 10 || !PyType_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "reply_entry(CacheEntry, reply, key, edns_size, min_ttl, max_ttl, "
+                                         "negative_max_ttl, now, stale_for, upstream)");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    if (entry_layout(type) < 0)
+        return NULL;
+    PyObject *parts = fp_reply_parts(mod, args + 1, 6);
+    if (parts == NULL || parts == Py_None)
+        return parts;
+    PyObject *now = args[7], *stale_for = args[8], *upstream = args[9];
+    PyObject *ttl = PyTuple_GET_ITEM(parts, 4), *expires = NULL, *stale_until = NULL, *prefetch_at = NULL;
+    PyObject *e = NULL;
+    if ((expires = PyNumber_Add(now, ttl)) == NULL || (stale_until = PyNumber_Add(expires, stale_for)) == NULL)
+        goto fail;
+    int long_enough = PyObject_RichCompareBool(ttl, c_ten, Py_GE);
+    if (long_enough < 0)
+        goto fail;
+    if (long_enough) {
+        PyObject *part = PyNumber_Multiply(ttl, c_point_nine);
+        if (part == NULL)
+            goto fail;
+        prefetch_at = PyNumber_Add(now, part);
+        Py_DECREF(part);
+        if (prefetch_at == NULL)
+            goto fail;
+    } else {
+        prefetch_at = expires;
+        Py_INCREF(prefetch_at);
+    }
+    if ((e = type->tp_alloc(type, 0)) == NULL)
+        goto fail;
+    entry_defaults(e);
+    slot_copy(e, E_HEAD, PyTuple_GET_ITEM(parts, 0));
+    slot_copy(e, E_TAIL, PyTuple_GET_ITEM(parts, 1));
+    slot_copy(e, E_PATCHED, PyTuple_GET_ITEM(parts, 1));
+    slot_copy(e, E_OFFSETS, PyTuple_GET_ITEM(parts, 2));
+    slot_copy(e, E_TTLS, PyTuple_GET_ITEM(parts, 3));
+    slot_copy(e, E_RCODE, PyTuple_GET_ITEM(parts, 5));
+    slot_copy(e, E_CNAMES, PyTuple_GET_ITEM(parts, 6));
+    slot_copy(e, E_STORED, now);
+    slot_set(e, E_EXPIRES, expires);
+    slot_set(e, E_STALE_UNTIL, stale_until);
+    slot_set(e, E_PREFETCH_AT, prefetch_at);
+    slot_copy(e, E_SUMMARY, Py_None);
+    slot_copy(e, E_REASON, Py_None);
+    slot_copy(e, E_BASE, Py_None);
+    slot_copy(e, E_UPSTREAM, upstream);
+    slot_copy(e, E_SYNTHESIZED, Py_False);
+    Py_DECREF(parts);
+    return e;
+fail:
+    Py_XDECREF(expires);
+    Py_XDECREF(stale_until);
+    Py_XDECREF(prefetch_at);
+    Py_DECREF(parts);
+    return NULL;
+}
+
+/* CacheEntry.derive in C for a view's copy made the moment the answer came (age 0; no cap, or one no TTL reaches):
+ * the bytes shared, only the times set. Any other case calls the Python method, so the results are always the
+ * method's (tests/engine/test_miss_twins.py). */
+static PyObject *fp_derive(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "derive(entry, now, cap)");
+        return NULL;
+    }
+    PyObject *up = args[0], *now = args[1], *cap = args[2];
+    PyTypeObject *type = Py_TYPE(up);
+    if (entry_layout(type) < 0)
+        return NULL;
+    PyObject *stored = slot_get(up, E_STORED), *up_expires = slot_get(up, E_EXPIRES), *ttls = slot_get(up, E_TTLS);
+    if (stored == NULL || up_expires == NULL || ttls == NULL)
+        return NULL;
+    int shared = 0; /* 1: bytes and times as they are (no cap); 2: bytes shared, the expiry capped */
+    if (PyFloat_CheckExact(now) && PyFloat_CheckExact(stored) && PyFloat_CheckExact(up_expires) &&
+        PyTuple_CheckExact(ttls)) {
+        double age = PyFloat_AS_DOUBLE(now) - PyFloat_AS_DOUBLE(stored);
+        if (cap == Py_None) {
+            if (age < 1.0) /* int(now - stored) <= 0 */
+                shared = 1;
+        } else if (PyLong_CheckExact(cap) && age > -1.0 && age < 1.0) { /* int(now - stored) == 0 */
+            long c = PyLong_AsLong(cap);
+            if (c == -1 && PyErr_Occurred())
+                return NULL;
+            shared = 2;
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ttls) && shared; i++) {
+                PyObject *t = PyTuple_GET_ITEM(ttls, i);
+                if (!PyLong_CheckExact(t))
+                    shared = 0;
+                else {
+                    long v = PyLong_AsLong(t);
+                    if (v == -1 && PyErr_Occurred())
+                        return NULL;
+                    if (v > c)
+                        shared = 0;
+                }
+            }
+        }
+    }
+    if (!shared)
+        return PyObject_CallMethod(up, "derive", "OO", now, cap);
+    PyObject *tail = slot_get(up, E_TAIL), *offsets = slot_get(up, E_OFFSETS), *head = slot_get(up, E_HEAD);
+    PyObject *stale_until = slot_get(up, E_STALE_UNTIL), *prefetch_at = slot_get(up, E_PREFETCH_AT);
+    PyObject *rcode = slot_get(up, E_RCODE), *summary = slot_get(up, E_SUMMARY), *upstream = slot_get(up, E_UPSTREAM);
+    PyObject *reason = slot_get(up, E_REASON), *synthesized = slot_get(up, E_SYNTHESIZED);
+    PyObject *cnames = slot_get(up, E_CNAMES);
+    if (!tail || !offsets || !head || !stale_until || !prefetch_at || !rcode || !summary || !upstream || !reason ||
+        !synthesized || !cnames)
+        return NULL;
+    PyObject *e_stored, *e_expires;
+    if (shared == 1) {
+        e_stored = stored, e_expires = up_expires;
+        Py_INCREF(e_stored);
+        Py_INCREF(e_expires);
+    } else {
+        double n = PyFloat_AS_DOUBLE(now), left = PyFloat_AS_DOUBLE(up_expires) - n, c = (double)PyLong_AsLong(cap);
+        e_stored = now;
+        Py_INCREF(e_stored);
+        e_expires = PyFloat_FromDouble(n + (c < left ? c : left));
+        if (e_expires == NULL) {
+            Py_DECREF(e_stored);
+            return NULL;
+        }
+    }
+    int earlier = PyObject_RichCompareBool(prefetch_at, e_expires, Py_LT);
+    if (earlier < 0) {
+        Py_DECREF(e_stored);
+        Py_DECREF(e_expires);
+        return NULL;
+    }
+    PyObject *e_prefetch = earlier ? prefetch_at : e_expires;
+    PyObject *e = type->tp_alloc(type, 0);
+    if (e == NULL) {
+        Py_DECREF(e_stored);
+        Py_DECREF(e_expires);
+        return NULL;
+    }
+    entry_defaults(e);
+    slot_copy(e, E_HEAD, head);
+    slot_copy(e, E_TAIL, tail);
+    slot_copy(e, E_PATCHED, tail);
+    slot_copy(e, E_OFFSETS, offsets);
+    slot_copy(e, E_TTLS, ttls);
+    slot_copy(e, E_PREFETCH_AT, e_prefetch);
+    slot_set(e, E_STORED, e_stored);
+    slot_set(e, E_EXPIRES, e_expires);
+    slot_copy(e, E_STALE_UNTIL, stale_until);
+    slot_copy(e, E_RCODE, rcode);
+    slot_copy(e, E_SUMMARY, summary);
+    slot_copy(e, E_UPSTREAM, upstream);
+    slot_copy(e, E_REASON, reason);
+    slot_copy(e, E_SYNTHESIZED, synthesized);
+    slot_copy(e, E_CNAMES, cnames);
+    slot_copy(e, E_BASE, up);
+    return e;
+}
+
 /* ------------------------------------------------------------------ query-log texts (the writer thread) */
 
 /* A growing ASCII buffer for the query log's texts. */
@@ -1693,6 +1933,11 @@ static PyMethodDef fastpath_functions[] = {
      "upstream_query_for(key, edns_size) -> bytes: answers.upstream_query_for in C (the ID from getentropy)"},
     {"match_replies", (PyCFunction)(void (*)(void))fp_match_replies, METH_FASTCALL,
      "match_replies(pending, replies) -> int: transports.match_replies in C"},
+    {"reply_entry", (PyCFunction)(void (*)(void))fp_reply_entry, METH_FASTCALL,
+     "reply_entry(CacheEntry, reply, key, edns_size, min_ttl, max_ttl, negative_max_ttl, now, stale_for, upstream) "
+     "-> entry or None: fetcher.reply_entry in C"},
+    {"derive", (PyCFunction)(void (*)(void))fp_derive, METH_FASTCALL,
+     "derive(entry, now, cap) -> entry: CacheEntry.derive, in C for a copy made the moment the answer came"},
     {"key_name", fp_key_name, METH_O, "key_name(key) -> str: wire.key_name in C (ValueError for a damaged key)"},
     {"summarise_answers", fp_summarise_answers, METH_O,
      "summarise_answers(packet) -> str: wire.summarise_answers in C (ValueError for a damaged reply)"},
@@ -1732,6 +1977,10 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_reason, "reason");
     INTERN(s_empty, "");
     if ((s_zero = PyFloat_FromDouble(0.0)) == NULL)
+        return NULL;
+    if ((c_empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL || (c_zero_int = PyLong_FromLong(0)) == NULL ||
+        (c_point_nine = PyFloat_FromDouble(0.9)) == NULL || (c_ten = PyLong_FromLong(10)) == NULL ||
+        (c_empty_tuple = PyTuple_New(0)) == NULL)
         return NULL;
     INTERN(s_patched, "patched");
     INTERN(s_hits, "hits");

@@ -29,6 +29,14 @@ _CNAME_IN = b"\x00\x05\x00\x01"   # an RR's type CNAME and class IN, as bytes
 Waiter = Callable[[Optional[CacheEntry], Optional[str]], None]
 
 
+def reply_entry(reply: bytes, key: bytes, edns_size: int, min_ttl: float, max_ttl: float, negative_max_ttl: float,
+                now: float, stale_for: float, upstream: str) -> Optional[CacheEntry]:
+    """The cache entry for the usual upstream reply in one pass (:func:`resolver.engine.wire.reply_parts`), or None
+    for the careful way. ``_fastpath.reply_entry`` is the same in C (the same entry, slot for slot)."""
+    parts = reply_parts(reply, key, edns_size, min_ttl, max_ttl, negative_max_ttl)
+    return None if parts is None else CacheEntry.from_parts(parts, now, stale_for, upstream)
+
+
 class FetchFailed(Exception):
     """No usable answer from any upstream (the message says why)."""
 
@@ -54,7 +62,8 @@ class Fetcher:
         self.p = pipeline
         self.waiting: dict[bytes, list[Waiter]] = {}
         fastpath = accel.fastpath
-        self._reply_parts = fastpath.reply_parts if fastpath is not None else reply_parts
+        self._reply_entry = partial(fastpath.reply_entry, CacheEntry) if hasattr(fastpath, "reply_entry") \
+            else reply_entry
         self._upstream_query_for = getattr(fastpath, "upstream_query_for", upstream_query_for)
 
     def refresh(self, key: bytes) -> None:
@@ -83,10 +92,9 @@ class Fetcher:
                 # entry_from_reply, inlined for the usual reply
                 cache = p.cache
                 cfg = cache.config
-                parts = self._reply_parts(reply, key, p.edns_size, cfg.min_ttl, cfg.max_ttl, cfg.negative_max_ttl)
-                if parts is not None:
-                    entry = CacheEntry.from_parts(parts, p.clock(), cfg.serve_stale, upstream)
-                else:
+                entry = self._reply_entry(reply, key, p.edns_size, cfg.min_ttl, cfg.max_ttl, cfg.negative_max_ttl,
+                                          p.clock(), cfg.serve_stale, upstream)
+                if entry is None:
                     entry = self.entry_the_careful_way(reply, key, upstream)
                 entry.gen = generation  # checked by policy when the fetch started
             except Exception as exc:  # noqa: BLE001 - an unusable reply is that upstream failing
@@ -110,12 +118,10 @@ class Fetcher:
 
         The usual reply takes one pass (:func:`resolver.engine.wire.reply_parts`, in C with the accelerator);
         anything that pass declines takes the careful way below, which reports or repairs it."""
-        cache = self.p.cache
-        cfg = cache.config
-        parts = self._reply_parts(reply, key, self.p.edns_size, cfg.min_ttl, cfg.max_ttl, cfg.negative_max_ttl)
-        if parts is not None:
-            return CacheEntry.from_parts(parts, self.p.clock(), cfg.serve_stale, upstream)
-        return self.entry_the_careful_way(reply, key, upstream)
+        cfg = self.p.cache.config
+        entry = self._reply_entry(reply, key, self.p.edns_size, cfg.min_ttl, cfg.max_ttl, cfg.negative_max_ttl,
+                                  self.p.clock(), cfg.serve_stale, upstream)
+        return entry if entry is not None else self.entry_the_careful_way(reply, key, upstream)
 
     def entry_the_careful_way(self, reply: bytes, key: bytes, upstream: str) -> CacheEntry:
         """:meth:`entry_from_reply` step by step: raises for a reply nobody can use, rebuilds an unusual one

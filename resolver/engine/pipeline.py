@@ -129,6 +129,8 @@ class Pipeline:
         self._looked_up: tuple = _NOTHING_LOOKED_UP
         self._lookup_key = pick_lookup_key()
         self._checked_question = pick_checked_question()
+        fastpath = accel.fastpath
+        self._derive = getattr(fastpath, "derive", CacheEntry.derive)   # the view's copy of an upstream answer
 
     # ------------------------------------------------------------ fast path: cache hits
 
@@ -371,7 +373,7 @@ class Pipeline:
                 if verdict.action == BLOCK:
                     decision = replace(verdict.decision, cname_of=key_name(key))
                     return self._blocked_entry(view.tag + key, decision, view, cap)
-        entry = up.derive(now, cap)
+        entry = self._derive(up, now, cap)
         entry.gen = self.generation
         entry.key = vkey = view.tag + key   # set even when not cached (TTL 0): the query log describes it
         if entry.expires > now:

@@ -8,8 +8,10 @@ import random
 
 import pytest
 
-from resolver.engine import accel, answers, transports, wire
+from resolver.engine import accel, answers, cache, fetcher, transports, wire
+from resolver.engine.cache import CacheEntry
 from tests.engine.test_lookup_key import _packets
+from tests.engine.test_reply_parts import _hostile, _seeds
 
 FAST = accel.fastpath
 needs_fast = pytest.mark.skipif(FAST is None or not hasattr(FAST, "match_replies"),
@@ -158,9 +160,79 @@ def test_match_replies_in_c_hands_on_the_same_replies() -> None:
 
 
 def test_endpoints_use_the_python_twin_without_the_accelerator(monkeypatch) -> None:
-    from resolver.engine import fetcher, pipeline
+    from resolver.engine import pipeline
 
     monkeypatch.setattr(accel, "fastpath", None)
     assert transports._UDPEndpoint(None)._match is transports.match_replies
     assert pipeline.pick_checked_question() is wire.checked_question
     assert fetcher.Fetcher(object())._upstream_query_for is answers.upstream_query_for
+
+
+def _slots(entry: CacheEntry) -> dict:
+    return {name: getattr(entry, name) for name in CacheEntry.__slots__}
+
+
+@needs_fast
+def test_reply_entry_in_c_makes_the_same_entry_slot_for_slot(test_data) -> None:
+    cases = _seeds(test_data)
+    cases += _hostile(cases, 2000)
+    made = declined = 0
+    for reply, key in cases:
+        for now, stale_for in ((1000.25, 86400), (5, 0), (1e9 + 0.5, 30.5)):
+            for clamp in ((0, 86400, 3600), (5.5, 60.25, 30.75), (0, 10, 0)):
+                args = (reply, key, 1232, *clamp, now, stale_for, "udp://up")
+                want = fetcher.reply_entry(*args)
+                got = FAST.reply_entry(CacheEntry, *args)
+                if want is None:
+                    assert got is None, reply.hex()
+                    declined += 1
+                    continue
+                assert type(got) is CacheEntry
+                assert _slots(got) == _slots(want), reply.hex()
+                # the same kinds of numbers (an int clock stays int) and the cache's shared empty tuple
+                assert [type(getattr(got, n)) for n in CacheEntry.__slots__] == \
+                    [type(getattr(want, n)) for n in CacheEntry.__slots__]
+                assert got.aliases is cache._NONE and got.copies is cache._NONE
+                made += 1
+    assert made > 3000 and declined > 3000
+    with pytest.raises(TypeError):
+        FAST.reply_entry(dict, *cases[0], 1232, 0, 86400, 3600, 1.0, 0, "udp://up")
+
+
+def _upstream_entries(test_data) -> list[CacheEntry]:
+    out = []
+    for reply, key in _seeds(test_data):
+        entry = fetcher.reply_entry(reply, key, 1232, 0, 86400, 3600, 1000.0, 86400, "udp://up")
+        if entry is not None:
+            entry.key = key
+            entry.cnames = entry.cnames or (b"\x01x\x00",) * (len(out) % 2)
+            out.append(entry)
+    return out
+
+
+@needs_fast
+def test_derive_in_c_is_the_methods_copy(test_data) -> None:
+    """Every case the C copy takes (the answer just came: no cap, or a cap no TTL reaches) and every case it hands
+    to the method (older answers, lower caps, odd clocks) give the method's entry, slot for slot."""
+    ups = _upstream_entries(test_data)
+    assert len(ups) > 20
+    compared = shared = 0
+    for up in ups:
+        top = max(up.ttls) if up.ttls else 0
+        for age in (0.0, 0.2, 0.999, 1.0, 1.5, 30.0, -0.5, -1.5):
+            for cap in (None, 0, 1, 5, top - 1, top, top + 1, 10**6, True):
+                now = up.stored + age
+                want = up.derive(now, cap)
+                got = FAST.derive(up, now, cap)
+                assert _slots(got) == _slots(want), (age, cap)
+                assert got.base is up and got.aliases is cache._NONE and got.copies is cache._NONE
+                shared += got.tail is up.tail
+                compared += 1
+        want, got = up.derive(1001, 5), FAST.derive(up, 1001, 5)   # an int clock: the method's way
+        assert _slots(got) == _slots(want)
+    assert compared > 2000 and shared > 500
+
+
+def test_the_fetcher_and_pipeline_use_the_twins_without_the_accelerator(monkeypatch) -> None:
+    monkeypatch.setattr(accel, "fastpath", None)
+    assert fetcher.Fetcher(object())._reply_entry is fetcher.reply_entry
