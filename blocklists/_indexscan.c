@@ -457,7 +457,37 @@ static PyTypeObject TablesType = {
     .tp_new = Tables_new,
 };
 
+/* encrypted_dns.encrypted_dns_match's walk in C: the value of the first suffix of wire name ``w`` (the whole name,
+ * then each parent, not the root) that ``table`` holds, or None; a name cut short ends the walk, as an IndexError
+ * does in Python. */
+static PyObject *fi_suffix_get(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyDict_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "suffix_get(table: dict, name_wire: bytes)");
+        return NULL;
+    }
+    const unsigned char *w = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[1]), off = 0;
+    while (off < n && w[off]) {
+        PyObject *suffix = off ? PyBytes_FromStringAndSize((const char *)w + off, n - off) : args[1];
+        if (suffix == NULL)
+            return NULL;
+        PyObject *found = PyDict_GetItemWithError(args[0], suffix);
+        if (off)
+            Py_DECREF(suffix);
+        if (found != NULL) {
+            Py_INCREF(found);
+            return found;
+        }
+        if (PyErr_Occurred())
+            return NULL;
+        off += w[off] + 1;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_functions[] = {
+    {"suffix_get", (PyCFunction)(void (*)(void))fi_suffix_get, METH_FASTCALL,
+     "suffix_get(table, name_wire) -> value or None: the first suffix of the name the table holds"},
     {"name_hash", fi_name_hash, METH_O, "name_hash(wire bytes) -> int: blake2s(digest_size=8), little-endian"},
     {NULL, NULL, 0, NULL}};
 

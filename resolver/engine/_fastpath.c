@@ -1486,6 +1486,83 @@ static PyObject *fp_derive(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_s
     return e;
 }
 
+/* CacheEntry.reply in C: the reply for ``query`` (its ID and question) at ``now``, the tail's TTLs re-patched when
+ * the answer's age in whole seconds changed (entry.patched and entry.age updated, as the method does). Anything
+ * unusual (an int clock, TTLs or offsets that do not fit) calls the method. */
+static PyObject *fp_entry_reply(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "entry_reply(entry, query: bytes, qend: int, now)");
+        return NULL;
+    }
+    PyObject *e = args[0], *query = args[1], *now = args[3];
+    if (entry_layout(Py_TYPE(e)) < 0)
+        return NULL;
+    Py_ssize_t qend = PyLong_AsSsize_t(args[2]);
+    if (qend == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *stored = SLOT_OF(e, E_STORED), *age_obj = SLOT_OF(e, E_AGE), *head = SLOT_OF(e, E_HEAD);
+    PyObject *patched = SLOT_OF(e, E_PATCHED), *tail = SLOT_OF(e, E_TAIL), *offsets = SLOT_OF(e, E_OFFSETS);
+    PyObject *ttls = SLOT_OF(e, E_TTLS);
+    Py_ssize_t qn = PyBytes_GET_SIZE(query);
+    if (!PyFloat_CheckExact(now) || stored == NULL || !PyFloat_CheckExact(stored) || age_obj == NULL ||
+        !PyLong_CheckExact(age_obj) || head == NULL || !PyBytes_CheckExact(head) || patched == NULL ||
+        !PyBytes_CheckExact(patched) || qend < 12 || qend > qn)
+        return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+    double diff = PyFloat_AS_DOUBLE(now) - PyFloat_AS_DOUBLE(stored);
+    if (!(diff > -1e15 && diff < 1e15))
+        return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+    long long age = (long long)diff; /* int(): toward zero */
+    long long had = PyLong_AsLongLong(age_obj);
+    if (had == -1 && PyErr_Occurred())
+        return NULL;
+    if (age != had) {
+        if (age < 0 || tail == NULL || !PyBytes_CheckExact(tail) || offsets == NULL || !PyTuple_CheckExact(offsets) ||
+            ttls == NULL || !PyTuple_CheckExact(ttls) || PyTuple_GET_SIZE(offsets) != PyTuple_GET_SIZE(ttls))
+            return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+        Py_ssize_t tn = PyBytes_GET_SIZE(tail), count = PyTuple_GET_SIZE(offsets);
+        for (Py_ssize_t i = 0; i < count; i++) { /* everything checked before anything is written */
+            PyObject *o = PyTuple_GET_ITEM(offsets, i), *t = PyTuple_GET_ITEM(ttls, i);
+            if (!PyLong_CheckExact(o) || !PyLong_CheckExact(t))
+                return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+            Py_ssize_t off = PyLong_AsSsize_t(o);
+            long long ttl = PyLong_AsLongLong(t);
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+            }
+            if (off < 0 || off + 4 > tn || ttl < 0 || ttl > 0xFFFFFFFFLL)
+                return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+        }
+        PyObject *fresh = PyBytes_FromStringAndSize(PyBytes_AS_STRING(tail), tn);
+        PyObject *new_age = PyLong_FromLongLong(age);
+        if (fresh == NULL || new_age == NULL) {
+            Py_XDECREF(fresh);
+            Py_XDECREF(new_age);
+            return NULL;
+        }
+        unsigned char *p = (unsigned char *)PyBytes_AS_STRING(fresh);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            Py_ssize_t off = PyLong_AsSsize_t(PyTuple_GET_ITEM(offsets, i));
+            long long ttl = PyLong_AsLongLong(PyTuple_GET_ITEM(ttls, i));
+            wr32(p + off, (unsigned long)(ttl > age ? ttl - age : 0));
+        }
+        slot_set(e, E_PATCHED, fresh);
+        slot_set(e, E_AGE, new_age);
+        patched = fresh;
+    }
+    Py_ssize_t hn = PyBytes_GET_SIZE(head), pn = PyBytes_GET_SIZE(patched);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 2 + hn + (qend - 12) + pn);
+    if (out == NULL)
+        return NULL;
+    char *o = PyBytes_AS_STRING(out);
+    const char *q = PyBytes_AS_STRING(query);
+    memcpy(o, q, 2);
+    memcpy(o + 2, PyBytes_AS_STRING(head), (size_t)hn);
+    memcpy(o + 2 + hn, q + 12, (size_t)(qend - 12));
+    memcpy(o + 2 + hn + (qend - 12), PyBytes_AS_STRING(patched), (size_t)pn);
+    return out;
+}
+
 /* ------------------------------------------------------------------ query-log texts (the writer thread) */
 
 /* A growing ASCII buffer for the query log's texts. */
@@ -1938,6 +2015,8 @@ static PyMethodDef fastpath_functions[] = {
      "-> entry or None: fetcher.reply_entry in C"},
     {"derive", (PyCFunction)(void (*)(void))fp_derive, METH_FASTCALL,
      "derive(entry, now, cap) -> entry: CacheEntry.derive, in C for a copy made the moment the answer came"},
+    {"entry_reply", (PyCFunction)(void (*)(void))fp_entry_reply, METH_FASTCALL,
+     "entry_reply(entry, query, qend, now) -> bytes: CacheEntry.reply in C"},
     {"key_name", fp_key_name, METH_O, "key_name(key) -> str: wire.key_name in C (ValueError for a damaged key)"},
     {"summarise_answers", fp_summarise_answers, METH_O,
      "summarise_answers(packet) -> str: wire.summarise_answers in C (ValueError for a damaged reply)"},

@@ -131,6 +131,7 @@ class Pipeline:
         self._checked_question = pick_checked_question()
         fastpath = accel.fastpath
         self._derive = getattr(fastpath, "derive", CacheEntry.derive)   # the view's copy of an upstream answer
+        self._entry_reply = getattr(fastpath, "entry_reply", CacheEntry.reply)
 
     # ------------------------------------------------------------ fast path: cache hits
 
@@ -387,7 +388,7 @@ class Pipeline:
 
     def _send_entry(self, entry: CacheEntry, data: bytes, q: Question, client: str, udp: bool,
                     send: Callable[[bytes], None], started: float, now: float, upstream: bool) -> None:
-        out = entry.reply(data, q.qend, now)
+        out = self._entry_reply(entry, data, q.qend, now)
         if udp and len(out) > q.limit:
             out = truncated(out, q.qend, q.key[-1], self.edns_size)
         send(out)

@@ -12,11 +12,13 @@ Sources: the providers' own setup pages, and the DoH resolver lists of Firefox (
 """
 from __future__ import annotations
 
-from typing import FrozenSet, Optional
+from functools import partial
+from typing import Callable, FrozenSet, Optional
 
+from blocklists import index as block_index
 from resolver.base.names import wire_name
 
-__all__ = ["ENCRYPTED_DNS_HOSTS", "TABLE_NAME", "encrypted_dns_match"]
+__all__ = ["ENCRYPTED_DNS_HOSTS", "TABLE_NAME", "encrypted_dns_match", "encrypted_dns_matcher"]
 
 TABLE_NAME = "built-in DoH/DoT table"   # what the decision names as its list, so the log tells the truth
 
@@ -54,6 +56,13 @@ ENCRYPTED_DNS_HOSTS: tuple[str, ...] = (
 
 _BY_WIRE: dict[bytes, str] = {wire_name(name): name for name in ENCRYPTED_DNS_HOSTS}
 _WIRES: FrozenSet[bytes] = frozenset(_BY_WIRE)
+
+
+def encrypted_dns_matcher() -> Callable[[bytes], Optional[str]]:
+    """:func:`encrypted_dns_match`, or the same walk in C (``blocklists/_indexscan.c``: ``suffix_get``) when it is
+    built; read when a profile's policy is made."""
+    fast = getattr(block_index.accel, "suffix_get", None)
+    return encrypted_dns_match if fast is None else partial(fast, _BY_WIRE)
 
 
 def encrypted_dns_match(name_wire: bytes) -> Optional[str]:

@@ -89,7 +89,7 @@ from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, NamedTuple, O
 from blocklists.manager import MANDATORY_PREFIX
 
 from resolver.policy.bypass import bypass_answer_wire
-from resolver.policy.encrypted_dns import TABLE_NAME, encrypted_dns_match
+from resolver.policy.encrypted_dns import TABLE_NAME, encrypted_dns_matcher
 from resolver.base.names import normalise_name, wire_name
 from resolver.policy.blocking import Decision, Reason, _text_name
 from resolver.policy.budgets import ALL, BUDGET_TTL, Spent
@@ -189,6 +189,7 @@ class ProfilePolicy:
         self._safe_search = profile.safe_search
         self._youtube = profile.youtube
         self._rewrites = profile.safe_search or profile.youtube != "off"
+        self._doh_match = encrypted_dns_matcher()   # the built-in DoH/DoT table (in C when built)
 
         # --- schedules
         own = _ascii_lower(profile.name)
@@ -348,7 +349,7 @@ class ProfilePolicy:
             else:                                                                      # 8. categories
                 decision = self._lookup(w, state.mask) if state.mask and self.index is not None else None
                 if decision is None and state.doh:
-                    decision = _encrypted_dns(w)
+                    decision = _encrypted_dns(self._doh_match(w))
                 if decision is not None:
                     return Verdict(BLOCK, decision, None, cap)
         if allowed and self.mandatory_mask and self.index is not None:                 # allows never beat
@@ -547,9 +548,9 @@ class ProfilePolicy:
         return mask
 
 
-def _encrypted_dns(w: bytes) -> Optional[Decision]:
-    """The built-in table's block of a public DoH/DoT endpoint (when the lists did not have it)."""
-    entry = encrypted_dns_match(w)
+def _encrypted_dns(entry: Optional[str]) -> Optional[Decision]:
+    """The built-in table's block of a public DoH/DoT endpoint (when the lists did not have it): ``entry`` is
+    the table's entry the name is or is under (:func:`resolver.policy.encrypted_dns.encrypted_dns_match`)."""
     return None if entry is None else Decision(Reason.CATEGORY, BYPASS_CATEGORY, entry, TABLE_NAME)
 
 

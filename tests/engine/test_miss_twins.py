@@ -236,3 +236,33 @@ def test_derive_in_c_is_the_methods_copy(test_data) -> None:
 def test_the_fetcher_and_pipeline_use_the_twins_without_the_accelerator(monkeypatch) -> None:
     monkeypatch.setattr(accel, "fastpath", None)
     assert fetcher.Fetcher(object())._reply_entry is fetcher.reply_entry
+
+
+@needs_fast
+def test_entry_reply_in_c_is_the_methods_reply(test_data) -> None:
+    """The reply for a query at a time, and the entry's patched tail and age after it, as the method makes them:
+    the same second (no re-patch), later seconds, an expired answer (TTLs at 0), a clock before the store."""
+    rng = random.Random(9)
+    compared = 0
+    for up in _upstream_entries(test_data):
+        key = up.key
+        query = rng.randbytes(2) + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + bytes(
+            c - 32 if 97 <= c <= 122 and rng.random() < 0.5 else c for c in key[:-5]) + key[-5:-1]
+        qend = 12 + len(key) - 1
+        mine = fetcher.reply_entry(*_seed_args(up))
+        theirs = fetcher.reply_entry(*_seed_args(up))
+        for age in (0.0, 0.5, 1.0, 1.0, 7.9, 300.0, 86400.0 * 3, -0.5, -3.0, 2.0):
+            now = up.stored + age
+            for qe in (qend, qend, qend + 50, 5):
+                want = theirs.reply(query, qe, now)
+                got = FAST.entry_reply(mine, query, qe, now)
+                assert got == want, (age, qe)
+                assert _slots(mine) == _slots(theirs)
+                compared += 1
+        assert FAST.entry_reply(mine, query, qend, 2000) == theirs.reply(query, qend, 2000)   # an int clock
+    assert compared > 1000
+
+
+def _seed_args(up: CacheEntry) -> tuple:
+    packet = up.packet()
+    return (packet, up.key, 1232, 0, 86400, 3600, up.stored, 86400, "udp://up")
