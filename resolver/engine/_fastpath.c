@@ -1308,6 +1308,7 @@ static PyObject *slot_get(PyObject *entry, int i) {
     return v;
 }
 
+static PyObject *s_size, *s__entries, *s__unalias, *s_seen, *s_clock, *s_evictions, *c_one_int;
 static PyObject *c_empty_bytes, *c_zero_int, *c_point_nine, *c_ten, *c_empty_tuple;
 
 /* The slots every new entry starts with (from_parts and derive alike): counters at 0, no aliases, copies, base,
@@ -1561,6 +1562,134 @@ static PyObject *fp_entry_reply(PyObject *Py_UNUSED(mod), PyObject *const *args,
     memcpy(o + 2 + hn, q + 12, (size_t)(qend - 12));
     memcpy(o + 2 + hn + (qend - 12), PyBytes_AS_STRING(patched), (size_t)pn);
     return out;
+}
+
+/* AnswerCache._unalias(e), skipped for an entry without aliases (the method would only set them to () again). */
+static int unalias(PyObject *cache, PyObject *e) {
+    if (Py_TYPE(e) == entry_type && SLOT_OF(e, E_ALIASES) == c_empty_tuple)
+        return 0;
+    PyObject *r = PyObject_CallMethodOneArg(cache, s__unalias, e);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* AnswerCache.put in C (``cache``: the AnswerCache; its _entries an OrderedDict, _unalias and clock called as the
+ * method calls them): cache ``entry`` under ``key`` and drop the oldest entries past config.size, each unless it
+ * was hit since it was last looked at (CLOCK's second chance); returns the entry it replaced, or None. The same
+ * side effects as the method, step for step (tests/engine/test_miss_twins.py). */
+static PyObject *fp_cache_put(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "cache_put(cache, key, entry)");
+        return NULL;
+    }
+    PyObject *cache = args[0], *key = args[1], *entry = args[2];
+    if (entry_layout(Py_TYPE(entry)) < 0)
+        return NULL;
+    PyObject *config = PyObject_GetAttr(cache, s_config), *size_obj = NULL, *entries = NULL, *old = NULL;
+    if (config == NULL)
+        return NULL;
+    size_obj = PyObject_GetAttr(config, s_size);
+    if (size_obj == NULL)
+        goto fail;
+    Py_ssize_t size = PyLong_AsSsize_t(size_obj);
+    if (size == -1 && PyErr_Occurred())
+        goto fail;
+    if (size <= 0) {
+        Py_DECREF(config);
+        Py_DECREF(size_obj);
+        Py_RETURN_NONE;
+    }
+    entries = PyObject_GetAttr(cache, s__entries);
+    if (entries == NULL)
+        goto fail;
+    if (!PyODict_Check(entries)) {
+        PyErr_SetString(PyExc_TypeError, "cache_put: the cache's _entries is not an OrderedDict");
+        goto fail;
+    }
+    old = PyDict_GetItemWithError(entries, key);
+    if (old != NULL) {
+        Py_INCREF(old);
+        if (PyODict_DelItem(entries, key) < 0)
+            goto fail;
+        if (unalias(cache, old) < 0)
+            goto fail;
+    } else if (PyErr_Occurred())
+        goto fail;
+    slot_copy(entry, E_KEY, key);
+    if (PyODict_SetItem(entries, key, entry) < 0)
+        goto fail;
+    while (PyDict_GET_SIZE(entries) > size) {
+        PyObject *it = PyObject_GetIter(entries);
+        if (it == NULL)
+            goto fail;
+        PyObject *oldest_key = PyIter_Next(it);
+        Py_DECREF(it);
+        if (oldest_key == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "cache_put: no oldest entry");
+            goto fail;
+        }
+        PyObject *oldest = PyDict_GetItemWithError(entries, oldest_key);
+        if (oldest == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetObject(PyExc_KeyError, oldest_key);
+            Py_DECREF(oldest_key);
+            goto fail;
+        }
+        Py_INCREF(oldest);
+        if (PyODict_DelItem(entries, oldest_key) < 0) {
+            Py_DECREF(oldest_key);
+            Py_DECREF(oldest);
+            goto fail;
+        }
+        /* oldest.hits != oldest.seen and oldest.expires > self.clock(): a second chance */
+        int again = 0;
+        PyObject *hits = PyObject_GetAttr(oldest, s_hits), *seen = hits ? PyObject_GetAttr(oldest, s_seen) : NULL;
+        if (seen != NULL) {
+            again = PyObject_RichCompareBool(hits, seen, Py_NE);
+            if (again > 0) {
+                PyObject *expires = PyObject_GetAttr(oldest, s_expires);
+                PyObject *clock = expires ? PyObject_GetAttr(cache, s_clock) : NULL;
+                PyObject *now = clock ? PyObject_CallNoArgs(clock) : NULL;
+                again = now ? PyObject_RichCompareBool(expires, now, Py_GT) : -1;
+                Py_XDECREF(expires);
+                Py_XDECREF(clock);
+                Py_XDECREF(now);
+            }
+            if (again > 0 && (PyObject_SetAttr(oldest, s_seen, hits) < 0 ||
+                              PyODict_SetItem(entries, oldest_key, oldest) < 0))
+                again = -1;
+        } else
+            again = -1;
+        Py_XDECREF(hits);
+        Py_XDECREF(seen);
+        if (again == 0) {
+            PyObject *evictions = unalias(cache, oldest) == 0 ? PyObject_GetAttr(cache, s_evictions) : NULL;
+            PyObject *more = evictions ? PyNumber_Add(evictions, c_one_int) : NULL;
+            if (more == NULL || PyObject_SetAttr(cache, s_evictions, more) < 0)
+                again = -1;
+            Py_XDECREF(evictions);
+            Py_XDECREF(more);
+        }
+        Py_DECREF(oldest_key);
+        Py_DECREF(oldest);
+        if (again < 0)
+            goto fail;
+    }
+    Py_DECREF(config);
+    Py_DECREF(size_obj);
+    Py_DECREF(entries);
+    if (old == NULL)
+        Py_RETURN_NONE;
+    return old;
+fail:
+    Py_DECREF(config);
+    Py_XDECREF(size_obj);
+    Py_XDECREF(entries);
+    Py_XDECREF(old);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ query-log texts (the writer thread) */
@@ -2017,6 +2146,8 @@ static PyMethodDef fastpath_functions[] = {
      "derive(entry, now, cap) -> entry: CacheEntry.derive, in C for a copy made the moment the answer came"},
     {"entry_reply", (PyCFunction)(void (*)(void))fp_entry_reply, METH_FASTCALL,
      "entry_reply(entry, query, qend, now) -> bytes: CacheEntry.reply in C"},
+    {"cache_put", (PyCFunction)(void (*)(void))fp_cache_put, METH_FASTCALL,
+     "cache_put(cache, key, entry) -> the entry replaced or None: AnswerCache.put in C"},
     {"key_name", fp_key_name, METH_O, "key_name(key) -> str: wire.key_name in C (ValueError for a damaged key)"},
     {"summarise_answers", fp_summarise_answers, METH_O,
      "summarise_answers(packet) -> str: wire.summarise_answers in C (ValueError for a damaged reply)"},
@@ -2062,6 +2193,14 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
         (c_empty_tuple = PyTuple_New(0)) == NULL)
         return NULL;
     INTERN(s_patched, "patched");
+    INTERN(s_size, "size");
+    INTERN(s__entries, "_entries");
+    INTERN(s__unalias, "_unalias");
+    INTERN(s_seen, "seen");
+    INTERN(s_clock, "clock");
+    INTERN(s_evictions, "evictions");
+    if ((c_one_int = PyLong_FromLong(1)) == NULL)
+        return NULL;
     INTERN(s_hits, "hits");
     INTERN(s_cache_hits, "cache_hits");
     INTERN(s_config, "config");

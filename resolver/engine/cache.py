@@ -11,9 +11,11 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Optional
 
 from resolver.base.configspec import option
+from resolver.engine import accel
 from resolver.engine.wire import patch_ttls, ttl_offsets
 
 
@@ -212,6 +214,9 @@ class AnswerCache:
         self.clock = clock
         self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
         self.evictions = 0
+        fastpath = accel.fastpath
+        if fastpath is not None and hasattr(fastpath, "cache_put"):
+            self.put = partial(fastpath.cache_put, self)   # the same steps in C (_fastpath.cache_put)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -5,6 +5,7 @@ queries it answers). Without the accelerator the engine uses the twins."""
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import pytest
 
@@ -266,3 +267,56 @@ def test_entry_reply_in_c_is_the_methods_reply(test_data) -> None:
 def _seed_args(up: CacheEntry) -> tuple:
     packet = up.packet()
     return (packet, up.key, 1232, 0, 86400, 3600, up.stored, 86400, "udp://up")
+
+
+def _cache_pair(size: int):
+    """Two caches on one fake clock: one putting in C, the other with the method."""
+    clock = [100.0]
+    fast = cache.AnswerCache(cache.CacheConfig(size=size), lambda: clock[0])
+    slow = cache.AnswerCache(cache.CacheConfig(size=size), lambda: clock[0])
+    assert isinstance(fast.put, partial) and fast.put.func is FAST.cache_put
+    slow.put = partial(cache.AnswerCache.put, slow)
+    return clock, fast, slow
+
+
+def _state(c: cache.AnswerCache, tables: list[dict]) -> tuple:
+    return ([(k, e.key, e.hits, e.seen, len(e.aliases)) for k, e in c._entries.items()], c.evictions,
+            [sorted((k, v[0].key) for k, v in t.items()) for t in tables])
+
+
+@needs_fast
+def test_cache_put_in_c_keeps_the_methods_order_evictions_and_aliases(test_data) -> None:
+    """The same puts (new keys, replaced keys), hits (second chances), aliases and expiries on both caches: the
+    same entries in the same order, the same evictions, the same replaced entries returned, the same aliases."""
+    template = _upstream_entries(test_data)[0]
+    rng = random.Random(13)
+    chances = 0
+    for size in (1, 3, 8, 40):
+        clock, fast, slow = _cache_pair(size)
+        tables = ([{}, {}], [{}, {}])
+        for step in range(3000):
+            key = b"k%d" % rng.randrange(size * 3)
+            ttl = rng.choice((1, 5, 60))
+            pair = [fetcher.reply_entry(*_seed_args(template)) for _ in range(2)]
+            for e in pair:
+                e.stored, e.expires = clock[0], clock[0] + ttl
+            replaced = [c.put(key, e) for c, e in zip((fast, slow), pair)]
+            assert (replaced[0] is None) == (replaced[1] is None)
+            if replaced[0] is not None:
+                assert replaced[0].key == replaced[1].key == key
+            for c, t in zip((fast, slow), tables):
+                if c._entries:
+                    keys = list(c._entries)
+                    hit = c._entries[keys[step % len(keys)]]
+                    if step % 3 == 0:
+                        hit.hits += 1                              # a hit since the last look: a second chance
+                    if step % 7 == 0:
+                        c.alias(t[step % 2], b"q%d" % step, hit, 30, 512)
+            if rng.random() < 0.05:
+                clock[0] += rng.choice((0.5, 2, 30))
+            assert _state(fast, tables[0]) == _state(slow, tables[1]), (size, step)
+            chances += any(e.seen for e in fast._entries.values())
+        assert fast.evictions > 100
+    assert chances > 1000    # second chances were given (seen set from hits), not only plain evictions
+    zero = cache.AnswerCache(cache.CacheConfig(size=0))
+    assert zero.put(b"k", template) is None and len(zero) == 0
