@@ -216,6 +216,10 @@ class UpstreamPool:
         self._sample(u, seconds)
         if not u.rcode_failures and u.healthy and self.down_since is None:
             return    # the usual case (every forwarded miss comes here): nothing to recover from
+        self._recovered(u)
+
+    def _recovered(self, u: _Upstream) -> None:
+        """``u`` answered after failures: its counts start over, and the pool leaves its down state."""
         u.rcode_failures = 0
         if self.down_since is not None:
             self.down_since = None
@@ -435,8 +439,14 @@ class _Forward:
             return
         self.finished = True
         pool = self.pool
-        pool._deadlines.disarm(self)
-        pool._success(u, self.loop.time() - self.started)
+        if self.armed:   # pool._deadlines.disarm(self) and pool._success(u, ...), inlined: every miss comes here
+            pool._deadlines.live.pop(self.armed, None)
+            self.armed = 0
+        ms = (self.loop.time() - self.started) * 1000.0
+        ewma = u.ewma
+        u.ewma = ms if ewma is None else ewma + EWMA_ALPHA * (ms - ewma)
+        if u.rcode_failures or not u.healthy or pool.down_since is not None:
+            pool._recovered(u)
         self.done(data, u.spec.url, None)
 
     def on_timeout(self) -> None:
