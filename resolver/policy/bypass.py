@@ -21,7 +21,7 @@ from typing import Dict, Optional
 
 from resolver.base.names import wire_name
 
-__all__ = ["bypass_answer", "bypass_answer_wire", "BYPASS_ANSWERS", "NXDOMAIN", "NODATA"]
+__all__ = ["bypass_answer", "bypass_answer_wire", "BYPASS_ANSWERS", "BYPASS_ANSWERS_WIRE", "NXDOMAIN", "NODATA"]
 
 NXDOMAIN = "nxdomain"
 NODATA = "nodata"
@@ -38,7 +38,7 @@ BYPASS_ANSWERS: Dict[str, str] = {
 _wire = wire_name
 
 
-_BY_WIRE: Dict[bytes, str] = {_wire(name): answer for name, answer in BYPASS_ANSWERS.items()}
+BYPASS_ANSWERS_WIRE: Dict[bytes, str] = {_wire(name): answer for name, answer in BYPASS_ANSWERS.items()}
 
 
 def bypass_answer(name: str) -> Optional[str]:
@@ -48,4 +48,4 @@ def bypass_answer(name: str) -> Optional[str]:
 
 def bypass_answer_wire(name_wire: bytes) -> Optional[str]:
     """:func:`bypass_answer` for a lower-case, uncompressed wire name (``b"\\x04_dns\\x08resolver\\x04arpa\\x00"``)."""
-    return _BY_WIRE.get(name_wire)
+    return BYPASS_ANSWERS_WIRE.get(name_wire)

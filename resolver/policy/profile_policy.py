@@ -88,13 +88,13 @@ from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, NamedTuple, O
 
 from blocklists.manager import MANDATORY_PREFIX
 
-from resolver.policy.bypass import bypass_answer_wire
+from resolver.policy.bypass import BYPASS_ANSWERS_WIRE as _BYPASS_WIRE
 from resolver.policy.encrypted_dns import TABLE_NAME, encrypted_dns_matcher
 from resolver.base.names import normalise_name, wire_name
 from resolver.policy.blocking import Decision, Reason, _text_name
 from resolver.policy.budgets import ALL, BUDGET_TTL, Spent
 from resolver.policy.profiles import ALL_CATEGORIES, Profile, Schedule
-from resolver.policy.safesearch import SAFE_HOSTS, YOUTUBE_MODERATE, YOUTUBE_STRICT, safe_target_wire
+from resolver.policy.safesearch import SAFE_HOSTS, YOUTUBE_MODERATE, YOUTUBE_STRICT, safe_target_table
 from resolver.policy.schedule import WeeklySchedule, Window, parse_hhmm
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,6 +119,7 @@ class Verdict(NamedTuple):
 
 
 _PLAIN_ALLOW = Verdict(ALLOW, None)
+_NOTHING_LISTED = (False, None, None)   # _walk's answer for a profile without allow, block or service entries
 
 
 class _State(NamedTuple):
@@ -190,6 +191,7 @@ class ProfilePolicy:
         self._youtube = profile.youtube
         self._rewrites = profile.safe_search or profile.youtube != "off"
         self._doh_match = encrypted_dns_matcher()   # the built-in DoH/DoT table (in C when built)
+        self._safe_targets = safe_target_table(profile.safe_search, profile.youtube)   # wire name -> safe host
 
         # --- schedules
         own = _ascii_lower(profile.name)
@@ -309,12 +311,16 @@ class ProfilePolicy:
         if self._weekly is None:
             state, cap = self._base, None
         else:
-            state, change = self._state(now)
-            cap = None if change is None else _seconds(change, now)
+            memo = self._memo   # self._state(now), its memo of the current second inlined (every query asks)
+            if memo is not None and memo[0] == math.floor(now):
+                state, change = memo[1], memo[2]
+            else:
+                state, change = self._state(now)
+            cap = None if change is None else max(1, math.ceil(change - now))   # _seconds(change, now)
 
         # 1. bypass signals
         if self._bypass:
-            signal = bypass_answer_wire(w)
+            signal = _BYPASS_WIRE.get(w)   # bypass_answer_wire(w)
             if signal is not None:
                 return Verdict(BLOCK, Decision(Reason.BYPASS, "bypass", _text_name(w), answer=signal), None, cap)
 
@@ -336,7 +342,7 @@ class ProfilePolicy:
 
         if not allowed:
             # one walk over the suffixes: allow list (4), block list (6), services (7)
-            allow, rule, service = self._walk(w, state.services)
+            allow, rule, service = self._walk(w, state.services) if self._domains else _NOTHING_LISTED
             if allow:
                 allowed = True                                                          # 4. allow list
             elif state.block_all is not None:                                          # 5. block_all window
@@ -347,7 +353,8 @@ class ProfilePolicy:
                 sid, domain = service
                 return Verdict(BLOCK, Decision(Reason.SERVICE, self._service_names[sid], domain), None, cap)
             else:                                                                      # 8. categories
-                decision = self._lookup(w, state.mask) if state.mask and self.index is not None else None
+                match = self.index.lookup_wire(w, state.mask) if state.mask and self.index is not None else None
+                decision = None if match is None else self._decision(match)
                 if decision is None and state.doh:
                     decision = _encrypted_dns(self._doh_match(w))
                 if decision is not None:
@@ -367,7 +374,7 @@ class ProfilePolicy:
 
         # 10. safe search
         if self._rewrites and w not in _SAFE_HOST_WIRES:
-            target = safe_target_wire(w, safe_search=self._safe_search, youtube=self._youtube)
+            target = self._safe_targets.get(w)
             if target is not None:
                 kind = "youtube" if target in _YOUTUBE_TARGETS else "search"
                 return Verdict(REWRITE, Decision(Reason.SAFE_SEARCH, kind, _text_name(w)), target, cap)
@@ -466,8 +473,10 @@ class ProfilePolicy:
 
     def _lookup(self, w: bytes, mask: int) -> Optional[Decision]:
         match = self.index.lookup_wire(w, mask)
-        if match is None:
-            return None
+        return None if match is None else self._decision(match)
+
+    def _decision(self, match) -> Decision:
+        """The decision for a block-index match: the category as the profile shows it, and its lists or order."""
         shown, mandatory, lists, orders = self._cat_info.get(match.category, (match.category, False, "", ""))
         if orders:
             return Decision(Reason.ORDER, shown, match.rule, orders)

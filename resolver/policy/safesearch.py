@@ -36,11 +36,12 @@ bare ``bing.com`` (which only redirects to ``www.bing.com``); Hearth follows the
 """
 from __future__ import annotations
 
+from functools import cache
 from typing import Dict, FrozenSet, Optional
 
 from resolver.base.names import wire_name
 
-__all__ = ["safe_target", "safe_target_wire", "SAFE_HOSTS", "ADDRESS_TARGETS", "SEARCH_NAMES", "YOUTUBE_NAMES",
+__all__ = ["safe_target", "safe_target_wire", "safe_target_table", "SAFE_HOSTS", "ADDRESS_TARGETS", "SEARCH_NAMES", "YOUTUBE_NAMES",
            "YOUTUBE_LEVELS", "is_address_target"]
 
 YOUTUBE_LEVELS = ("strict", "moderate", "off")
@@ -143,6 +144,17 @@ def safe_target(name: str, *, safe_search: bool, youtube: str) -> Optional[str]:
     if table is None:
         raise ValueError(f"youtube restriction must be one of {', '.join(YOUTUBE_LEVELS)}, not {youtube!r}")
     return table.get(name)
+
+
+@cache
+def safe_target_table(safe_search: bool, youtube: str) -> Dict[bytes, str]:
+    """Every answer of :func:`safe_target_wire` under these settings in one table, wire name → target (the
+    search and YouTube names are apart, so one lookup gives what the two steps give); ValueError for an unknown
+    ``youtube``. Shared: do not change it."""
+    table = _YOUTUBE_WIRE.get(youtube)
+    if table is None:
+        raise ValueError(f"youtube restriction must be one of {', '.join(YOUTUBE_LEVELS)}, not {youtube!r}")
+    return {**_SEARCH_WIRE, **table} if safe_search else dict(table)
 
 
 def safe_target_wire(name_wire: bytes, *, safe_search: bool, youtube: str) -> Optional[str]:

@@ -151,3 +151,19 @@ def test_bypass_answers():
     assert bypass_answer_wire(b"\x04_dns\x08resolver\x04arpa\x00") == "nodata"
     # bypass names are never safe-search names
     assert not set(BYPASS_ANSWERS) & (SEARCH_NAMES | YOUTUBE_NAMES | SAFE_HOSTS)
+
+
+def test_one_table_gives_what_the_two_steps_give():
+    """``safe_target_table`` (the profile policy's one lookup) answers every name as ``safe_target_wire`` does, for
+    every setting; an unknown YouTube level is refused as before."""
+    names = sorted(SEARCH_NAMES | YOUTUBE_NAMES | SAFE_HOSTS) + ["example.com", "google.com.evil.net", "youtube"]
+    for safe_search in (True, False):
+        for level in YOUTUBE_LEVELS:
+            table = safesearch.safe_target_table(safe_search, level)
+            for name in names:
+                assert table.get(wire(name)) == safe_target_wire(wire(name), safe_search=safe_search,
+                                                                 youtube=level), (safe_search, level, name)
+            assert len(table) == (len(SEARCH_NAMES) if safe_search else 0) + (len(YOUTUBE_NAMES) if level != "off"
+                                                                                 else 0)
+    with pytest.raises(ValueError):
+        safesearch.safe_target_table(True, "loud")
