@@ -214,16 +214,14 @@ class AnswerCache:
         self.clock = clock
         self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
         self.evictions = 0
+        # get(key): the entry, fresh or stale (callers compare ``expires``); the dict's own method, no call of ours
+        self.get: Callable[[bytes], Optional[CacheEntry]] = self._entries.get
         fastpath = accel.fastpath
         if fastpath is not None and hasattr(fastpath, "cache_put"):
             self.put = partial(fastpath.cache_put, self)   # the same steps in C (_fastpath.cache_put)
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def get(self, key: bytes) -> Optional[CacheEntry]:
-        """The entry, fresh or stale (callers compare ``expires``)."""
-        return self._entries.get(key)
 
     def alias(self, table: dict, packet_tail: bytes, entry: CacheEntry, qend: int, limit: int) -> None:
         """Remember in ``table`` (one view's aliases) that the query bytes ``packet_tail`` (after the ID)

@@ -51,7 +51,7 @@ class LocalZone:
             self._add(rec.name, rec.type, rec.value, rec.ttl)
             if rec.type in ("A", "AAAA") and rec.ptr:
                 self._add(ipaddress.ip_address(rec.value).reverse_pointer, "PTR", rec.name, rec.ttl)
-        self._wire_names = {wire_name(n) for n in self.rrs}
+        self.wire_names: frozenset[bytes] = frozenset(wire_name(n) for n in self.rrs)   # ours, in wire form
 
     def _add(self, name: str, rtype: str, value: str, ttl: int) -> None:
         rdata = {"A": A, "AAAA": AAAA, "CNAME": lambda v: CNAME(DNSLabel(v)), "PTR": lambda v: PTR(DNSLabel(v))}
@@ -62,7 +62,7 @@ class LocalZone:
 
     def has_wire_name(self, name_wire: bytes) -> bool:
         """Is this (lower-case, uncompressed wire form) name one of ours? Cheap: for the miss path."""
-        return bool(self.rrs) and name_wire in self._wire_names
+        return name_wire in self.wire_names
 
     def lookup(self, name: str, qtype: int) -> Optional[list[RR]]:
         """RRs answering (name, qtype), following local CNAMEs; [] for no data; None if not local."""

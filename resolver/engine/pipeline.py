@@ -313,7 +313,7 @@ class Pipeline:
             q = parse_question(data, self.edns_size)
             view = None
         if q is not None and q.key[-3:-1] == _CLASS_IN and q.key[-5:-3] not in _SPECIAL_QTYPES \
-                and not self.local.has_wire_name(q.key[:-5]):
+                and q.key[:-5] not in self.local.wire_names:   # local.has_wire_name, inlined
             if view is None:
                 view, client = self.view_of(client, data)
             else:

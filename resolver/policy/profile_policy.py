@@ -356,7 +356,9 @@ class ProfilePolicy:
                 match = self.index.lookup_wire(w, state.mask) if state.mask and self.index is not None else None
                 decision = None if match is None else self._decision(match)
                 if decision is None and state.doh:
-                    decision = _encrypted_dns(self._doh_match(w))
+                    entry = self._doh_match(w)
+                    if entry is not None:
+                        decision = _encrypted_dns(entry)
                 if decision is not None:
                     return Verdict(BLOCK, decision, None, cap)
         if allowed and self.mandatory_mask and self.index is not None:                 # allows never beat
@@ -557,10 +559,10 @@ class ProfilePolicy:
         return mask
 
 
-def _encrypted_dns(entry: Optional[str]) -> Optional[Decision]:
+def _encrypted_dns(entry: str) -> Decision:
     """The built-in table's block of a public DoH/DoT endpoint (when the lists did not have it): ``entry`` is
     the table's entry the name is or is under (:func:`resolver.policy.encrypted_dns.encrypted_dns_match`)."""
-    return None if entry is None else Decision(Reason.CATEGORY, BYPASS_CATEGORY, entry, TABLE_NAME)
+    return Decision(Reason.CATEGORY, BYPASS_CATEGORY, entry, TABLE_NAME)
 
 
 def _ascii_lower(text: str) -> str:

@@ -41,8 +41,8 @@ from typing import Dict, FrozenSet, Optional
 
 from resolver.base.names import wire_name
 
-__all__ = ["safe_target", "safe_target_wire", "safe_target_table", "SAFE_HOSTS", "ADDRESS_TARGETS", "SEARCH_NAMES", "YOUTUBE_NAMES",
-           "YOUTUBE_LEVELS", "is_address_target"]
+__all__ = ["safe_target", "safe_target_wire", "safe_target_table", "SAFE_HOSTS", "ADDRESS_TARGETS", "SEARCH_NAMES",
+           "YOUTUBE_NAMES", "YOUTUBE_LEVELS", "is_address_target"]
 
 YOUTUBE_LEVELS = ("strict", "moderate", "off")
 
