@@ -349,8 +349,10 @@ class Pipeline:
             self._send_failure(data, q, client, udp, send, now, stale, "upstreams down")
             self.fetcher.refresh(q.key)
             return
-        if stale is None:   # the usual miss: a plain callback (a call of a _Waiter costs twice a partial's)
-            self.fetcher.fetch(q.key, partial(self._fetched_for, data, q, client, udp, send, now, view, cap))
+        if stale is None:   # the usual miss: a plain callback, made here (a _Waiter or a partial costs more)
+            def answer(entry: Optional[CacheEntry], error: Optional[str]) -> None:
+                self._fetched_for(data, q, client, udp, send, now, view, cap, entry, error)
+            self.fetcher.fetch(q.key, answer)
             return
         waiter = _Waiter(self, data, q, client, udp, send, now, stale, view, cap)
         if cfg.stale_client_timeout > 0:
