@@ -112,7 +112,15 @@ static int UdpBatch_init(UdpBatch *self, PyObject *args, PyObject *kwds) {
 static PyObject *address_tuple(const struct sockaddr_storage *ss, PyObject *host) {
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        return Py_BuildValue("Oi", host, (int)ntohs(a->sin_port));
+        PyObject *port = PyLong_FromLong((long)ntohs(a->sin_port)), *t = port ? PyTuple_New(2) : NULL;
+        if (t == NULL) {
+            Py_XDECREF(port);
+            return NULL;
+        }
+        Py_INCREF(host);
+        PyTuple_SET_ITEM(t, 0, host);
+        PyTuple_SET_ITEM(t, 1, port);
+        return t;
     }
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
     return Py_BuildValue("OiII", host, (int)ntohs(a->sin6_port), (unsigned int)ntohl(a->sin6_flowinfo),
@@ -991,8 +999,27 @@ static PyObject *fp_reply_parts(PyObject *Py_UNUSED(mod), PyObject *const *args,
     PyObject_GC_UnTrack(offsets);
     PyObject_GC_UnTrack(ttl_list);
     PyObject_GC_UnTrack(cnames);
-    result = Py_BuildValue("(y#y#NNLiN)", (const char *)packed + 2, (Py_ssize_t)10, (const char *)packed + qend,
-                           plen - qend, offsets, ttl_list, ttl, rcode, cnames);
+    result = PyTuple_New(7); /* (head, tail, offsets, ttls, ttl, rcode, cnames); Py_BuildValue costs more */
+    if (result == NULL)
+        goto build_fail;
+    PyObject *head_b = PyBytes_FromStringAndSize((const char *)packed + 2, 10);
+    PyObject *tail_b = PyBytes_FromStringAndSize((const char *)packed + qend, plen - qend);
+    PyObject *ttl_o = PyLong_FromLongLong((long long)ttl), *rcode_o = PyLong_FromLong((long)rcode);
+    if (head_b == NULL || tail_b == NULL || ttl_o == NULL || rcode_o == NULL) {
+        Py_XDECREF(head_b);
+        Py_XDECREF(tail_b);
+        Py_XDECREF(ttl_o);
+        Py_XDECREF(rcode_o);
+        Py_CLEAR(result);
+        goto build_fail;
+    }
+    PyTuple_SET_ITEM(result, 0, head_b);
+    PyTuple_SET_ITEM(result, 1, tail_b);
+    PyTuple_SET_ITEM(result, 2, offsets);
+    PyTuple_SET_ITEM(result, 3, ttl_list);
+    PyTuple_SET_ITEM(result, 4, ttl_o);
+    PyTuple_SET_ITEM(result, 5, rcode_o);
+    PyTuple_SET_ITEM(result, 6, cnames);
     goto done_cl;
 build_fail:
     Py_XDECREF(offsets);
@@ -1070,7 +1097,18 @@ static PyObject *fp_lookup_key(PyObject *Py_UNUSED(mod), PyObject *const *args, 
     }
     memcpy(k + (z + 1 - 12), d + z + 1, 4);
     k[klen - 1] = (unsigned char)flags;
-    return Py_BuildValue("(Nnl)", key, qend, limit);
+    PyObject *t = PyTuple_New(3), *qend_o = PyLong_FromSsize_t(qend), *limit_o = PyLong_FromLong(limit);
+    if (t == NULL || qend_o == NULL || limit_o == NULL) {
+        Py_XDECREF(t);
+        Py_XDECREF(qend_o);
+        Py_XDECREF(limit_o);
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, key);
+    PyTuple_SET_ITEM(t, 1, qend_o);
+    PyTuple_SET_ITEM(t, 2, limit_o);
+    return t;
 }
 
 /* wire.checked_question in C: the Question (a namedtuple, ``qtype``) for a query whose lookup_key result ``found``

@@ -191,7 +191,13 @@ class UpstreamPool:
             if len(packet) < 17 or len(packet) > 65535 or question_key(packet) is None:
                 raise ValueError("malformed DNS query")
             question = question_bytes(packet)
-        _Forward(self, packet, done, question).next_try()
+        loop = self._loop   # self._running_loop() and self._order(), inlined for the usual case
+        if loop is None or not loop.is_running():
+            loop = self._running_loop()
+        order = self._failover_order
+        if order is None or self.strategy == "fastest":
+            order = self._order()
+        _Forward(self, packet, done, question, loop, order).next_try()
 
     async def query(self, packet: bytes) -> tuple[bytes, str]:
         """Send ``packet`` and return (reply, upstream URL); raises UpstreamError when every try
@@ -353,23 +359,26 @@ class _Deadlines:
 
 
 class _Forward:
-    """One query's way through the pool: tries, time-outs, failover. Callbacks, no task for UDP."""
+    """One query's way through the pool: tries, time-outs, failover. Callbacks, no task for UDP.
 
-    __slots__ = ("pool", "packet", "question", "done", "attempt", "order", "errors", "armed", "token", "task",
-                 "started", "upstream", "finished", "ordinary", "answered", "loop")
+    Made for every forwarded miss: what most tries never change is a class default (no ``__slots__``), so a
+    new one sets six attributes, not sixteen."""
 
-    def __init__(self, pool: UpstreamPool, packet: bytes, done: Callable, question: bytes) -> None:
-        self.pool, self.packet, self.done, self.question = pool, packet, done, question
-        self.loop = pool._running_loop()
-        self.attempt = 0
-        self.order = pool._order()
-        self.errors: list[str] = _NO_ERRORS   # type: ignore[assignment]  # a list at the first failure
-        self.token = self.task = self.upstream = None
-        self.armed = 0      # the token of this try's deadline (_Deadlines), 0 when none applies
-        self.started = 0.0
-        self.finished = False
-        self.ordinary: Optional[bool] = None   # see is_ordinary: known at the first failure
-        self.answered = False   # some try got a reply (SERVFAIL/REFUSED)
+    attempt = 0
+    errors: list[str] = _NO_ERRORS   # type: ignore[assignment]  # a list at the first failure
+    token: Optional[tuple] = None
+    task: Optional[asyncio.Task] = None
+    upstream: Optional[_Upstream] = None
+    armed = 0          # the token of this try's deadline (_Deadlines), 0 when none applies
+    started = 0.0
+    finished = False
+    ordinary: Optional[bool] = None   # see is_ordinary: known at the first failure
+    answered = False   # some try got a reply (SERVFAIL/REFUSED)
+
+    def __init__(self, pool: UpstreamPool, packet: bytes, done: Callable, question: bytes,
+                 loop: asyncio.AbstractEventLoop, order: list[_Upstream]) -> None:
+        self.pool, self.packet, self.done, self.question, self.loop, self.order = \
+            pool, packet, done, question, loop, order
 
     def is_ordinary(self) -> bool:
         """An ordinary query type: only failures of those change an upstream's health (worked out on first
