@@ -16,6 +16,11 @@
  * fetcher's miss path); it returns None wherever the Python code would decline or raise, and both give the
  * same result for every input (tests/engine/test_reply_parts.py).
  *
+ * The miss path's steps, each the same as its Python twin (tests/engine/test_miss_twins.py): checked_question,
+ * upstream_query_for (IDs from getentropy), match_replies (an upstream batch to its waiters), reply_entry and
+ * derive (a CacheEntry made from its slots; not tracked by the cyclic collector, see untrack_entry), entry_reply
+ * (CacheEntry.reply) and cache_put (AnswerCache.put).
+ *
  * query_rows(batch, wall, names) is querylog.query_rows in C: the query log's ring entries as the store's rows,
  * in the writer thread (key_name, summarise_answers and summarise_entry are its steps, also callable); the same
  * rows, texts and errors-as-"?" as the Python code (tests/engine/test_querylog_texts.py). */

@@ -57,7 +57,11 @@ def untagged(key: bytes) -> bytes:
 
 class CacheEntry:
     """One cached reply, split around the question: ``head`` is the 10 bytes after the ID,
-    ``tail`` everything after the question."""
+    ``tail`` everything after the question.
+
+    The accelerator makes the miss path's entries itself (``_fastpath.reply_entry``, ``derive``) and leaves them
+    untracked by the cyclic garbage collector: an entry's only cycle, through a view's alias table, is broken by
+    :meth:`AnswerCache._unalias` whenever the cache drops it."""
 
     __slots__ = ("key", "head", "tail", "offsets", "ttls", "stored", "expires", "stale_until", "prefetch_at",
                  "hits", "seen", "age", "patched", "rcode", "summary", "upstream", "reason", "refreshing",
