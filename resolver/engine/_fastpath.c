@@ -1308,7 +1308,7 @@ static const char *entry_slot_names[E_SLOTS] = {
     "key", "head", "tail", "offsets", "ttls", "stored", "expires", "stale_until", "prefetch_at", "hits", "seen",
     "age", "patched", "rcode", "summary", "upstream", "reason", "refreshing", "synthesized", "aliases", "gen",
     "cnames", "base", "copies", "made_by"};
-static PyTypeObject *entry_type = NULL; /* the type entry_offsets describes (a borrowed pointer, checked per call) */
+static PyTypeObject *entry_type = NULL; /* the type entry_offsets describes (held, so its address is never reused) */
 static Py_ssize_t entry_offsets[E_SLOTS];
 
 static int entry_layout(PyTypeObject *type) {
@@ -1318,17 +1318,18 @@ static int entry_layout(PyTypeObject *type) {
         PyErr_SetString(PyExc_TypeError, "not a CacheEntry type (slots only)");
         return -1;
     }
+    Py_CLEAR(entry_type);
     for (int i = 0; i < E_SLOTS; i++) {
         entry_offsets[i] = -1;
         for (PyMemberDef *m = type->tp_members; m->name != NULL; m++)
             if (strcmp(m->name, entry_slot_names[i]) == 0 && m->type == T_OBJECT_EX && !(m->flags & READONLY))
                 entry_offsets[i] = m->offset;
         if (entry_offsets[i] < 0) {
-            entry_type = NULL;
             PyErr_Format(PyExc_TypeError, "not a CacheEntry type: no slot %s", entry_slot_names[i]);
             return -1;
         }
     }
+    Py_INCREF(type);
     entry_type = type;
     return 0;
 }
