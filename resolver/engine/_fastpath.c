@@ -113,19 +113,31 @@ static int UdpBatch_init(UdpBatch *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
+/* A tuple of ``n`` new references, which it takes over (Py_BuildValue parses its format on every call): NULL,
+ * with every reference released, if any of them is NULL or the tuple cannot be made. */
+static PyObject *tuple_of(Py_ssize_t n, PyObject **items) {
+    PyObject *t = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (items[i] == NULL)
+            goto fail;
+    if ((t = PyTuple_New(n)) == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(t, i, items[i]);
+    return t;
+fail:
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(items[i]);
+    return NULL;
+}
+
 /* The address as socket.recvfrom gives it: (host, port) or (host, port, flowinfo, scope_id). */
 static PyObject *address_tuple(const struct sockaddr_storage *ss, PyObject *host) {
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        PyObject *port = PyLong_FromLong((long)ntohs(a->sin_port)), *t = port ? PyTuple_New(2) : NULL;
-        if (t == NULL) {
-            Py_XDECREF(port);
-            return NULL;
-        }
         Py_INCREF(host);
-        PyTuple_SET_ITEM(t, 0, host);
-        PyTuple_SET_ITEM(t, 1, port);
-        return t;
+        PyObject *items[2] = {host, PyLong_FromLong((long)ntohs(a->sin_port))};
+        return tuple_of(2, items);
     }
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
     return Py_BuildValue("OiII", host, (int)ntohs(a->sin6_port), (unsigned int)ntohl(a->sin6_flowinfo),
@@ -1004,27 +1016,10 @@ static PyObject *fp_reply_parts(PyObject *Py_UNUSED(mod), PyObject *const *args,
     PyObject_GC_UnTrack(offsets);
     PyObject_GC_UnTrack(ttl_list);
     PyObject_GC_UnTrack(cnames);
-    result = PyTuple_New(7); /* (head, tail, offsets, ttls, ttl, rcode, cnames); Py_BuildValue costs more */
-    if (result == NULL)
-        goto build_fail;
-    PyObject *head_b = PyBytes_FromStringAndSize((const char *)packed + 2, 10);
-    PyObject *tail_b = PyBytes_FromStringAndSize((const char *)packed + qend, plen - qend);
-    PyObject *ttl_o = PyLong_FromLongLong((long long)ttl), *rcode_o = PyLong_FromLong((long)rcode);
-    if (head_b == NULL || tail_b == NULL || ttl_o == NULL || rcode_o == NULL) {
-        Py_XDECREF(head_b);
-        Py_XDECREF(tail_b);
-        Py_XDECREF(ttl_o);
-        Py_XDECREF(rcode_o);
-        Py_CLEAR(result);
-        goto build_fail;
-    }
-    PyTuple_SET_ITEM(result, 0, head_b);
-    PyTuple_SET_ITEM(result, 1, tail_b);
-    PyTuple_SET_ITEM(result, 2, offsets);
-    PyTuple_SET_ITEM(result, 3, ttl_list);
-    PyTuple_SET_ITEM(result, 4, ttl_o);
-    PyTuple_SET_ITEM(result, 5, rcode_o);
-    PyTuple_SET_ITEM(result, 6, cnames);
+    PyObject *items[7] = {PyBytes_FromStringAndSize((const char *)packed + 2, 10),
+                          PyBytes_FromStringAndSize((const char *)packed + qend, plen - qend), offsets, ttl_list,
+                          PyLong_FromLongLong((long long)ttl), PyLong_FromLong((long)rcode), cnames};
+    result = tuple_of(7, items); /* (head, tail, offsets, ttls, ttl, rcode, cnames), all taken over */
     goto done_cl;
 build_fail:
     Py_XDECREF(offsets);
@@ -1102,18 +1097,8 @@ static PyObject *fp_lookup_key(PyObject *Py_UNUSED(mod), PyObject *const *args, 
     }
     memcpy(k + (z + 1 - 12), d + z + 1, 4);
     k[klen - 1] = (unsigned char)flags;
-    PyObject *t = PyTuple_New(3), *qend_o = PyLong_FromSsize_t(qend), *limit_o = PyLong_FromLong(limit);
-    if (t == NULL || qend_o == NULL || limit_o == NULL) {
-        Py_XDECREF(t);
-        Py_XDECREF(qend_o);
-        Py_XDECREF(limit_o);
-        Py_DECREF(key);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(t, 0, key);
-    PyTuple_SET_ITEM(t, 1, qend_o);
-    PyTuple_SET_ITEM(t, 2, limit_o);
-    return t;
+    PyObject *items[3] = {key, PyLong_FromSsize_t(qend), PyLong_FromLong(limit)};
+    return tuple_of(3, items);
 }
 
 /* wire.checked_question in C: the Question (a namedtuple, ``qtype``) for a query whose lookup_key result ``found``

@@ -364,19 +364,13 @@ class Pipeline:
                      started: float, view: View, cap: Optional[int], entry: Optional[CacheEntry],
                      error: Optional[str]) -> None:
         """A client's answer once the fetch it waited for ended (no stale answer to fall back on): the view's copy
-        of the entry, or SERVFAIL. What ``_Waiter`` does, with ``_send_entry`` inlined (every miss comes here)."""
+        of the entry, or SERVFAIL. What ``_Waiter`` does for a client without a stale answer (every miss)."""
         if entry is None:
             self._send_failure(data, q, client, udp, send, started, None, error or "no answer")
             return
         now = self.clock()
-        entry = self._view_entry(view, q.key, entry, cap, now)
-        out = self._entry_reply(entry, data, q.qend, now)
-        if udp and len(out) > q.limit:
-            out = truncated(out, q.qend, q.key[-1], self.edns_size)
-        send(out)
-        latency = (now - started) * 1000.0
-        self.stats.latency[bisect_left(LATENCY_BUCKETS_MS, latency)] += 1   # Stats.observe_latency, inlined
-        self.querylog.record(now, client, q.key, entry.rcode, entry, entry.upstream, latency, False, entry.reason)
+        self._send_entry(self._view_entry(view, q.key, entry, cap, now), data, q, client, udp, send, started, now,
+                         True)
 
     def _upstreams_down(self) -> bool:
         """Within the failure recheck period: no upstream answered a recent query and none has since."""
