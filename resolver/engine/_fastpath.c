@@ -1551,10 +1551,10 @@ static PyObject *fp_entry_reply(PyObject *Py_UNUSED(mod), PyObject *const *args,
     if (!PyFloat_CheckExact(now) || stored == NULL || !PyFloat_CheckExact(stored) || age_obj == NULL ||
         !PyLong_CheckExact(age_obj) || head == NULL || !PyBytes_CheckExact(head) || patched == NULL ||
         !PyBytes_CheckExact(patched) || qend < 12 || qend > qn)
-        return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+        goto by_method;
     double diff = PyFloat_AS_DOUBLE(now) - PyFloat_AS_DOUBLE(stored);
     if (!(diff > -1e15 && diff < 1e15))
-        return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+        goto by_method;
     long long age = (long long)diff; /* int(): toward zero */
     long long had = PyLong_AsLongLong(age_obj);
     if (had == -1 && PyErr_Occurred())
@@ -1562,20 +1562,20 @@ static PyObject *fp_entry_reply(PyObject *Py_UNUSED(mod), PyObject *const *args,
     if (age != had) {
         if (age < 0 || tail == NULL || !PyBytes_CheckExact(tail) || offsets == NULL || !PyTuple_CheckExact(offsets) ||
             ttls == NULL || !PyTuple_CheckExact(ttls) || PyTuple_GET_SIZE(offsets) != PyTuple_GET_SIZE(ttls))
-            return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+            goto by_method;
         Py_ssize_t tn = PyBytes_GET_SIZE(tail), count = PyTuple_GET_SIZE(offsets);
         for (Py_ssize_t i = 0; i < count; i++) { /* everything checked before anything is written */
             PyObject *o = PyTuple_GET_ITEM(offsets, i), *t = PyTuple_GET_ITEM(ttls, i);
             if (!PyLong_CheckExact(o) || !PyLong_CheckExact(t))
-                return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+                goto by_method;
             Py_ssize_t off = PyLong_AsSsize_t(o);
             long long ttl = PyLong_AsLongLong(t);
             if (PyErr_Occurred()) {
                 PyErr_Clear();
-                return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+                goto by_method;
             }
             if (off < 0 || off + 4 > tn || ttl < 0 || ttl > 0xFFFFFFFFLL)
-                return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
+                goto by_method;
         }
         PyObject *fresh = PyBytes_FromStringAndSize(PyBytes_AS_STRING(tail), tn);
         PyObject *new_age = PyLong_FromLongLong(age);
@@ -1605,6 +1605,8 @@ static PyObject *fp_entry_reply(PyObject *Py_UNUSED(mod), PyObject *const *args,
     memcpy(o + 2 + hn, q + 12, (size_t)(qend - 12));
     memcpy(o + 2 + hn + (qend - 12), PyBytes_AS_STRING(patched), (size_t)pn);
     return out;
+by_method: /* anything unusual: the method, which gives the same reply or the same error */
+    return PyObject_CallMethod(e, "reply", "OOO", query, args[2], now);
 }
 
 /* AnswerCache._unalias(e), skipped for an entry without aliases (the method would only set them to () again). */
