@@ -163,7 +163,16 @@ class QueryLog:
             await self.flush()
 
     async def flush(self) -> None:
-        if self._busy or not (self.ring or self.held) or self._store_factory is None:
+        if self._busy or self._store_factory is None:
+            return
+        if not (self.ring or self.held):   # idle: an hour just over still has top names to write
+            store = self._store
+            if store is not None and store.names_unsettled(self._wall_now()):
+                self._busy = True
+                try:
+                    await asyncio.get_running_loop().run_in_executor(self._pool, self._settle)
+                finally:
+                    self._busy = False
             return
         batch = self._take()
         self._busy, self._writing = True, len(batch)
@@ -226,6 +235,16 @@ class QueryLog:
             except Exception as exc:  # noqa: BLE001 - the rows are in; the next batch caps again
                 log.warning("query log: could not cap the log: %s", exc)
 
+    def _wall_now(self) -> float:
+        return time.time() if self.to_wall is None else self.to_wall(time.monotonic())
+
+    def _settle(self, final: bool = False) -> None:
+        try:
+            self._store.settle_names(None if final else self._wall_now())
+        except Exception as exc:  # noqa: BLE001 - those names are left out of the hour's top; answers go on
+            self.write_errors += 1
+            log.warning("query log: could not write the hour's top names: %s", exc)
+
     def purge(self, now: float) -> int:
         """Delete entries past querylog.retention and statistics past querylog.stats_retention (in the
         writer thread, so it never races a batch); returns the entries deleted."""
@@ -248,5 +267,6 @@ class QueryLog:
             while self.ring:
                 self._write(self._take())
         if self._store is not None:
+            self._settle(final=True)
             self._store.close()
             self._store = None

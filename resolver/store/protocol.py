@@ -148,6 +148,14 @@ class Store(Protocol):
         """Append answered queries and count them into the hourly roll-ups (the statistics below), in the
         same transaction: statistics never read the raw rows, so they survive the log's limits."""
 
+    def names_unsettled(self, now: float) -> bool:
+        """Whether the names roll-up still has, in memory, an hour over by ``now`` (UNIX time) whose most asked
+        names are not all written (see resolver/store/names_tally.py)."""
+
+    def settle_names(self, now: Optional[float] = None) -> int:
+        """Write the most asked names of the hours over by ``now`` (None: every hour counted, at shutdown);
+        returns the roll-up rows added."""
+
     def recent_queries(self, limit: int = 100, *, client: Optional[str] = None,
                        qname_contains: Optional[str] = None) -> list[QueryRow]: ...
 

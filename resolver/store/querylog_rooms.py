@@ -10,11 +10,13 @@ campus-wide figures read 24 rows an hour's worth, not one per device (migration 
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from itertools import chain, repeat
 from operator import add, floordiv, itemgetter, mul
 from typing import Optional, Sequence
 
+from resolver.store.names_tally import NamesTally
 from resolver.store.protocol import HourCount, LoggedQuery, NameCount, QueryRow, is_blocked
 from resolver.store.sqlcommon import (BLOCKED_CODES, NAMES_KEPT_ALL, NAMES_KEPT_CLIENT, QUERY_SQL, Handle,
                                       SQLStoreBase, hours)
@@ -96,6 +98,7 @@ class QueryLogRooms(SQLStoreBase):
     _codes: dict[str, int]                 # ql_strings: text -> code (codes never change)
     _names_pending: set[tuple[int, int]]   # (client, hour) of ql_names not pruned yet
     _names_seen: bool
+    _names_tally: NamesTally               # the open hours' names, written in part (see names_tally.py)
     # the roll-ups' upserts in key order, so that writers sharing the store never wait on each other's row locks
     # in a cycle (PostgreSQL); SQLite has one writer at a time and needs no lock order
     _lock_order = True
@@ -104,6 +107,7 @@ class QueryLogRooms(SQLStoreBase):
         self._codes = {}
         self._names_pending = set()
         self._names_seen = False
+        self._names_tally = NamesTally(NAMES_KEPT_CLIENT, NAMES_KEPT_ALL)
 
     def _insert_rows(self, db: Handle, raw: list[tuple]) -> None:
         """Append the coded rows (PostgreSQL overrides it with COPY, SQLite with rows per statement)."""
@@ -124,7 +128,10 @@ class QueryLogRooms(SQLStoreBase):
                 self._insert_rows(db, raw)
                 hour_rows = list(map(add, hours_, map(tuple, hours_.values())))
                 reason_rows = list(map(add, reasons, zip(reasons.values())))
-                name_rows = list(map(add, names, zip(names.values())))
+                latest = max(h for h, _c in hours_)
+                # the names counted, and the top names of the hours now over (a later hour's rows, or the clock)
+                name_rows = self._names_tally.add(names, {h for h, _c in hours_})
+                name_rows += self._names_tally.close(max(latest, int(time.time() // 3600)))
                 if self._lock_order:   # concurrent writers (several nodes) take the rows' locks in the same order
                     hour_rows.sort()
                     reason_rows.sort()
@@ -134,10 +141,34 @@ class QueryLogRooms(SQLStoreBase):
                 self._upsert_rows(db, _UPSERT_HOURS, hour_rows)
                 self._upsert_rows(db, _UPSERT_REASONS, reason_rows)
                 self._upsert_rows(db, _UPSERT_NAMES, name_rows)
-                self._prune_names(db, max(h for h, _c in hours_), {(c, h) for h, c in hours_})
+                self._prune_names(db, latest, {(c, h) for h, c in hours_})
         except BaseException:
             self._codes.clear()   # codes made in the rolled-back transaction are gone
+            self._names_tally.clear()   # and the names it wrote
             raise
+
+    def names_unsettled(self, now: float) -> bool:
+        """Whether the names tally still counts an hour over by ``now`` (:meth:`settle_names` has rows to add)."""
+        return self._names_tally.open_before(int(now // 3600))
+
+    def settle_names(self, now: Optional[float] = None) -> int:
+        """Add the top names not written yet of the hours over by ``now`` (None: of every hour counted, at
+        shutdown); returns the rows added. The writer calls it when idle past an hour's end."""
+        before = float("inf") if now is None else int(now // 3600)
+        if not self._names_tally.open_before(before):
+            return 0
+        try:
+            with self._transaction(lock=False) as db:
+                rows = self._names_tally.close(before)
+                if self._lock_order:
+                    rows.sort()
+                else:
+                    rows.sort(key=_QNAME)
+                self._upsert_rows(db, _UPSERT_NAMES, rows)
+        except BaseException:
+            self._names_tally.clear()
+            raise
+        return len(rows)
 
     def _code(self, db: Handle, text: str) -> int:
         """The ql_strings code of a client address, upstream or reason (made on first use; never changes)."""

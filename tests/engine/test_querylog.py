@@ -205,3 +205,45 @@ def test_the_writer_thread_is_named_for_top_and_ps_and_yields_to_answers(tmp_pat
     qlog.close()
     assert qlog.written == 1
     assert threads["hearth-querylog"] == min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+
+
+def _a_device_hour(qlog: QueryLog, base: float) -> None:
+    """40 names asked once by one device, the latest name first (its first 30 are written at once)."""
+    for i in reversed(range(40)):
+        qlog.record(base + i, "192.168.1.30", _key(f"a{i:02d}.example"), 0, "", "", 0.0, False, None)
+
+
+def test_an_hours_top_names_are_written_when_the_writer_is_idle_past_its_end(tmp_path):
+    future = 3600.0 * (int(time.time()) // 3600 + 48)
+    clock = {"offset": 0.0}
+    base = time.monotonic()
+    qlog = QueryLog(QueryLogConfig(), lambda: open_store(str(tmp_path)))
+    qlog.to_wall = lambda mono: future + (mono - base) + clock["offset"]
+    _a_device_hour(qlog, base)
+    store = open_store(str(tmp_path))
+
+    def device_names() -> set:
+        return {t.name for t in store.top_domains(future, 100, clients=["192.168.1.30"])}
+
+    async def main():
+        await qlog.flush()
+        assert len(device_names()) == 30 and "a00.example" not in device_names()   # the hour is open
+        await qlog.flush()                                   # idle within the hour: nothing to add
+        assert "a00.example" not in device_names()
+        clock["offset"] = 3600.0                             # the hour is over, no query since
+        await qlog.flush()
+
+    asyncio.run(main())
+    assert {f"a{i:02d}.example" for i in range(30)} <= device_names()   # the hour's top (by name, all asked once)
+    qlog.close()
+
+
+def test_closing_the_log_writes_the_open_hours_top_names(tmp_path):
+    future = 3600.0 * (int(time.time()) // 3600 + 48)
+    base = time.monotonic()
+    qlog = QueryLog(QueryLogConfig(), lambda: open_store(str(tmp_path)))
+    qlog.to_wall = lambda mono: future + (mono - base)
+    _a_device_hour(qlog, base)
+    qlog.close()
+    names = {t.name for t in open_store(str(tmp_path)).top_domains(future, 100, clients=["192.168.1.30"])}
+    assert {f"a{i:02d}.example" for i in range(30)} <= names

@@ -3,6 +3,7 @@ roll-ups the writer keeps, match the raw rows, and outlive the rows the size cap
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 
 import pytest
@@ -110,3 +111,72 @@ def test_a_closed_hour_keeps_only_its_most_asked_names(store):
     kept = store.top_domains(HOUR, 1000, clients=["10.0.0.7"])
     assert len(kept) == NAMES_KEPT_CLIENT + 1 and kept[0] == ("top.example", many, 0)
     assert sum(c.total for c in store.hourly_counts(HOUR, HOUR + 3600, clients=["10.0.0.7"])) == len(rows) + 1
+
+
+def _once_and_again(hour: float, client: str = "10.0.0.7") -> list[QueryRow]:
+    """An hour of one device: 100 names asked once (the latest first) and 5 asked three times."""
+    once = [f"once{i:03d}.example" for i in reversed(range(100))]
+    again = [f"again{i}.example" for i in range(5)] * 3
+    return [QueryRow(hour + i, client, name, 1, 0, "", "", 0.0, False, None) for i, name in enumerate(once + again)]
+
+
+def test_an_open_hour_shows_names_asked_again_and_a_closed_hour_its_exact_top(store):
+    """While an hour is open, ql_names holds the names asked more than once (counted exactly) and each device's
+    first names; once it is over, the hour's top names per device and overall are exactly the raw rows' top."""
+    future = 3600 * (int(time.time()) // 3600 + 48)           # an hour the clock has not closed
+    rows = _once_and_again(future)
+    for i in range(0, len(rows), 40):
+        store.add_queries(rows[i:i + 40])
+    shown = dict((t.name, t.total) for t in store.top_domains(future, 1000, clients=["10.0.0.7"]))
+    assert all(shown[f"again{i}.example"] == 3 for i in range(5))
+    assert len(shown) == NAMES_KEPT_CLIENT + 5 and "once000.example" not in shown   # its first names, not all
+    assert len(store.top_domains(future, 1000)) == 105                         # all clients keep 200
+    store.add_queries([QueryRow(future + 3600, "10.0.0.7", "next.example", 1, 0, "", "", 0.0, False, None)])
+    raw = Counter(r.qname for r in rows)
+    top = sorted(raw.items(), key=lambda kv: (-kv[1], kv[0]))[:NAMES_KEPT_CLIENT]
+    kept = [(t.name, t.total) for t in store.top_domains(future, 1000, clients=["10.0.0.7"])]
+    assert sorted(kept) == sorted(top + [("next.example", 1)])
+    assert "once000.example" in dict(kept)                      # asked once, but among the hour's top
+
+
+def test_a_past_hour_is_closed_at_once(store):
+    rows = _once_and_again(HOUR)
+    store.add_queries(rows)
+    top = sorted(Counter(r.qname for r in rows).items(), key=lambda kv: (-kv[1], kv[0]))[:NAMES_KEPT_CLIENT]
+    got = [(t.name, t.total) for t in store.top_domains(HOUR, 1000, clients=["10.0.0.7"])]
+    assert set(top) <= set(got)                                  # the hour's top, before any pruning
+
+
+def test_the_names_tally_is_bounded_and_its_counts_stay_exact(store):
+    store._names_tally.most = 50                                  # a campus hour with more names than it holds
+    future = 3600 * (int(time.time()) // 3600 + 48)
+    rows = [QueryRow(future + i, f"10.0.0.{i % 3 + 2}", f"n{i % 120}.example", 1, 0, "", "", 0.0, False, None)
+            for i in range(600)]
+    for i in range(0, len(rows), 25):
+        store.add_queries(rows[i:i + 25])
+    assert len(store._names_tally) <= 50 + 2 * 25
+    raw = Counter(r.qname for r in rows)
+    assert {(t.name, t.total) for t in store.top_domains(future, 1000)} == set(raw.items())
+
+
+def test_a_failed_write_leaves_no_name_counted_twice(store, monkeypatch):
+    """A batch the store refused is sent again (a shared store that was down): its names count once."""
+    future = 3600 * (int(time.time()) // 3600 + 48)
+    first = [QueryRow(future + i, "10.0.0.7", f"n{i % 10}.example", 1, 0, "", "", 0.0, False, None)
+             for i in range(30)]
+    store.add_queries(first)
+    real = store._upsert_rows
+
+    def refuse_names(db, sql, rows):
+        if "ql_names" in sql:
+            raise RuntimeError("the store went away")
+        return real(db, sql, rows)
+
+    batch = [QueryRow(future + 100 + i, "10.0.0.7", f"n{i % 10}.example", 1, 0, "", "", 0.0, False, None)
+             for i in range(20)]
+    monkeypatch.setattr(store, "_upsert_rows", refuse_names)
+    with pytest.raises(RuntimeError):
+        store.add_queries(batch)
+    monkeypatch.setattr(store, "_upsert_rows", real)
+    store.add_queries(batch)
+    assert {(t.name, t.total) for t in store.top_domains(future, 100)} == {(f"n{i}.example", 5) for i in range(10)}
