@@ -1737,6 +1737,394 @@ fail:
     return NULL;
 }
 
+/* Pipeline._fetched_for in C for the usual answer (a fresh upstream entry without CNAMEs, a reply that fits): the
+ * view's copy (_view_entry: derive, its generation and key, the cache insert, the upstream entry's copies list) and
+ * its sending (_send_entry: the reply, send, the latency histogram, the query-log record), the same steps in the
+ * same order. Anything else (no entry, a CNAME chain for the view to check, a reply to truncate, an odd argument)
+ * calls the method, so the results are always the method's (tests/engine/test_miss_twins.py). */
+static PyObject *s__fetched_for, *s__send_entry, *s_generation, *s_tag, *s_cache, *s_put, *s_stats, *s_latency,
+    *s__latency_buckets, *s_querylog, *s_record;
+
+static PyObject *fp_fetched_for(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "fetched_for(pipeline, data, q, client, udp, send, started, view, cap, "
+                                         "entry, error)");
+        return NULL;
+    }
+    PyObject *p = args[0], *data = args[1], *q = args[2], *client = args[3], *udp = args[4], *send = args[5];
+    PyObject *started = args[6], *view = args[7], *cap = args[8], *up = args[9];
+    PyObject *now = NULL, *derived = NULL, *obj = NULL, *vkey = NULL, *out = NULL, *latency = NULL;
+    if (up == Py_None || !PyBytes_CheckExact(data) || !PyTuple_Check(q) || PyTuple_GET_SIZE(q) != 3 ||
+        !PyBytes_CheckExact(PyTuple_GET_ITEM(q, 0)) || !PyFloat_CheckExact(started))
+        goto by_method;
+    if (entry_layout(Py_TYPE(up)) < 0) {
+        PyErr_Clear();
+        goto by_method;
+    }
+    PyObject *cnames = SLOT_OF(up, E_CNAMES);
+    if (cnames == NULL || !PyTuple_CheckExact(cnames) || PyTuple_GET_SIZE(cnames) != 0)
+        goto by_method;
+    PyObject *key = PyTuple_GET_ITEM(q, 0), *qend = PyTuple_GET_ITEM(q, 1), *limit = PyTuple_GET_ITEM(q, 2);
+    /* now = self.clock() */
+    if ((obj = PyObject_GetAttr(p, s_clock)) == NULL)
+        return NULL;
+    now = PyObject_CallNoArgs(obj);
+    Py_CLEAR(obj);
+    if (now == NULL)
+        return NULL;
+    if (!PyFloat_CheckExact(now)) { /* a test clock of ints: the method (which asks the clock again) */
+        Py_DECREF(now);
+        goto by_method;
+    }
+    /* _view_entry: derive, then the copy's generation and key, cached while it lives */
+    PyObject *dargs[3] = {up, now, cap};
+    if ((derived = fp_derive(mod, dargs, 3)) == NULL)
+        goto fail;
+    if (entry_layout(Py_TYPE(derived)) < 0)
+        goto fail;
+    if ((obj = PyObject_GetAttr(p, s_generation)) == NULL)
+        goto fail;
+    slot_set(derived, E_GEN, obj);
+    obj = NULL;
+    if ((obj = PyObject_GetAttr(view, s_tag)) == NULL)
+        goto fail;
+    if (!PyBytes_CheckExact(obj)) {
+        PyErr_SetString(PyExc_TypeError, "a view's tag is bytes");
+        goto fail;
+    }
+    vkey = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(obj) + PyBytes_GET_SIZE(key));
+    if (vkey == NULL)
+        goto fail;
+    memcpy(PyBytes_AS_STRING(vkey), PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj));
+    memcpy(PyBytes_AS_STRING(vkey) + PyBytes_GET_SIZE(obj), PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+    Py_CLEAR(obj);
+    slot_copy(derived, E_KEY, vkey);
+    int alive = PyObject_RichCompareBool(SLOT_OF(derived, E_EXPIRES), now, Py_GT);
+    if (alive < 0)
+        goto fail;
+    if (alive) {
+        PyObject *cache = PyObject_GetAttr(p, s_cache);
+        if (cache == NULL)
+            goto fail;
+        obj = PyObject_GetAttr(cache, s_put);
+        Py_DECREF(cache);
+        if (obj == NULL)
+            goto fail;
+        PyObject *pargs[2] = {vkey, derived};
+        PyObject *old = PyObject_Vectorcall(obj, pargs, 2, NULL);
+        Py_CLEAR(obj);
+        if (old == NULL)
+            goto fail;
+        Py_DECREF(old);
+        PyObject *copies = SLOT_OF(up, E_COPIES);
+        int some = copies == NULL ? 0 : PyObject_IsTrue(copies);
+        if (some < 0)
+            goto fail;
+        if (!some) {
+            PyObject *list = PyList_New(1);
+            if (list == NULL)
+                goto fail;
+            Py_INCREF(vkey);
+            PyList_SET_ITEM(list, 0, vkey);
+            slot_set(up, E_COPIES, list);
+        } else {
+            Py_ssize_t n = PyObject_Size(copies);
+            if (n < 0)
+                goto fail;
+            if (n < 64) {
+                PyObject *r = PyObject_CallMethodOneArg(copies, s_append, vkey);
+                if (r == NULL)
+                    goto fail;
+                Py_DECREF(r);
+            }
+        }
+    }
+    /* _send_entry: the reply (truncated by the method when it does not fit), sent, timed and logged */
+    PyObject *rargs[4] = {derived, data, qend, now};
+    if ((out = fp_entry_reply(mod, rargs, 4)) == NULL)
+        goto fail;
+    int is_udp = PyObject_IsTrue(udp);
+    if (is_udp < 0)
+        goto fail;
+    if (is_udp && PyBytes_Check(out)) {
+        Py_ssize_t lim = PyLong_AsSsize_t(limit);
+        if (lim == -1 && PyErr_Occurred())
+            goto fail;
+        if (PyBytes_GET_SIZE(out) > lim) {
+            PyObject *sargs[10] = {p, derived, data, q, client, udp, send, started, now, Py_True};
+            PyObject *r = PyObject_VectorcallMethod(s__send_entry, sargs, 10 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (r == NULL)
+                goto fail;
+            Py_DECREF(r);
+            goto done;
+        }
+    }
+    PyObject *r = PyObject_CallOneArg(send, out);
+    if (r == NULL)
+        goto fail;
+    Py_DECREF(r);
+    double ms = (PyFloat_AS_DOUBLE(now) - PyFloat_AS_DOUBLE(started)) * 1000.0;
+    if ((latency = PyFloat_FromDouble(ms)) == NULL)
+        goto fail;
+    { /* self.stats.latency[bisect_left(LATENCY_BUCKETS_MS, latency)] += 1 */
+        PyObject *buckets = PyObject_GetAttr(p, s__latency_buckets);
+        if (buckets == NULL)
+            goto fail;
+        if (!PyTuple_CheckExact(buckets)) {
+            Py_DECREF(buckets);
+            PyErr_SetString(PyExc_TypeError, "latency buckets are a tuple");
+            goto fail;
+        }
+        Py_ssize_t lo = 0, hi = PyTuple_GET_SIZE(buckets);
+        while (lo < hi) {
+            Py_ssize_t mid = (lo + hi) / 2;
+            int lt = PyObject_RichCompareBool(PyTuple_GET_ITEM(buckets, mid), latency, Py_LT);
+            if (lt < 0) {
+                Py_DECREF(buckets);
+                goto fail;
+            }
+            if (lt)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        Py_DECREF(buckets);
+        PyObject *stats = PyObject_GetAttr(p, s_stats);
+        if (stats == NULL)
+            goto fail;
+        obj = PyObject_GetAttr(stats, s_latency);
+        Py_DECREF(stats);
+        if (obj == NULL)
+            goto fail;
+        PyObject *index = PyLong_FromSsize_t(lo), *count = NULL, *more = NULL;
+        int ok = index != NULL && (count = PyObject_GetItem(obj, index)) != NULL &&
+                 (more = PyNumber_Add(count, c_one_int)) != NULL && PyObject_SetItem(obj, index, more) == 0;
+        Py_XDECREF(index);
+        Py_XDECREF(count);
+        Py_XDECREF(more);
+        Py_CLEAR(obj);
+        if (!ok)
+            goto fail;
+    }
+    { /* self.querylog.record(now, client, q.key, entry.rcode, entry, entry.upstream, latency, False, entry.reason) */
+        PyObject *ql = PyObject_GetAttr(p, s_querylog);
+        if (ql == NULL)
+            goto fail;
+        PyObject *rcode = slot_get(derived, E_RCODE), *upstream = slot_get(derived, E_UPSTREAM);
+        PyObject *reason = slot_get(derived, E_REASON);
+        if (rcode == NULL || upstream == NULL || reason == NULL) {
+            Py_DECREF(ql);
+            goto fail;
+        }
+        PyObject *largs[10] = {ql, now, client, key, rcode, derived, upstream, latency, Py_False, reason};
+        r = PyObject_VectorcallMethod(s_record, largs, 10 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(ql);
+        if (r == NULL)
+            goto fail;
+        Py_DECREF(r);
+    }
+done:
+    Py_DECREF(now);
+    Py_DECREF(derived);
+    Py_DECREF(vkey);
+    Py_DECREF(out);
+    Py_XDECREF(latency);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(now);
+    Py_XDECREF(derived);
+    Py_XDECREF(obj);
+    Py_XDECREF(vkey);
+    Py_XDECREF(out);
+    Py_XDECREF(latency);
+    return NULL;
+by_method:
+    return PyObject_VectorcallMethod(s__fetched_for, (PyObject **)args, 11, NULL);
+}
+
+/* Fetcher._fetched in C for a reply the one-pass rewrite takes: the entry (the fetcher's _reply_entry), its
+ * generation and key, the cache insert (the replaced entry's copies re-pointed by the cache's method), then each
+ * waiter called with it: a tuple (function, *first arguments) as function(*first, entry, error), anything else as
+ * waiter(entry, error); a waiter that raises is handed to fetcher._waiter_failed and the others still answered.
+ * No reply, a reply the rewrite declines or raises on (the careful way, which words the error): the method,
+ * from the start (nothing was changed yet). The same steps as the method (tests/engine/test_miss_twins.py). */
+static PyObject *s__fetched, *s__reply_entry, *s_p, *s_edns_size, *s_min_ttl, *s_max_ttl, *s_negative_max_ttl,
+    *s_serve_stale, *s_copies, *s_replace_copies, *s_waiting, *s__waiter_failed;
+
+static int call_waiter(PyObject *fetcher, PyObject *w, PyObject *entry, PyObject *error) {
+    PyObject *r;
+    if (PyTuple_CheckExact(w) && PyTuple_GET_SIZE(w) >= 1 && PyTuple_GET_SIZE(w) <= 14) {
+        PyObject *call[16];
+        Py_ssize_t n = PyTuple_GET_SIZE(w) - 1;
+        for (Py_ssize_t i = 0; i < n; i++)
+            call[i] = PyTuple_GET_ITEM(w, i + 1);
+        call[n] = entry;
+        call[n + 1] = error;
+        r = PyObject_Vectorcall(PyTuple_GET_ITEM(w, 0), call, n + 2, NULL);
+    } else if (PyTuple_CheckExact(w)) {
+        PyErr_SetString(PyExc_TypeError, "a waiter tuple is (function, up to 13 arguments)");
+        r = NULL;
+    } else {
+        PyObject *call[2] = {entry, error};
+        r = PyObject_Vectorcall(w, call, 2, NULL);
+    }
+    if (r != NULL) {
+        Py_DECREF(r);
+        return 0;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_Exception))
+        return -1;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    PyObject *fargs[2] = {fetcher, value != NULL ? value : Py_None};
+    r = PyObject_VectorcallMethod(s__waiter_failed, fargs, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *fp_fetched(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "fetched(fetcher, key, generation, reply, upstream, error)");
+        return NULL;
+    }
+    PyObject *fetcher = args[0], *key = args[1], *generation = args[2], *reply = args[3], *upstream = args[4];
+    PyObject *error = args[5];
+    PyObject *p = NULL, *cache = NULL, *cfg = NULL, *make = NULL, *entry = NULL, *waiters = NULL, *now = NULL;
+    PyObject *call[9] = {NULL};
+    if (reply == Py_None || !PyBytes_CheckExact(reply) || !PyBytes_CheckExact(key))
+        goto by_method;
+    if ((p = PyObject_GetAttr(fetcher, s_p)) == NULL || (cache = PyObject_GetAttr(p, s_cache)) == NULL ||
+        (cfg = PyObject_GetAttr(cache, s_config)) == NULL || (make = PyObject_GetAttr(fetcher, s__reply_entry)) == NULL)
+        goto fail;
+    /* entry = self._reply_entry(reply, key, p.edns_size, cfg.min_ttl, cfg.max_ttl, cfg.negative_max_ttl,
+     *                           p.clock(), cfg.serve_stale, upstream) */
+    call[0] = reply, call[1] = key, call[8] = upstream;
+    Py_INCREF(reply), Py_INCREF(key), Py_INCREF(upstream);
+    if ((call[2] = PyObject_GetAttr(p, s_edns_size)) == NULL || (call[3] = PyObject_GetAttr(cfg, s_min_ttl)) == NULL ||
+        (call[4] = PyObject_GetAttr(cfg, s_max_ttl)) == NULL ||
+        (call[5] = PyObject_GetAttr(cfg, s_negative_max_ttl)) == NULL)
+        goto fail;
+    PyObject *clock = PyObject_GetAttr(p, s_clock);
+    if (clock == NULL)
+        goto fail;
+    call[6] = PyObject_CallNoArgs(clock);
+    Py_DECREF(clock);
+    if (call[6] == NULL || (call[7] = PyObject_GetAttr(cfg, s_serve_stale)) == NULL)
+        goto fail;
+    entry = PyObject_Vectorcall(make, call, 9, NULL);
+    if (entry == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto fail;
+        PyErr_Clear();   /* a reply that raises: the method says why */
+        goto by_method_clean;
+    }
+    if (entry == Py_None || entry_layout(Py_TYPE(entry)) < 0) {
+        PyErr_Clear();
+        goto by_method_clean;
+    }
+    slot_copy(entry, E_GEN, generation);
+    slot_copy(entry, E_KEY, key);
+    int alive = PyObject_RichCompareBool(SLOT_OF(entry, E_EXPIRES), SLOT_OF(entry, E_STORED), Py_GT);
+    if (alive < 0)
+        goto fail;
+    if (alive) {
+        PyObject *put = PyObject_GetAttr(cache, s_put);
+        if (put == NULL)
+            goto fail;
+        PyObject *pargs[2] = {key, entry};
+        PyObject *old = PyObject_Vectorcall(put, pargs, 2, NULL);
+        Py_DECREF(put);
+        if (old == NULL)
+            goto fail;
+        if (old != Py_None) {
+            PyObject *copies = PyObject_GetAttr(old, s_copies);
+            int some = copies == NULL ? -1 : PyObject_IsTrue(copies);
+            Py_XDECREF(copies);
+            if (some > 0) {
+                PyObject *rargs[2] = {cache, old};
+                PyObject *r = PyObject_VectorcallMethod(s_replace_copies, rargs, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                        NULL);
+                Py_XDECREF(r);
+                if (r == NULL)
+                    some = -1;
+            }
+            if (some < 0) {
+                Py_DECREF(old);
+                goto fail;
+            }
+        }
+        Py_DECREF(old);
+    }
+    /* for on_done in self.waiting.pop(key, ()) */
+    PyObject *waiting = PyObject_GetAttr(fetcher, s_waiting);
+    if (waiting == NULL)
+        goto fail;
+    if (!PyDict_CheckExact(waiting)) {
+        Py_DECREF(waiting);
+        PyErr_SetString(PyExc_TypeError, "fetcher.waiting is a dict");
+        goto fail;
+    }
+    waiters = PyDict_GetItemWithError(waiting, key);
+    if (waiters == NULL) {
+        Py_DECREF(waiting);
+        if (PyErr_Occurred())
+            goto fail;
+    } else {
+        Py_INCREF(waiters);
+        int gone = PyDict_DelItem(waiting, key);
+        Py_DECREF(waiting);
+        if (gone < 0)
+            goto fail;
+        PyObject *seq = PySequence_Fast(waiters, "waiters are a list");
+        if (seq == NULL)
+            goto fail;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++)
+            if (call_waiter(fetcher, PySequence_Fast_GET_ITEM(seq, i), entry, error) < 0) {
+                Py_DECREF(seq);
+                goto fail;
+            }
+        Py_DECREF(seq);
+    }
+    Py_XDECREF(waiters);
+    for (int i = 0; i < 9; i++)
+        Py_XDECREF(call[i]);
+    Py_DECREF(p);
+    Py_DECREF(cache);
+    Py_DECREF(cfg);
+    Py_DECREF(make);
+    Py_DECREF(entry);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(waiters);
+    for (int i = 0; i < 9; i++)
+        Py_XDECREF(call[i]);
+    Py_XDECREF(p);
+    Py_XDECREF(cache);
+    Py_XDECREF(cfg);
+    Py_XDECREF(make);
+    Py_XDECREF(entry);
+    Py_XDECREF(now);
+    return NULL;
+by_method_clean:
+    for (int i = 0; i < 9; i++)
+        Py_XDECREF(call[i]);
+    Py_XDECREF(p);
+    Py_XDECREF(cache);
+    Py_XDECREF(cfg);
+    Py_XDECREF(make);
+    Py_XDECREF(entry);
+by_method:
+    return PyObject_VectorcallMethod(s__fetched, (PyObject **)args, 6, NULL);
+}
+
 /* ------------------------------------------------------------------ query-log texts (the writer thread) */
 
 /* A growing ASCII buffer for the query log's texts. */
@@ -2191,6 +2579,11 @@ static PyMethodDef fastpath_functions[] = {
      "derive(entry, now, cap) -> entry: CacheEntry.derive, in C for a copy made the moment the answer came"},
     {"entry_reply", (PyCFunction)(void (*)(void))fp_entry_reply, METH_FASTCALL,
      "entry_reply(entry, query, qend, now) -> bytes: CacheEntry.reply in C"},
+    {"fetched", (PyCFunction)(void (*)(void))fp_fetched, METH_FASTCALL,
+     "fetched(fetcher, key, generation, reply, upstream, error): Fetcher._fetched in C for the usual reply"},
+    {"fetched_for", (PyCFunction)(void (*)(void))fp_fetched_for, METH_FASTCALL,
+     "fetched_for(pipeline, data, q, client, udp, send, started, view, cap, entry, error): Pipeline._fetched_for "
+     "in C for the usual answer"},
     {"cache_put", (PyCFunction)(void (*)(void))fp_cache_put, METH_FASTCALL,
      "cache_put(cache, key, entry) -> the entry replaced or None: AnswerCache.put in C"},
     {"key_name", fp_key_name, METH_O, "key_name(key) -> str: wire.key_name in C (ValueError for a damaged key)"},
@@ -2254,6 +2647,29 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_maxlen, "maxlen");
     INTERN(s_append, "append");
     INTERN(s_dropped, "dropped");
+    INTERN(s__fetched, "_fetched");
+    INTERN(s__reply_entry, "_reply_entry");
+    INTERN(s_p, "p");
+    INTERN(s_edns_size, "edns_size");
+    INTERN(s_min_ttl, "min_ttl");
+    INTERN(s_max_ttl, "max_ttl");
+    INTERN(s_negative_max_ttl, "negative_max_ttl");
+    INTERN(s_serve_stale, "serve_stale");
+    INTERN(s_copies, "copies");
+    INTERN(s_replace_copies, "replace_copies");
+    INTERN(s_waiting, "waiting");
+    INTERN(s__waiter_failed, "_waiter_failed");
+    INTERN(s__fetched_for, "_fetched_for");
+    INTERN(s__send_entry, "_send_entry");
+    INTERN(s_generation, "generation");
+    INTERN(s_tag, "tag");
+    INTERN(s_cache, "cache");
+    INTERN(s_put, "put");
+    INTERN(s_stats, "stats");
+    INTERN(s_latency, "latency");
+    INTERN(s__latency_buckets, "_latency_buckets");
+    INTERN(s_querylog, "querylog");
+    INTERN(s_record, "record");
     if (PyType_Ready(&UdpBatchType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&fastpath_module);

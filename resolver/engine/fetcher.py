@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol, Union
 
 from dnslib import QTYPE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
@@ -26,7 +26,9 @@ from resolver.engine.wire import (KEY_CD, KEY_DO, KEY_EDNS, KEY_RD, RCODE_NXDOMA
 log = logging.getLogger("hearth.pipeline")
 
 _CNAME_IN = b"\x00\x05\x00\x01"   # an RR's type CNAME and class IN, as bytes
-Waiter = Callable[[Optional[CacheEntry], Optional[str]], None]
+# a fetch's waiter: called as waiter(entry, error), or a tuple (function, *first arguments) called as
+# function(*first, entry, error): a client's miss binds its arguments so, without making a closure per query
+Waiter = Union[Callable[[Optional[CacheEntry], Optional[str]], None], tuple]
 
 
 def reply_entry(reply: bytes, key: bytes, edns_size: int, min_ttl: float, max_ttl: float, negative_max_ttl: float,
@@ -65,6 +67,9 @@ class Fetcher:
         self._reply_entry = partial(fastpath.reply_entry, CacheEntry) if hasattr(fastpath, "reply_entry") \
             else reply_entry
         self._upstream_query_for = getattr(fastpath, "upstream_query_for", upstream_query_for)
+        # a reply's way to the cache and the waiters, in C for the usual reply (_fastpath.fetched calls the method
+        # for the rest); either is called as fetched(fetcher, ...)
+        self._fetched_usual = getattr(fastpath, "fetched", Fetcher._fetched)
 
     def refresh(self, key: bytes) -> None:
         """Fetch ``key`` in the background unless a fetch for it is under way (the answer lands in the cache)."""
@@ -72,8 +77,9 @@ class Fetcher:
         if key not in self.waiting and len(self.waiting) + len(p._tasks) < p.max_pending:
             self.fetch(key, _ignore)
 
-    def fetch(self, key: bytes, on_done: Callable[[Optional[CacheEntry], Optional[str]], None]) -> None:
-        """Get ``key`` from the upstreams; every caller asking meanwhile shares the one fetch."""
+    def fetch(self, key: bytes, on_done: Waiter) -> None:
+        """Get ``key`` from the upstreams; every caller asking meanwhile shares the one fetch (``on_done``: see
+        ``Waiter``)."""
         waiters = self.waiting.get(key)
         if waiters is not None:
             waiters.append(on_done)
@@ -81,10 +87,10 @@ class Fetcher:
         self.waiting[key] = [on_done]
         packet = self._upstream_query_for(key, self.p.edns_size)
         self.p.stats.upstream_queries += 1
-        fetched, generation = self._fetched, self.p.generation
+        fetched, generation = self._fetched_usual, self.p.generation
         # a lambda, not functools.partial: made for every miss, and a partial costs three times as much to make
-        self.p.upstreams.forward(packet, lambda reply, upstream, error: fetched(key, generation, reply, upstream,
-                                                                              error), key[:-1])
+        self.p.upstreams.forward(packet, lambda reply, upstream, error: fetched(self, key, generation, reply,
+                                                                              upstream, error), key[:-1])
 
     def _fetched(self, key: bytes, generation: int, reply: Optional[bytes], upstream: str,
                  error: Optional[str]) -> None:
@@ -112,9 +118,15 @@ class Fetcher:
                     p.cache.replace_copies(old)
         for on_done in self.waiting.pop(key, ()):
             try:
-                on_done(entry, error)
-            except Exception:  # one broken waiter must not starve the others
-                log.exception("answering a waiting query failed")
+                if on_done.__class__ is tuple:   # (function, *first arguments)
+                    on_done[0](*on_done[1:], entry, error)
+                else:
+                    on_done(entry, error)
+            except Exception as exc:  # noqa: BLE001 - one broken waiter must not starve the others
+                self._waiter_failed(exc)
+
+    def _waiter_failed(self, exc: BaseException) -> None:
+        log.error("answering a waiting query failed", exc_info=exc)
 
     def entry_from_reply(self, reply: bytes, key: bytes, upstream: str) -> CacheEntry:
         """The cache entry for an upstream reply, rewritten from its bytes (dnslib only for oddities).

@@ -132,6 +132,10 @@ class Pipeline:
         fastpath = accel.fastpath
         self._derive = getattr(fastpath, "derive", CacheEntry.derive)   # the view's copy of an upstream answer
         self._entry_reply = getattr(fastpath, "entry_reply", CacheEntry.reply)
+        # an upstream answer's way to its client, in C for the usual one (_fastpath.fetched_for calls the method
+        # for the rest); either is called as fetched_for(pipeline, ...)
+        self._fetched_for_usual = getattr(fastpath, "fetched_for", Pipeline._fetched_for)
+        self._latency_buckets = LATENCY_BUCKETS_MS   # read by _fastpath.fetched_for
 
     # ------------------------------------------------------------ fast path: cache hits
 
@@ -349,10 +353,8 @@ class Pipeline:
             self._send_failure(data, q, client, udp, send, now, stale, "upstreams down")
             self.fetcher.refresh(q.key)
             return
-        if stale is None:   # the usual miss: a plain callback, made here (a _Waiter or a partial costs more)
-            def answer(entry: Optional[CacheEntry], error: Optional[str]) -> None:
-                self._fetched_for(data, q, client, udp, send, now, view, cap, entry, error)
-            self.fetcher.fetch(q.key, answer)
+        if stale is None:   # the usual miss: its arguments bound in a tuple (a _Waiter, a closure cost more)
+            self.fetcher.fetch(q.key, (self._fetched_for_usual, self, data, q, client, udp, send, now, view, cap))
             return
         waiter = _Waiter(self, data, q, client, udp, send, now, stale, view, cap)
         if cfg.stale_client_timeout > 0:

@@ -238,7 +238,8 @@ def test_derive_in_c_is_the_methods_copy(test_data) -> None:
 
 def test_the_fetcher_and_pipeline_use_the_twins_without_the_accelerator(monkeypatch) -> None:
     monkeypatch.setattr(accel, "fastpath", None)
-    assert fetcher.Fetcher(object())._reply_entry is fetcher.reply_entry
+    made = fetcher.Fetcher(object())
+    assert made._reply_entry is fetcher.reply_entry and made._fetched_usual is fetcher.Fetcher._fetched
 
 
 @needs_fast
@@ -359,3 +360,107 @@ def test_entries_made_in_c_are_left_to_reference_counting_and_never_leak(test_da
     finally:
         gc.enable()
     assert grown < 200_000, grown    # 40,000 entries of some 500 bytes each, had their cycles leaked: 20 MB
+
+
+class _HeldPool:
+    """An upstream that answers when told (so several clients can wait for one fetch): A records, a CNAME chain for
+    names starting "c", 40 records for "big" (truncated for clients without EDNS), a reply nobody can use for
+    "bad", no answer at all for "down"."""
+
+    def __init__(self) -> None:
+        self.held: list = []
+
+    def forward(self, packet: bytes, done, question=None) -> None:
+        self.held.append((packet, done))
+
+    def release(self) -> None:
+        from dnslib import RR, DNSRecord
+
+        held, self.held = self.held, []
+        for packet, done in held:
+            q = DNSRecord.parse(packet)
+            name = str(q.q.qname)
+            if name.startswith("down"):
+                done(None, "", "scripted failure")
+                continue
+            if name.startswith("bad"):
+                done(packet[:2] + b"\x81\x80\x00\x01\x00\x05", "udp://scripted", None)
+                continue
+            r = q.reply()
+            if name.startswith("c"):
+                r.add_answer(*RR.fromZone(f"{name} 300 IN CNAME target.example."))
+                r.add_answer(*RR.fromZone("target.example. 300 IN A 192.0.2.9"))
+            for i in range(40 if name.startswith("big") else 1):
+                r.add_answer(*RR.fromZone(f"{name} {60 + i} IN A 192.0.2.{i + 1}"))
+            done(bytes(r.pack()), "udp://scripted", None)
+
+    def known_down(self, recheck: float) -> bool:
+        return False
+
+
+def _miss_run(compiled: bool) -> tuple:
+    """The same misses through a pipeline with the reply's way in C or in Python; what a user would see of them."""
+    import asyncio
+
+    from dnslib import DNSRecord
+
+    from resolver.engine.pipeline import Pipeline
+    from resolver.engine.querylog import QueryLog, QueryLogConfig
+    from tests.engine.test_pipeline import Clock, _pipeline
+
+    pool, clock = _HeldPool(), Clock()
+    p = _pipeline(pool, clock)
+    p.querylog = QueryLog(QueryLogConfig(), None)
+    by_method = []
+    if compiled:
+        method = p._fetched_for
+        p._fetched_for = lambda *a: (by_method.append(a[1]), method(*a))   # the method C hands a case to
+    else:
+        p._fetched_for_usual, p.fetcher._fetched_usual = Pipeline._fetched_for, fetcher.Fetcher._fetched
+    sent: list = []
+
+    def sender(who: str):
+        def send(out: bytes) -> None:
+            if who == "broken":
+                raise RuntimeError("this client's socket is gone")
+            sent.append((who, out))
+        return send
+
+    async def main() -> None:
+        names = ["www.example", "c.example", "big.example", "down.example", "bad.example", "a.b.example"]
+        for round_ in range(3):
+            for i, name in enumerate(names):
+                for who, edns in (("alice", True), ("bob", False), ("broken", True)):
+                    q = DNSRecord.question(name.replace(".", f"{round_}.", 1), "A")
+                    if edns:
+                        q.add_ar(__import__("dnslib").EDNS0(udp_len=1232))
+                    q.header.id = 100 * round_ + 10 * i + len(who)
+                    data = bytes(q.pack())
+                    if p.answer_cached(data, "127.0.0.1", True) is None:
+                        p.resolve_later(data, "127.0.0.1", True, sender(who))
+            clock.now += 0.375
+            pool.release()
+            clock.now += 1.5
+
+    asyncio.run(main())
+    entries = sorted((k, e.head, e.tail, e.expires, e.gen, e.key, tuple(e.copies), e.rcode, e.upstream)
+                     for k, e in p.cache._entries.items())
+    logged = [(t[0], t[1], t[2], t[3], getattr(t[4], "key", t[4]), t[5], t[6], t[7], t[8]) for t in p.querylog.ring]
+    return sent, entries, logged, list(p.stats.latency), p.stats.upstream_errors, by_method
+
+
+@pytest.mark.skipif(FAST is None or not hasattr(FAST, "fetched"), reason="the accelerator was not built here")
+def test_the_replys_way_in_c_answers_caches_and_logs_as_the_python_twin(caplog) -> None:
+    """Fetcher._fetched and Pipeline._fetched_for in C (the usual reply) against their Python twins: the same
+    replies to each client, cache entries, query-log records and latency counts; a client whose send fails costs
+    the others nothing; C hands the method every CNAME chain, failure and unusable reply."""
+    got, want = _miss_run(True), _miss_run(False)
+    sent, entries, logged, latency, errors, by_method = got
+    assert sent == want[0] and entries == want[1] and logged == want[2] and latency == want[3] and errors == want[4]
+    assert len(sent) == 2 * 3 * 6 and {who for who, _ in sent} == {"alice", "bob"}
+    # "down" and "bad", asked with and without EDNS (two cache keys), three rounds: their SERVFAILs are logged but
+    # not timed; the broken client's answers are neither sent nor logged
+    assert errors == 2 * 2 * 3 and len(logged) == len(sent) and sum(latency) == len(logged) - errors
+    assert "answering a waiting query failed" in caplog.text and "this client's socket is gone" in caplog.text
+    # the usual answers stayed in C: the method saw only the CNAME chains, failures and unusable replies
+    assert len(by_method) == 3 * 3 * 3 and all(d is not None for d in by_method)
