@@ -2125,6 +2125,273 @@ by_method:
     return PyObject_VectorcallMethod(s__fetched, (PyObject **)args, 6, NULL);
 }
 
+/* UpstreamPool.forward in C for the usual first try: failover order already known, the first upstream a UDP one
+ * with a batched socket ready. The same steps as the method (tests/engine/test_miss_twins.py): the query's
+ * _Forward (made without calling __init__, the same attributes set), its first try (the upstream's count, the
+ * start time), its deadline in the pool's queue (_Deadlines.arm), and the query on the transport's next socket
+ * (UDPTransport.send: the pending table, the socket's uses and retirement; _BatchedUDPEndpoint.send: the outbox,
+ * flushed once per event-loop turn). Anything else (a closed pool, another strategy, a stream or DoH upstream,
+ * a socket still to open, a plain endpoint) calls the method before anything changed. */
+static PyObject *s__closed, *s__loop, *s_is_running, *s__failover_order, *s_strategy, *s_fastest, *s_attempts,
+    *s_transport, *s__live, *s__opening, *s__size, *s__turn, *s__max_uses, *s_pending, *s_uses, *s_retired,
+    *s_outbox, *s_waiting_send, *s_call_soon, *s__flush, *s_loop, *s_on_reply, *s__deadlines, *s_live, *s_serial,
+    *s_queue, *s_timeout, *s_handle, *s_tick, *s__check, *s_call_later, *s_time, *s_queries, *s_pool, *s_packet,
+    *s_done, *s_question, *s_order, *s_attempt, *s_upstream, *s_started, *s_armed, *s_token, *s_forward,
+    *s_remove;
+
+/* o.name += delta for an int attribute; the new value in *now */
+static int attr_add(PyObject *o, PyObject *name, long delta, long *now) {
+    long v;
+    if (attr_long(o, name, &v) < 0)
+        return -1;
+    PyObject *n = PyLong_FromLong(v + delta);
+    if (n == NULL)
+        return -1;
+    int r = PyObject_SetAttr(o, name, n);
+    Py_DECREF(n);
+    if (now != NULL)
+        *now = v + delta;
+    return r;
+}
+
+static PyObject *fp_forward_udp(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "forward_udp(pool, Forward, UDPTransport, BatchedEndpoint, packet, done, "
+                                         "question=None)");
+        return NULL;
+    }
+    PyObject *pool = args[0], *fwd_type = args[1], *udp_type = args[2], *ep_type = args[3], *packet = args[4];
+    PyObject *done = args[5], *question = nargs == 7 ? args[6] : Py_None;
+    PyObject *loop = NULL, *order = NULL, *u = NULL, *transport = NULL, *live = NULL, *ep = NULL, *fwd = NULL;
+    PyObject *now = NULL, *dl = NULL, *w = NULL, *token = NULL, *tmp = NULL;
+    int t;
+    if (!PyType_Check(fwd_type) || question == Py_None || !PyBytes_CheckExact(packet) || PyBytes_GET_SIZE(packet) < 2)
+        goto by_method;
+    /* the checks, in the method's order of effects: nothing changes before they all pass */
+    if ((t = attr_true(pool, s__closed)) != 0)
+        goto checked;
+    if ((loop = PyObject_GetAttr(pool, s__loop)) == NULL)
+        goto fail;
+    if (loop == Py_None)
+        goto by_method_clean;
+    if ((tmp = PyObject_CallMethodNoArgs(loop, s_is_running)) == NULL)
+        goto fail;
+    t = PyObject_IsTrue(tmp);
+    Py_CLEAR(tmp);
+    if (t <= 0)
+        goto checked;
+    if ((order = PyObject_GetAttr(pool, s__failover_order)) == NULL)
+        goto fail;
+    if (!PyList_CheckExact(order) || PyList_GET_SIZE(order) == 0)
+        goto by_method_clean;
+    if ((tmp = PyObject_GetAttr(pool, s_strategy)) == NULL)
+        goto fail;
+    t = PyObject_RichCompareBool(tmp, s_fastest, Py_EQ);
+    Py_CLEAR(tmp);
+    if (t != 0)
+        goto checked;
+    long attempts;
+    if (attr_long(pool, s_attempts, &attempts) < 0)
+        goto fail;
+    if (attempts < 1)
+        goto by_method_clean;
+    u = PyList_GET_ITEM(order, 0);
+    Py_INCREF(u);
+    if ((transport = PyObject_GetAttr(u, s_transport)) == NULL)
+        goto fail;
+    if (Py_TYPE(transport) != (PyTypeObject *)udp_type)
+        goto by_method_clean;
+    if ((t = attr_true(transport, s__closed)) != 0)
+        goto checked;
+    long opening, size, turn, max_uses;
+    if ((live = PyObject_GetAttr(transport, s__live)) == NULL || attr_long(transport, s__opening, &opening) < 0 ||
+        attr_long(transport, s__size, &size) < 0 || attr_long(transport, s__turn, &turn) < 0 ||
+        attr_long(transport, s__max_uses, &max_uses) < 0)
+        goto fail;
+    if (!PyList_CheckExact(live) || PyList_GET_SIZE(live) == 0 || PyList_GET_SIZE(live) + opening < size)
+        goto by_method_clean;
+    ep = PyList_GET_ITEM(live, (turn + 1) % PyList_GET_SIZE(live));
+    Py_INCREF(ep);
+    if (Py_TYPE(ep) != (PyTypeObject *)ep_type)
+        goto by_method_clean;
+
+    /* _Forward(pool, packet, done, question, loop, order), its first try */
+    PyTypeObject *ft = (PyTypeObject *)fwd_type;
+    if ((fwd = ft->tp_new(ft, c_empty_tuple, NULL)) == NULL)
+        goto fail;
+    if (PyObject_SetAttr(fwd, s_pool, pool) < 0 || PyObject_SetAttr(fwd, s_packet, packet) < 0 ||
+        PyObject_SetAttr(fwd, s_done, done) < 0 || PyObject_SetAttr(fwd, s_question, question) < 0 ||
+        PyObject_SetAttr(fwd, s_loop, loop) < 0 || PyObject_SetAttr(fwd, s_order, order) < 0 ||
+        PyObject_SetAttr(fwd, s_upstream, u) < 0 || PyObject_SetAttr(fwd, s_attempt, c_one_int) < 0 ||
+        attr_add(u, s_queries, 1, NULL) < 0)
+        goto fail;
+    if ((now = PyObject_CallMethodNoArgs(loop, s_time)) == NULL || PyObject_SetAttr(fwd, s_started, now) < 0)
+        goto fail;
+    /* pool._deadlines.arm(loop, now, fwd) (a new _Forward is not armed yet) */
+    long serial;
+    if ((dl = PyObject_GetAttr(pool, s__deadlines)) == NULL || attr_add(dl, s_serial, 1, &serial) < 0)
+        goto fail;
+    {
+        PyObject *tok = PyLong_FromLong(serial), *tlive = NULL, *queue = NULL, *timeout = NULL, *deadline = NULL;
+        PyObject *pair = NULL, *r = NULL;
+        int ok = tok != NULL && PyObject_SetAttr(fwd, s_armed, tok) == 0 &&
+                 (tlive = PyObject_GetAttr(dl, s_live)) != NULL && PyObject_SetItem(tlive, tok, fwd) == 0 &&
+                 (timeout = PyObject_GetAttr(dl, s_timeout)) != NULL &&
+                 (deadline = PyNumber_Add(now, timeout)) != NULL && (pair = PyTuple_Pack(2, deadline, tok)) != NULL &&
+                 (queue = PyObject_GetAttr(dl, s_queue)) != NULL &&
+                 (r = PyObject_CallMethodOneArg(queue, s_append, pair)) != NULL;
+        Py_XDECREF(tok);
+        Py_XDECREF(tlive);
+        Py_XDECREF(queue);
+        Py_XDECREF(timeout);
+        Py_XDECREF(deadline);
+        Py_XDECREF(pair);
+        Py_XDECREF(r);
+        if (!ok)
+            goto fail;
+        if ((tmp = PyObject_GetAttr(dl, s_handle)) == NULL)
+            goto fail;
+        if (tmp == Py_None) { /* self.handle = loop.call_later(self.tick, self._check, loop) */
+            PyObject *tick = PyObject_GetAttr(dl, s_tick), *check = PyObject_GetAttr(dl, s__check), *handle = NULL;
+            if (tick != NULL && check != NULL) {
+                PyObject *cargs[4] = {loop, tick, check, loop};
+                handle = PyObject_VectorcallMethod(s_call_later, cargs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            }
+            ok = handle != NULL && PyObject_SetAttr(dl, s_handle, handle) == 0;
+            Py_XDECREF(tick);
+            Py_XDECREF(check);
+            Py_XDECREF(handle);
+            if (!ok)
+                goto fail;
+        }
+        Py_CLEAR(tmp);
+    }
+    /* token = u.transport.send(packet, fwd.on_reply, question) */
+    if (attr_add(transport, s__turn, 1, NULL) < 0)
+        goto fail;
+    long qid = ((unsigned char)PyBytes_AS_STRING(packet)[0]) << 8 | (unsigned char)PyBytes_AS_STRING(packet)[1];
+    PyObject *qid_obj = PyLong_FromLong(qid);
+    if (qid_obj == NULL)
+        goto fail;
+    PyObject *on_reply = PyObject_GetAttr(fwd, s_on_reply);
+    if (on_reply == NULL || (w = PyList_New(2)) == NULL) {
+        Py_XDECREF(on_reply);
+        Py_DECREF(qid_obj);
+        goto fail;
+    }
+    Py_INCREF(question);
+    PyList_SET_ITEM(w, 0, question);
+    PyList_SET_ITEM(w, 1, on_reply);
+    {
+        PyObject *pending = PyObject_GetAttr(ep, s_pending), *waiters = NULL;
+        int ok = pending != NULL && PyDict_CheckExact(pending);
+        if (ok) {
+            waiters = PyDict_GetItemWithError(pending, qid_obj);
+            if (waiters == NULL) {
+                PyObject *one = PyErr_Occurred() ? NULL : PyList_New(1);
+                ok = one != NULL;
+                if (ok) {
+                    Py_INCREF(w);
+                    PyList_SET_ITEM(one, 0, w);
+                    ok = PyDict_SetItem(pending, qid_obj, one) == 0;
+                    Py_DECREF(one);
+                }
+            } else
+                ok = PyList_Append(waiters, w) == 0;
+        } else if (pending != NULL)
+            PyErr_SetString(PyExc_TypeError, "an endpoint's pending table is a dict");
+        Py_XDECREF(pending);
+        if (!ok) {
+            Py_DECREF(qid_obj);
+            goto fail;
+        }
+    }
+    long uses;
+    if (attr_add(ep, s_uses, 1, &uses) < 0) {
+        Py_DECREF(qid_obj);
+        goto fail;
+    }
+    if (uses >= max_uses) { /* retire: no new queries, closed once its last reply is in */
+        int in = PySequence_Contains(live, ep);
+        if (in < 0 || (in && ((tmp = PyObject_CallMethodOneArg(live, s_remove, ep)) == NULL ||
+                              PyObject_SetAttr(ep, s_retired, Py_True) < 0))) {
+            Py_DECREF(qid_obj);
+            goto fail;
+        }
+        Py_CLEAR(tmp);
+    }
+    { /* ep.send(packet, w): the outbox, flushed at the end of this event-loop turn */
+        PyObject *outbox = PyObject_GetAttr(ep, s_outbox), *sent_for = PyObject_GetAttr(ep, s_waiting_send);
+        int ok = outbox != NULL && sent_for != NULL && PyList_CheckExact(outbox) && PyList_CheckExact(sent_for) &&
+                 PyList_Append(outbox, packet) == 0 && PyList_Append(sent_for, w) == 0;
+        if (ok && PyList_GET_SIZE(outbox) == 1) {
+            PyObject *eloop = PyObject_GetAttr(ep, s_loop), *flush = PyObject_GetAttr(ep, s__flush), *r = NULL;
+            if (eloop != NULL && flush != NULL)
+                r = PyObject_CallMethodOneArg(eloop, s_call_soon, flush);
+            ok = r != NULL;
+            Py_XDECREF(eloop);
+            Py_XDECREF(flush);
+            Py_XDECREF(r);
+        } else if (!ok && !PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "an endpoint's outbox is a list");
+        Py_XDECREF(outbox);
+        Py_XDECREF(sent_for);
+        if (!ok) {
+            Py_DECREF(qid_obj);
+            goto fail;
+        }
+    }
+    token = PyTuple_Pack(3, ep, qid_obj, w);
+    Py_DECREF(qid_obj);
+    if (token == NULL || PyObject_SetAttr(fwd, s_token, token) < 0)
+        goto fail;
+    Py_DECREF(loop);
+    Py_DECREF(order);
+    Py_DECREF(u);
+    Py_DECREF(transport);
+    Py_DECREF(live);
+    Py_DECREF(ep);
+    Py_DECREF(fwd);
+    Py_DECREF(now);
+    Py_DECREF(dl);
+    Py_DECREF(w);
+    Py_DECREF(token);
+    Py_RETURN_NONE;
+checked: /* t: 1 = go by the method, -1 = an error */
+    if (t < 0)
+        goto fail;
+by_method_clean:
+    Py_XDECREF(loop);
+    Py_XDECREF(order);
+    Py_XDECREF(u);
+    Py_XDECREF(transport);
+    Py_XDECREF(live);
+    Py_XDECREF(ep);
+by_method: {
+    PyObject *method = PyObject_GetAttr((PyObject *)Py_TYPE(pool), s_forward);
+    if (method == NULL)
+        return NULL;
+    PyObject *margs[4] = {pool, packet, done, question};
+    PyObject *r = PyObject_Vectorcall(method, margs, nargs == 7 ? 4 : 3, NULL);
+    Py_DECREF(method);
+    return r;
+}
+fail:
+    Py_XDECREF(loop);
+    Py_XDECREF(order);
+    Py_XDECREF(u);
+    Py_XDECREF(transport);
+    Py_XDECREF(live);
+    Py_XDECREF(ep);
+    Py_XDECREF(fwd);
+    Py_XDECREF(now);
+    Py_XDECREF(dl);
+    Py_XDECREF(w);
+    Py_XDECREF(token);
+    Py_XDECREF(tmp);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ query-log texts (the writer thread) */
 
 /* A growing ASCII buffer for the query log's texts. */
@@ -2579,6 +2846,9 @@ static PyMethodDef fastpath_functions[] = {
      "derive(entry, now, cap) -> entry: CacheEntry.derive, in C for a copy made the moment the answer came"},
     {"entry_reply", (PyCFunction)(void (*)(void))fp_entry_reply, METH_FASTCALL,
      "entry_reply(entry, query, qend, now) -> bytes: CacheEntry.reply in C"},
+    {"forward_udp", (PyCFunction)(void (*)(void))fp_forward_udp, METH_FASTCALL,
+     "forward_udp(pool, Forward, UDPTransport, BatchedEndpoint, packet, done, question=None): UpstreamPool.forward "
+     "in C for the usual first try"},
     {"fetched", (PyCFunction)(void (*)(void))fp_fetched, METH_FASTCALL,
      "fetched(fetcher, key, generation, reply, upstream, error): Fetcher._fetched in C for the usual reply"},
     {"fetched_for", (PyCFunction)(void (*)(void))fp_fetched_for, METH_FASTCALL,
@@ -2647,6 +2917,51 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_maxlen, "maxlen");
     INTERN(s_append, "append");
     INTERN(s_dropped, "dropped");
+    INTERN(s__closed, "_closed");
+    INTERN(s__loop, "_loop");
+    INTERN(s_is_running, "is_running");
+    INTERN(s__failover_order, "_failover_order");
+    INTERN(s_strategy, "strategy");
+    INTERN(s_attempts, "attempts");
+    INTERN(s_transport, "transport");
+    INTERN(s__live, "_live");
+    INTERN(s__opening, "_opening");
+    INTERN(s__size, "_size");
+    INTERN(s__turn, "_turn");
+    INTERN(s__max_uses, "_max_uses");
+    INTERN(s_pending, "pending");
+    INTERN(s_uses, "uses");
+    INTERN(s_retired, "retired");
+    INTERN(s_outbox, "outbox");
+    INTERN(s_waiting_send, "waiting_send");
+    INTERN(s_call_soon, "call_soon");
+    INTERN(s__flush, "_flush");
+    INTERN(s_loop, "loop");
+    INTERN(s_on_reply, "on_reply");
+    INTERN(s__deadlines, "_deadlines");
+    INTERN(s_live, "live");
+    INTERN(s_serial, "serial");
+    INTERN(s_queue, "queue");
+    INTERN(s_timeout, "timeout");
+    INTERN(s_handle, "handle");
+    INTERN(s_tick, "tick");
+    INTERN(s__check, "_check");
+    INTERN(s_call_later, "call_later");
+    INTERN(s_time, "time");
+    INTERN(s_queries, "queries");
+    INTERN(s_pool, "pool");
+    INTERN(s_packet, "packet");
+    INTERN(s_done, "done");
+    INTERN(s_question, "question");
+    INTERN(s_order, "order");
+    INTERN(s_attempt, "attempt");
+    INTERN(s_upstream, "upstream");
+    INTERN(s_started, "started");
+    INTERN(s_armed, "armed");
+    INTERN(s_token, "token");
+    INTERN(s_forward, "forward");
+    INTERN(s_remove, "remove");
+    INTERN(s_fastest, "fastest");
     INTERN(s__fetched, "_fetched");
     INTERN(s__reply_entry, "_reply_entry");
     INTERN(s_p, "p");

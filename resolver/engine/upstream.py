@@ -16,8 +16,10 @@ import random
 import ssl
 import struct
 import time
+from functools import partial
 from typing import Callable, Optional, Union
 
+from resolver.engine import accel
 from resolver.engine.doh import DoHTransport
 from resolver.engine.upstream_spec import UpstreamError, UpstreamSpec, parse_upstream
 from resolver.engine.transports import (
@@ -25,6 +27,7 @@ from resolver.engine.transports import (
     QKey,
     StreamTransport,
     UDPTransport,
+    _BatchedUDPEndpoint,
     question_bytes,
     question_key,
 )
@@ -108,6 +111,10 @@ class UpstreamPool:
         # When an ordinary query last went unanswered by every upstream it tried (silence, refused
         # connections); None once anything answered since. See known_down().
         self.down_since: Optional[float] = None
+        fastpath = accel.fastpath
+        if fastpath is not None and hasattr(fastpath, "forward_udp"):
+            # the usual first try over UDP in C (_fastpath.forward_udp; it calls the method for anything else)
+            self.forward = partial(fastpath.forward_udp, self, _Forward, UDPTransport, _BatchedUDPEndpoint)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """The running event loop, remembered: asyncio.get_running_loop() costs a getpid() system call."""

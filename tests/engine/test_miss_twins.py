@@ -464,3 +464,83 @@ def test_the_replys_way_in_c_answers_caches_and_logs_as_the_python_twin(caplog) 
     assert "answering a waiting query failed" in caplog.text and "this client's socket is gone" in caplog.text
     # the usual answers stayed in C: the method saw only the CNAME chains, failures and unusable replies
     assert len(by_method) == 3 * 3 * 3 and all(d is not None for d in by_method)
+
+
+def _forward_run(compiled: bool) -> tuple:
+    """Forty queries through a pool with the first try in C or in Python, to a loopback upstream that answers the
+    even IDs only; the pool's state right after they left, then what each caller got."""
+    import asyncio
+    import socket
+
+    from resolver.engine.upstream import UpstreamPool
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    by_method = []
+
+    async def main() -> tuple:
+        loop = asyncio.get_running_loop()
+
+        def answer() -> None:
+            while True:
+                try:
+                    packet, addr = server.recvfrom(4096)
+                except BlockingIOError:
+                    return
+                if packet[1] % 2 == 0:   # the even IDs: NOERROR, no records
+                    server.sendto(packet[:2] + b"\x81\x80" + packet[4:], addr)
+
+        loop.add_reader(server.fileno(), answer)
+        pool = UpstreamPool([f"udp://127.0.0.1:{port}"], timeout=0.2, attempts=2)
+        if not compiled:
+            del pool.forward   # the method, not the instance's compiled one
+        transport = pool._ups[0].transport
+        transport._max_uses = 5   # sockets retire (and new ones open) within the run
+        method = UpstreamPool.forward
+        results: list = []
+        try:
+            UpstreamPool.forward = lambda self, *a: (by_method.append(a[0][:2]), method(self, *a))[1]
+            for i in range(40):
+                qid = bytes((i // 8, i))
+                packet = qid + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"\x01q\x07example\x00\x00\x01\x00\x01"
+                pool.forward(packet, lambda reply, url, error, i=i: results.append((i, reply is not None, url, error)),
+                             transports.question_bytes(packet))
+        finally:
+            UpstreamPool.forward = method
+        dl = pool._deadlines
+        state = ([(sorted(vars(f)), f.attempt, f.armed, f.packet, f.question, f.upstream is pool._ups[0],
+                   type(f.started), f.token[1], f.token[2][0], f.token[2][1] == f.on_reply)
+                  for f in dl.live.values()],
+                 [token for _deadline, token in dl.queue], dl.handle is not None,
+                 sorted((len(ep.pending), ep.uses, ep.retired, len(getattr(ep, "outbox", ())))
+                        for ep in transport._all),
+                 transport._turn, pool._ups[0].queries)
+        await asyncio.sleep(1.0)
+        loop.remove_reader(server.fileno())
+        await pool.close()
+        here = f"udp://127.0.0.1:{port}"
+        return state, sorted((i, ok, url.replace(here, "up"), error and error.replace(here, "up"))
+                             for i, ok, url, error in results)
+
+    try:
+        state, results = asyncio.run(main())
+    finally:
+        server.close()
+    return state, results, by_method
+
+
+@pytest.mark.skipif(FAST is None or not hasattr(FAST, "forward_udp"), reason="the accelerator was not built here")
+def test_the_first_udp_try_in_c_leaves_the_pool_as_the_python_twin() -> None:
+    """UpstreamPool.forward's usual first try in C against the method: the same _Forward objects, deadlines,
+    pending tables, socket turns, uses and retirements; then the same answers, and the same time-outs and retries
+    for the queries the upstream leaves unanswered."""
+    got, want = _forward_run(True), _forward_run(False)
+    assert got[0] == want[0] and got[1] == want[1]
+    state, results, by_method = got
+    assert len(state[0]) == 40 and state[2] and state[4] == 40 and state[5] == 40
+    assert any(retired for _n, _uses, retired, _out in state[3])           # sockets retired after five queries
+    assert [r[1] for r in results] == [i % 2 == 0 for i in range(40)]       # answered: the even IDs
+    assert all("timed out" in r[3] and r[3].count("up: ") == 2 for r in results if not r[1])   # two tries each
+    assert len(by_method) < 15 and len(want[2]) == 40   # C took the queries once the pool's sockets were open
