@@ -2154,6 +2154,9 @@ static int attr_add(PyObject *o, PyObject *name, long delta, long *now) {
     return r;
 }
 
+static PyObject *forward_reply_fn; /* the module's forward_reply, each try's reply callback bound to its _Forward */
+static PyObject *bound_of(PyObject *func, PyObject *arg);
+
 static PyObject *fp_forward_udp(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6 && nargs != 7) {
         PyErr_SetString(PyExc_TypeError, "forward_udp(pool, Forward, UDPTransport, BatchedEndpoint, packet, done, "
@@ -2273,7 +2276,7 @@ static PyObject *fp_forward_udp(PyObject *Py_UNUSED(mod), PyObject *const *args,
     PyObject *qid_obj = PyLong_FromLong(qid);
     if (qid_obj == NULL)
         goto fail;
-    PyObject *on_reply = PyObject_GetAttr(fwd, s_on_reply);
+    PyObject *on_reply = bound_of(forward_reply_fn, fwd); /* fwd.on_reply, in C for the usual reply */
     if (on_reply == NULL || (w = PyList_New(2)) == NULL) {
         Py_XDECREF(on_reply);
         Py_DECREF(qid_obj);
@@ -2389,6 +2392,259 @@ fail:
     Py_XDECREF(w);
     Py_XDECREF(token);
     Py_XDECREF(tmp);
+    return NULL;
+}
+
+/* bound(function, *first): a call with its first arguments bound, as functools.partial without keywords, made
+ * for every miss: one object (a partial also allocates an arguments tuple and a keywords dict), and called
+ * without a Python frame when the function is built in. */
+typedef struct {
+    PyObject_VAR_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *func;
+    PyObject *first[1];
+} Bound;
+
+static PyObject *Bound_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Bound *b = (Bound *)self;
+    Py_ssize_t n = Py_SIZE(b), more = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t kw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    PyObject *small[12], **call = small;
+    if (n + more + kw > 12 && (call = PyMem_Malloc((n + more + kw) * sizeof(PyObject *))) == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++)
+        call[i] = b->first[i];
+    for (Py_ssize_t i = 0; i < more + kw; i++)
+        call[n + i] = args[i];
+    PyObject *r = PyObject_Vectorcall(b->func, call, n + more, kwnames);
+    if (call != small)
+        PyMem_Free(call);
+    return r;
+}
+
+static PyObject *Bound_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    if ((kwds != NULL && PyDict_GET_SIZE(kwds)) || PyTuple_GET_SIZE(args) < 1 ||
+        !PyCallable_Check(PyTuple_GET_ITEM(args, 0))) {
+        PyErr_SetString(PyExc_TypeError, "bound(function, *first arguments)");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(args) - 1;
+    Bound *b = PyObject_GC_NewVar(Bound, type, n);
+    if (b == NULL)
+        return NULL;
+    b->vectorcall = Bound_vectorcall;
+    b->func = Py_NewRef(PyTuple_GET_ITEM(args, 0));
+    for (Py_ssize_t i = 0; i < n; i++)
+        b->first[i] = Py_NewRef(PyTuple_GET_ITEM(args, i + 1));
+    PyObject_GC_Track(b);
+    return (PyObject *)b;
+}
+
+static int Bound_traverse(Bound *b, visitproc visit, void *arg) {
+    Py_VISIT(b->func);
+    for (Py_ssize_t i = 0; i < Py_SIZE(b); i++)
+        Py_VISIT(b->first[i]);
+    return 0;
+}
+
+static int Bound_clear(Bound *b) {
+    Py_CLEAR(b->func);
+    for (Py_ssize_t i = 0; i < Py_SIZE(b); i++)
+        Py_CLEAR(b->first[i]);
+    return 0;
+}
+
+static void Bound_dealloc(Bound *b) {
+    PyObject_GC_UnTrack(b);
+    Bound_clear(b);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static PyObject *Bound_repr(Bound *b) {
+    return PyUnicode_FromFormat("bound(%R, %zd arguments)", b->func, Py_SIZE(b));
+}
+
+static PyObject *Bound_get_func(Bound *b, void *Py_UNUSED(closure)) {
+    return Py_NewRef(b->func ? b->func : Py_None);
+}
+
+static PyObject *Bound_get_args(Bound *b, void *Py_UNUSED(closure)) {
+    PyObject *t = PyTuple_New(Py_SIZE(b));
+    if (t == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < Py_SIZE(b); i++)
+        PyTuple_SET_ITEM(t, i, Py_NewRef(b->first[i] ? b->first[i] : Py_None));
+    return t;
+}
+
+static PyGetSetDef Bound_getset[] = {
+    {"func", (getter)Bound_get_func, NULL, "the function", NULL},
+    {"args", (getter)Bound_get_args, NULL, "the first arguments", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject BoundType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "resolver.engine._fastpath.bound",
+    .tp_basicsize = offsetof(Bound, first),
+    .tp_itemsize = sizeof(PyObject *),
+    .tp_dealloc = (destructor)Bound_dealloc,
+    .tp_vectorcall_offset = offsetof(Bound, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_repr = (reprfunc)Bound_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "bound(function, *first): calls function(*first, *more), as functools.partial without keywords",
+    .tp_traverse = (traverseproc)Bound_traverse,
+    .tp_clear = (inquiry)Bound_clear,
+    .tp_getset = Bound_getset,
+    .tp_new = Bound_new,
+};
+
+static PyObject *bound_of(PyObject *func, PyObject *arg) {
+    if (func == NULL) {
+        PyErr_SetString(PyExc_SystemError, "_fastpath not initialised");
+        return NULL;
+    }
+    Bound *b = PyObject_GC_NewVar(Bound, &BoundType, 1);
+    if (b == NULL)
+        return NULL;
+    b->vectorcall = Bound_vectorcall;
+    b->func = Py_NewRef(func);
+    b->first[0] = Py_NewRef(arg);
+    PyObject_GC_Track(b);
+    return (PyObject *)b;
+}
+
+/* _Forward.on_reply in C for the usual reply over UDP: an answer (not TC, not SERVFAIL or REFUSED) to a try still
+ * running. The same steps as the method (tests/engine/test_miss_twins.py): the try finished, its deadline
+ * dropped, the upstream's EWMA updated, its recovery noted by the pool's method when it was failing, and the
+ * query's ``done(reply, url, None)`` called. Anything else (an exception, a finished try, TC with a TCP
+ * fallback, a failing rcode) calls the method. */
+static PyObject *s_finished, *s_tcp, *s_ewma, *s_ewma_alpha, *s_rcode_failures, *s_healthy, *s_down_since,
+    *s__recovered, *s_spec, *s_url, *s_pop;
+
+static PyObject *fp_forward_reply(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "forward_reply(forward, result)");
+        return NULL;
+    }
+    PyObject *fwd = args[0], *data = args[1];
+    PyObject *u = NULL, *pool = NULL, *tmp = NULL, *url = NULL;
+    int t;
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) < 4)
+        goto by_method;
+    if ((t = attr_true(fwd, s_finished)) != 0)
+        goto checked;
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
+    int rc = d[3] & 0x0F;
+    if (rc == 2 || rc == 5)
+        goto by_method;
+    if ((u = PyObject_GetAttr(fwd, s_upstream)) == NULL)
+        goto fail;
+    if (d[2] & 0x02) { /* TC: again over TCP when the upstream has it */
+        if ((tmp = PyObject_GetAttr(u, s_tcp)) == NULL)
+            goto fail;
+        t = tmp != Py_None;
+        Py_CLEAR(tmp);
+        if (t)
+            goto by_method_clean;
+    }
+    if ((pool = PyObject_GetAttr(fwd, s_pool)) == NULL)
+        goto fail;
+    /* self.token = None; self.finished = True; the deadline disarmed */
+    if (PyObject_SetAttr(fwd, s_token, Py_None) < 0 || PyObject_SetAttr(fwd, s_finished, Py_True) < 0)
+        goto fail;
+    if ((tmp = PyObject_GetAttr(fwd, s_armed)) == NULL)
+        goto fail;
+    if ((t = PyObject_IsTrue(tmp)) < 0)
+        goto fail;
+    if (t) {
+        PyObject *dl = PyObject_GetAttr(pool, s__deadlines), *live = NULL, *r = NULL;
+        if (dl != NULL && (live = PyObject_GetAttr(dl, s_live)) != NULL) {
+            PyObject *pargs[3] = {live, tmp, Py_None};
+            r = PyObject_VectorcallMethod(s_pop, pargs, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+        Py_XDECREF(dl);
+        Py_XDECREF(live);
+        Py_XDECREF(r);
+        if (r == NULL || PyObject_SetAttr(fwd, s_armed, c_zero_int) < 0)
+            goto fail;
+    }
+    Py_CLEAR(tmp);
+    { /* the EWMA of the upstream's answer times */
+        PyObject *loop = PyObject_GetAttr(fwd, s_loop), *now = NULL, *started = NULL, *ewma = NULL, *alpha = NULL;
+        PyObject *value = NULL;
+        int ok = loop != NULL && (now = PyObject_CallMethodNoArgs(loop, s_time)) != NULL &&
+                 (started = PyObject_GetAttr(fwd, s_started)) != NULL && (ewma = PyObject_GetAttr(u, s_ewma)) != NULL &&
+                 (alpha = PyObject_GetAttr(fwd, s_ewma_alpha)) != NULL;
+        if (ok) {
+            double ms = (PyFloat_AsDouble(now) - PyFloat_AsDouble(started)) * 1000.0, a = PyFloat_AsDouble(alpha);
+            double e = ewma == Py_None ? 0.0 : PyFloat_AsDouble(ewma);
+            ok = !PyErr_Occurred() && (value = PyFloat_FromDouble(ewma == Py_None ? ms : e + a * (ms - e))) != NULL &&
+                 PyObject_SetAttr(u, s_ewma, value) == 0;
+        }
+        Py_XDECREF(loop);
+        Py_XDECREF(now);
+        Py_XDECREF(started);
+        Py_XDECREF(ewma);
+        Py_XDECREF(alpha);
+        Py_XDECREF(value);
+        if (!ok)
+            goto fail;
+    }
+    { /* if u.rcode_failures or not u.healthy or pool.down_since is not None: pool._recovered(u) */
+        int failing = attr_true(u, s_rcode_failures);
+        if (failing == 0) {
+            int healthy = attr_true(u, s_healthy);
+            failing = healthy < 0 ? -1 : !healthy;
+        }
+        if (failing == 0) {
+            if ((tmp = PyObject_GetAttr(pool, s_down_since)) == NULL)
+                goto fail;
+            failing = tmp != Py_None;
+            Py_CLEAR(tmp);
+        }
+        if (failing < 0)
+            goto fail;
+        if (failing) {
+            PyObject *rargs[2] = {pool, u};
+            PyObject *r = PyObject_VectorcallMethod(s__recovered, rargs, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (r == NULL)
+                goto fail;
+            Py_DECREF(r);
+        }
+    }
+    { /* self.done(data, u.spec.url, None) */
+        PyObject *spec = PyObject_GetAttr(u, s_spec), *done = NULL;
+        if (spec != NULL)
+            url = PyObject_GetAttr(spec, s_url);
+        Py_XDECREF(spec);
+        if (url == NULL || (done = PyObject_GetAttr(fwd, s_done)) == NULL)
+            goto fail;
+        PyObject *dargs[3] = {data, url, Py_None};
+        PyObject *r = PyObject_Vectorcall(done, dargs, 3, NULL);
+        Py_DECREF(done);
+        if (r == NULL)
+            goto fail;
+        Py_DECREF(r);
+    }
+    Py_DECREF(u);
+    Py_DECREF(pool);
+    Py_DECREF(url);
+    Py_RETURN_NONE;
+checked:
+    if (t < 0)
+        goto fail;
+by_method_clean:
+    Py_XDECREF(u);
+by_method: {
+    PyObject *margs[2] = {fwd, data};
+    return PyObject_VectorcallMethod(s_on_reply, margs, 2, NULL);
+}
+fail:
+    Py_XDECREF(u);
+    Py_XDECREF(pool);
+    Py_XDECREF(tmp);
+    Py_XDECREF(url);
     return NULL;
 }
 
@@ -2846,6 +3102,8 @@ static PyMethodDef fastpath_functions[] = {
      "derive(entry, now, cap) -> entry: CacheEntry.derive, in C for a copy made the moment the answer came"},
     {"entry_reply", (PyCFunction)(void (*)(void))fp_entry_reply, METH_FASTCALL,
      "entry_reply(entry, query, qend, now) -> bytes: CacheEntry.reply in C"},
+    {"forward_reply", (PyCFunction)(void (*)(void))fp_forward_reply, METH_FASTCALL,
+     "forward_reply(forward, result): _Forward.on_reply in C for the usual reply"},
     {"forward_udp", (PyCFunction)(void (*)(void))fp_forward_udp, METH_FASTCALL,
      "forward_udp(pool, Forward, UDPTransport, BatchedEndpoint, packet, done, question=None): UpstreamPool.forward "
      "in C for the usual first try"},
@@ -2962,6 +3220,17 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_forward, "forward");
     INTERN(s_remove, "remove");
     INTERN(s_fastest, "fastest");
+    INTERN(s_finished, "finished");
+    INTERN(s_tcp, "tcp");
+    INTERN(s_ewma, "ewma");
+    INTERN(s_ewma_alpha, "ewma_alpha");
+    INTERN(s_rcode_failures, "rcode_failures");
+    INTERN(s_healthy, "healthy");
+    INTERN(s_down_since, "down_since");
+    INTERN(s__recovered, "_recovered");
+    INTERN(s_spec, "spec");
+    INTERN(s_url, "url");
+    INTERN(s_pop, "pop");
     INTERN(s__fetched, "_fetched");
     INTERN(s__reply_entry, "_reply_entry");
     INTERN(s_p, "p");
@@ -2990,6 +3259,20 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     PyObject *m = PyModule_Create(&fastpath_module);
     if (m == NULL)
         return NULL;
+    if (PyType_Ready(&BoundType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&BoundType);
+    if (PyModule_AddObject(m, "bound", (PyObject *)&BoundType) < 0) {
+        Py_DECREF(&BoundType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if ((forward_reply_fn = PyObject_GetAttrString(m, "forward_reply")) == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&UdpBatchType);
     if (PyModule_AddObject(m, "UdpBatch", (PyObject *)&UdpBatchType) < 0) {
         Py_DECREF(&UdpBatchType);

@@ -70,6 +70,7 @@ class Fetcher:
         # a reply's way to the cache and the waiters, in C for the usual reply (_fastpath.fetched calls the method
         # for the rest); either is called as fetched(fetcher, ...)
         self._fetched_usual = getattr(fastpath, "fetched", Fetcher._fetched)
+        self._bound = getattr(fastpath, "bound", None)   # a call with bound arguments, cheaper than a lambda
 
     def refresh(self, key: bytes) -> None:
         """Fetch ``key`` in the background unless a fetch for it is under way (the answer lands in the cache)."""
@@ -87,10 +88,13 @@ class Fetcher:
         self.waiting[key] = [on_done]
         packet = self._upstream_query_for(key, self.p.edns_size)
         self.p.stats.upstream_queries += 1
-        fetched, generation = self._fetched_usual, self.p.generation
-        # a lambda, not functools.partial: made for every miss, and a partial costs three times as much to make
-        self.p.upstreams.forward(packet, lambda reply, upstream, error: fetched(self, key, generation, reply,
-                                                                              upstream, error), key[:-1])
+        fetched, generation, bound = self._fetched_usual, self.p.generation, self._bound
+        if bound is not None:   # _fastpath.bound: one object, called without a Python frame
+            done = bound(fetched, self, key, generation)
+        else:   # a lambda, not functools.partial: made for every miss, a partial costs three times as much to make
+            def done(reply: Optional[bytes], upstream: str, error: Optional[str]) -> None:
+                fetched(self, key, generation, reply, upstream, error)
+        self.p.upstreams.forward(packet, done, key[:-1])
 
     def _fetched(self, key: bytes, generation: int, reply: Optional[bytes], upstream: str,
                  error: Optional[str]) -> None:

@@ -381,6 +381,7 @@ class _Forward:
     finished = False
     ordinary: Optional[bool] = None   # see is_ordinary: known at the first failure
     answered = False   # some try got a reply (SERVFAIL/REFUSED)
+    ewma_alpha = EWMA_ALPHA   # read by _fastpath.forward_reply
 
     def __init__(self, pool: UpstreamPool, packet: bytes, done: Callable, question: bytes,
                  loop: asyncio.AbstractEventLoop, order: list[_Upstream]) -> None:

@@ -466,6 +466,11 @@ def test_the_replys_way_in_c_answers_caches_and_logs_as_the_python_twin(caplog) 
     assert len(by_method) == 3 * 3 * 3 and all(d is not None for d in by_method)
 
 
+def _answers(callback, fwd) -> bool:
+    """Whether a pending query's callback is its _Forward's reply handler (the method, or the same in C)."""
+    return callback == fwd.on_reply or (callback.func is FAST.forward_reply and callback.args == (fwd,))
+
+
 def _forward_run(compiled: bool) -> tuple:
     """Forty queries through a pool with the first try in C or in Python, to a loopback upstream that answers the
     even IDs only; the pool's state right after they left, then what each caller got."""
@@ -489,8 +494,9 @@ def _forward_run(compiled: bool) -> tuple:
                     packet, addr = server.recvfrom(4096)
                 except BlockingIOError:
                     return
-                if packet[1] % 2 == 0:   # the even IDs: NOERROR, no records
-                    server.sendto(packet[:2] + b"\x81\x80" + packet[4:], addr)
+                if packet[1] % 2 == 0:   # the even IDs: NOERROR, no records; every sixth SERVFAIL or REFUSED
+                    rcode = {2: b"\x82", 4: b"\x85"}.get(packet[1] % 6, b"\x80")
+                    server.sendto(packet[:2] + b"\x81" + rcode + packet[4:], addr)
 
         loop.add_reader(server.fileno(), answer)
         pool = UpstreamPool([f"udp://127.0.0.1:{port}"], timeout=0.2, attempts=2)
@@ -511,7 +517,7 @@ def _forward_run(compiled: bool) -> tuple:
             UpstreamPool.forward = method
         dl = pool._deadlines
         state = ([(sorted(vars(f)), f.attempt, f.armed, f.packet, f.question, f.upstream is pool._ups[0],
-                   type(f.started), f.token[1], f.token[2][0], f.token[2][1] == f.on_reply)
+                   type(f.started), f.token[1], f.token[2][0], _answers(f.token[2][1], f))
                   for f in dl.live.values()],
                  [token for _deadline, token in dl.queue], dl.handle is not None,
                  sorted((len(ep.pending), ep.uses, ep.retired, len(getattr(ep, "outbox", ())))
@@ -519,16 +525,18 @@ def _forward_run(compiled: bool) -> tuple:
                  transport._turn, pool._ups[0].queries)
         await asyncio.sleep(1.0)
         loop.remove_reader(server.fileno())
+        health = [(s["healthy"], s["ewma_ms"] is not None, s["queries"], s["errors"], s["health_changes"],
+                   pool._ups[0].rcode_failures, pool.down_since is None) for s in pool.status()]
         await pool.close()
         here = f"udp://127.0.0.1:{port}"
         return state, sorted((i, ok, url.replace(here, "up"), error and error.replace(here, "up"))
-                             for i, ok, url, error in results)
+                             for i, ok, url, error in results), health
 
     try:
-        state, results = asyncio.run(main())
+        state, results, health = asyncio.run(main())
     finally:
         server.close()
-    return state, results, by_method
+    return state, results, by_method, health
 
 
 @pytest.mark.skipif(FAST is None or not hasattr(FAST, "forward_udp"), reason="the accelerator was not built here")
@@ -537,10 +545,61 @@ def test_the_first_udp_try_in_c_leaves_the_pool_as_the_python_twin() -> None:
     pending tables, socket turns, uses and retirements; then the same answers, and the same time-outs and retries
     for the queries the upstream leaves unanswered."""
     got, want = _forward_run(True), _forward_run(False)
-    assert got[0] == want[0] and got[1] == want[1]
-    state, results, by_method = got
+    assert got[0] == want[0] and got[1] == want[1] and got[3] == want[3]
+    state, results, by_method, health = got
+    assert health[0][2] == 40 + 33 and health[0][4] > 0   # two tries but for the 7 answered; down and up again
     assert len(state[0]) == 40 and state[2] and state[4] == 40 and state[5] == 40
     assert any(retired for _n, _uses, retired, _out in state[3])           # sockets retired after five queries
-    assert [r[1] for r in results] == [i % 2 == 0 for i in range(40)]       # answered: the even IDs
-    assert all("timed out" in r[3] and r[3].count("up: ") == 2 for r in results if not r[1])   # two tries each
+    assert [r[1] for r in results] == [i % 6 == 0 for i in range(40)]       # answered: NOERROR
+    assert all("SERVFAIL" in r[3] or "REFUSED" in r[3] for r in results if r[0] % 2 == 0 and r[0] % 6)
+    assert all(r[3].count("up: ") == 2 for r in results if not r[1])   # two tries each
+    assert all("timed out" in r[3] for r in results if r[0] % 2)
     assert len(by_method) < 15 and len(want[2]) == 40   # C took the queries once the pool's sockets were open
+
+
+class _FixedLoop:
+    def time(self) -> float:
+        return 12.75
+
+
+def _on_reply_case(compiled: bool, data, *, ewma=None, healthy=True, rcode_failures=0, down=False, armed=True,
+                   finished=False, tcp=True) -> tuple:
+    from resolver.engine.upstream import UpstreamPool, _Forward
+
+    pool = UpstreamPool(["udp://127.0.0.1:9"], timeout=1.0, attempts=1, clock=lambda: 100.0)
+    u = pool._ups[0]
+    u.ewma, u.healthy, u.rcode_failures = ewma, healthy, rcode_failures
+    if not tcp:
+        u.tcp = None
+    pool.down_since = 50.0 if down else None
+    calls: list = []
+    packet = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01q\x00\x00\x01\x00\x01"
+    fwd = _Forward(pool, packet, lambda *a: calls.append(a), packet[12:], _FixedLoop(), pool._order())
+    fwd.upstream, fwd.attempt, fwd.started, fwd.finished = u, 1, 12.5, finished
+    if armed:
+        pool._deadlines.live[7] = fwd
+        fwd.armed = 7
+    raised = None
+    try:
+        FAST.forward_reply(fwd, data) if compiled else fwd.on_reply(data)
+    except Exception as exc:  # noqa: BLE001 - a reply too short to read: the same error either way
+        raised = type(exc)
+    plain = {k: v for k, v in vars(fwd).items() if k not in ("pool", "done", "loop", "order", "upstream")}
+    return (plain, u.ewma, u.healthy, u.rcode_failures, u.health_changes, u.errors, u.last_error, pool.down_since,
+            sorted(pool._deadlines.live), calls, raised)
+
+
+@pytest.mark.skipif(FAST is None or not hasattr(FAST, "forward_reply"), reason="the accelerator was not built here")
+def test_a_reply_in_c_ends_the_try_as_the_method_does() -> None:
+    """_Forward.on_reply in C against the method, on twin objects: the try's state, the upstream's EWMA (to the
+    last bit), health and counts, the pool's deadlines and down state, and what the caller is told."""
+    ok = b"\x12\x34\x81\x80" + b"\x00" * 8
+    cases = [(ok, {}), (ok, {"ewma": 3.25}), (ok, {"healthy": False}), (ok, {"rcode_failures": 2}),
+             (ok, {"down": True}), (ok, {"armed": False}), (ok, {"finished": True}), (ok[:3] + b"\x82" + ok[4:], {}),
+             (ok[:3] + b"\x85" + ok[4:], {"rcode_failures": 2}), (ok[:2] + b"\x83\x80" + ok[4:], {"tcp": False}),
+             (ConnectionRefusedError(111, "refused"), {}), (ok[:2], {})]
+    for data, state in cases:
+        got, want = _on_reply_case(True, data, **state), _on_reply_case(False, data, **state)
+        assert got == want, (data, state)
+    assert _on_reply_case(True, ok, ewma=3.25)[1] == 3.25 + 0.3 * (250.0 - 3.25)
+    assert _on_reply_case(True, ok[:2])[-1] is IndexError
