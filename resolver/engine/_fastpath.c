@@ -340,18 +340,23 @@ static int commit_hit(PyObject *entry, PyObject *host, double now, PyObject *que
     return 0;
 }
 
-static int add_count(PyObject *o, PyObject *name, long n) {
+/* o.name += delta for an int attribute; the new value in *now */
+static int attr_add(PyObject *o, PyObject *name, long delta, long *now) {
     long v;
-    if (n == 0)
-        return 0;
     if (attr_long(o, name, &v) < 0)
         return -1;
-    PyObject *x = PyLong_FromLong(v + n);
-    if (x == NULL)
+    PyObject *n = PyLong_FromLong(v + delta);
+    if (n == NULL)
         return -1;
-    int r = PyObject_SetAttr(o, name, x);
-    Py_DECREF(x);
+    int r = PyObject_SetAttr(o, name, n);
+    Py_DECREF(n);
+    if (now != NULL)
+        *now = v + delta;
     return r;
+}
+
+static int add_count(PyObject *o, PyObject *name, long n) {
+    return n == 0 ? 0 : attr_add(o, name, n, NULL);
 }
 
 /* send replies [0, count) with sendmmsg; a reply the socket refuses is dropped and counted (as
@@ -1906,22 +1911,36 @@ static PyObject *fp_fetched_for(PyObject *mod, PyObject *const *args, Py_ssize_t
         if (!ok)
             goto fail;
     }
-    { /* self.querylog.record(now, client, q.key, entry.rcode, entry, entry.upstream, latency, False, entry.reason) */
-        PyObject *ql = PyObject_GetAttr(p, s_querylog);
-        if (ql == NULL)
+    { /* self.querylog.record(now, client, q.key, entry.rcode, entry, entry.upstream, latency, False, entry.reason),
+       * its body: the entry appended to the ring when the log is on, a full ring counting one dropped */
+        PyObject *ql = PyObject_GetAttr(p, s_querylog), *config = NULL, *ring = NULL, *ml = NULL, *item = NULL;
+        int ok = ql != NULL && (config = PyObject_GetAttr(ql, s_config)) != NULL;
+        int enabled = ok ? attr_true(config, s_enabled) : -1;
+        if (enabled > 0) {
+            PyObject *rcode = slot_get(derived, E_RCODE), *upstream = slot_get(derived, E_UPSTREAM);
+            PyObject *reason = slot_get(derived, E_REASON);
+            ok = rcode != NULL && upstream != NULL && reason != NULL && (ring = PyObject_GetAttr(ql, s_ring)) != NULL &&
+                 (ml = PyObject_GetAttr(ring, s_maxlen)) != NULL;
+            if (ok && ml != Py_None) {
+                Py_ssize_t n = PyObject_Length(ring), most = PyLong_AsSsize_t(ml);
+                ok = n >= 0 && !(most == -1 && PyErr_Occurred()) && (n != most || add_count(ql, s_dropped, 1) == 0);
+            }
+            PyObject *parts[9] = {now, client, key, rcode, derived, upstream, latency, Py_False, reason};
+            if (ok && (ok = (item = PyTuple_Pack(9, parts[0], parts[1], parts[2], parts[3], parts[4], parts[5],
+                                                parts[6], parts[7], parts[8])) != NULL)) {
+                r = PyObject_CallMethodOneArg(ring, s_append, item);
+                ok = r != NULL;
+                Py_XDECREF(r);
+            }
+        } else
+            ok = enabled == 0;
+        Py_XDECREF(ql);
+        Py_XDECREF(config);
+        Py_XDECREF(ring);
+        Py_XDECREF(ml);
+        Py_XDECREF(item);
+        if (!ok)
             goto fail;
-        PyObject *rcode = slot_get(derived, E_RCODE), *upstream = slot_get(derived, E_UPSTREAM);
-        PyObject *reason = slot_get(derived, E_REASON);
-        if (rcode == NULL || upstream == NULL || reason == NULL) {
-            Py_DECREF(ql);
-            goto fail;
-        }
-        PyObject *largs[10] = {ql, now, client, key, rcode, derived, upstream, latency, Py_False, reason};
-        r = PyObject_VectorcallMethod(s_record, largs, 10 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        Py_DECREF(ql);
-        if (r == NULL)
-            goto fail;
-        Py_DECREF(r);
     }
 done:
     Py_DECREF(now);
@@ -2138,21 +2157,6 @@ static PyObject *s__closed, *s__loop, *s_is_running, *s__failover_order, *s_stra
     *s_queue, *s_timeout, *s_handle, *s_tick, *s__check, *s_call_later, *s_time, *s_queries, *s_pool, *s_packet,
     *s_done, *s_question, *s_order, *s_attempt, *s_upstream, *s_started, *s_armed, *s_token, *s_forward,
     *s_remove;
-
-/* o.name += delta for an int attribute; the new value in *now */
-static int attr_add(PyObject *o, PyObject *name, long delta, long *now) {
-    long v;
-    if (attr_long(o, name, &v) < 0)
-        return -1;
-    PyObject *n = PyLong_FromLong(v + delta);
-    if (n == NULL)
-        return -1;
-    int r = PyObject_SetAttr(o, name, n);
-    Py_DECREF(n);
-    if (now != NULL)
-        *now = v + delta;
-    return r;
-}
 
 static PyObject *forward_reply_fn; /* the module's forward_reply, each try's reply callback bound to its _Forward */
 static PyObject *bound_of(PyObject *func, PyObject *arg);

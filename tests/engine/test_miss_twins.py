@@ -410,7 +410,7 @@ def _miss_run(compiled: bool) -> tuple:
 
     pool, clock = _HeldPool(), Clock()
     p = _pipeline(pool, clock)
-    p.querylog = QueryLog(QueryLogConfig(), None)
+    p.querylog = QueryLog(QueryLogConfig(buffer_size=20), None)   # too small: the oldest records are dropped
     by_method = []
     if compiled:
         method = p._fetched_for
@@ -446,7 +446,7 @@ def _miss_run(compiled: bool) -> tuple:
     entries = sorted((k, e.head, e.tail, e.expires, e.gen, e.key, tuple(e.copies), e.rcode, e.upstream)
                      for k, e in p.cache._entries.items())
     logged = [(t[0], t[1], t[2], t[3], getattr(t[4], "key", t[4]), t[5], t[6], t[7], t[8]) for t in p.querylog.ring]
-    return sent, entries, logged, list(p.stats.latency), p.stats.upstream_errors, by_method
+    return sent, entries, logged, list(p.stats.latency), p.stats.upstream_errors, by_method, p.querylog.dropped
 
 
 @pytest.mark.skipif(FAST is None or not hasattr(FAST, "fetched"), reason="the accelerator was not built here")
@@ -455,12 +455,13 @@ def test_the_replys_way_in_c_answers_caches_and_logs_as_the_python_twin(caplog) 
     replies to each client, cache entries, query-log records and latency counts; a client whose send fails costs
     the others nothing; C hands the method every CNAME chain, failure and unusable reply."""
     got, want = _miss_run(True), _miss_run(False)
-    sent, entries, logged, latency, errors, by_method = got
+    sent, entries, logged, latency, errors, by_method, dropped = got
     assert sent == want[0] and entries == want[1] and logged == want[2] and latency == want[3] and errors == want[4]
+    assert dropped == want[6] and dropped + len(logged) == len(sent) and len(logged) == 20
     assert len(sent) == 2 * 3 * 6 and {who for who, _ in sent} == {"alice", "bob"}
     # "down" and "bad", asked with and without EDNS (two cache keys), three rounds: their SERVFAILs are logged but
     # not timed; the broken client's answers are neither sent nor logged
-    assert errors == 2 * 2 * 3 and len(logged) == len(sent) and sum(latency) == len(logged) - errors
+    assert errors == 2 * 2 * 3 and sum(latency) == len(sent) - errors
     assert "answering a waiting query failed" in caplog.text and "this client's socket is gone" in caplog.text
     # the usual answers stayed in C: the method saw only the CNAME chains, failures and unusable replies
     assert len(by_method) == 3 * 3 * 3 and all(d is not None for d in by_method)
