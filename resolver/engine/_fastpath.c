@@ -2652,6 +2652,272 @@ fail:
     return NULL;
 }
 
+/* Pipeline.resolve_later in C for the usual miss: the packet answer_cached just looked up, a plain question
+ * (class IN, not ANY or a transfer, not a local name) that the client's view allows, with nothing cached for
+ * it: the question checked, the view's verdict (its Python method), the counts, and the fetch (Fetcher.fetch:
+ * joined to one under way, or the upstream query, its reply callback, and the pool's forward). The same steps as
+ * the method (tests/engine/test_miss_twins.py); a blocked or rewritten name goes to _answer_verdict, anything
+ * else to the method before anything changed, a cached or stale entry to _forward after the counts. */
+static PyObject *s__looked_up, *s__waiting, *s__tasks, *s_max_pending, *s__checked_question, *s__special_qtypes,
+    *s_local, *s_wire_names, *s_decide, *s_wall, *s_action, *s_allow, *s_ttl_cap, *s__answer_verdict,
+    *s_slow_queries, *s_cache_misses, *s__nothing_looked_up, *s_get, *s__forward, *s_fetcher, *s__fetched_for_usual,
+    *s__upstream_query_for, *s_upstream_queries, *s__fetched_usual, *s_upstreams, *s_resolve_later, *s_fetch;
+
+static PyObject *fp_resolve_later(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "resolve_later(pipeline, data, client, udp, send)");
+        return NULL;
+    }
+    PyObject *p = args[0], *data = args[1], *udp = args[3], *send = args[4];
+    PyObject *looked = NULL, *q = NULL, *name = NULL, *verdict = NULL, *stats = NULL, *now = NULL, *held = NULL;
+    PyObject *tmp = NULL, *fetcher = NULL, *waiter = NULL;
+    int t;
+    if ((looked = PyObject_GetAttr(p, s__looked_up)) == NULL)
+        return NULL;
+    if (!PyTuple_CheckExact(looked) || PyTuple_GET_SIZE(looked) != 4 || PyTuple_GET_ITEM(looked, 0) != data ||
+        PyTuple_GET_ITEM(looked, 1) == Py_None || PyTuple_GET_ITEM(looked, 2) == Py_None)
+        goto by_method_clean;
+    PyObject *found = PyTuple_GET_ITEM(looked, 1), *view = PyTuple_GET_ITEM(looked, 2);
+    PyObject *client = PyTuple_GET_ITEM(looked, 3);
+    { /* len(self._waiting) + len(self._tasks) >= self.max_pending: the method drops it */
+        PyObject *w = PyObject_GetAttr(p, s__waiting), *k = w ? PyObject_GetAttr(p, s__tasks) : NULL;
+        Py_ssize_t nw = w ? PyObject_Length(w) : -1, nk = k ? PyObject_Length(k) : -1;
+        Py_XDECREF(w);
+        Py_XDECREF(k);
+        long most;
+        if (nw < 0 || nk < 0 || attr_long(p, s_max_pending, &most) < 0)
+            goto fail;
+        if (nw + nk >= most)
+            goto by_method_clean;
+    }
+    if ((tmp = PyObject_GetAttr(p, s__checked_question)) == NULL)
+        goto fail;
+    PyObject *qargs[2] = {data, found};
+    q = PyObject_Vectorcall(tmp, qargs, 2, NULL);
+    Py_CLEAR(tmp);
+    if (q == NULL)
+        goto fail;
+    if (!PyTuple_Check(q) || PyTuple_GET_SIZE(q) != 3 || !PyBytes_CheckExact(PyTuple_GET_ITEM(q, 0)) ||
+        PyBytes_GET_SIZE(PyTuple_GET_ITEM(q, 0)) < 6)
+        goto by_method_clean;
+    PyObject *key = PyTuple_GET_ITEM(q, 0);
+    const char *kb = PyBytes_AS_STRING(key);
+    Py_ssize_t kn = PyBytes_GET_SIZE(key);
+    if (kb[kn - 3] != 0 || kb[kn - 2] != 1) /* class IN */
+        goto by_method_clean;
+    if ((tmp = PyObject_GetAttr(p, s__special_qtypes)) == NULL)
+        goto fail;
+    PyObject *qtype = PyBytes_FromStringAndSize(kb + kn - 5, 2);
+    t = qtype == NULL ? -1 : PySequence_Contains(tmp, qtype);
+    Py_XDECREF(qtype);
+    Py_CLEAR(tmp);
+    if (t != 0)
+        goto checked;
+    if ((name = PyBytes_FromStringAndSize(kb, kn - 5)) == NULL)
+        goto fail;
+    { /* name in self.local.wire_names */
+        PyObject *local = PyObject_GetAttr(p, s_local);
+        if (local != NULL) {
+            tmp = PyObject_GetAttr(local, s_wire_names);
+            Py_DECREF(local);
+        }
+        if (tmp == NULL)
+            goto fail;
+        t = PySequence_Contains(tmp, name);
+        Py_CLEAR(tmp);
+        if (t != 0)
+            goto checked;
+    }
+    { /* verdict = view.decide(name, self.wall()) */
+        PyObject *wall = PyObject_GetAttr(p, s_wall), *when = NULL;
+        if (wall != NULL)
+            when = PyObject_CallNoArgs(wall);
+        Py_XDECREF(wall);
+        if (when == NULL)
+            goto fail;
+        PyObject *dargs[3] = {view, name, when};
+        verdict = PyObject_VectorcallMethod(s_decide, dargs, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(when);
+        if (verdict == NULL)
+            goto fail;
+    }
+    PyObject *cap = Py_None;
+    if (verdict != Py_None) {
+        if ((tmp = PyObject_GetAttr(verdict, s_action)) == NULL)
+            goto fail;
+        t = PyObject_RichCompareBool(tmp, s_allow, Py_NE);
+        Py_CLEAR(tmp);
+        if (t < 0)
+            goto fail;
+        if ((tmp = PyObject_GetAttr(verdict, s_ttl_cap)) == NULL)
+            goto fail;
+        cap = tmp; /* held in tmp until the end */
+    }
+    /* the method's effects from here: the counts and the looked-up packet forgotten */
+    if ((stats = PyObject_GetAttr(p, s_stats)) == NULL || add_count(stats, s_slow_queries, 1) < 0)
+        goto fail;
+    if ((held = PyObject_GetAttr(p, s__nothing_looked_up)) == NULL || PyObject_SetAttr(p, s__looked_up, held) < 0)
+        goto fail;
+    Py_CLEAR(held);
+    if (verdict != Py_None && t) { /* blocked or rewritten */
+        PyObject *vargs[8] = {p, data, q, client, udp, send, view, verdict};
+        PyObject *r = PyObject_VectorcallMethod(s__answer_verdict, vargs, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (r == NULL)
+            goto fail;
+        Py_DECREF(r);
+        goto done;
+    }
+    if (add_count(stats, s_cache_misses, 1) < 0)
+        goto fail;
+    /* _forward: now = self.clock(); held = self.cache.get(q.key) */
+    {
+        PyObject *clock = PyObject_GetAttr(p, s_clock);
+        if (clock != NULL)
+            now = PyObject_CallNoArgs(clock);
+        Py_XDECREF(clock);
+        if (now == NULL)
+            goto fail;
+        PyObject *cache = PyObject_GetAttr(p, s_cache), *get = NULL;
+        if (cache != NULL)
+            get = PyObject_GetAttr(cache, s_get);
+        Py_XDECREF(cache);
+        if (get != NULL)
+            held = PyObject_CallOneArg(get, key);
+        Py_XDECREF(get);
+        if (held == NULL)
+            goto fail;
+    }
+    if (held != Py_None) { /* cached meanwhile, or stale: the method's way */
+        PyObject *fargs[8] = {p, data, q, client, udp, send, view, cap};
+        PyObject *r = PyObject_VectorcallMethod(s__forward, fargs, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (r == NULL)
+            goto fail;
+        Py_DECREF(r);
+        goto done;
+    }
+    /* self.fetcher.fetch(q.key, (self._fetched_for_usual, self, data, q, client, udp, send, now, view, cap)) */
+    {
+        PyObject *ffu = PyObject_GetAttr(p, s__fetched_for_usual);
+        if (ffu == NULL || (fetcher = PyObject_GetAttr(p, s_fetcher)) == NULL) {
+            Py_XDECREF(ffu);
+            goto fail;
+        }
+        waiter = PyTuple_Pack(10, ffu, p, data, q, client, udp, send, now, view, cap);
+        Py_DECREF(ffu);
+        if (waiter == NULL)
+            goto fail;
+        PyObject *waiting = PyObject_GetAttr(fetcher, s_waiting);
+        if (waiting == NULL)
+            goto fail;
+        if (!PyDict_CheckExact(waiting)) {
+            Py_DECREF(waiting);
+            PyObject *r = PyObject_CallMethodObjArgs(fetcher, s_fetch, key, waiter, NULL);
+            if (r == NULL)
+                goto fail;
+            Py_DECREF(r);
+            goto done;
+        }
+        PyObject *waiters = PyDict_GetItemWithError(waiting, key);
+        if (waiters != NULL) { /* a fetch under way: wait for it too */
+            t = PyList_Append(waiters, waiter);
+            Py_DECREF(waiting);
+            if (t < 0)
+                goto fail;
+            goto done;
+        }
+        PyObject *one = PyErr_Occurred() ? NULL : PyList_New(1);
+        if (one != NULL) {
+            Py_INCREF(waiter);
+            PyList_SET_ITEM(one, 0, waiter);
+            t = PyDict_SetItem(waiting, key, one);
+            Py_DECREF(one);
+        }
+        Py_DECREF(waiting);
+        if (one == NULL || t < 0)
+            goto fail;
+        /* packet = self._upstream_query_for(key, self.p.edns_size); the count; the pool's forward */
+        PyObject *make = PyObject_GetAttr(fetcher, s__upstream_query_for), *edns = NULL, *packet = NULL;
+        if (make != NULL && (edns = PyObject_GetAttr(p, s_edns_size)) != NULL) {
+            PyObject *margs[2] = {key, edns};
+            packet = PyObject_Vectorcall(make, margs, 2, NULL);
+        }
+        Py_XDECREF(make);
+        Py_XDECREF(edns);
+        if (packet == NULL)
+            goto fail;
+        PyObject *fetched = NULL, *generation = NULL, *done_cb = NULL, *pool = NULL, *qpart = NULL, *r = NULL;
+        int ok = add_count(stats, s_upstream_queries, 1) == 0 &&
+                 (fetched = PyObject_GetAttr(fetcher, s__fetched_usual)) != NULL &&
+                 (generation = PyObject_GetAttr(p, s_generation)) != NULL;
+        if (ok) {
+            Bound *b = PyObject_GC_NewVar(Bound, &BoundType, 3);
+            if ((ok = b != NULL)) {
+                b->vectorcall = Bound_vectorcall;
+                b->func = Py_NewRef(fetched);
+                b->first[0] = Py_NewRef(fetcher);
+                b->first[1] = Py_NewRef(key);
+                b->first[2] = Py_NewRef(generation);
+                PyObject_GC_Track(b);
+                done_cb = (PyObject *)b;
+            }
+        }
+        if (ok && (ok = (pool = PyObject_GetAttr(p, s_upstreams)) != NULL) &&
+            (ok = (qpart = PyBytes_FromStringAndSize(kb, kn - 1)) != NULL)) {
+            PyObject *pargs[4] = {pool, packet, done_cb, qpart};
+            r = PyObject_VectorcallMethod(s_forward, pargs, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            ok = r != NULL;
+        }
+        Py_DECREF(packet);
+        Py_XDECREF(fetched);
+        Py_XDECREF(generation);
+        Py_XDECREF(done_cb);
+        Py_XDECREF(pool);
+        Py_XDECREF(qpart);
+        Py_XDECREF(r);
+        if (!ok)
+            goto fail;
+    }
+done:
+    Py_DECREF(looked);
+    Py_DECREF(q);
+    Py_DECREF(name);
+    Py_DECREF(verdict);
+    Py_XDECREF(stats);
+    Py_XDECREF(now);
+    Py_XDECREF(held);
+    Py_XDECREF(tmp);
+    Py_XDECREF(fetcher);
+    Py_XDECREF(waiter);
+    Py_RETURN_NONE;
+checked:
+    if (t < 0)
+        goto fail;
+by_method_clean:
+    Py_XDECREF(looked);
+    Py_XDECREF(q);
+    Py_XDECREF(name);
+    {
+        PyObject *method = PyObject_GetAttr((PyObject *)Py_TYPE(p), s_resolve_later);
+        if (method == NULL)
+            return NULL;
+        PyObject *r = PyObject_Vectorcall(method, args, 5, NULL);
+        Py_DECREF(method);
+        return r;
+    }
+fail:
+    Py_XDECREF(looked);
+    Py_XDECREF(q);
+    Py_XDECREF(name);
+    Py_XDECREF(verdict);
+    Py_XDECREF(stats);
+    Py_XDECREF(now);
+    Py_XDECREF(held);
+    Py_XDECREF(tmp);
+    Py_XDECREF(fetcher);
+    Py_XDECREF(waiter);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ query-log texts (the writer thread) */
 
 /* A growing ASCII buffer for the query log's texts. */
@@ -3106,6 +3372,8 @@ static PyMethodDef fastpath_functions[] = {
      "derive(entry, now, cap) -> entry: CacheEntry.derive, in C for a copy made the moment the answer came"},
     {"entry_reply", (PyCFunction)(void (*)(void))fp_entry_reply, METH_FASTCALL,
      "entry_reply(entry, query, qend, now) -> bytes: CacheEntry.reply in C"},
+    {"resolve_later", (PyCFunction)(void (*)(void))fp_resolve_later, METH_FASTCALL,
+     "resolve_later(pipeline, data, client, udp, send): Pipeline.resolve_later in C for the usual miss"},
     {"forward_reply", (PyCFunction)(void (*)(void))fp_forward_reply, METH_FASTCALL,
      "forward_reply(forward, result): _Forward.on_reply in C for the usual reply"},
     {"forward_udp", (PyCFunction)(void (*)(void))fp_forward_udp, METH_FASTCALL,
@@ -3235,6 +3503,33 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_spec, "spec");
     INTERN(s_url, "url");
     INTERN(s_pop, "pop");
+    INTERN(s__looked_up, "_looked_up");
+    INTERN(s__waiting, "_waiting");
+    INTERN(s__tasks, "_tasks");
+    INTERN(s_max_pending, "max_pending");
+    INTERN(s__checked_question, "_checked_question");
+    INTERN(s__special_qtypes, "_special_qtypes");
+    INTERN(s_local, "local");
+    INTERN(s_wire_names, "wire_names");
+    INTERN(s_decide, "decide");
+    INTERN(s_wall, "wall");
+    INTERN(s_action, "action");
+    INTERN(s_ttl_cap, "ttl_cap");
+    INTERN(s__answer_verdict, "_answer_verdict");
+    INTERN(s_slow_queries, "slow_queries");
+    INTERN(s_cache_misses, "cache_misses");
+    INTERN(s__nothing_looked_up, "_nothing_looked_up");
+    INTERN(s_get, "get");
+    INTERN(s__forward, "_forward");
+    INTERN(s_fetcher, "fetcher");
+    INTERN(s__fetched_for_usual, "_fetched_for_usual");
+    INTERN(s__upstream_query_for, "_upstream_query_for");
+    INTERN(s_upstream_queries, "upstream_queries");
+    INTERN(s__fetched_usual, "_fetched_usual");
+    INTERN(s_upstreams, "upstreams");
+    INTERN(s_resolve_later, "resolve_later");
+    INTERN(s_fetch, "fetch");
+    INTERN(s_allow, "allow");
     INTERN(s__fetched, "_fetched");
     INTERN(s__reply_entry, "_reply_entry");
     INTERN(s_p, "p");

@@ -136,6 +136,9 @@ class Pipeline:
         # for the rest); either is called as fetched_for(pipeline, ...)
         self._fetched_for_usual = getattr(fastpath, "fetched_for", Pipeline._fetched_for)
         self._latency_buckets = LATENCY_BUCKETS_MS   # read by _fastpath.fetched_for
+        if hasattr(fastpath, "resolve_later"):
+            # a plain miss's way to the upstreams in C (_fastpath.resolve_later; it calls the method for the rest)
+            self.resolve_later = fastpath.bound(fastpath.resolve_later, self)
 
     # ------------------------------------------------------------ fast path: cache hits
 
@@ -299,6 +302,10 @@ class Pipeline:
 
     # ------------------------------------------------------------ misses
 
+    # read by _fastpath.resolve_later
+    _special_qtypes = _SPECIAL_QTYPES
+    _nothing_looked_up = _NOTHING_LOOKED_UP
+
     def resolve_later(self, data: bytes, client: str, udp: bool, send: Callable[[bytes], None]) -> None:
         """Answer a query the cache could not: plain ones by callbacks, the rest in a task."""
         self.stats.slow_queries += 1
@@ -324,17 +331,22 @@ class Pipeline:
                 client = who
             verdict = view.decide(q.key[:-5], self.wall())
             if verdict is not None and verdict.action != ALLOW:
-                if verdict.action == BLOCK:
-                    now = self.clock()
-                    entry = self._blocked_entry(view.tag + q.key, verdict.decision, view, verdict.ttl_cap)
-                    self._send_entry(entry, data, q, client, udp, send, now, now, False)
-                else:
-                    self._spawn(self._rewrite_and_send(data, q, client, udp, send, view, verdict))
+                self._answer_verdict(data, q, client, udp, send, view, verdict)
                 return
             self.stats.cache_misses += 1
             self._forward(data, q, client, udp, send, view, verdict.ttl_cap if verdict is not None else None)
             return
         self._spawn(self._resolve_and_send(data, client, udp, send))
+
+    def _answer_verdict(self, data: bytes, q: Question, client: str, udp: bool, send: Callable[[bytes], None],
+                        view: View, verdict: Verdict) -> None:
+        """A plain question the view blocks (answered at once) or rewrites (safe search, in a task)."""
+        if verdict.action == BLOCK:
+            now = self.clock()
+            entry = self._blocked_entry(view.tag + q.key, verdict.decision, view, verdict.ttl_cap)
+            self._send_entry(entry, data, q, client, udp, send, now, now, False)
+        else:
+            self._spawn(self._rewrite_and_send(data, q, client, udp, send, view, verdict))
 
     def _forward(self, data: bytes, q: Question, client: str, udp: bool, send: Callable[[bytes], None],
                  view: View, cap: Optional[int]) -> None:
