@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 #define MAX_LABELS 128
 #define MAX_WIRE 1024
@@ -485,10 +486,197 @@ static PyObject *fi_suffix_get(PyObject *Py_UNUSED(mod), PyObject *const *args, 
     Py_RETURN_NONE;
 }
 
+/* ProfilePolicy.decide in C for the usual name: no pause, no temporary allow, the schedules' state of this second
+ * already memoised, no bypass signal, a profile without allow, block or service entries, no block_all window,
+ * no time budgets; then the category lookup (the index's lookup_wire), the encrypted-DNS table and the safe-search
+ * table, each of which, when it matches, hands the name to the method. The verdict is the method's own object
+ * (the shared plain allow, or the policy's last capped allow). Anything else calls the method, which is the
+ * reference (tests/policy/test_profile_policy.py, the twin test). */
+static PyObject *s_weekly, *s_base, *s_memo, *s_bypass, *s_bypass_wire, *s_domains, *s_index, *s_lookup_wire,
+    *s_doh_match, *s_spent, *s_rewrites, *s_safe_host_wires, *s_safe_targets, *s_plain_allow, *s_capped_allow,
+    *s_decide;
+
+static int policy_flag(PyObject *policy, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(policy, name);
+    if (v == NULL)
+        return -1;
+    int t = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return t;
+}
+
+static PyObject *fi_policy_decide(PyObject *Py_UNUSED(mod), PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 3 || nargs > 5) {
+        PyErr_SetString(PyExc_TypeError, "policy_decide(policy, name_wire, now, paused_until=None, temp_allows=())");
+        return NULL;
+    }
+    PyObject *policy = args[0], *w = args[1], *now = args[2], *state = NULL, *tmp = NULL, *verdict = NULL;
+    long long cap = 0; /* 0: none */
+    int t;
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames))
+        goto by_method;
+    if ((nargs > 3 && args[3] != Py_None) || !PyBytes_CheckExact(w) || !PyFloat_CheckExact(now))
+        goto by_method;
+    if (nargs > 4 && (t = PyObject_IsTrue(args[4])) != 0)
+        goto checked;
+    double when = PyFloat_AS_DOUBLE(now);
+    if ((tmp = PyObject_GetAttr(policy, s_weekly)) == NULL)
+        return NULL;
+    if (tmp == Py_None) {
+        Py_CLEAR(tmp);
+        if ((state = PyObject_GetAttr(policy, s_base)) == NULL)
+            return NULL;
+    } else { /* the memo of this second: (second, state, next change) */
+        Py_CLEAR(tmp);
+        if ((tmp = PyObject_GetAttr(policy, s_memo)) == NULL)
+            return NULL;
+        if (!PyTuple_CheckExact(tmp) || PyTuple_GET_SIZE(tmp) != 3 || !PyLong_CheckExact(PyTuple_GET_ITEM(tmp, 0)))
+            goto by_method_clean;
+        long long sec = PyLong_AsLongLong(PyTuple_GET_ITEM(tmp, 0));
+        if (sec == -1 && PyErr_Occurred())
+            goto fail;
+        if (!(when > -9e15 && when < 9e15) || (long long)floor(when) != sec)
+            goto by_method_clean;
+        PyObject *change = PyTuple_GET_ITEM(tmp, 2);
+        if (change != Py_None) {
+            if (!PyFloat_CheckExact(change))
+                goto by_method_clean;
+            double left = ceil(PyFloat_AS_DOUBLE(change) - when);
+            if (!(left < 9e15))
+                goto by_method_clean;
+            cap = left < 1 ? 1 : (long long)left;
+        }
+        state = PyTuple_GET_ITEM(tmp, 1);
+        Py_INCREF(state);
+        Py_CLEAR(tmp);
+    }
+    if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 4 || PyTuple_GET_ITEM(state, 0) != Py_None)
+        goto by_method_clean; /* a block_all window */
+    /* 1. a bypass signal */
+    if ((t = policy_flag(policy, s_bypass)) < 0)
+        goto fail;
+    if (t) {
+        if ((tmp = PyObject_GetAttr(policy, s_bypass_wire)) == NULL)
+            goto fail;
+        t = PySequence_Contains(tmp, w);
+        Py_CLEAR(tmp);
+        if (t != 0)
+            goto checked_clean;
+    }
+    /* 4-7. the profile's own allow, block and service entries; 9. time budgets */
+    if ((t = policy_flag(policy, s_domains)) != 0)
+        goto checked_clean;
+    if ((tmp = PyObject_GetAttr(policy, s_spent)) == NULL)
+        goto fail;
+    t = tmp != Py_None;
+    Py_CLEAR(tmp);
+    if (t)
+        goto by_method_clean;
+    /* 8. categories: the index (a match goes to the method, which words the decision) */
+    PyObject *mask = PyTuple_GET_ITEM(state, 2);
+    if ((t = PyObject_IsTrue(mask)) < 0)
+        goto fail;
+    if (t) {
+        if ((tmp = PyObject_GetAttr(policy, s_index)) == NULL)
+            goto fail;
+        if (tmp != Py_None) {
+            PyObject *largs[3] = {tmp, w, mask};
+            PyObject *match = PyObject_VectorcallMethod(s_lookup_wire, largs, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                        NULL);
+            if (match == NULL)
+                goto fail;
+            t = match != Py_None;
+            Py_DECREF(match);
+            if (t)
+                goto by_method_clean;
+        }
+        Py_CLEAR(tmp);
+    }
+    if ((t = PyObject_IsTrue(PyTuple_GET_ITEM(state, 3))) < 0)
+        goto fail;
+    if (t) { /* the built-in DoH/DoT table */
+        if ((tmp = PyObject_GetAttr(policy, s_doh_match)) == NULL)
+            goto fail;
+        PyObject *entry = PyObject_CallOneArg(tmp, w);
+        Py_CLEAR(tmp);
+        if (entry == NULL)
+            goto fail;
+        t = entry != Py_None;
+        Py_DECREF(entry);
+        if (t)
+            goto by_method_clean;
+    }
+    /* 10. safe search */
+    if ((t = policy_flag(policy, s_rewrites)) < 0)
+        goto fail;
+    if (t) {
+        if ((tmp = PyObject_GetAttr(policy, s_safe_host_wires)) == NULL)
+            goto fail;
+        t = PySequence_Contains(tmp, w);
+        Py_CLEAR(tmp);
+        if (t < 0)
+            goto fail;
+        if (!t) {
+            if ((tmp = PyObject_GetAttr(policy, s_safe_targets)) == NULL)
+                goto fail;
+            if (!PyDict_Check(tmp))
+                goto by_method_clean;
+            PyObject *target = PyDict_GetItemWithError(tmp, w);
+            Py_CLEAR(tmp);
+            if (target != NULL)
+                goto by_method_clean;
+            if (PyErr_Occurred())
+                goto fail;
+        }
+    }
+    /* 11. allowed: the shared plain allow, or the last capped allow while its cap is the same */
+    Py_DECREF(state);
+    state = NULL;
+    if (cap == 0)
+        return PyObject_GetAttr(policy, s_plain_allow);
+    if ((verdict = PyObject_GetAttr(policy, s_capped_allow)) == NULL)
+        return NULL;
+    if (PyTuple_Check(verdict) && PyTuple_GET_SIZE(verdict) == 4 && PyLong_CheckExact(PyTuple_GET_ITEM(verdict, 3))) {
+        long long had = PyLong_AsLongLong(PyTuple_GET_ITEM(verdict, 3));
+        if (had == cap)
+            return verdict;
+        PyErr_Clear();
+    }
+    Py_DECREF(verdict);
+    goto by_method;
+checked_clean:
+    if (t < 0)
+        goto fail;
+by_method_clean:
+    Py_XDECREF(state);
+    Py_XDECREF(tmp);
+    goto by_method;
+checked:
+    if (t < 0)
+        return NULL;
+by_method: {
+    PyObject *method = PyObject_GetAttr((PyObject *)Py_TYPE(policy), s_decide);
+    if (method == NULL)
+        return NULL;
+    PyObject *r = PyObject_Vectorcall(method, args, nargs, kwnames);
+    Py_DECREF(method);
+    return r;
+}
+fail:
+    Py_XDECREF(state);
+    Py_XDECREF(tmp);
+    return NULL;
+}
+
 static PyMethodDef module_functions[] = {
     {"suffix_get", (PyCFunction)(void (*)(void))fi_suffix_get, METH_FASTCALL,
      "suffix_get(table, name_wire) -> value or None: the first suffix of the name the table holds"},
     {"name_hash", fi_name_hash, METH_O, "name_hash(wire bytes) -> int: blake2s(digest_size=8), little-endian"},
+    {"policy_decide", (PyCFunction)(void (*)(void))fi_policy_decide, METH_FASTCALL | METH_KEYWORDS,
+     "policy_decide(policy, name_wire, now, paused_until=None, temp_allows=()): ProfilePolicy.decide in C for the "
+     "usual name"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef indexscan_module = {
@@ -497,6 +685,38 @@ static struct PyModuleDef indexscan_module = {
 };
 
 PyMODINIT_FUNC PyInit__indexscan(void) {
+    if ((s_weekly = PyUnicode_InternFromString("_weekly")) == NULL)
+        return NULL;
+    if ((s_base = PyUnicode_InternFromString("_base")) == NULL)
+        return NULL;
+    if ((s_memo = PyUnicode_InternFromString("_memo")) == NULL)
+        return NULL;
+    if ((s_bypass = PyUnicode_InternFromString("_bypass")) == NULL)
+        return NULL;
+    if ((s_bypass_wire = PyUnicode_InternFromString("_bypass_wire")) == NULL)
+        return NULL;
+    if ((s_domains = PyUnicode_InternFromString("_domains")) == NULL)
+        return NULL;
+    if ((s_index = PyUnicode_InternFromString("index")) == NULL)
+        return NULL;
+    if ((s_lookup_wire = PyUnicode_InternFromString("lookup_wire")) == NULL)
+        return NULL;
+    if ((s_doh_match = PyUnicode_InternFromString("_doh_match")) == NULL)
+        return NULL;
+    if ((s_spent = PyUnicode_InternFromString("_spent")) == NULL)
+        return NULL;
+    if ((s_rewrites = PyUnicode_InternFromString("_rewrites")) == NULL)
+        return NULL;
+    if ((s_safe_host_wires = PyUnicode_InternFromString("_safe_host_wires")) == NULL)
+        return NULL;
+    if ((s_safe_targets = PyUnicode_InternFromString("_safe_targets")) == NULL)
+        return NULL;
+    if ((s_plain_allow = PyUnicode_InternFromString("_plain_allow")) == NULL)
+        return NULL;
+    if ((s_capped_allow = PyUnicode_InternFromString("_capped_allow")) == NULL)
+        return NULL;
+    if ((s_decide = PyUnicode_InternFromString("decide")) == NULL)
+        return NULL;
     if (PyType_Ready(&TablesType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&indexscan_module);

@@ -83,9 +83,10 @@ from __future__ import annotations
 
 import logging
 import math
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Tuple
 
+from blocklists import index as block_index
 from blocklists.manager import MANDATORY_PREFIX
 
 from resolver.policy.bypass import BYPASS_ANSWERS_WIRE as _BYPASS_WIRE
@@ -182,9 +183,17 @@ class ProfilePolicy:
     bundled catalogue); ids the catalogue does not know block nothing (and are logged once).
     """
 
+    # read by blocklists/_indexscan.c's policy_decide
+    _bypass_wire = _BYPASS_WIRE
+    _safe_host_wires = _SAFE_HOST_WIRES
+    _plain_allow = _PLAIN_ALLOW
+
     def __init__(self, profile: Profile, index: Optional[BlockIndex], meta: dict, schedules: Iterable[Schedule],
                  tz: str, services: Optional[dict] = None, spent: Optional[Spent] = None):
         self.profile = profile
+        fast = getattr(block_index.accel, "policy_decide", None)
+        if fast is not None:   # the usual name's verdict in C (it calls the method for the rest)
+            self.decide = partial(fast, self)
         self.index = index
         self._bypass = profile.bypass_prevention
         self._safe_search = profile.safe_search
@@ -303,7 +312,7 @@ class ProfilePolicy:
         """True when the profile has (enabled) schedules: its answers depend on the clock."""
         return self._weekly is not None
 
-    def decide(self, name_wire: bytes, now: float, *, paused_until: Optional[float] = None,
+    def decide(self, name_wire: bytes, now: float, paused_until: Optional[float] = None,
                temp_allows: Iterable[Tuple[str, float]] = ()) -> Verdict:
         """The verdict for a lower-case uncompressed wire name at UNIX time ``now``, for a device paused
         until ``paused_until`` (if that is later than now) with temporary allows ``(domain, until)``."""

@@ -55,7 +55,7 @@ class View:
         policy = self.policy
         if policy is None:
             return None
-        return policy.decide(name_wire, now, paused_until=self.paused_until, temp_allows=self.temp_allows)
+        return policy.decide(name_wire, now, self.paused_until, self.temp_allows)
 
 
 class ViewRegistry:

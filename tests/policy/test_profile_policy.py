@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from blocklists import index as block_index
 from blocklists.index import BlockIndex
 from blocklists.index_build import IndexBuilder
 from blocklists.services import Service, load_services
@@ -487,3 +488,48 @@ def test_schedule_state_memoised_per_second(index):
     assert p._memo is memo
     p.decide(wire("example.org"), now + 1)
     assert p._memo is not memo and p._memo[0] == now + 1
+
+
+# ------------------------------------------------------------------------------------------ the compiled verdict
+
+@pytest.mark.skipif(not hasattr(block_index.accel, "policy_decide"),
+                    reason="the compiled lookup was not built here (no compiler) or HEARTH_NO_ACCEL is set")
+def test_the_verdict_in_c_is_the_methods(index, services) -> None:
+    """blocklists/_indexscan.c's policy_decide (what policy.decide is when built) against ProfilePolicy.decide on
+    every step: the same verdict for plain names, listed ones, bypass signals, DoH, safe search, schedules and
+    their caps, pauses and temporary allows; and the plain names' verdicts made in C (the method not called)."""
+    homework = Schedule(profile="Kid", name="Homework", days=("mon",), start="11:00", end="13:00",
+                        action="block_categories", categories=("ads",))
+    profiles = [kid(), kid(bypass_prevention=False), kid(safe_search=False, youtube="off"),
+                kid(allow=("ads.example.net",), block=("plain.example",)), kid(services=("tiktok",)),
+                replace(PRESETS["teen"], name="Kid"), replace(PRESETS["adult"], name="Kid"), DEFAULT_PROFILE]
+    names = ["www.example.com", "plain.example", "porn.example", "a.bet.example", "ads.example.net",
+             "doh.example.org", "forbidden.example", "dns.google", "cloudflare-dns.com", "mask.icloud.com",
+             "use-application-dns.net", "www.google.com", "google.com", "www.youtube.com", "www.bing.com",
+             "forcesafesearch.google.com", "tiktok.com", "x.y.z.example.org", "xn--bcher-kva.example"]
+    times = [NOON, NOON + 0.25, NOON + 0.75, at(HCM, *MON, 20, 59, 59) + 0.5, at(HCM, *MON, 22), at(HCM, *SAT, 9)]
+    extras = [(None, ()), (NOON + 600, ()), (None, (("plain.example", NOON + 900),))]
+    method = ProfilePolicy.decide
+    compared = 0
+    for profile in profiles:
+        for scheduled in ((), (BEDTIME, homework)):
+            p = policy(index, profile, scheduled, services=services)
+            assert p.decide is not method
+            for t in times:
+                for name in names:
+                    for paused, temps in extras:
+                        got = p.decide(wire(name), t, paused, temps)
+                        want = method(p, wire(name), t, paused, temps)
+                        assert got == want, (profile.name, scheduled, t, name, paused, temps)
+                        compared += 1
+    assert compared > 5000
+    calls: list = []
+    p = policy(index, kid(), (BEDTIME,), services=services)
+    p.decide(wire("warm.example"), NOON)          # the schedule's state of this second, memoised
+    try:
+        ProfilePolicy.decide = lambda self, *a, **k: (calls.append(a[0]), method(self, *a, **k))[1]
+        verdicts = [p.decide(wire(f"n{i}.example"), NOON + 0.5) for i in range(50)]
+        assert p.decide(wire("porn.example"), NOON + 0.5).action == "block"
+    finally:
+        ProfilePolicy.decide = method
+    assert all(v.action == "allow" for v in verdicts) and calls == [wire("porn.example")]
