@@ -60,7 +60,8 @@ setup(
     ext_modules=([Extension("resolver.engine._fastpath", ["resolver/engine/_fastpath.c"], optional=True,
                             extra_compile_args=["-O2", "-ffp-contract=off"])] if sys.platform.startswith("linux")
                  else [])
-    + [Extension("blocklists._indexscan", ["blocklists/_indexscan.c"], optional=True, extra_compile_args=["-O2"])],
+    + [Extension("blocklists._indexscan", ["blocklists/_indexscan.c"], optional=True, extra_compile_args=["-O2"],
+                 libraries=["m"])],
     entry_points={"console_scripts": ["hearth = resolver.cli.main:main"]},
     classifiers=[
         "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)",
