@@ -2918,6 +2918,142 @@ fail:
     return NULL;
 }
 
+/* Pipeline.answer_cached in C for a miss: a known client, not rate limited, allowed, identified (not a forwarder's
+ * query naming a MAC), no alias of the packet in its view, and no cache entry for its question: the packet, the
+ * question found and the view are kept for resolve_later (``_looked_up``) and None is returned. Anything else
+ * (a hit, a packet without a plain question, a client to check or identify) calls the method, which does the
+ * same pure look-ups again (tests/engine/test_miss_twins.py). */
+static PyObject *s_access, *s_states, *s_tokens_, *s_allowed_, *s_view_, *s_via_, *s_aliases_, *s__lookup_key,
+    *s_answer_cached;
+
+static PyObject *fp_answer_cached(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "answer_cached(pipeline, data, client, udp)");
+        return NULL;
+    }
+    PyObject *p = args[0], *data = args[1], *client = args[2];
+    PyObject *st = NULL, *view = NULL, *tmp = NULL, *found = NULL, *looked = NULL;
+    int t;
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) < 12 || !PyUnicode_CheckExact(client))
+        goto by_method;
+    { /* st = self.access.states.get(client): known, not rate limited, allowed, identified */
+        PyObject *access = PyObject_GetAttr(p, s_access), *states = NULL;
+        if (access != NULL)
+            states = PyObject_GetAttr(access, s_states);
+        Py_XDECREF(access);
+        if (states == NULL)
+            return NULL;
+        st = PyDict_CheckExact(states) ? PyDict_GetItemWithError(states, client) : NULL;
+        Py_XINCREF(st);
+        Py_DECREF(states);
+        if (st == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            goto by_method;
+        }
+    }
+    if ((tmp = PyObject_GetAttr(st, s_tokens_)) == NULL)
+        goto fail;
+    double tokens = PyFloat_AsDouble(tmp);
+    Py_CLEAR(tmp);
+    if (tokens == -1.0 && PyErr_Occurred())
+        goto fail;
+    if (tokens >= 0)
+        goto by_method_clean;
+    if ((t = attr_true(st, s_allowed_)) <= 0)
+        goto checked;
+    if ((view = PyObject_GetAttr(st, s_view_)) == NULL)
+        goto fail;
+    if (view == Py_None)
+        goto by_method_clean;
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
+    if (d[10] || d[11]) { /* additional records: a forwarder may name the client's MAC */
+        if ((t = attr_true(st, s_via_)) != 0)
+            goto checked;
+    }
+    { /* view.aliases.get(data[2:]): a hit is the method's */
+        PyObject *aliases = PyObject_GetAttr(view, s_aliases_), *rest = NULL, *hit = NULL;
+        if (aliases != NULL && PyDict_CheckExact(aliases) &&
+            (rest = PyBytes_FromStringAndSize((const char *)d + 2, PyBytes_GET_SIZE(data) - 2)) != NULL) {
+            hit = PyDict_GetItemWithError(aliases, rest);
+            t = hit != NULL ? 1 : PyErr_Occurred() ? -1 : 0;
+        } else
+            t = aliases == NULL || rest == NULL ? -1 : 1;
+        Py_XDECREF(aliases);
+        Py_XDECREF(rest);
+        if (t != 0)
+            goto checked;
+    }
+    { /* found = self._lookup_key(data, self.edns_size) */
+        PyObject *lookup = PyObject_GetAttr(p, s__lookup_key), *edns = NULL;
+        if (lookup != NULL && (edns = PyObject_GetAttr(p, s_edns_size)) != NULL) {
+            PyObject *largs[2] = {data, edns};
+            found = PyObject_Vectorcall(lookup, largs, 2, NULL);
+        }
+        Py_XDECREF(lookup);
+        Py_XDECREF(edns);
+        if (found == NULL)
+            goto fail;
+    }
+    if (found != Py_None) { /* cache.get(view.tag + key): an entry is the method's */
+        if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 3 || !PyBytes_CheckExact(PyTuple_GET_ITEM(found, 0)))
+            goto by_method_clean;
+        PyObject *tag = PyObject_GetAttr(view, s_tag), *vkey = NULL, *cache = NULL, *get = NULL, *entry = NULL;
+        if (tag != NULL && PyBytes_CheckExact(tag)) {
+            PyObject *key = PyTuple_GET_ITEM(found, 0);
+            vkey = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(tag) + PyBytes_GET_SIZE(key));
+            if (vkey != NULL) {
+                memcpy(PyBytes_AS_STRING(vkey), PyBytes_AS_STRING(tag), PyBytes_GET_SIZE(tag));
+                memcpy(PyBytes_AS_STRING(vkey) + PyBytes_GET_SIZE(tag), PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+            }
+        }
+        if (vkey != NULL && (cache = PyObject_GetAttr(p, s_cache)) != NULL && (get = PyObject_GetAttr(cache, s_get)))
+            entry = PyObject_CallOneArg(get, vkey);
+        Py_XDECREF(tag);
+        Py_XDECREF(vkey);
+        Py_XDECREF(cache);
+        Py_XDECREF(get);
+        if (entry == NULL)
+            goto fail;
+        t = entry != Py_None;
+        Py_DECREF(entry);
+        if (t)
+            goto by_method_clean;
+    }
+    /* a miss: self._looked_up = (data, found or None, view, client); None */
+    PyObject *parts[4] = {data, found, view, client};
+    if ((looked = PyTuple_Pack(4, parts[0], parts[1], parts[2], parts[3])) == NULL ||
+        PyObject_SetAttr(p, s__looked_up, looked) < 0)
+        goto fail;
+    Py_DECREF(looked);
+    Py_DECREF(found);
+    Py_DECREF(view);
+    Py_DECREF(st);
+    Py_RETURN_NONE;
+checked:
+    if (t < 0)
+        goto fail;
+by_method_clean:
+    Py_XDECREF(st);
+    Py_XDECREF(view);
+    Py_XDECREF(found);
+by_method: {
+    PyObject *method = PyObject_GetAttr((PyObject *)Py_TYPE(p), s_answer_cached);
+    if (method == NULL)
+        return NULL;
+    PyObject *r = PyObject_Vectorcall(method, args, 4, NULL);
+    Py_DECREF(method);
+    return r;
+}
+fail:
+    Py_XDECREF(st);
+    Py_XDECREF(view);
+    Py_XDECREF(found);
+    Py_XDECREF(tmp);
+    Py_XDECREF(looked);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ query-log texts (the writer thread) */
 
 /* A growing ASCII buffer for the query log's texts. */
@@ -3372,6 +3508,8 @@ static PyMethodDef fastpath_functions[] = {
      "derive(entry, now, cap) -> entry: CacheEntry.derive, in C for a copy made the moment the answer came"},
     {"entry_reply", (PyCFunction)(void (*)(void))fp_entry_reply, METH_FASTCALL,
      "entry_reply(entry, query, qend, now) -> bytes: CacheEntry.reply in C"},
+    {"answer_cached", (PyCFunction)(void (*)(void))fp_answer_cached, METH_FASTCALL,
+     "answer_cached(pipeline, data, client, udp): Pipeline.answer_cached in C for a miss"},
     {"resolve_later", (PyCFunction)(void (*)(void))fp_resolve_later, METH_FASTCALL,
      "resolve_later(pipeline, data, client, udp, send): Pipeline.resolve_later in C for the usual miss"},
     {"forward_reply", (PyCFunction)(void (*)(void))fp_forward_reply, METH_FASTCALL,
@@ -3530,6 +3668,15 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_resolve_later, "resolve_later");
     INTERN(s_fetch, "fetch");
     INTERN(s_allow, "allow");
+    INTERN(s_access, "access");
+    INTERN(s_states, "states");
+    INTERN(s_tokens_, "tokens");
+    INTERN(s_allowed_, "allowed");
+    INTERN(s_view_, "view");
+    INTERN(s_via_, "via");
+    INTERN(s_aliases_, "aliases");
+    INTERN(s__lookup_key, "_lookup_key");
+    INTERN(s_answer_cached, "answer_cached");
     INTERN(s__fetched, "_fetched");
     INTERN(s__reply_entry, "_reply_entry");
     INTERN(s_p, "p");

@@ -137,7 +137,9 @@ class Pipeline:
         self._fetched_for_usual = getattr(fastpath, "fetched_for", Pipeline._fetched_for)
         self._latency_buckets = LATENCY_BUCKETS_MS   # read by _fastpath.fetched_for
         if hasattr(fastpath, "resolve_later"):
-            # a plain miss's way to the upstreams in C (_fastpath.resolve_later; it calls the method for the rest)
+            # a plain miss in C: found missing (_fastpath.answer_cached), then on its way to the upstreams
+            # (_fastpath.resolve_later); each calls the method for anything else
+            self.answer_cached = fastpath.bound(fastpath.answer_cached, self)
             self.resolve_later = fastpath.bound(fastpath.resolve_later, self)
 
     # ------------------------------------------------------------ fast path: cache hits

@@ -426,8 +426,9 @@ def _miss_run(compiled: bool) -> tuple:
         p._fetched_for = lambda *a: (by_method.append(a[1]), method(*a))   # the method C hands a case to
     else:
         p._fetched_for_usual, p.fetcher._fetched_usual = Pipeline._fetched_for, fetcher.Fetcher._fetched
-        if "resolve_later" in vars(p):
-            del p.resolve_later
+        for compiled_step in ("answer_cached", "resolve_later"):
+            if compiled_step in vars(p):
+                delattr(p, compiled_step)
     sent: list = []
 
     def sender(who: str):
@@ -440,16 +441,20 @@ def _miss_run(compiled: bool) -> tuple:
     async def main() -> None:
         names = ["www.example", "c.example", "big.example", "down.example", "bad.example", "a.b.example",
                  "blocked.example", "limited.example"]
-        for round_ in range(3):
+        for round_ in (0, 1, 2, 0, 0):   # round 0 again twice: answered from the cache, then by its alias
             for i, name in enumerate(names):
-                for who, edns in (("alice", True), ("bob", False), ("broken", True)):
+                for who, edns, address in (("alice", True, "127.0.0.1"), ("bob", False, "127.0.0.1"),
+                                           ("broken", True, "127.0.0.1"), ("stranger", True, "10.9.9.9")):
                     q = DNSRecord.question(name.replace(".", f"{round_}.", 1), "A")
                     if edns:
                         q.add_ar(__import__("dnslib").EDNS0(udp_len=1232))
                     q.header.id = 100 * round_ + 10 * i + len(who)
                     data = bytes(q.pack())
-                    if p.answer_cached(data, "127.0.0.1", True) is None:
-                        p.resolve_later(data, "127.0.0.1", True, sender(who))
+                    out = p.answer_cached(data, address, True)
+                    if out is None:
+                        p.resolve_later(data, address, True, sender(who))
+                    elif who != "broken":   # a cache hit, or the stranger refused
+                        sent.append((f"{who} at once", out))
             clock.now += 0.375
             pool.release()
             clock.now += 1.5
@@ -470,24 +475,25 @@ def _miss_run(compiled: bool) -> tuple:
 
 @pytest.mark.skipif(FAST is None or not hasattr(FAST, "fetched"), reason="the accelerator was not built here")
 def test_the_replys_way_in_c_answers_caches_and_logs_as_the_python_twin(caplog) -> None:
-    """Fetcher._fetched and Pipeline._fetched_for in C (the usual reply) against their Python twins: the same
-    replies to each client, cache entries, query-log records and latency counts; a client whose send fails costs
-    the others nothing; C hands the method every CNAME chain, failure and unusable reply."""
+    """A miss's steps in C (answer_cached finding it missing, resolve_later, the fetch, the upstream reply's way
+    to each client) against their Python twins: the same replies to each client (misses, cache hits, a stranger
+    refused), cache entries, query-log records, drops and latency counts; a client whose send fails costs the
+    others nothing; C hands the methods every hit, CNAME chain, failure and unusable reply."""
     got, want = _miss_run(True), _miss_run(False)
     sent, entries, logged, latency, errors, by_method, dropped = got
     assert sent == want[0] and entries == want[1] and logged == want[2] and latency == want[3] and errors == want[4]
-    # logged: every answer sent, and the broken client's blocked name each round (a cache hit: alice asked it
-    # first with the same key; logged, though this test sends no cache hits)
-    assert dropped == want[6] and dropped + len(logged) == len(sent) + 3 and len(logged) == 40
-    # every name answered to alice and bob each round; the broken client's blocked answers are sent at once, and
-    # fail at once (the others' waiting answers fail in the fetcher, which logs it)
-    assert len(sent) == 2 * 3 * 8 and {who for who, _ in sent} == {"alice", "bob"}
-    # "down" and "bad", asked with and without EDNS (two cache keys), three rounds: their SERVFAILs are logged but
-    # not timed; the broken client's answers are neither sent nor logged
-    assert errors == 2 * 2 * 3 and sum(latency) == len(sent) - errors
+    assert dropped == want[6] and dropped > 0 and len(logged) == 40   # a small ring: the oldest records dropped
+    answered = [who for who, _ in sent]
+    assert answered.count("alice") + answered.count("alice at once") == 5 * 8   # five rounds of eight names
+    assert answered.count("stranger at once") == 5 * 8                          # refused at once, every time
+    assert "broken" not in answered and answered.count("alice at once") >= 8    # the repeated round from the cache
+    # "down" and "bad", asked with and without EDNS (two cache keys) in each of the five rounds (failures are
+    # not cached: the repeated rounds fetch them again)
+    assert errors == 2 * 2 * 5
     assert "answering a waiting query failed" in caplog.text and "this client's socket is gone" in caplog.text
-    # the usual answers stayed in C: the method saw only the CNAME chains, failures and unusable replies
-    assert len(by_method) == 3 * 3 * 3 and all(d is not None for d in by_method)
+    # the usual misses stayed in C: the methods saw only the CNAME chains (fetched in three rounds, then cached)
+    # and the failures and unusable replies (five rounds), three clients each; resolve_later's method, nothing
+    assert len(by_method) == 3 * 3 + 2 * 5 * 3 and "resolve_later" not in by_method
 
 
 def _answers(callback, fwd) -> bool:
