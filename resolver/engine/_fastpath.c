@@ -2158,6 +2158,17 @@ static PyObject *s__closed, *s__loop, *s_is_running, *s__failover_order, *s_stra
     *s_done, *s_question, *s_order, *s_attempt, *s_upstream, *s_started, *s_armed, *s_token, *s_forward,
     *s_remove;
 
+/* The method ``name`` of args[0]'s class called with args (args[0] the instance): the Python twin of a step
+ * done here, reached past the instance attribute that installs the step. */
+static PyObject *by_class_method(PyObject *name, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *method = PyObject_GetAttr((PyObject *)Py_TYPE(args[0]), name);
+    if (method == NULL)
+        return NULL;
+    PyObject *r = PyObject_Vectorcall(method, args, nargs, NULL);
+    Py_DECREF(method);
+    return r;
+}
+
 static PyObject *forward_reply_fn; /* the module's forward_reply, each try's reply callback bound to its _Forward */
 static PyObject *bound_of(PyObject *func, PyObject *arg);
 
@@ -2375,13 +2386,8 @@ by_method_clean:
     Py_XDECREF(live);
     Py_XDECREF(ep);
 by_method: {
-    PyObject *method = PyObject_GetAttr((PyObject *)Py_TYPE(pool), s_forward);
-    if (method == NULL)
-        return NULL;
     PyObject *margs[4] = {pool, packet, done, question};
-    PyObject *r = PyObject_Vectorcall(method, margs, nargs == 7 ? 4 : 3, NULL);
-    Py_DECREF(method);
-    return r;
+    return by_class_method(s_forward, margs, nargs == 7 ? 4 : 3);
 }
 fail:
     Py_XDECREF(loop);
@@ -2896,14 +2902,7 @@ by_method_clean:
     Py_XDECREF(looked);
     Py_XDECREF(q);
     Py_XDECREF(name);
-    {
-        PyObject *method = PyObject_GetAttr((PyObject *)Py_TYPE(p), s_resolve_later);
-        if (method == NULL)
-            return NULL;
-        PyObject *r = PyObject_Vectorcall(method, args, 5, NULL);
-        Py_DECREF(method);
-        return r;
-    }
+    return by_class_method(s_resolve_later, args, 5);
 fail:
     Py_XDECREF(looked);
     Py_XDECREF(q);
@@ -3037,14 +3036,8 @@ by_method_clean:
     Py_XDECREF(st);
     Py_XDECREF(view);
     Py_XDECREF(found);
-by_method: {
-    PyObject *method = PyObject_GetAttr((PyObject *)Py_TYPE(p), s_answer_cached);
-    if (method == NULL)
-        return NULL;
-    PyObject *r = PyObject_Vectorcall(method, args, 4, NULL);
-    Py_DECREF(method);
-    return r;
-}
+by_method:
+    return by_class_method(s_answer_cached, args, 4);
 fail:
     Py_XDECREF(st);
     Py_XDECREF(view);
