@@ -166,8 +166,8 @@ class QueryLog:
         if self._busy or self._store_factory is None:
             return
         if not (self.ring or self.held):   # idle: an hour just over still has top names to write
-            store = self._store
-            if store is not None and store.names_unsettled(self._wall_now()):
+            unsettled = getattr(self._store, "names_unsettled", None)   # (a store without a names roll-up: none)
+            if unsettled is not None and unsettled(self._wall_now()):
                 self._busy = True
                 try:
                     await asyncio.get_running_loop().run_in_executor(self._pool, self._settle)
@@ -239,8 +239,11 @@ class QueryLog:
         return time.time() if self.to_wall is None else self.to_wall(time.monotonic())
 
     def _settle(self, final: bool = False) -> None:
+        settle = getattr(self._store, "settle_names", None)
+        if settle is None:
+            return
         try:
-            self._store.settle_names(None if final else self._wall_now())
+            settle(None if final else self._wall_now())
         except Exception as exc:  # noqa: BLE001 - those names are left out of the hour's top; answers go on
             self.write_errors += 1
             log.warning("query log: could not write the hour's top names: %s", exc)
